@@ -1,0 +1,56 @@
+"""Cloud Function entry points for the Cloud Run rollback watchdog.
+
+``handle_alert`` is a CloudEvent function for
+``google.cloud.pubsub.topic.v1.messagePublished``: Cloud Monitoring publishes an
+incident to the topic, Eventarc delivers it here. Returning normally answers
+200 (Pub/Sub acknowledges); raising answers 500 and Pub/Sub redelivers, which
+the watchdog only does for transient failures.
+"""
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_own_watchdog():
+    """Import this project's ``watchdog`` package, not the PyPI one of the same name.
+
+    functions-framework depends on the PyPI ``watchdog`` and appends the source
+    folder to the *end* of ``sys.path``, so a plain import would find the wrong
+    package. Put the source folder first and evict a wrongly imported package;
+    fail loudly if that still does not give ours.
+    """
+    if not sys.path or os.path.abspath(sys.path[0] or os.curdir) != _HERE:
+        sys.path.insert(0, _HERE)
+    loaded = sys.modules.get("watchdog")
+    if loaded is not None and not getattr(loaded, "__rollback_watchdog__", False):
+        for name in [n for n in sys.modules if n == "watchdog" or n.startswith("watchdog.")]:
+            del sys.modules[name]
+    import watchdog
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(watchdog.__file__ or "")))
+    if not getattr(watchdog, "__rollback_watchdog__", False) or where != _HERE:
+        raise ImportError(
+            f"main.py imported the wrong 'watchdog' package from {watchdog.__file__}; "
+            f"expected the rollback watchdog in {_HERE}/watchdog"
+        )
+    return watchdog
+
+
+_load_own_watchdog()
+
+import functions_framework
+
+from watchdog import app
+from watchdog.config import ConfigError
+
+
+@functions_framework.cloud_event
+def handle_alert(cloud_event):
+    """Consume one Cloud Monitoring notification delivered through Pub/Sub."""
+    try:
+        watchdog = app.instance()
+    except ConfigError:
+        return  # permanent: logged at ERROR by app.instance; acknowledge, no retry loop
+    watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"])

@@ -1,0 +1,440 @@
+"""A local stand-in for the Cloud Run Admin API v2 (REST), for the demo and the tests.
+
+It keeps services, revisions and operations in memory, seeded from JSON in the
+v2 REST shape, and speaks enough of the API for the real ``google-cloud-run``
+client: get/list services, list revisions (newest first, paged), get revision,
+PATCH service with an update mask and an etag check, and operations.
+
+Scripted faults make the failure cases testable over real HTTP: a status code
+(with Retry-After), a delay, a dropped connection, a concurrent deploy landing
+just before a request, or an update operation that ends in error. Every
+request is logged so tests can assert exactly what the watchdog sent.
+
+Run it alone: ``python -m tests.standins.cloudrun --port 8085 --seed seed.json``.
+Control endpoints (not part of the Cloud Run API) live under ``/_control/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_TRAFFIC_TYPES = {
+    0: "TRAFFIC_TARGET_ALLOCATION_TYPE_UNSPECIFIED",
+    1: "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST",
+    2: "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+}
+_SERVICE = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/:]+)$")
+_SERVICES = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+)/services$")
+_REVISIONS = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+)/revisions$")
+_REVISION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+/revisions/[^/]+)$")
+_OPERATION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)$")
+
+
+@dataclass
+class Fault:
+    """One scripted fault, applied to the next ``times`` matching requests.
+
+    kind: ``status`` (answer ``status`` with a Google error body), ``delay``
+    (sleep ``seconds`` then answer normally), ``reset`` (close the connection
+    without answering), ``deploy`` (a concurrent deploy lands just before the
+    request is served: a new revision and a new etag), ``operation_error``
+    (the next update's operation ends with ``error``).
+    """
+
+    method: str = "*"
+    path: str = ""  # regex searched in the path
+    kind: str = "status"
+    status: int = 503
+    grpc_status: str = "UNAVAILABLE"
+    message: str = "injected fault"
+    seconds: float = 0.0
+    retry_after: str = ""
+    times: int = 1
+    error: dict = field(default_factory=dict)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and self.method in ("*", method) and re.search(self.path, path) is not None
+
+
+class CloudRunState:
+    """In-memory services, revisions and operations. Thread-safe."""
+
+    def __init__(self, seed: dict | None = None, latency: float = 0.0) -> None:
+        self.lock = threading.RLock()
+        self.services: dict[str, dict] = {}
+        self.revisions: dict[str, list[dict]] = {}
+        self.operations: dict[str, dict] = {}
+        self.requests: list[dict] = []
+        self.faults: list[Fault] = []
+        self.latency = latency
+        self.operation_polls_before_done = 0
+        if seed:
+            self.load(seed)
+
+    def load(self, seed: dict) -> None:
+        with self.lock:
+            for service in seed.get("services", []):
+                service = copy.deepcopy(service)
+                service.setdefault("etag", _etag())
+                service.setdefault("generation", "1")
+                self.services[service["name"]] = service
+                self.revisions.setdefault(service["name"], [])
+            for revision in seed.get("revisions", []):
+                self.revisions.setdefault(revision["service"], []).append(copy.deepcopy(revision))
+            for name in self.revisions:
+                self.revisions[name].sort(key=lambda r: r.get("createTime", ""), reverse=True)
+            for name in self.services:
+                self._refresh_status(self.services[name])
+
+    # --- what the API does ---------------------------------------------------
+
+    def patch_service(self, name: str, mask: list[str], body: dict) -> tuple[int, dict]:
+        with self.lock:
+            service = self.services.get(name)
+            if service is None:
+                return 404, _error(404, "NOT_FOUND", f"Resource '{name}' was not found")
+            if body.get("etag") and body["etag"] != service["etag"]:
+                return 409, _error(409, "ABORTED", "etag mismatch: the resource has been modified")
+            if not mask:
+                return 400, _error(400, "INVALID_ARGUMENT", "update_mask is required by this stand-in")
+            updated = copy.deepcopy(service)
+            for path in mask:
+                if path == "traffic":
+                    traffic = [_normal_traffic(t) for t in body.get("traffic", [])]
+                    problem = self._check_traffic(name, traffic)
+                    if problem:
+                        return 400, _error(400, "INVALID_ARGUMENT", problem)
+                    updated["traffic"] = traffic
+                elif path == "annotations":
+                    updated["annotations"] = dict(body.get("annotations", {}))
+                elif path == "template" or path.startswith("template."):
+                    return 400, _error(400, "INVALID_ARGUMENT", "template updates go through deploy()")
+                else:
+                    return 400, _error(400, "INVALID_ARGUMENT", f"unsupported update_mask path {path!r}")
+            updated["generation"] = str(int(updated.get("generation", "1")) + 1)
+            updated["etag"] = _etag()
+            updated["updateTime"] = _now()
+            self._refresh_status(updated)
+            self.services[name] = updated
+            operation = self._operation(name, updated)
+            return 200, operation
+
+    def deploy(self, service_name: str, revision: dict, *, to_latest: bool = True) -> dict:
+        """A deploy: a new revision becomes latest; traffic follows if it tracks LATEST."""
+        with self.lock:
+            service = self.services[service_name]
+            revision = copy.deepcopy(revision)
+            revision.setdefault("service", service_name)
+            revision.setdefault("createTime", _now())
+            revision.setdefault("conditions", [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}])
+            self.revisions[service_name].insert(0, revision)
+            short = revision["name"].rsplit("/", 1)[-1]
+            service["template"] = dict(service.get("template", {}), revision=short)
+            service["latestCreatedRevision"] = revision["name"]
+            if _ready(revision):
+                service["latestReadyRevision"] = revision["name"]
+            if to_latest:
+                service["traffic"] = [{"type": _TRAFFIC_TYPES[1], "percent": 100}]
+            service["generation"] = str(int(service.get("generation", "1")) + 1)
+            service["etag"] = _etag()
+            self._refresh_status(service)
+            return revision
+
+    def _check_traffic(self, name: str, traffic: list[dict]) -> str:
+        names = {r["name"].rsplit("/", 1)[-1]: r for r in self.revisions.get(name, [])}
+        if sum(int(t.get("percent", 0)) for t in traffic) != 100:
+            return "traffic percentages must add up to 100"
+        for target in traffic:
+            if target["type"].endswith("REVISION"):
+                revision = names.get(target.get("revision", ""))
+                if revision is None:
+                    return f"Revision {target.get('revision')!r} does not exist"
+                if not _ready(revision):
+                    return f"Revision {target.get('revision')!r} is not ready"
+        return ""
+
+    def _refresh_status(self, service: dict) -> None:
+        latest = service.get("latestReadyRevision", "").rsplit("/", 1)[-1]
+        statuses = []
+        for target in service.get("traffic") or [{"type": _TRAFFIC_TYPES[1], "percent": 100}]:
+            status = {"type": target["type"], "percent": target.get("percent", 0)}
+            status["revision"] = target.get("revision") or latest
+            if target.get("tag"):
+                status["tag"] = target["tag"]
+            statuses.append(status)
+        service["trafficStatuses"] = statuses
+        service["observedGeneration"] = service.get("generation", "1")
+
+    def _operation(self, service_name: str, service: dict) -> dict:
+        location = service_name.split("/services/")[0]
+        name = f"{location}/operations/{uuid.uuid4()}"
+        metadata = dict(copy.deepcopy(service), **{"@type": "type.googleapis.com/google.cloud.run.v2.Service"})
+        operation = {"name": name, "metadata": metadata, "done": False}
+        fault = self.take_fault("PATCH", "/operation-error", kind="operation_error")
+        self.operations[name] = {"operation": operation, "polls": 0, "error": fault.error if fault else None}
+        return operation
+
+    def get_operation(self, name: str) -> tuple[int, dict]:
+        with self.lock:
+            entry = self.operations.get(name)
+            if entry is None:
+                return 404, _error(404, "NOT_FOUND", f"operation {name} not found")
+            entry["polls"] += 1
+            operation = dict(entry["operation"])
+            if entry["polls"] > self.operation_polls_before_done:
+                operation["done"] = True
+                if entry["error"]:
+                    operation["error"] = entry["error"]
+                else:
+                    service_name = operation["metadata"]["name"]
+                    operation["response"] = dict(
+                        copy.deepcopy(self.services[service_name]),
+                        **{"@type": "type.googleapis.com/google.cloud.run.v2.Service"},
+                    )
+            return 200, operation
+
+    def take_fault(self, method: str, path: str, kind: str | None = None) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if (kind is None or fault.kind == kind) and fault.matches(method, path):
+                    if kind is None and fault.kind == "operation_error":
+                        continue
+                    fault.times -= 1
+                    return fault
+        return None
+
+
+def _normal_traffic(target: dict) -> dict:
+    kind = target.get("type", 0)
+    kind = _TRAFFIC_TYPES.get(kind, kind) if isinstance(kind, int) else kind
+    out = {"type": kind, "percent": int(target.get("percent", 0))}
+    for key in ("revision", "tag"):
+        if target.get(key):
+            out[key] = target[key]
+    return out
+
+
+def _ready(revision: dict) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("state") == "CONDITION_SUCCEEDED" for c in revision.get("conditions", [])
+    )
+
+
+def _etag() -> str:
+    return f'"{uuid.uuid4().hex}"'
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+def _error(code: int, status: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def _page(items: list[dict], query: dict, key: str) -> dict:
+    size = int((query.get("pageSize") or ["0"])[0] or 0) or 100
+    start = int((query.get("pageToken") or ["0"])[0] or 0)
+    page = {key: items[start : start + size]}
+    if start + size < len(items):
+        page["nextPageToken"] = str(start + size)
+    return page
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet: tests read the request log instead
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        state = self.server.state
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        if url.path.startswith("/_control/"):
+            return self._control(url.path, body)
+        with state.lock:
+            state.requests.append(
+                {
+                    "method": method,
+                    "path": url.path,
+                    "query": {k: v[0] for k, v in query.items()},
+                    "body": body,
+                    "time": time.monotonic(),
+                }
+            )
+        if state.latency:
+            time.sleep(state.latency)
+        fault = state.take_fault(method, url.path)
+        if fault is not None:
+            if fault.kind == "reset":
+                self.close_connection = True
+                self.connection.close()
+                return None
+            if fault.kind == "delay":
+                time.sleep(fault.seconds)
+            elif fault.kind == "deploy":
+                name = _SERVICE.match(url.path) or _REVISIONS.match(url.path)
+                if name:
+                    _deploy_next(state, name.group(1))
+            elif fault.kind == "status":
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                return self._send(fault.status, _error(fault.status, fault.grpc_status, fault.message), headers)
+        status, payload = self._route(method, url.path, query, body)
+        self._send(status, payload)
+        return None
+
+    def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
+        state = self.server.state
+        with state.lock:
+            if method == "GET" and (m := _SERVICE.match(path)):
+                service = state.services.get(m.group(1))
+                return (
+                    (200, copy.deepcopy(service))
+                    if service
+                    else (404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found"))
+                )
+            if method == "GET" and (m := _SERVICES.match(path)):
+                items = [s for n, s in sorted(state.services.items()) if n.startswith(m.group(1) + "/")]
+                return 200, _page(copy.deepcopy(items), query, "services")
+            if method == "GET" and (m := _REVISIONS.match(path)):
+                if m.group(1) not in state.services:
+                    return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
+                return 200, _page(copy.deepcopy(state.revisions.get(m.group(1), [])), query, "revisions")
+            if method == "GET" and (m := _REVISION.match(path)):
+                parent = m.group(1).split("/revisions/")[0]
+                found = next((r for r in state.revisions.get(parent, []) if r["name"] == m.group(1)), None)
+                return (200, copy.deepcopy(found)) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
+            if method == "GET" and (m := _OPERATION.match(path)):
+                return state.get_operation(m.group(1))
+            if method == "PATCH" and (m := _SERVICE.match(path)):
+                mask = [p for p in (query.get("updateMask") or [""])[0].split(",") if p]
+                return state.patch_service(m.group(1), [_snake_to_camel(p) for p in mask], body)
+        return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}")
+
+    def _control(self, path: str, body: dict) -> None:
+        state = self.server.state
+        with state.lock:
+            if path == "/_control/requests":
+                return self._send(200, {"requests": state.requests})
+            if path == "/_control/state":
+                return self._send(200, {"services": state.services, "revisions": state.revisions})
+            if path == "/_control/faults":
+                state.faults.extend(Fault(**f) for f in body.get("faults", []))
+                return self._send(200, {"ok": True})
+            if path == "/_control/seed":
+                state.load(body)
+                return self._send(200, {"ok": True})
+            if path == "/_control/deploy":
+                revision = state.deploy(body["service"], body["revision"], to_latest=body.get("to_latest", True))
+                return self._send(200, revision)
+            if path == "/_control/latency":
+                state.latency = float(body.get("seconds", 0))
+                return self._send(200, {"ok": True})
+            if path == "/_control/reset-log":
+                state.requests.clear()
+                return self._send(200, {"ok": True})
+        self._send(404, {"error": "unknown control path"})
+        return None
+
+    def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _deploy_next(state: CloudRunState, service_name: str) -> None:
+    """A concurrent deploy: copy the newest revision under a new name."""
+    newest = state.revisions[service_name][0]
+    count = len(state.revisions[service_name]) + 1
+    base = service_name.rsplit("/", 1)[-1]
+    revision = dict(copy.deepcopy(newest), name=f"{service_name}/revisions/{base}-{count:05d}-dep", createTime=_now())
+    state.deploy(service_name, revision)
+
+
+def _snake_to_camel(path: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: CloudRunState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class CloudRunStandIn:
+    """In-process server: ``with CloudRunStandIn(seed) as api: api.url``."""
+
+    def __init__(self, seed: dict | None = None, port: int = 0, latency: float = 0.0) -> None:
+        self.state = CloudRunState(seed, latency)
+        self._server = _Server(("127.0.0.1", port), self.state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> CloudRunStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> CloudRunStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8085)
+    parser.add_argument("--seed", help="JSON file: {services: [...], revisions: [...]} in the v2 REST shape")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API call")
+    args = parser.parse_args()
+    seed = json.loads(Path(args.seed).read_text()) if args.seed else None
+    server = CloudRunStandIn(seed, args.port, args.latency_ms / 1000).start()
+    print(f"cloud run stand-in listening on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

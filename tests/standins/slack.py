@@ -1,0 +1,266 @@
+"""A local stand-in for the Slack Web API (``chat.postMessage``) and incoming webhooks.
+
+The real ``slack-sdk`` clients talk to it over HTTP (``SLACK_API_URL`` /
+``SLACK_WEBHOOK_URL``). It records every message, can print each one as it
+arrives (the demo), and answers scripted faults: ``ok:false`` errors, 429 with
+Retry-After, 5xx, delays and dropped connections.
+
+Run it alone: ``python -m tests.standins.slack --port 8086 --print``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = "xoxb-standin-token"
+
+
+@dataclass
+class SlackFault:
+    """kind: ``error`` (HTTP 200 ok:false ``error``), ``status`` (HTTP ``status``,
+    with Retry-After when set), ``delay`` (sleep ``seconds``, then answer), ``reset``."""
+
+    kind: str = "error"
+    error: str = "channel_not_found"
+    status: int = 429
+    retry_after: str = ""
+    seconds: float = 0.0
+    times: int = 1
+    path: str = ""  # regex on the request path
+
+
+class SlackState:
+    def __init__(self, token: str = TOKEN, echo: bool = False) -> None:
+        self.lock = threading.Lock()
+        self.token = token
+        self.echo = echo
+        self.messages: list[dict] = []  # accepted posts
+        self.requests: list[dict] = []  # every request, accepted or not
+        self.faults: list[SlackFault] = []
+        self._ts = 1_700_000_000
+
+    def take_fault(self, path: str) -> SlackFault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and re.search(fault.path, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def accept(self, kind: str, payload: dict) -> dict:
+        with self.lock:
+            self._ts += 1
+            ts = f"{self._ts}.000100"
+            message = {"kind": kind, "ts": ts, **payload}
+            self.messages.append(message)
+        if self.echo:
+            print_message(message)
+        return message
+
+
+def print_message(message: dict) -> None:
+    """Show a message roughly as Slack would: header, sections, fields, context."""
+    bar = "─" * 78
+    lines = [bar, f"SLACK {message.get('channel', 'webhook')}" + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else "")]
+    blocks = message.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not blocks:
+        lines.append(str(message.get("text", "")))
+    for block in blocks:
+        if block.get("type") == "header":
+            lines.append("▌ " + block["text"]["text"])
+        elif block.get("type") == "section":
+            if "text" in block:
+                lines.append(block["text"]["text"])
+            for item in block.get("fields", []):
+                lines.append("  " + item["text"].replace("\n", ": "))
+        elif block.get("type") == "context":
+            lines.append("  · " + " ".join(e.get("text", "") for e in block.get("elements", [])))
+    lines.append(bar)
+    text = "\n".join(lines).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    print(text, flush=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if self.path.startswith("/_control/messages"):
+            with state.lock:
+                return self._json(200, {"messages": state.messages, "requests": state.requests})
+        self._json(404, {"ok": False, "error": "unknown_method"})
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if path == "/_control/faults":
+            with state.lock:
+                state.faults.extend(SlackFault(**f) for f in json.loads(raw).get("faults", []))
+            return self._json(200, {"ok": True})
+        if path == "/_control/reset":
+            with state.lock:
+                state.messages.clear()
+                state.requests.clear()
+                state.faults.clear()
+            return self._json(200, {"ok": True})
+        payload = _payload(raw, self.headers.get("Content-Type", ""))
+        with state.lock:
+            state.requests.append({"path": path, "payload": payload, "time": time.monotonic(),
+                                   "authorization": bool(self.headers.get("Authorization"))})  # fmt: skip
+        fault = state.take_fault(path)
+        if fault is not None:
+            if fault.kind == "reset":
+                self.close_connection = True
+                self.connection.close()
+                return None
+            if fault.kind == "delay":
+                time.sleep(fault.seconds)
+            elif fault.kind == "status":
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
+                return self._json(fault.status, body, headers)
+            elif fault.kind == "error":
+                return self._json(200, {"ok": False, "error": fault.error})
+        if path.endswith("/chat.postMessage"):
+            return self._post_message(payload)
+        if path.startswith("/webhook/"):
+            state.accept("webhook", payload)
+            return self._text(200, "ok")
+        return self._json(404, {"ok": False, "error": "unknown_method"})
+
+    def _post_message(self, payload: dict) -> None:
+        state = self.server.state
+        if self.headers.get("Authorization", "") != f"Bearer {state.token}":
+            return self._json(200, {"ok": False, "error": "invalid_auth"})
+        if not payload.get("channel"):
+            return self._json(200, {"ok": False, "error": "channel_not_found"})
+        if not payload.get("text") and not payload.get("blocks"):
+            return self._json(200, {"ok": False, "error": "no_text"})
+        problem = _block_problem(payload.get("blocks"))
+        if problem:
+            return self._json(200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}})
+        message = state.accept("chat.postMessage", payload)
+        return self._json(200, {"ok": True, "channel": payload["channel"], "ts": message["ts"],
+                                "message": {"type": "message", "subtype": "bot_message", "text": payload.get("text", ""),
+                                            "ts": message["ts"]}})  # fmt: skip
+
+    def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
+
+    def _text(self, status: int, text: str) -> None:
+        self._send(status, text.encode(), "text/plain", None)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict | None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _payload(raw: bytes, content_type: str) -> dict:
+    if "json" in content_type:
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError:
+            return {}
+    return {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
+
+
+def _block_problem(blocks: Any) -> str:
+    """Enforce the Block Kit limits the watchdog promises to keep."""
+    if blocks is None:
+        return ""
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if len(blocks) > 50:
+        return "[ERROR] no more than 50 items allowed [json-pointer:/blocks]"
+    for i, block in enumerate(blocks):
+        text = (block.get("text") or {}).get("text", "")
+        limit = 150 if block.get("type") == "header" else 3000
+        if len(text) > limit:
+            return f"[ERROR] must be less than {limit + 1} characters [json-pointer:/blocks/{i}/text/text]"
+        fields = block.get("fields") or []
+        if len(fields) > 10 or any(len(f.get("text", "")) > 2000 for f in fields):
+            return f"[ERROR] fields over the limit [json-pointer:/blocks/{i}/fields]"
+    return ""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: SlackState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class SlackStandIn:
+    """In-process server: ``with SlackStandIn() as slack: slack.api_url``."""
+
+    def __init__(self, port: int = 0, token: str = TOKEN, echo: bool = False) -> None:
+        self.state = SlackState(token, echo)
+        self._server = _Server(("127.0.0.1", port), self.state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + "/webhook/T000/B000/standin"
+
+    def start(self) -> SlackStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8086)
+    parser.add_argument("--token", default=TOKEN)
+    parser.add_argument("--print", action="store_true", help="print each message as it arrives")
+    args = parser.parse_args()
+    server = SlackStandIn(args.port, args.token, echo=args.print).start()
+    print(f"slack stand-in listening on {server.url} (Web API base {server.api_url})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""What changed between two revisions, field by field.
+
+Pure code over revisions in the Cloud Run Admin API v2 JSON shape (camelCase,
+as ``GET .../revisions`` returns them). Each :class:`Change` has a kind:
+
+- ``egress``: ``vpcAccess.egress`` (a missing or unspecified value is
+  ``private-ranges-only``, as Cloud Run treats it);
+- ``network``: the connector, Direct VPC network interfaces, Cloud SQL instances;
+- ``other``: image, env, service account, scaling, resources, probes and the
+  rest of the revision template.
+
+Changes come back egress first, then network, then the rest, because that is
+the order on-call should read them in. Secret-backed env vars show their
+secret reference only; values of env vars whose names look like credentials
+are hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+KIND_ORDER = {"egress": 0, "network": 1, "other": 2}
+_SENSITIVE_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|DSN|COOKIE", re.I)
+_EGRESS_NAMES = {
+    "ALL_TRAFFIC": "all-traffic",
+    "PRIVATE_RANGES_ONLY": "private-ranges-only",
+}
+
+# Revision fields that are status or identity, not configuration.
+_NOT_CONFIGURATION = {
+    "name",
+    "uid",
+    "generation",
+    "labels",
+    "annotations",
+    "createTime",
+    "updateTime",
+    "deleteTime",
+    "expireTime",
+    "purgeTime",
+    "launchStage",
+    "service",
+    "conditions",
+    "observedGeneration",
+    "logUri",
+    "reconciling",
+    "etag",
+    "satisfiesPzs",
+    "creator",
+    "scalingStatus",
+    "revision",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One configuration field that differs: ``old`` → ``new`` (display strings)."""
+
+    field: str
+    kind: str  # "egress", "network" or "other"
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old} → {self.new}"
+
+
+def egress(revision: dict) -> str:
+    """The revision's VPC egress setting, in gcloud's words."""
+    value = _get(revision, "vpcAccess", "egress") or "PRIVATE_RANGES_ONLY"
+    return _EGRESS_NAMES.get(
+        str(value), "private-ranges-only" if value == "VPC_EGRESS_UNSPECIFIED" else str(value).lower()
+    )
+
+
+def connector(revision: dict) -> str:
+    return _short(_get(revision, "vpcAccess", "connector") or "")
+
+
+def network_interfaces(revision: dict) -> list[str]:
+    found = []
+    for nic in _list(_get(revision, "vpcAccess", "networkInterfaces")):
+        if isinstance(nic, dict):
+            tags = ",".join(sorted(map(str, _list(nic.get("tags")))))
+            text = f"{_short(nic.get('network', ''))}/{_short(nic.get('subnetwork', ''))}"
+            found.append(text + (f" [{tags}]" if tags else ""))
+    return sorted(found)
+
+
+def cloud_sql_instances(revision: dict) -> list[str]:
+    return sorted(
+        str(instance)
+        for volume in _list(revision.get("volumes"))
+        if isinstance(volume, dict)
+        for instance in _list(_get(volume, "cloudSqlInstance", "instances"))
+    )
+
+
+def uses_cloud_sql(revision: dict) -> bool:
+    """True when the revision mounts Cloud SQL (the unix socket path)."""
+    return bool(cloud_sql_instances(revision))
+
+
+def template_changes(older: dict, newer: dict) -> list[Change]:
+    """Every configuration difference from ``older`` to ``newer``, egress first."""
+    changes: list[Change] = []
+    for name, kind, read in _FIELDS:
+        old, new = read(older), read(newer)
+        if old != new:
+            changes.append(Change(name, kind, _show(old), _show(new)))
+    changes.extend(_container_changes(older, newer))
+    handled = {"vpcAccess", "volumes", "containers", *(_TOP_LEVEL)}
+    for key in sorted((set(older) | set(newer)) - handled - _NOT_CONFIGURATION):
+        old, new = older.get(key), newer.get(key)
+        if _canon(old) != _canon(new):
+            changes.append(Change(key, "other", _show(old), _show(new)))
+    changes.sort(key=lambda c: KIND_ORDER[c.kind])
+    return changes
+
+
+def _container_changes(older: dict, newer: dict) -> Iterable[Change]:
+    old_containers = _containers(older)
+    new_containers = _containers(newer)
+    for name in sorted(set(old_containers) | set(new_containers)):
+        prefix = f"containers[{name}]" if len(old_containers) > 1 or len(new_containers) > 1 else "container"
+        old, new = old_containers.get(name), new_containers.get(name)
+        if old is None or new is None:
+            yield Change(
+                prefix, "other", "absent" if old is None else "present", "absent" if new is None else "present"
+            )
+            continue
+        for key in ("image", "command", "args", "workingDir", "ports", "volumeMounts", "dependsOn"):
+            if _canon(old.get(key)) != _canon(new.get(key)):
+                yield Change(f"{prefix}.{key}", "other", _show(old.get(key)), _show(new.get(key)))
+        for key in ("cpu", "memory", "nvidia.com/gpu"):
+            a, b = _get(old, "resources", "limits", key), _get(new, "resources", "limits", key)
+            if a != b:
+                yield Change(f"{prefix}.resources.limits.{key}", "other", _show(a), _show(b))
+        for key in ("cpuIdle", "startupCpuBoost"):
+            a, b = _get(old, "resources", key), _get(new, "resources", key)
+            if bool(a) != bool(b):
+                yield Change(f"{prefix}.resources.{key}", "other", _show(bool(a)), _show(bool(b)))
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if _canon(old.get(probe)) != _canon(new.get(probe)):
+                yield Change(f"{prefix}.{probe}", "other", _show(old.get(probe)), _show(new.get(probe)))
+        yield from _env_changes(prefix, old, new)
+
+
+def _env_changes(prefix: str, old: dict, new: dict) -> Iterable[Change]:
+    old_env, new_env = _env(old), _env(new)
+    for name in sorted(set(old_env) | set(new_env)):
+        a, b = old_env.get(name), new_env.get(name)
+        if a != b:
+            yield Change(f"{prefix}.env.{name}", "other", _env_shown(name, a), _env_shown(name, b))
+
+
+def _env_shown(name: str, value: str | None) -> str:
+    if value is None:
+        return "unset"
+    if value.startswith("secret:") or not _SENSITIVE_NAME.search(name):
+        return value
+    return "(value hidden)"
+
+
+def _env(container: dict) -> dict[str, str]:
+    values = {}
+    for item in _list(container.get("env")):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        ref = _get(item, "valueSource", "secretKeyRef")
+        if isinstance(ref, dict):
+            values[item["name"]] = f"secret:{_short(str(ref.get('secret', '')))}:{ref.get('version', 'latest')}"
+        else:
+            values[item["name"]] = json.dumps(item.get("value", ""), ensure_ascii=False)
+    return values
+
+
+def _containers(revision: dict) -> dict[str, dict]:
+    found = {}
+    for index, container in enumerate(_list(revision.get("containers"))):
+        if isinstance(container, dict):
+            found[str(container.get("name") or index)] = container
+    return found
+
+
+_TOP_LEVEL = ("serviceAccount", "scaling", "timeout", "maxInstanceRequestConcurrency", "executionEnvironment")
+
+_FIELDS: tuple[tuple[str, str, Callable[[dict], Any]], ...] = (
+    ("vpc egress", "egress", egress),
+    ("vpc connector", "network", connector),
+    ("vpc network interfaces", "network", network_interfaces),
+    ("cloud sql instances", "network", cloud_sql_instances),
+    ("service account", "other", lambda r: r.get("serviceAccount") or "default"),
+    ("scaling.minInstanceCount", "other", lambda r: str(_get(r, "scaling", "minInstanceCount") or 0)),
+    ("scaling.maxInstanceCount", "other", lambda r: str(_get(r, "scaling", "maxInstanceCount") or "default")),
+    ("timeout", "other", lambda r: r.get("timeout") or "default"),
+    ("concurrency", "other", lambda r: r.get("maxInstanceRequestConcurrency") or "default"),
+    ("execution environment", "other", lambda r: r.get("executionEnvironment") or "default"),
+)
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _short(name: Any) -> str:
+    return str(name).rsplit("/", 1)[-1]
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(value, (dict, list)):
+        text = _canon(value)
+        return text if len(text) <= 200 else text[:199] + "…"
+    return str(value)

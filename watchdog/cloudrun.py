@@ -1,0 +1,184 @@
+"""The Cloud Run Admin API v2, shaped for the watchdog: read, pin traffic, annotate.
+
+Everything crosses this edge as plain dicts in the v2 REST JSON shape, so the
+decision code and the JSON fixtures speak the same language as the API.
+Transient failures (429, 5xx, timeouts, dropped connections) are retried in
+process with ``google.api_core.retry`` inside the caller's time budget, then
+raised so that Pub/Sub redelivers.
+
+``CLOUD_RUN_API_ENDPOINT`` set to an ``http://`` URL selects the REST transport
+with anonymous credentials (the local stand-in); unset, the real API with
+default credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from google.api_core import exceptions, retry
+from google.api_core.future.polling import DEFAULT_POLLING
+from google.cloud import run_v2
+from google.protobuf import field_mask_pb2, json_format
+
+from watchdog.config import ServiceRef
+
+PAGE_SIZE = 100
+
+TRANSIENT = (
+    exceptions.TooManyRequests,
+    exceptions.InternalServerError,
+    exceptions.BadGateway,
+    exceptions.ServiceUnavailable,
+    exceptions.GatewayTimeout,
+    exceptions.DeadlineExceeded,
+    OSError,  # requests' ConnectionError and Timeout are OSErrors
+)
+
+
+class ConcurrentChange(Exception):
+    """The service changed between our read and our write (etag mismatch)."""
+
+
+@dataclass
+class RevisionHistory:
+    """Revisions newest first, read page by page only as far as needed."""
+
+    loaded: list[dict]
+    _pages: Iterator | None
+
+    @property
+    def complete(self) -> bool:
+        return self._pages is None
+
+    def read_more(self) -> None:
+        try:
+            page = next(self._pages)  # type: ignore[arg-type]
+        except StopIteration:
+            self._pages = None
+            return
+        self.loaded.extend(_to_dict(r) for r in page.revisions)
+        if not page.next_page_token:
+            self._pages = None
+
+
+class CloudRun:
+    def __init__(self, endpoint: str = "", *, call_timeout: float = 10.0) -> None:
+        options = {}
+        kwargs = {}
+        if endpoint:
+            options["api_endpoint"] = endpoint
+        if endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()
+        self._services = run_v2.ServicesClient(transport="rest", client_options=options or None, **kwargs)
+        self._revisions = run_v2.RevisionsClient(transport="rest", client_options=options or None, **kwargs)
+        self._call_timeout = call_timeout
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloudrun")
+
+    def _retry(self, deadline: float) -> retry.Retry:
+        return retry.Retry(
+            predicate=retry.if_exception_type(*TRANSIENT),
+            initial=0.2,
+            maximum=2.0,
+            multiplier=2.0,
+            timeout=max(0.5, deadline - time.monotonic()),
+        )
+
+    def _timeout(self, deadline: float) -> float:
+        return max(0.5, min(self._call_timeout, deadline - time.monotonic()))
+
+    def get_service(self, ref: ServiceRef, deadline: float) -> dict:
+        response = self._services.get_service(
+            name=ref.name, retry=self._retry(deadline), timeout=self._timeout(deadline)
+        )
+        return _to_dict(response)
+
+    def read(self, ref: ServiceRef, deadline: float) -> tuple[dict, RevisionHistory]:
+        """The service and the first page of its revisions, read concurrently."""
+        service = self._pool.submit(self.get_service, ref, deadline)
+        history = self._pool.submit(self.history, ref, deadline)
+        return service.result(), history.result()
+
+    def history(self, ref: ServiceRef, deadline: float, page_size: int = PAGE_SIZE) -> RevisionHistory:
+        pager = self._revisions.list_revisions(
+            request=run_v2.ListRevisionsRequest(parent=ref.name, page_size=page_size),
+            retry=self._retry(deadline),
+            timeout=self._timeout(deadline),
+        )
+        pages = iter(pager.pages)
+        history = RevisionHistory([], pages)
+        history.read_more()
+        return history
+
+    def list_services(self, project: str, region: str, deadline: float) -> list[dict]:
+        pager = self._services.list_services(
+            parent=f"projects/{project}/locations/{region}",
+            retry=self._retry(deadline),
+            timeout=self._timeout(deadline),
+        )
+        return [_to_dict(s) for s in pager]
+
+    def pin_traffic(
+        self, ref: ServiceRef, revision: str, etag: str, annotations: dict[str, str], deadline: float
+    ) -> dict:
+        """Send 100% of traffic to ``revision`` and write ``annotations``, in one update.
+
+        Only ``traffic`` and ``annotations`` are in the update mask, so no new
+        revision is created; the etag makes a concurrent deploy fail the update
+        (:class:`ConcurrentChange`) instead of being overwritten. Returns the
+        service as the finished operation reports it.
+        """
+        service = run_v2.Service(
+            name=ref.name,
+            etag=etag,
+            annotations=annotations,
+            traffic=[
+                run_v2.TrafficTarget(
+                    type_=run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
+                    revision=revision,
+                    percent=100,
+                )
+            ],
+        )
+        operation = self._update(service, ["traffic", "annotations"], deadline)
+        result = operation.result(timeout=max(1.0, deadline - time.monotonic()), polling=_polling(deadline))
+        return _to_dict(result)
+
+    def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
+        """Replace the service annotations (no revision is created). Does not wait."""
+        self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"], deadline)
+
+    def _update(self, service: run_v2.Service, paths: list[str], deadline: float):
+        request = run_v2.UpdateServiceRequest(service=service, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        try:
+            return self._services.update_service(
+                request=request, retry=self._retry(deadline), timeout=self._timeout(deadline)
+            )
+        except (exceptions.Conflict, exceptions.FailedPrecondition) as error:
+            raise ConcurrentChange(str(error)) from error
+        except exceptions.BadRequest as error:
+            if _rest_status(error) == "FAILED_PRECONDITION":
+                raise ConcurrentChange(str(error)) from error
+            raise
+
+
+def _polling(deadline: float) -> retry.Retry:
+    """Poll the operation quickly: a traffic-only update usually finishes in seconds."""
+    return DEFAULT_POLLING.with_delay(initial=0.1, maximum=2.0, multiplier=1.5).with_timeout(
+        max(1.0, deadline - time.monotonic())
+    )
+
+
+def _rest_status(error: exceptions.GoogleAPICallError) -> str:
+    try:
+        return str(error.response.json()["error"]["status"])  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - any shape of error body: no status
+        return ""
+
+
+def _to_dict(message) -> dict:
+    return json_format.MessageToDict(type(message).pb(message))

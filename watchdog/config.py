@@ -1,0 +1,186 @@
+"""Configuration, read once from the environment and validated.
+
+Every setting has one environment variable; the CLI options read the same
+names, so the function and the operator tools share one configuration.
+A bad value raises :class:`ConfigError` naming the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ROLLBACK_KINDS = ("egress", "network", "any")
+
+# Names of every environment variable the watchdog reads. terraform/ and the
+# tests check against this list, so add new settings here.
+ENV_VARS = (
+    "WATCHDOG_SERVICES",
+    "WATCHDOG_DRY_RUN",
+    "WATCHDOG_ROLLBACK_ON",
+    "WATCHDOG_COOLDOWN_SECONDS",
+    "WATCHDOG_DEADLINE_SECONDS",
+    "WATCHDOG_PROJECTS",
+    "WATCHDOG_PAUSED",
+    "WATCHDOG_METRICS_PROJECT",
+    "CLOUD_RUN_API_ENDPOINT",
+    "MONITORING_API_ENDPOINT",
+    "SLACK_BOT_TOKEN",
+    "SLACK_CHANNEL",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_API_URL",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the variable and the value."""
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """One Cloud Run service: ``projects/P/locations/R/services/S``."""
+
+    project: str
+    region: str
+    service: str
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/services/{self.service}"
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.region}/{self.service}"
+
+
+@dataclass(frozen=True)
+class ServiceScope:
+    """Which services the watchdog may change (``WATCHDOG_SERVICES``).
+
+    Entries are ``SERVICE``, ``REGION/SERVICE`` or ``PROJECT/REGION/SERVICE``;
+    ``*`` matches every service. An empty scope matches nothing: the watchdog
+    then reports but never changes traffic.
+    """
+
+    entries: tuple[tuple[str, ...], ...] = ()
+    everything: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceScope:
+        entries: list[tuple[str, ...]] = []
+        everything = False
+        for raw in (text or "").split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            if item == "*":
+                everything = True
+                continue
+            parts = tuple(p.strip() for p in item.split("/"))
+            if len(parts) > 3 or any(not p for p in parts):
+                raise ConfigError(
+                    f"WATCHDOG_SERVICES: entry {item!r} is not SERVICE, REGION/SERVICE or PROJECT/REGION/SERVICE"
+                )
+            entries.append(parts)
+        return cls(tuple(entries), everything)
+
+    def __contains__(self, ref: ServiceRef) -> bool:
+        if self.everything:
+            return True
+        full = (ref.project, ref.region, ref.service)
+        return any(full[-len(entry) :] == entry for entry in self.entries)
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.entries)
+
+    def describe(self) -> str:
+        if self.everything:
+            return "*"
+        return ",".join("/".join(e) for e in self.entries) or "(none)"
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str = field(default="", repr=False)
+    channel: str = ""
+    webhook_url: str = field(default="", repr=False)
+    api_url: str = ""
+
+    @property
+    def mode(self) -> str:
+        if self.bot_token and self.channel:
+            return "bot"
+        if self.webhook_url:
+            return "webhook"
+        return "none"
+
+
+@dataclass(frozen=True)
+class Config:
+    services: ServiceScope = ServiceScope()
+    dry_run: bool = False
+    rollback_on: str = "egress"
+    cooldown_seconds: int = 1800
+    deadline_seconds: float = 60.0
+    projects: frozenset[str] = frozenset()
+    paused: bool = False
+    metrics_project: str = ""
+    cloud_run_endpoint: str = ""
+    monitoring_endpoint: str = ""
+    slack: SlackSettings = SlackSettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        rollback_on = env.get("WATCHDOG_ROLLBACK_ON", "egress").strip().lower() or "egress"
+        if rollback_on not in ROLLBACK_KINDS:
+            raise ConfigError(f"WATCHDOG_ROLLBACK_ON: {rollback_on!r} is not one of {', '.join(ROLLBACK_KINDS)}")
+        slack = SlackSettings(
+            bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+            channel=env.get("SLACK_CHANNEL", "").strip(),
+            webhook_url=env.get("SLACK_WEBHOOK_URL", "").strip(),
+            api_url=env.get("SLACK_API_URL", "").strip(),
+        )
+        if slack.bot_token and not slack.channel and not slack.webhook_url:
+            raise ConfigError("SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set")
+        endpoint = env.get("CLOUD_RUN_API_ENDPOINT", "").strip()
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"CLOUD_RUN_API_ENDPOINT: {endpoint!r} must be an http:// or https:// URL")
+        return cls(
+            services=ServiceScope.parse(env.get("WATCHDOG_SERVICES", "")),
+            dry_run=_flag(env, "WATCHDOG_DRY_RUN"),
+            rollback_on=rollback_on,
+            cooldown_seconds=int(_number(env, "WATCHDOG_COOLDOWN_SECONDS", 1800, minimum=0)),
+            deadline_seconds=_number(env, "WATCHDOG_DEADLINE_SECONDS", 60, minimum=5),
+            projects=frozenset(p.strip() for p in env.get("WATCHDOG_PROJECTS", "").split(",") if p.strip()),
+            paused=_flag(env, "WATCHDOG_PAUSED"),
+            metrics_project=env.get("WATCHDOG_METRICS_PROJECT", "").strip(),
+            cloud_run_endpoint=endpoint,
+            monitoring_endpoint=env.get("MONITORING_API_ENDPOINT", "").strip(),
+            slack=slack,
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: {value!r} is not true or false")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: {raw!r} is below the minimum of {minimum:g}")
+    return value

@@ -1,0 +1,319 @@
+"""The imperative shell: intake → read → decide → act → verify → report.
+
+All judgement lives in :mod:`watchdog.decision`; this module does the I/O in
+the order that keeps Pub/Sub's at-least-once delivery safe:
+
+1. read the service and its revisions (one concurrent round trip);
+2. pin traffic *and* write the ledger record in one etag-guarded update, so
+   the rollback and its record cannot come apart;
+3. wait for the operation and confirm the target serves 100%;
+4. post to Slack, then mark the record reported.
+
+A crash or transient error at any point raises, Pub/Sub redelivers, and the
+next attempt reads the ledger: it finishes what is missing (usually the
+report) and never rolls back twice. Permanent problems are acknowledged
+(return normally), logged at ERROR and reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+
+from watchdog import decision as rules
+from watchdog import ledger, logs, report
+from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange
+from watchdog.config import Config
+from watchdog.intake import Alert, Ignored, parse
+
+MAX_CONCURRENT_RETRIES = 3
+DEADLINE_MARGIN = 3.0  # seconds kept back so the response reaches Pub/Sub in time
+
+PERMANENT = (
+    api_exceptions.NotFound,
+    api_exceptions.PermissionDenied,
+    api_exceptions.Unauthenticated,
+    api_exceptions.BadRequest,
+)
+
+
+class TransientError(Exception):
+    """Retry later: raised so that the function answers 500 and Pub/Sub redelivers."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery came to; logged and returned (tests and the CLI read it)."""
+
+    result: str  # ignored, nothing, reported, rolled_back, failed, unverified, recovered, error
+    reason: str
+    incident_id: str = ""
+    service: str = ""
+    decision: rules.Decision | None = None
+    posted: bool = False
+
+
+class Watchdog:
+    def __init__(
+        self,
+        config: Config,
+        cloud_run: CloudRun,
+        notifier_factory: Callable[[float], Any],
+        clock: Callable[[], float] = time.time,
+        after_decision: Callable[[Alert, Outcome, float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.cloud_run = cloud_run
+        self._notifier_factory = notifier_factory  # deadline → Notifier; built lazily, after the update
+        self._clock = clock
+        self._after_decision = after_decision  # metrics, blast radius: after acting, best effort
+
+    def handle(self, body: Any, attributes: Any = None, delivery_id: str = "") -> Outcome:
+        started = time.monotonic()
+        deadline = started + self.config.deadline_seconds - DEADLINE_MARGIN
+        parsed = parse(body, attributes)
+        if isinstance(parsed, Ignored):
+            logs.info(
+                f"ignored: {parsed.detail}",
+                decision="ignored",
+                reason=parsed.reason,
+                incident_id=parsed.incident_id,
+                delivery_id=delivery_id,
+            )
+            return Outcome("ignored", parsed.reason, parsed.incident_id)
+        alert = parsed
+        try:
+            if alert.state == "closed":
+                outcome = self._closed(alert, deadline)
+            else:
+                outcome = self._open(alert, deadline, started)
+        except PERMANENT as error:
+            outcome = self._permanent(alert, error, deadline)
+        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange) as error:
+            logs.warning(
+                f"transient error, Pub/Sub will redeliver: {type(error).__name__}: {error}",
+                decision="retry",
+                incident_id=alert.incident_id,
+                service=str(alert.service),
+                delivery_id=delivery_id,
+                elapsed_ms=_ms(started),
+            )
+            raise TransientError(str(error)) from error
+        if self._after_decision is not None:
+            try:
+                self._after_decision(alert, outcome, deadline)
+            except Exception as error:  # noqa: BLE001 - extras never undo or block a rollback
+                logs.warning(f"after-decision hook failed: {error}", incident_id=alert.incident_id)
+        return outcome
+
+    # --- open incidents ----------------------------------------------------
+
+    def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
+        for _ in range(MAX_CONCURRENT_RETRIES):
+            service, history = self.cloud_run.read(alert.service, deadline)
+            decided = rules.decide(
+                alert, service, history.loaded, self.config, self._clock(), history_complete=history.complete
+            )
+            while decided.action == rules.NEED_MORE:
+                history.read_more()
+                decided = rules.decide(
+                    alert, service, history.loaded, self.config, self._clock(), history_complete=history.complete
+                )
+            self._log_decision(alert, decided, started, revisions_read=len(history.loaded))
+            if decided.action == rules.NOTHING:
+                return Outcome("nothing", decided.reason, alert.incident_id, str(alert.service), decided)
+            if decided.action == rules.RESEND_REPORT:
+                return self._resend(alert, decided, service, deadline)
+            if decided.action == rules.REPORT:
+                posted = self._post(report.render(alert, decided, report.Action(), self.config.dry_run), deadline)
+                return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+            try:
+                return self._roll_back(alert, decided, service, deadline, started)
+            except ConcurrentChange as error:
+                logs.warning(
+                    f"service changed while deciding; deciding again: {error}",
+                    incident_id=alert.incident_id,
+                    service=str(alert.service),
+                )
+        raise ConcurrentChange(f"{alert.service} kept changing; giving up for this delivery")
+
+    def _roll_back(
+        self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
+    ) -> Outcome:
+        record = ledger.Record(
+            incident=alert.incident_id,
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            at=round(self._clock(), 3),
+            alert_at=alert.started_at,
+            drill=alert.drill,
+        )
+        annotations = ledger.with_record(service.get("annotations"), record)
+        try:
+            result = self.cloud_run.pin_traffic(
+                alert.service, decided.target, service.get("etag", ""), annotations, deadline
+            )
+        except api_exceptions.GoogleAPICallError as error:
+            if not _operation_error(error):
+                raise  # the update request itself failed: permanent or transient, handle() decides
+            return self._failed(alert, decided, error, deadline)
+        serving = rules.traffic_split(result)
+        elapsed = time.monotonic() - started
+        if serving.get(decided.target) == 100:
+            action = report.Action(report.ROLLED_BACK, seconds=elapsed)
+        else:
+            action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
+        logs.log(
+            "NOTICE" if action.kind == report.ROLLED_BACK else "ERROR",
+            f"rolled back {alert.service.service} from {decided.failing} to {decided.target}",
+            decision="rolled_back",
+            verified=action.kind == report.ROLLED_BACK,
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            elapsed_ms=round(elapsed * 1000, 1),
+        )
+        posted = self._post(report.render(alert, decided, action), deadline)
+        if posted.ok:
+            self._mark_reported(alert, result, posted.thread, deadline)
+        return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
+        """A rollback happened but its report was not recorded: report it now."""
+        serving = rules.traffic_split(service)
+        kind = report.ROLLED_BACK if serving.get(decided.target) == 100 else report.UNVERIFIED
+        action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
+        # The decision was rebuilt from the ledger: say what it knows.
+        decided = replace(
+            decided,
+            detail=f"rolled back {decided.failing} → {decided.target} "
+            f"for incident {alert.incident_id} (report sent on redelivery)",
+        )
+        posted = self._post(report.render(alert, decided, action), deadline)
+        if posted.ok:
+            self._mark_reported(alert, service, posted.thread, deadline)
+        return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
+        logs.error(
+            f"ROLLBACK FAILED for {alert.service.service}: {error}",
+            decision="rollback_failed",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            manual_command=report.rollback_command(alert, decided.target),
+        )
+        posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=str(error))), deadline)
+        try:  # drop the record so the ledger does not claim a rollback that did not happen
+            service = self.cloud_run.get_service(alert.service, deadline)
+            if rules.traffic_split(service).get(decided.target) != 100:
+                kept = ledger.without(service.get("annotations"), alert.incident_id)
+                if kept is not None:
+                    self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
+        except Exception as cleanup_error:  # noqa: BLE001 - already reported loudly
+            logs.warning(
+                f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
+            )
+        return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _mark_reported(self, alert: Alert, service: dict, thread: str, deadline: float) -> None:
+        annotations = ledger.updated(service.get("annotations"), alert.incident_id, reported=True, thread=thread)
+        if annotations is None:
+            return
+        try:
+            self.cloud_run.annotate(alert.service, annotations, service.get("etag", ""), deadline)
+        except ConcurrentChange:
+            fresh = self.cloud_run.get_service(alert.service, deadline)
+            annotations = ledger.updated(fresh.get("annotations"), alert.incident_id, reported=True, thread=thread)
+            if annotations is not None:
+                self.cloud_run.annotate(alert.service, annotations, fresh.get("etag", ""), deadline)
+
+    # --- closed incidents --------------------------------------------------
+
+    def _closed(self, alert: Alert, deadline: float) -> Outcome:
+        service = self.cloud_run.get_service(alert.service, deadline)
+        recovered = rules.recovery(alert, service, self._clock())
+        if recovered is None:
+            logs.info(
+                "incident closed; the watchdog did not act on it",
+                decision="closed_ignored",
+                incident_id=alert.incident_id,
+                service=str(alert.service),
+            )
+            return Outcome("nothing", "closed_not_acted_on", alert.incident_id, str(alert.service))
+        posted = self._post(report.render_recovery(alert, recovered), deadline, thread=recovered.record.thread)
+        annotations = ledger.updated(
+            service.get("annotations"), alert.incident_id, recovered_at=alert.ended_at or self._clock()
+        )
+        if annotations is not None:
+            self.cloud_run.annotate(alert.service, annotations, service.get("etag", ""), deadline)
+        logs.info(
+            f"{alert.service.service} recovered",
+            decision="recovered",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            alert_to_rollback_s=recovered.alert_to_rollback,
+            rollback_to_recovery_s=recovered.rollback_to_recovery,
+        )
+        return Outcome("recovered", "incident_closed", alert.incident_id, str(alert.service), posted=posted.ok)
+
+    # --- edges -------------------------------------------------------------
+
+    def _permanent(self, alert: Alert, error: Exception, deadline: float) -> Outcome:
+        hint = {
+            api_exceptions.NotFound: "check the service name and region in the alert policy",
+            api_exceptions.PermissionDenied: "grant the watchdog's service account the operator role on this service",
+            api_exceptions.Unauthenticated: "check the function's service account",
+        }.get(type(error), "check the alert policy and the watchdog's configuration")
+        logs.error(
+            f"permanent error, acknowledged: {type(error).__name__}: {error}",
+            decision="error",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            hint=hint,
+        )
+        text = (
+            f"Rollback watchdog could not handle incident {alert.incident_id} for "
+            f"{alert.service}: {type(error).__name__}: {str(error)[:300]}. What to do: {hint}."
+        )
+        message = report.Message(report.escape(text), [report._section(report.escape(text))])
+        posted = self._post(message, deadline)
+        return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
+
+    def _post(self, message: report.Message, deadline: float, thread: str = ""):
+        posted = self._notifier_factory(deadline).post(message, thread=thread)
+        if not posted.ok:
+            logs.warning(f"slack post failed: {posted.error}", decision="slack_failed")
+        return posted
+
+    def _log_decision(self, alert: Alert, decided: rules.Decision, started: float, **extra: Any) -> None:
+        logs.info(
+            f"decision for {alert.service.service}: {decided.reason}: {decided.detail}",
+            decision=decided.action,
+            reason=decided.reason,
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            failing_revision=decided.failing,
+            target_revision=decided.target,
+            breaking_revision=decided.breaking,
+            changes=[str(c) for c in decided.trigger_changes],
+            drill=alert.drill,
+            dry_run=self.config.dry_run,
+            elapsed_ms=_ms(started),
+            **extra,
+        )
+
+
+def _operation_error(error: Exception) -> bool:
+    """True when the error came from the finished operation, not from sending the update."""
+    return getattr(error, "response", None) is None
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

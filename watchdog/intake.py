@@ -1,0 +1,264 @@
+"""Intake: turn whatever arrived into an :class:`Alert`, or an :class:`Ignored` with its reason.
+
+Pure code. It accepts every shape a Cloud Monitoring notification reaches the
+function in: the Eventarc ``MessagePublishedData`` body (with or without the
+duplicated snake_case keys), a bare Pub/Sub message, a structured CloudEvent,
+or the notification JSON itself; schema 1.2, legacy 1.1 and the console's
+``version: "test"`` payload. Nothing here raises on bad input: anything that is
+not an open or closed incident on a Cloud Run service becomes ``Ignored``.
+
+Where the service is found, first match wins: the incident's resource labels,
+then the policy user labels ``cloud_run_service``/``cloud_run_region``, then the
+condition's filter text, then the human ``resource_name`` string.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog.config import ServiceRef
+
+DRILL_LABEL = "rollback_watchdog_drill"
+DRILL_ATTRIBUTE = "rollback-watchdog-drill"
+
+_SERVICE_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_REVISION_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_REGION_RE = re.compile(r"^[a-z]+(?:-[a-z]+)+[0-9]+$")
+_PROJECT_RE = re.compile(r"^(?:[a-z][-a-z0-9.]{0,61}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+
+# Condition variants as they appear in ``incident.condition``.
+_CONDITION_KINDS = {
+    "conditionThreshold": "metric-threshold",
+    "conditionAbsent": "metric-absence",
+    "conditionMatchedLog": "log-match",
+    "conditionPrometheusQueryLanguage": "promql",
+    "conditionMonitoringQueryLanguage": "mql",
+    "conditionSql": "sql",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An open or closed incident on one Cloud Run service."""
+
+    incident_id: str
+    state: str  # "open" or "closed"
+    service: ServiceRef
+    revision: str  # "" when the alert does not name one
+    policy_name: str = ""
+    condition_name: str = ""
+    condition_kind: str = "unknown"
+    url: str = ""
+    summary: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    found_by: str = "resource labels"
+    drill: bool = False
+    schema: str = "1.2"
+
+    @property
+    def sends_close(self) -> bool:
+        """Log-match policies never send a ``closed`` notification."""
+        return self.condition_kind != "log-match"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Not something to act on: acknowledged, logged with ``reason``."""
+
+    reason: str  # short machine-readable code
+    detail: str
+    incident_id: str = ""
+
+
+def parse(body: Any, attributes: Any = None) -> Alert | Ignored:
+    """Parse a delivery body (CloudEvent data, Pub/Sub message or notification)."""
+    notification, attrs, problem = _unwrap(body, attributes)
+    if problem:
+        return Ignored("unparseable", problem)
+    return parse_notification(notification, attrs)
+
+
+def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
+    """Parse a Cloud Monitoring notification (the JSON in the Pub/Sub message)."""
+    if not isinstance(payload, dict):
+        return Ignored("unparseable", "the notification is not a JSON object")
+    version = _text(payload.get("version"))
+    incident = payload.get("incident")
+    if not isinstance(incident, dict):
+        return Ignored("not_an_incident", "the notification has no incident object")
+    incident_id = _text(incident.get("incident_id"))[:200]
+    if version.lower() == "test":
+        return Ignored("test_notification", "Cloud Monitoring test notification", incident_id)
+    if not incident_id:
+        return Ignored("not_an_incident", "the incident has no incident_id")
+    state = _text(incident.get("state")).lower()
+    if state not in ("open", "closed"):
+        return Ignored("unknown_state", f"incident state {state[:40]!r} is neither open nor closed", incident_id)
+
+    where = _locate(incident)
+    if isinstance(where, Ignored):
+        return Ignored(where.reason, where.detail, incident_id)
+    ref, revision, found_by = where
+
+    condition = _obj(incident.get("condition"))
+    kind = next((v for k, v in _CONDITION_KINDS.items() if k in condition), "unknown")
+    user_labels = _obj(incident.get("policy_user_labels"))
+    attrs = _obj(attributes)
+    drill = _truthy(user_labels.get(DRILL_LABEL)) or _truthy(attrs.get(DRILL_ATTRIBUTE))
+    return Alert(
+        incident_id=incident_id,
+        state=state,
+        service=ref,
+        revision=revision,
+        policy_name=_text(incident.get("policy_name"))[:300],
+        condition_name=_text(incident.get("condition_name"))[:300],
+        condition_kind=kind if version != "1.1" else "legacy",
+        url=_console_url(incident.get("url")),
+        summary=_text(incident.get("summary"))[:1000],
+        started_at=_epoch(incident.get("started_at")),
+        ended_at=_epoch(incident.get("ended_at")),
+        found_by=found_by,
+        drill=drill,
+        schema=version or "unknown",
+    )
+
+
+def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str]:
+    """Peel CloudEvent / Pub/Sub layers off until the notification is reached."""
+    for _ in range(4):
+        if isinstance(body, (bytes, bytearray)):
+            try:
+                body = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                return None, attributes, "the body is not JSON"
+            continue
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return None, attributes, "the body is not JSON"
+            continue
+        if not isinstance(body, dict):
+            return None, attributes, f"the body is a JSON {type(body).__name__}, not an object"
+        if "incident" in body or "version" in body:
+            return body, attributes, ""
+        if isinstance(body.get("message"), dict):
+            body = body["message"]
+            continue
+        if "data" in body and ("specversion" in body or isinstance(body.get("data"), dict)):
+            body = body["data"]  # a structured CloudEvent
+            continue
+        if "data" in body:
+            if attributes is None and isinstance(body.get("attributes"), dict):
+                attributes = body["attributes"]
+            data = body.get("data")
+            if not isinstance(data, str):
+                return None, attributes, "message.data is not a base64 string"
+            try:
+                raw = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                return None, attributes, "message.data is not valid base64"
+            try:
+                return json.loads(raw), attributes, ""
+            except (ValueError, UnicodeDecodeError):
+                return None, attributes, "message.data is not JSON"
+        return None, attributes, "no Pub/Sub message or notification in the body"
+    return None, attributes, "the body is nested too deeply"
+
+
+def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
+    resource = _obj(incident.get("resource"))
+    labels = _obj(resource.get("labels"))
+    user_labels = _obj(incident.get("policy_user_labels"))
+    condition = _obj(incident.get("condition"))
+    filter_text = " ".join(
+        _text(_obj(v).get("filter")) + " " + _text(_obj(v).get("query"))
+        for v in condition.values()
+        if isinstance(v, dict)
+    )
+    resource_name_labels = dict(re.findall(r"(\w+)=([^,}\s]+)", _text(incident.get("resource_name"))))
+    sources = [
+        ("resource labels", labels),
+        (
+            "policy user labels",
+            {
+                "service_name": user_labels.get("cloud_run_service"),
+                "location": user_labels.get("cloud_run_region"),
+                "project_id": user_labels.get("cloud_run_project"),
+            },
+        ),
+        ("condition filter", _labels_from_filter(filter_text)),
+        ("resource name", resource_name_labels),
+    ]
+    service = region = project = revision = ""
+    found_by = ""
+    for name, source in sources:
+        if not service and _text(source.get("service_name")):
+            service, found_by = _text(source.get("service_name")), name
+        region = region or _text(source.get("location"))
+        project = project or _text(source.get("project_id"))
+        revision = revision or _text(source.get("revision_name"))
+    resource_type = _text(resource.get("type"))
+    if not service:
+        if resource_type and resource_type != "cloud_run_revision":
+            return Ignored("not_cloud_run", f"the incident is about a {resource_type[:60]!r} resource")
+        return Ignored("no_service", "the alert names no Cloud Run service (group the condition by service_name)")
+    project = project or _text(incident.get("scoping_project_id"))
+    for label, value, pattern in (
+        ("service", service, _SERVICE_RE),
+        ("region", region, _REGION_RE),
+        ("project", project, _PROJECT_RE),
+    ):
+        if not value:
+            return Ignored("no_" + label, f"the alert for service {service[:63]!r} names no {label}")
+        if not pattern.match(value):
+            return Ignored("invalid_name", f"the alert's {label} {value[:80]!r} is not a valid name")
+    if revision and not _REVISION_RE.match(revision):
+        return Ignored("invalid_name", f"the alert's revision {revision[:80]!r} is not a valid name")
+    return ServiceRef(project, region, service), revision, found_by
+
+
+def _labels_from_filter(text: str) -> dict[str, str]:
+    found = {}
+    for key in ("service_name", "revision_name", "location", "project_id"):
+        match = re.search(rf'resource\.labels?\.{key}\s*(?:=|:|==)\s*"([^"]+)"', text)
+        if match:
+            found[key] = match.group(1)
+    return found
+
+
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _truthy(value: Any) -> bool:
+    return _text(value).lower() in ("true", "1", "yes")
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if 0 < number < 1e11 else None
+
+
+def _console_url(value: Any) -> str:
+    url = _text(value)
+    return url[:500] if url.startswith("https://") else ""

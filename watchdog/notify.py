@@ -1,0 +1,142 @@
+"""Slack delivery: one narrow interface, one class per backend, a no-op when unconfigured.
+
+A post never raises and never outlives the handling deadline: slack-sdk's own
+retry handlers retry 429 (honouring Retry-After only while it fits in the time
+left), 500/503 and dropped connections; whatever still fails comes back as a
+:class:`Posted` with ``ok=False`` and the handler carries on. slack-sdk is
+imported only when a message is sent, after any traffic update.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from watchdog.config import SlackSettings
+from watchdog.report import Message
+
+POST_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Posted:
+    ok: bool
+    thread: str = ""  # "channel:ts" in bot mode, for replies
+    error: str = ""
+
+
+class Notifier(Protocol):
+    def post(self, message: Message, thread: str = "") -> Posted: ...
+
+
+class NoSlack:
+    """Slack is not configured: the structured log line is the report."""
+
+    def post(self, message: Message, thread: str = "") -> Posted:
+        return Posted(True)
+
+
+class SlackBot:
+    """chat.postMessage with a bot token; replies thread under the first message."""
+
+    def __init__(self, settings: SlackSettings, remaining: Callable[[], float]) -> None:
+        from slack_sdk import WebClient
+
+        kwargs = {"base_url": settings.api_url} if settings.api_url else {}
+        self._client = WebClient(
+            token=settings.bot_token, timeout=int(POST_TIMEOUT), retry_handlers=_retry_handlers(remaining), **kwargs
+        )
+        self._channel = settings.channel
+        self._remaining = remaining
+
+    def post(self, message: Message, thread: str = "") -> Posted:
+        from slack_sdk.errors import SlackApiError
+
+        channel, _, ts = thread.partition(":") if thread else (self._channel, "", "")
+        text = ("<!here> " if message.loud else "") + message.text
+        if self._remaining() < 1:
+            return Posted(False, error="no time left to post")
+        try:
+            self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
+            response = self._client.chat_postMessage(
+                channel=channel or self._channel,
+                text=text,
+                blocks=message.blocks or None,
+                thread_ts=ts or None,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            code = str(error.response.get("error", "")) if error.response is not None else ""
+            if code in ("invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long") and message.blocks:
+                return self.post(Message(message.text, [], message.loud), thread)
+            return Posted(False, error=f"slack error: {code or error}")
+        except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
+            return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}")
+        return Posted(True, thread=f"{response.get('channel', channel)}:{response.get('ts', '')}")
+
+
+class SlackWebhook:
+    """An incoming webhook: no threads, success is HTTP 200 ``ok``."""
+
+    def __init__(self, settings: SlackSettings, remaining: Callable[[], float]) -> None:
+        from slack_sdk.webhook import WebhookClient
+
+        self._client = WebhookClient(
+            settings.webhook_url, timeout=int(POST_TIMEOUT), retry_handlers=_retry_handlers(remaining)
+        )
+        self._remaining = remaining
+
+    def post(self, message: Message, thread: str = "") -> Posted:
+        if self._remaining() < 1:
+            return Posted(False, error="no time left to post")
+        text = ("<!here> " if message.loud else "") + message.text
+        try:
+            self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
+            response = self._client.send(text=text, blocks=message.blocks or None)
+        except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
+            return Posted(False, error=f"slack unreachable: {type(error).__name__}")
+        if response.status_code != 200:
+            return Posted(False, error=f"slack webhook HTTP {response.status_code}: {str(response.body)[:100]}")
+        return Posted(True)
+
+
+def notifier(settings: SlackSettings, remaining: Callable[[], float]) -> Notifier:
+    if settings.mode == "bot":
+        return SlackBot(settings, remaining)
+    if settings.mode == "webhook":
+        return SlackWebhook(settings, remaining)
+    return NoSlack()
+
+
+def _retry_handlers(remaining: Callable[[], float]) -> list:
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    class DeadlineAwareRateLimit(RateLimitErrorRetryHandler):
+        """Retry a 429 only when Retry-After fits in the time left."""
+
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
+            try:
+                seconds = float(wait[0] if isinstance(wait, list) else wait)
+            except ValueError:
+                return False
+            return seconds + 2 < remaining()
+
+    return [
+        DeadlineAwareRateLimit(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=1),
+        ConnectionErrorRetryHandler(max_retry_count=1),
+    ]
+
+
+def remaining_until(deadline: float) -> Callable[[], float]:
+    return lambda: deadline - time.monotonic()

@@ -1,0 +1,197 @@
+"""What on-call reads: a Slack message (Block Kit plus plain-text fallback) per decision.
+
+Pure code. Everything that came from the alert or the service is escaped for
+Slack mrkdwn, so an alert field cannot ping ``<!channel>`` or smuggle a link,
+and every block is kept within Block Kit's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from watchdog.decision import Decision, Recovery
+from watchdog.intake import Alert
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_TEXT = 3500  # well under chat.postMessage's 40,000; the fallback is a summary
+
+ROLLED_BACK = "rolled_back"
+FAILED = "failed"
+UNVERIFIED = "unverified"
+NO_ACTION = "no_action"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the watchdog did about a decision."""
+
+    kind: str = NO_ACTION  # ROLLED_BACK, FAILED, UNVERIFIED or NO_ACTION
+    error: str = ""
+    seconds: float | None = None  # delivery to confirmed rollback
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict] = field(default_factory=list)
+    loud: bool = False  # prefix <!here>: a rollback failed
+
+
+def escape(text: object) -> str:
+    """Escape for Slack mrkdwn: ``&``, ``<`` and ``>`` (the only control characters)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: object) -> str:
+    return "`" + escape(text).replace("`", "'") + "`"
+
+
+def roll_forward_command(alert: Alert) -> str:
+    ref = alert.service
+    return f"gcloud run services update-traffic {ref.service} --to-latest --region {ref.region} --project {ref.project}"
+
+
+def rollback_command(alert: Alert, target: str) -> str:
+    ref = alert.service
+    return (
+        f"gcloud run services update-traffic {ref.service} --to-revisions {target}=100 "
+        f"--region {ref.region} --project {ref.project}"
+    )
+
+
+def render(alert: Alert, decision: Decision, action: Action, dry_run: bool = False) -> Message:
+    """The message for one decision about an open incident."""
+    title = _title(alert, decision, action)
+    lines = [f"*{escape(decision.detail)}*"]
+    if action.kind == FAILED:
+        lines.append(f":rotating_light: The rollback failed: {code(action.error[:500])}")
+        lines.append(f"Roll back by hand: {code(rollback_command(alert, decision.target))}")
+    elif action.kind == UNVERIFIED:
+        lines.append(
+            f":warning: The update finished but traffic is not confirmed on {code(decision.target)}: "
+            f"{escape(action.error[:300])}"
+        )
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, MAX_HEADER), "emoji": True}},
+        _section("\n".join(lines)),
+        {"type": "section", "fields": _fields(alert)},
+    ]
+    if decision.trigger_changes or decision.changes:
+        blocks.append(_section(_changes_text(decision)))
+    if decision.failing or decision.target:
+        blocks.append(_section(_revisions_text(decision, action)))
+    if action.kind in (ROLLED_BACK, UNVERIFIED):
+        blocks.append(
+            _section(
+                "*After the fix:* traffic stays pinned, so new deploys get 0% until you run\n"
+                + code(roll_forward_command(alert))
+            )
+        )
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(_context(alert, decision, dry_run), 3000)}]}
+    )
+    text = f"{title}: {decision.detail}"
+    if action.kind == FAILED:
+        text += f" Rollback error: {action.error[:300]}. Manual: {rollback_command(alert, decision.target)}"
+    return Message(_clip(escape(text), MAX_TEXT), blocks[:MAX_BLOCKS], loud=action.kind == FAILED)
+
+
+def render_recovery(alert: Alert, recovered: Recovery) -> Message:
+    """The thread reply when an incident the watchdog acted on closes."""
+    parts = []
+    if recovered.alert_to_rollback is not None:
+        parts.append(f"alert → rollback {_duration(recovered.alert_to_rollback)}")
+    parts.append(f"rollback → recovery {_duration(recovered.rollback_to_recovery)}")
+    text = (
+        f":white_check_mark: {escape(alert.service.service)} recovered: incident "
+        f"{escape(alert.incident_id)} closed ({', '.join(parts)}). Traffic is still pinned to "
+        f"{code(recovered.record.to_revision)}; after the fix run {code(roll_forward_command(alert))}"
+    )
+    return Message(_clip(text, MAX_TEXT), [_section(text)])
+
+
+def _title(alert: Alert, decision: Decision, action: Action) -> str:
+    prefix = "[DRILL] " if alert.drill else ""
+    name = alert.service.service
+    if action.kind == ROLLED_BACK:
+        return f"{prefix}Rolled back {name} to {decision.target}"
+    if action.kind == FAILED:
+        return f"{prefix}ROLLBACK FAILED for {name}"
+    if action.kind == UNVERIFIED:
+        return f"{prefix}Rollback of {name} not verified"
+    if decision.reason == "dry_run":
+        return f"{prefix}DRY RUN: would roll back {name} to {decision.target}"
+    if decision.would_roll_back:
+        return f"{prefix}Rollback held back for {name} ({decision.reason.replace('_', ' ')})"
+    return f"{prefix}No rollback for {name} ({decision.reason.replace('_', ' ')})"
+
+
+def _fields(alert: Alert) -> list[dict]:
+    ref = alert.service
+    incident = escape(alert.incident_id)
+    if alert.url:
+        incident = f"<{alert.url.replace('>', '%3E').replace('|', '%7C')}|{incident}>"
+    fields = [
+        f"*Service*\n{code(ref.service)}",
+        f"*Project / region*\n{escape(ref.project)} / {escape(ref.region)}",
+        f"*Incident*\n{incident}",
+        f"*Policy*\n{escape(alert.policy_name or 'unknown')[:300]}",
+    ]
+    return [{"type": "mrkdwn", "text": _clip(f, 2000)} for f in fields]
+
+
+def _changes_text(decision: Decision) -> str:
+    lines = []
+    if decision.trigger_changes:
+        lines.append(f"*What changed* in {code(decision.breaking)}:")
+        lines += [f"• *{escape(c.field)}*: {code(c.old)} → {code(c.new)}" for c in decision.trigger_changes]
+    rest = [c for c in decision.changes if c not in decision.trigger_changes]
+    if rest:
+        heading = "*Also different* from the rollback target:" if decision.target else "*Configuration diff*:"
+        lines.append(heading)
+        lines += [f"• {escape(c.field)}: {code(c.old)} → {code(c.new)}" for c in rest[:25]]
+        if len(rest) > 25:
+            lines.append(f"… and {len(rest) - 25} more")
+    return "\n".join(lines)
+
+
+def _revisions_text(decision: Decision, action: Action) -> str:
+    if decision.target:
+        verb = "Traffic moved" if action.kind == ROLLED_BACK else "Rollback"
+        text = f"*{verb}:* {code(decision.failing)} → {code(decision.target)} (100%)"
+        if decision.skipped:
+            text += "\nSkipped: " + ", ".join(code(s) for s in decision.skipped[:20])
+        if action.seconds is not None:
+            text += f"\nConfirmed {action.seconds:.1f} s after the alert arrived."
+        return text
+    return f"*Failing revision:* {code(decision.failing)}"
+
+
+def _context(alert: Alert, decision: Decision, dry_run: bool) -> str:
+    bits = [f"decision `{decision.reason}`", f"alert via {escape(alert.found_by)}"]
+    if dry_run or decision.reason == "dry_run":
+        bits.append("*DRY RUN: traffic was not changed*")
+    if alert.drill:
+        bits.append("*DRILL*")
+    if not alert.sends_close:
+        bits.append("log-based policy: Monitoring sends no 'closed' notification, so no recovery follow-up")
+    return " · ".join(bits)
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION)}}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
