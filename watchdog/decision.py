@@ -196,7 +196,7 @@ def _guard(alert: Alert, config: Config, annotations: dict, now: float) -> tuple
             f"it rolled this service back {minutes} min ago (incident {history[-1].incident}); "
             f"cooldown is {config.cooldown_seconds // 60} min"
         )
-    if config.dry_run or alert.drill:
+    if config.dry_run or (alert.drill and not alert.drill_live):
         return "dry_run", "this is a dry run" + (" (drill)" if alert.drill else "")
     return None
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from watchdog.config import ServiceRef
 
+# Drills are marked in the policy user labels and the message attributes:
+# "dry-run" (the default) or "live".
 DRILL_LABEL = "rollback_watchdog_drill"
 DRILL_ATTRIBUTE = "rollback-watchdog-drill"
 
@@ -58,7 +60,8 @@ class Alert:
     started_at: float | None = None
     ended_at: float | None = None
     found_by: str = "resource labels"
-    drill: bool = False
+    drill: bool = False  # a synthetic incident from ``python -m watchdog drill``
+    drill_live: bool = False  # a drill that may change traffic (``--live``)
     schema: str = "1.2"
 
     @property
@@ -110,7 +113,7 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
     kind = next((v for k, v in _CONDITION_KINDS.items() if k in condition), "unknown")
     user_labels = _obj(incident.get("policy_user_labels"))
     attrs = _obj(attributes)
-    drill = _truthy(user_labels.get(DRILL_LABEL)) or _truthy(attrs.get(DRILL_ATTRIBUTE))
+    drill_mode = (_text(attrs.get(DRILL_ATTRIBUTE)) or _text(user_labels.get(DRILL_LABEL))).lower()
     return Alert(
         incident_id=incident_id,
         state=state,
@@ -124,7 +127,8 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
         started_at=_epoch(incident.get("started_at")),
         ended_at=_epoch(incident.get("ended_at")),
         found_by=found_by,
-        drill=drill,
+        drill=drill_mode in ("true", "dry-run", "live"),
+        drill_live=drill_mode == "live",
         schema=version or "unknown",
     )
 
@@ -225,11 +229,13 @@ def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
 
 
 def _labels_from_filter(text: str) -> dict[str, str]:
+    """Labels pinned by the condition: Monitoring filters, PromQL matchers and MQL filters."""
     found = {}
     for key in ("service_name", "revision_name", "location", "project_id"):
-        match = re.search(rf'resource\.labels?\.{key}\s*(?:=|:|==)\s*"([^"]+)"', text)
+        pattern = rf"(?:resource\.labels?\.|resource\.|\b){key}\s*(?:==|=|:)\s*(?:\"([^\"]+)\"|'([^']+)')"
+        match = re.search(pattern, text)
         if match:
-            found[key] = match.group(1)
+            found[key] = match.group(1) or match.group(2)
     return found
 
 
@@ -243,10 +249,6 @@ def _text(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return ""
-
-
-def _truthy(value: Any) -> bool:
-    return _text(value).lower() in ("true", "1", "yes")
 
 
 def _epoch(value: Any) -> float | None:

@@ -1,0 +1,75 @@
+"""Fixtures that start the real parts: the Cloud Run and Slack stand-ins, and functions-framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.standins.cloudrun import CloudRunStandIn
+from tests.standins.slack import TOKEN, SlackStandIn
+from tests.support import FunctionProcess, fixture
+
+AUTH = "projects/netra-staging/locations/us-central1/services/netra-auth-service"
+BACKEND = "projects/netra-staging/locations/us-central1/services/netra-backend-staging"
+
+
+@dataclass
+class Stack:
+    cloud_run: CloudRunStandIn
+    slack: SlackStandIn
+    function: FunctionProcess
+
+    def patches(self, service: str | None = None) -> list[dict]:
+        return [
+            r for r in self.cloud_run.state.requests
+            if r["method"] == "PATCH" and (service is None or r["path"].endswith(service.rsplit("/", 1)[-1]))
+        ]  # fmt: skip
+
+    def traffic_updates(self, service: str | None = None) -> list[dict]:
+        return [p for p in self.patches(service) if "traffic" in p["query"].get("updateMask", "")]
+
+    def serving(self, service: str) -> dict[str, int]:
+        statuses = self.cloud_run.state.services[service]["trafficStatuses"]
+        return {s["revision"]: s["percent"] for s in statuses}
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.slack.state.messages
+
+
+@pytest.fixture
+def cloud_run() -> Iterator[CloudRunStandIn]:
+    with CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api:
+        yield api
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
+    """Start functions-framework with the watchdog pointed at the stand-ins; env overrides as kwargs."""
+    started: list[FunctionProcess] = []
+
+    def start(**env: str) -> Stack:
+        base = {
+            "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
+            "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_CHANNEL": "C0ONCALL",
+            "SLACK_API_URL": slack.api_url,
+            "WATCHDOG_DEADLINE_SECONDS": "20",
+        }
+        base.update(env)
+        process = FunctionProcess(base, log_path=tmp_path / f"function-{len(started)}.log").start()
+        started.append(process)
+        return Stack(cloud_run, slack, process)
+
+    yield start
+    for process in started:
+        process.stop()
