@@ -1,0 +1,107 @@
+"""The staging incident, replayed locally: ``make demo``.
+
+Auth and backend each have a ``private-ranges-only`` revision using Cloud SQL
+and a later ``all-traffic`` revision (auth also a hotfix on top). The alerts
+that fired 37 hours after the deploy are delivered as CloudEvents to the real
+functions-framework server running ``main.handle_alert``; the Cloud Run and
+Slack stand-ins show what the watchdog did.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from tests.standins.cloudrun import CloudRunStandIn
+from tests.standins.slack import TOKEN, SlackStandIn, print_message
+from tests.support import FunctionProcess, deliver, fixture, pubsub_body
+
+SERVICES = {
+    "netra-auth-service": "alerts/incident_auth_db_timeout_log_match.json",
+    "netra-backend-staging": "alerts/incident_backend_startup_metric_threshold.json",
+}
+PREFIX = "projects/netra-staging/locations/us-central1/services/"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def history(api: CloudRunStandIn, service: str) -> None:
+    state = api.state
+    serving = {s["revision"]: s["percent"] for s in state.services[PREFIX + service]["trafficStatuses"]}
+    for revision in state.revisions[PREFIX + service]:
+        short = revision["name"].rsplit("/", 1)[-1]
+        egress = revision.get("vpcAccess", {}).get("egress", "PRIVATE_RANGES_ONLY").lower().replace("_", "-")
+        sql = ",".join(revision["volumes"][0]["cloudSqlInstance"]["instances"]).split(":")[-1]
+        traffic = f"{serving.get(short, 0):>3}%"
+        say(f"    {short:<34} {revision['createTime'][:19]}  egress={egress:<20} cloudsql={sql:<24} {traffic}")
+
+
+def main() -> None:
+    say("=" * 100)
+    say("Rollback watchdog demo: the VPC egress incident (staging, 2025-09-15/16), replayed locally")
+    say("=" * 100)
+    with CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api, SlackStandIn() as slack:
+        say("\n1. State before: one deploy (2025-09-15 04:27:41) flipped --vpc-egress private-ranges-only → all-traffic")
+        for service in SERVICES:
+            say(f"  {service}")
+            history(api, service)
+        env = {
+            "CLOUD_RUN_API_ENDPOINT": api.url,
+            "WATCHDOG_SERVICES": "netra-auth-service,netra-backend-staging",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_CHANNEL": "C0ONCALL",
+            "SLACK_API_URL": slack.api_url,
+        }
+        log = Path(tempfile.mkdtemp(prefix="watchdog-demo-")) / "function.log"
+        say("\n2. Starting: functions-framework --source main.py --target handle_alert --signature-type cloudevent")
+        with FunctionProcess(env, log_path=log) as function:
+            say(f"   listening on {function.url}; Cloud Run stand-in {api.url}; Slack stand-in {slack.url}")
+            say("\n3. 2025-09-16 17:42: the alerts fire (37 hours after the deploy), delivered as Eventarc CloudEvents")
+            bodies = {}
+            for service, alert in SERVICES.items():
+                bodies[service] = pubsub_body(fixture(alert))
+                started = time.monotonic()
+                status, _ = deliver(function.url, bodies[service])
+                took = (time.monotonic() - started) * 1000
+                policy = fixture(alert)["incident"]["policy_name"]
+                say(f"   alert '{policy}' for {service} → HTTP {status} in {took:.0f} ms")
+            say("\n4. What the watchdog decided (its structured log lines):")
+            for line in function.logs():
+                if line.get("decision") in ("rollback", "rolled_back"):
+                    say(f"   [{line['severity']}] {line['message']}")
+            say("\n5. What on-call saw in Slack:")
+            for message in slack.state.messages:
+                print_message(message)
+            say("\n6. State after: traffic pinned to the last private-ranges-only revision")
+            for service in SERVICES:
+                say(f"  {service}")
+                history(api, service)
+            updates = [r for r in api.state.requests if r["method"] == "PATCH"]
+            say("\n   Traffic updates sent to Cloud Run:")
+            for update in updates:
+                body, mask = update["body"], update["query"]["updateMask"]
+                what = f"traffic={json.dumps(body['traffic'])}" if "traffic" in mask else "(ledger: report sent)"
+                say(f"   PATCH …/{update['path'].rsplit('/', 1)[-1]}?updateMask={mask} {what}")
+            say("\n7. Pub/Sub redelivers both alerts and Monitoring re-notifies (at-least-once delivery):")
+            before_updates, before_messages = len(updates), len(slack.state.messages)
+            for service, body in bodies.items():
+                for attempt in (1, 2):
+                    status, _ = deliver(function.url, body)
+                    say(f"   duplicate #{attempt} for {service} → HTTP {status}")
+            updates_after = len([r for r in api.state.requests if r["method"] == "PATCH"])
+            say(f"   traffic updates: {before_updates} before, {updates_after} after; "
+                f"Slack messages: {before_messages} before, {len(slack.state.messages)} after")  # fmt: skip
+            ok = updates_after == before_updates and len(slack.state.messages) == before_messages
+            say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
+    say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")
+    say("   gcloud run services update-traffic SERVICE --to-latest --region us-central1 --project netra-staging")
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
