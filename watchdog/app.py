@@ -16,13 +16,15 @@ _instance: Watchdog | None = None
 
 
 def build(config: Config) -> Watchdog:
-    from watchdog.extras import after_decision
+    from watchdog.extras import after_decision, related
 
+    cloud_run = CloudRun(config.cloud_run_endpoint)
     return Watchdog(
         config,
-        CloudRun(config.cloud_run_endpoint),
+        cloud_run,
         lambda deadline: notifier(config.slack, remaining_until(deadline)),
         after_decision=after_decision(config),
+        related=related(config, cloud_run),
     )
 
 

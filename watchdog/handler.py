@@ -65,12 +65,14 @@ class Watchdog:
         notifier_factory: Callable[[float], Any],
         clock: Callable[[], float] = time.time,
         after_decision: Callable[[Alert, Outcome, float], None] | None = None,
+        related: Callable[[Alert, rules.Decision, float], list[str]] | None = None,
     ) -> None:
         self.config = config
         self.cloud_run = cloud_run
         self._notifier_factory = notifier_factory  # deadline → Notifier; built lazily, after the update
         self._clock = clock
-        self._after_decision = after_decision  # metrics, blast radius: after acting, best effort
+        self._after_decision = after_decision  # metrics: after acting, best effort
+        self._related = related  # blast radius: other services with the same change, after the update
 
     def handle(self, body: Any, attributes: Any = None, delivery_id: str = "") -> Outcome:
         started = time.monotonic()
@@ -129,7 +131,10 @@ class Watchdog:
             if decided.action == rules.RESEND_REPORT:
                 return self._resend(alert, decided, service, deadline)
             if decided.action == rules.REPORT:
-                posted = self._post(report.render(alert, decided, report.Action(), self.config.dry_run), deadline)
+                related = self._related_lines(alert, decided, deadline) if decided.would_roll_back else []
+                posted = self._post(
+                    report.render(alert, decided, report.Action(), self.config.dry_run, related), deadline
+                )
                 return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
             try:
                 return self._roll_back(alert, decided, service, deadline, started)
@@ -178,7 +183,9 @@ class Watchdog:
             to_revision=decided.target,
             elapsed_ms=round(elapsed * 1000, 1),
         )
-        posted = self._post(report.render(alert, decided, action), deadline)
+        posted = self._post(
+            report.render(alert, decided, action, related=self._related_lines(alert, decided, deadline)), deadline
+        )
         if posted.ok:
             self._mark_reported(alert, result, posted.thread, deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
@@ -291,6 +298,16 @@ class Watchdog:
         if not posted.ok:
             logs.warning(f"slack post failed: {posted.error}", decision="slack_failed")
         return posted
+
+    def _related_lines(self, alert: Alert, decided: rules.Decision, deadline: float) -> list[str]:
+        """Other services that made the same change: best effort, never in the way of the report."""
+        if self._related is None or deadline - time.monotonic() < 5:
+            return []
+        try:
+            return self._related(alert, decided, deadline)
+        except Exception as error:  # noqa: BLE001 - extras never block the report
+            logs.warning(f"blast-radius lookup failed: {error}", incident_id=alert.incident_id)
+            return []
 
     def _log_decision(self, alert: Alert, decided: rules.Decision, started: float, **extra: Any) -> None:
         logs.info(

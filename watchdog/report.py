@@ -7,6 +7,7 @@ and every block is kept within Block Kit's limits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from watchdog.decision import Decision, Recovery
@@ -61,8 +62,14 @@ def rollback_command(alert: Alert, target: str) -> str:
     )
 
 
-def render(alert: Alert, decision: Decision, action: Action, dry_run: bool = False) -> Message:
-    """The message for one decision about an open incident."""
+def render(
+    alert: Alert, decision: Decision, action: Action, dry_run: bool = False, related: Sequence[str] = ()
+) -> Message:
+    """The message for one decision about an open incident.
+
+    ``related`` are plain-text lines about other services that made the same
+    change (the blast radius); they are escaped here like everything else.
+    """
     title = _title(alert, decision, action)
     lines = [f"*{escape(decision.detail)}*"]
     if action.kind == FAILED:
@@ -82,6 +89,9 @@ def render(alert: Alert, decision: Decision, action: Action, dry_run: bool = Fal
         blocks.append(_section(_changes_text(decision)))
     if decision.failing or decision.target:
         blocks.append(_section(_revisions_text(decision, action)))
+    if related:
+        lines = [f"• {escape(line)}" for line in related[:15]]
+        blocks.append(_section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
     if action.kind in (ROLLED_BACK, UNVERIFIED):
         blocks.append(
             _section(
