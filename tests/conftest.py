@@ -63,7 +63,7 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_CHANNEL": "C0ONCALL",
             "SLACK_API_URL": slack.api_url,
-            "WATCHDOG_DEADLINE_SECONDS": "20",
+            "WATCHDOG_DEADLINE_SECONDS": "8",
         }
         base.update(env)
         process = FunctionProcess(base, log_path=tmp_path / f"function-{len(started)}.log").start()

@@ -72,18 +72,26 @@ def incident_alert(
     if revision:
         labels["revision_name"] = revision
     incident["resource"] = {"type": "cloud_run_revision", "labels": labels}
-    incident["url"] = f"https://console.cloud.google.com/monitoring/alerting/incidents/{incident['incident_id']}?project={project}"
+    incident["url"] = (
+        f"https://console.cloud.google.com/monitoring/alerting/incidents/{incident['incident_id']}?project={project}"
+    )
     return payload
 
 
 def pubsub_body(notification: dict | bytes | str, attributes: dict | None = None, message_id: str = "") -> dict:
     data = notification if isinstance(notification, (bytes, str)) else json.dumps(notification)
     data = data.encode() if isinstance(data, str) else data
-    message = {"data": base64.b64encode(data).decode(), "messageId": message_id or str(uuid.uuid4().int)[:16],
-               "publishTime": "2025-09-16T17:42:34.000Z"}  # fmt: skip
+    message = {
+        "data": base64.b64encode(data).decode(),
+        "messageId": message_id or str(uuid.uuid4().int)[:16],
+        "publishTime": "2025-09-16T17:42:34.000Z",
+    }
     if attributes:
         message["attributes"] = attributes
-    return {"message": message, "subscription": "projects/netra-staging/subscriptions/eventarc-us-central1-watchdog-sub"}
+    return {
+        "message": message,
+        "subscription": "projects/netra-staging/subscriptions/eventarc-us-central1-watchdog-sub",
+    }
 
 
 def deliver(url: str, body: dict, event_id: str = "", timeout: float = 90.0) -> tuple[int, str]:
@@ -97,6 +105,25 @@ def deliver(url: str, body: dict, event_id: str = "", timeout: float = 90.0) -> 
         "ce-time": "2025-09-16T17:42:34.000Z",
     }
     return post(url, json.dumps(body).encode(), headers, timeout)
+
+
+def deliver_until_acked(url: str, body: dict, attempts: int = 30, backoff: float = 0.5) -> list[int]:
+    """Deliver like Pub/Sub: redeliver on any non-2xx (or no answer) until acknowledged.
+
+    Returns the status of every attempt (0 for no answer). Backoff is shortened
+    from Pub/Sub's 10 s minimum to keep the tests quick.
+    """
+    statuses = []
+    for _ in range(attempts):
+        try:
+            status, _ = deliver(url, body)
+        except OSError:
+            status = 0
+        statuses.append(status)
+        if status in (102, 200, 201, 202, 204):
+            return statuses
+        time.sleep(backoff)
+    raise AssertionError(f"never acknowledged after {attempts} deliveries: {statuses}")
 
 
 def post(url: str, data: bytes, headers: dict, timeout: float = 30.0) -> tuple[int, str]:
@@ -114,19 +141,36 @@ def get_json(url: str) -> dict:
 
 
 def post_json(url: str, payload: dict) -> dict:
-    status, text = post(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    _status, text = post(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
     return json.loads(text) if text else {}
 
 
 class FunctionProcess:
     """``functions-framework --source main.py --target handle_alert --signature-type cloudevent``."""
 
-    def __init__(self, env: dict[str, str], target: str = "handle_alert", signature: str = "cloudevent",
-                 cwd: Path = ROOT, log_path: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: dict[str, str],
+        target: str = "handle_alert",
+        signature: str = "cloudevent",
+        cwd: Path = ROOT,
+        log_path: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.command = [FUNCTIONS_FRAMEWORK, "--source", "main.py", "--target", target,
-                        "--signature-type", signature, "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
+        self.command = [
+            FUNCTIONS_FRAMEWORK,
+            "--source",
+            "main.py",
+            "--target",
+            target,
+            "--signature-type",
+            signature,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.cwd = cwd
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

@@ -11,7 +11,7 @@ from tests.support import fixture
 from watchdog import ledger
 from watchdog.changes import template_changes
 from watchdog.config import Config, ServiceRef, ServiceScope
-from watchdog.decision import NEED_MORE, NOTHING, REPORT, RESEND_REPORT, ROLLBACK, decide, traffic_split
+from watchdog.decision import IN_PROGRESS, NEED_MORE, NOTHING, REPORT, RESEND_REPORT, ROLLBACK, decide, traffic_split
 from watchdog.intake import Alert
 
 AUTH = "netra-auth-service"
@@ -145,6 +145,8 @@ CASES = [
      (NOTHING, "already_handled", K41, {})),
     ("already rolled back, report missing: resend", [annotate(record("0.inc-1", reported=False))], {}, {},
      (RESEND_REPORT, "already_handled", K41, {})),
+    ("another delivery is mid-rollback: ask for redelivery", [annotate(record("0.inc-1", at=NOW - 10, reported=False))],
+     {}, {}, (IN_PROGRESS, "already_handled", K41, {})),
     ("already handled wins over out of scope", [annotate(record("0.inc-1"))], {},
      {"services": ServiceScope.parse("other")}, (NOTHING, "already_handled", K41, {})),
     ("service not in WATCHDOG_SERVICES: report only", [], {}, {"services": ServiceScope.parse("other")},

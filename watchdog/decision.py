@@ -3,8 +3,10 @@
 Pure code: no client, no clock, no environment. Rules, in the order they win:
 
 1. ``already_handled``: the service's ledger records a rollback for this
-   incident. If that rollback was never reported the action is
-   ``resend_report``; otherwise nothing at all (duplicates are silent).
+   incident. Reported: nothing at all (duplicates are silent). Not reported
+   and younger than the handling deadline: ``in_progress`` (another delivery
+   is still reporting it; the caller asks Pub/Sub to redeliver later). Not
+   reported and older: ``resend_report`` (the delivery that acted died).
 2. ``not_serving``: the failing revision gets no traffic (already rolled back,
    or the deploy never became Ready): nothing to do.
 3. ``revision_not_found``, ``no_matching_change``, ``no_ready_target``:
@@ -32,6 +34,7 @@ from watchdog.intake import Alert
 ROLLBACK = "rollback"
 REPORT = "report"
 RESEND_REPORT = "resend_report"
+IN_PROGRESS = "in_progress"
 NOTHING = "nothing"
 NEED_MORE = "need_more_revisions"
 
@@ -67,7 +70,11 @@ def decide(
     *,
     history_complete: bool = True,
 ) -> Decision:
-    """Decide what to do for an open ``alert``. ``revisions`` are newest first."""
+    """Decide what to do for an open ``alert``. ``revisions`` are newest first.
+
+    With ``history_complete=False`` (more pages exist) the answer may be
+    ``need_more_revisions``; it never is when the history is complete.
+    """
     annotations = _annotations(service)
     record = ledger.find(annotations, alert.incident_id)
     serving = traffic_split(service)
@@ -78,6 +85,17 @@ def decide(
                 "already_handled",
                 f"incident {alert.incident_id} was already rolled back "
                 f"from {record.from_revision} to {record.to_revision}",
+                failing=record.from_revision,
+                target=record.to_revision,
+                record=record,
+                serving=serving,
+            )
+        if now - record.at < config.deadline_seconds:
+            return Decision(
+                IN_PROGRESS,
+                "already_handled",
+                f"incident {alert.incident_id} is being rolled back by another delivery "
+                f"({record.from_revision} → {record.to_revision}); its report is not recorded yet",
                 failing=record.from_revision,
                 target=record.to_revision,
                 record=record,

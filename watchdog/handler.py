@@ -45,6 +45,10 @@ class TransientError(Exception):
     """Retry later: raised so that the function answers 500 and Pub/Sub redelivers."""
 
 
+class InProgress(Exception):
+    """Another delivery of this incident is between its rollback and its report."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one delivery came to; logged and returned (tests and the CLI read it)."""
@@ -95,7 +99,7 @@ class Watchdog:
                 outcome = self._open(alert, deadline, started)
         except PERMANENT as error:
             outcome = self._permanent(alert, error, deadline)
-        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange) as error:
+        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress, TransientError) as error:
             logs.warning(
                 f"transient error, Pub/Sub will redeliver: {type(error).__name__}: {error}",
                 decision="retry",
@@ -128,6 +132,8 @@ class Watchdog:
             self._log_decision(alert, decided, started, revisions_read=len(history.loaded))
             if decided.action == rules.NOTHING:
                 return Outcome("nothing", decided.reason, alert.incident_id, str(alert.service), decided)
+            if decided.action == rules.IN_PROGRESS:
+                raise InProgress(decided.detail)
             if decided.action == rules.RESEND_REPORT:
                 return self._resend(alert, decided, service, deadline)
             if decided.action == rules.REPORT:
@@ -186,8 +192,7 @@ class Watchdog:
         posted = self._post(
             report.render(alert, decided, action, related=self._related_lines(alert, decided, deadline)), deadline
         )
-        if posted.ok:
-            self._mark_reported(alert, result, posted.thread, deadline)
+        self._settle_report(alert, result, posted, deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
@@ -202,8 +207,7 @@ class Watchdog:
             f"for incident {alert.incident_id} (report sent on redelivery)",
         )
         posted = self._post(report.render(alert, decided, action), deadline)
-        if posted.ok:
-            self._mark_reported(alert, service, posted.thread, deadline)
+        self._settle_report(alert, service, posted, deadline)
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
@@ -228,6 +232,25 @@ class Watchdog:
                 f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
             )
         return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _settle_report(self, alert: Alert, service: dict, posted: Any, deadline: float) -> None:
+        """Record a sent report; if it could not be sent but may be later, have Pub/Sub redeliver.
+
+        A permanent Slack failure (bad token, unknown channel) is not retried:
+        the ERROR log line carries the report instead.
+        """
+        if posted.ok:
+            self._mark_reported(alert, service, posted.thread, deadline)
+            return
+        if posted.retryable:
+            raise TransientError(f"rollback done, report not sent yet: {posted.error}")
+        logs.error(
+            f"rollback done but Slack refused the report for good: {posted.error}",
+            decision="report_lost",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+        )
+        self._mark_reported(alert, service, "", deadline)
 
     def _mark_reported(self, alert: Alert, service: dict, thread: str, deadline: float) -> None:
         annotations = ledger.updated(service.get("annotations"), alert.incident_id, reported=True, thread=thread)

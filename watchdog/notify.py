@@ -20,11 +20,23 @@ from watchdog.report import Message
 POST_TIMEOUT = 5.0
 
 
+# ok:false errors that a later attempt may get past; every other code is permanent.
+_RETRYABLE_CODES = {
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+
+
 @dataclass(frozen=True)
 class Posted:
     ok: bool
     thread: str = ""  # "channel:ts" in bot mode, for replies
     error: str = ""
+    retryable: bool = False  # a later delivery may succeed (429, 5xx, timeout, connection)
 
 
 class Notifier(Protocol):
@@ -57,7 +69,7 @@ class SlackBot:
         channel, _, ts = thread.partition(":") if thread else (self._channel, "", "")
         text = ("<!here> " if message.loud else "") + message.text
         if self._remaining() < 1:
-            return Posted(False, error="no time left to post")
+            return Posted(False, error="no time left to post", retryable=True)
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
             response = self._client.chat_postMessage(
@@ -72,9 +84,14 @@ class SlackBot:
             code = str(error.response.get("error", "")) if error.response is not None else ""
             if code in ("invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long") and message.blocks:
                 return self.post(Message(message.text, [], message.loud), thread)
-            return Posted(False, error=f"slack error: {code or error}")
+            status = error.response.status_code if error.response is not None else 0
+            return Posted(
+                False,
+                error=f"slack error: {code or error}",
+                retryable=code in _RETRYABLE_CODES or status == 429 or status >= 500,
+            )
         except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
-            return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}")
+            return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}", retryable=True)
         return Posted(True, thread=f"{response.get('channel', channel)}:{response.get('ts', '')}")
 
 
@@ -91,15 +108,19 @@ class SlackWebhook:
 
     def post(self, message: Message, thread: str = "") -> Posted:
         if self._remaining() < 1:
-            return Posted(False, error="no time left to post")
+            return Posted(False, error="no time left to post", retryable=True)
         text = ("<!here> " if message.loud else "") + message.text
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
             response = self._client.send(text=text, blocks=message.blocks or None)
         except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
-            return Posted(False, error=f"slack unreachable: {type(error).__name__}")
+            return Posted(False, error=f"slack unreachable: {type(error).__name__}", retryable=True)
         if response.status_code != 200:
-            return Posted(False, error=f"slack webhook HTTP {response.status_code}: {str(response.body)[:100]}")
+            return Posted(
+                False,
+                error=f"slack webhook HTTP {response.status_code}: {str(response.body)[:100]}",
+                retryable=response.status_code == 429 or response.status_code >= 500,
+            )
         return Posted(True)
 
 

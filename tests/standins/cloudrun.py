@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,6 +80,9 @@ class CloudRunState:
         self.faults: list[Fault] = []
         self.latency = latency
         self.operation_polls_before_done = 0
+        # Called with each logged request after it took effect, before the answer is sent
+        # (crash tests kill the function process here).
+        self.on_served: Callable[[dict], None] | None = None
         if seed:
             self.load(seed)
 
@@ -305,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 return self._send(fault.status, _error(fault.status, fault.grpc_status, fault.message), headers)
         status, payload = self._route(method, url.path, query, body)
+        if state.on_served is not None:
+            state.on_served(state.requests[-1])
         self._send(status, payload)
         return None
 

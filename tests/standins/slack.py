@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +47,7 @@ class SlackState:
         self.requests: list[dict] = []  # every request, accepted or not
         self.faults: list[SlackFault] = []
         self._ts = 1_700_000_000
+        self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
 
     def take_fault(self, path: str) -> SlackFault | None:
         with self.lock:
@@ -63,13 +65,19 @@ class SlackState:
             self.messages.append(message)
         if self.echo:
             print_message(message)
+        if self.on_served is not None:
+            self.on_served(message)
         return message
 
 
 def print_message(message: dict) -> None:
     """Show a message roughly as Slack would: header, sections, fields, context."""
     bar = "─" * 78
-    lines = [bar, f"SLACK {message.get('channel', 'webhook')}" + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else "")]
+    lines = [
+        bar,
+        f"SLACK {message.get('channel', 'webhook')}"
+        + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else ""),
+    ]
     blocks = message.get("blocks") or []
     if isinstance(blocks, str):
         blocks = json.loads(blocks)
@@ -103,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 return self._json(200, {"messages": state.messages, "requests": state.requests})
         self._json(404, {"ok": False, "error": "unknown_method"})
+        return None
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -121,8 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": True})
         payload = _payload(raw, self.headers.get("Content-Type", ""))
         with state.lock:
-            state.requests.append({"path": path, "payload": payload, "time": time.monotonic(),
-                                   "authorization": bool(self.headers.get("Authorization"))})  # fmt: skip
+            state.requests.append(
+                {
+                    "path": path,
+                    "payload": payload,
+                    "time": time.monotonic(),
+                    "authorization": bool(self.headers.get("Authorization")),
+                }
+            )
         fault = state.take_fault(path)
         if fault is not None:
             if fault.kind == "reset":
@@ -154,11 +169,24 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": False, "error": "no_text"})
         problem = _block_problem(payload.get("blocks"))
         if problem:
-            return self._json(200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}})
+            return self._json(
+                200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}}
+            )
         message = state.accept("chat.postMessage", payload)
-        return self._json(200, {"ok": True, "channel": payload["channel"], "ts": message["ts"],
-                                "message": {"type": "message", "subtype": "bot_message", "text": payload.get("text", ""),
-                                            "ts": message["ts"]}})  # fmt: skip
+        return self._json(
+            200,
+            {
+                "ok": True,
+                "channel": payload["channel"],
+                "ts": message["ts"],
+                "message": {
+                    "type": "message",
+                    "subtype": "bot_message",
+                    "text": payload.get("text", ""),
+                    "ts": message["ts"],
+                },
+            },
+        )
 
     def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
