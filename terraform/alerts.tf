@@ -1,0 +1,302 @@
+# Detection: the alerts from the incident write-up, routed to the watchdog's
+# Pub/Sub channel.
+#
+# What the watchdog needs from every policy here:
+# - user label rollback_watchdog = "true" (policies it is meant to act on);
+# - metric-threshold conditions grouped by service, revision and location, so
+#   incident.resource.labels still name the service after aggregation;
+# - metric-threshold policies send OPENED and CLOSED (the CLOSED notification
+#   drives the recovery follow-up) and auto-close;
+# - log-match policies send OPENED only (Cloud Monitoring never closes them
+#   with a notification), need notification_rate_limit, and carry
+#   cloud_run_service / cloud_run_region user labels as the watchdog's
+#   fallback when the resource labels are missing.
+#
+# Log-based metrics and log-match policies only see their own project's logs,
+# so detection covers the watched services in project_id (local.watched_here).
+
+locals {
+  detect = length(local.watched_here) > 0
+
+  watched_here_scope = join(" OR ", [
+    for k in sort(keys(local.watched_here)) :
+    "(resource.labels.service_name=\"${local.watched_here[k].name}\" AND resource.labels.location=\"${local.watched_here[k].region}\")"
+  ])
+
+  cloud_run_scope = "resource.type=\"cloud_run_revision\" AND (${local.watched_here_scope})"
+
+  # Startup failures as Cloud Run reports them (system log and audit log):
+  #   "Default STARTUP TCP probe failed 1 time consecutively for container ..."
+  #   "STARTUP HTTP probe failed ..." / "STARTUP GRPC probe failed ..."
+  #   "Container called exit(1)."
+  #   "The user-provided container failed to start and listen on the port ..."
+  # Matching is on the substring, so the "Default " prefix and the probe
+  # counts do not matter. Application logs are not excluded on purpose: an
+  # app that prints one of these phrases is describing the same failure.
+  startup_failure_match = join(" OR ", [
+    "textPayload:\"STARTUP TCP probe failed\"",
+    "textPayload:\"STARTUP HTTP probe failed\"",
+    "textPayload:\"STARTUP GRPC probe failed\"",
+    "textPayload:\"Container called exit(\"",
+    "textPayload:\"failed to start and listen on the port\"",
+    "protoPayload.status.message:\"failed to start and listen on the port\"",
+  ])
+
+  db_timeout_match = "textPayload:\"${var.db_timeout_log_text}\" OR jsonPayload.message:\"${var.db_timeout_log_text}\""
+
+  watchdog_channels = [google_monitoring_notification_channel.pubsub.name]
+}
+
+# ---------------------------------------------------------------------------
+# (a) Container startup failures: counter metric + metric-threshold policy
+# ---------------------------------------------------------------------------
+
+resource "google_logging_metric" "startup_failures" {
+  count = local.detect ? 1 : 0
+
+  project     = var.project_id
+  name        = "${var.name_prefix}/container-startup-failures"
+  description = "Cloud Run container startup failures (startup probe failed, container exited, did not listen on PORT) of the watched services."
+  filter      = "${local.cloud_run_scope} AND (${local.startup_failure_match})"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Cloud Run container startup failures (rollback watchdog)"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_alert_policy" "startup_failures" {
+  count = local.detect ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Cloud Run container startup failures (rollback watchdog)"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "startup-failure"
+  }
+
+  conditions {
+    display_name = "Container startup failures of one revision"
+
+    condition_threshold {
+      filter                  = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.startup_failures[0].name}\" AND resource.type=\"cloud_run_revision\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = var.startup_failure_threshold
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period     = var.startup_failure_window
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields = [
+          "resource.label.service_name",
+          "resource.label.revision_name",
+          "resource.label.location",
+        ]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Cloud Run startup failures: $${resource.label.service_name} ($${resource.label.revision_name})"
+    content   = <<-EOT
+      Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
+      ($${resource.label.location}) fails to start: startup probe failures, container exits, or the
+      container does not listen on $PORT.
+
+      The rollback watchdog receives this incident and, if the revision changed egress/network settings,
+      moves traffic back to the previous revision (unless dry-run or paused). Check its Slack thread.
+    EOT
+  }
+}
+
+# ---------------------------------------------------------------------------
+# (b) The incident's database timeout line: log-match policy per service
+# ---------------------------------------------------------------------------
+
+# A chart of the same line (log-match policies have no time series of their own).
+resource "google_logging_metric" "db_timeouts" {
+  count = local.detect ? 1 : 0
+
+  project     = var.project_id
+  name        = "${var.name_prefix}/db-connection-timeouts"
+  description = "Log entries of the watched services containing \"${var.db_timeout_log_text}\"."
+  filter      = "${local.cloud_run_scope} AND (${local.db_timeout_match})"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Database connection validation timeouts (rollback watchdog)"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# One policy per service: the first matching line opens the incident, and
+# the policy's user labels name the service for the watchdog.
+resource "google_monitoring_alert_policy" "db_timeout" {
+  for_each = local.watched_here
+
+  project               = var.project_id
+  display_name          = "Database connection validation timeout: ${each.value.name} (${each.value.region})"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "db-timeout"
+    cloud_run_service = each.value.name
+    cloud_run_region  = each.value.region
+  }
+
+  conditions {
+    display_name = "Log line \"${var.db_timeout_log_text}\" on ${each.value.name}"
+
+    condition_matched_log {
+      filter = join(" AND ", [
+        "resource.type=\"cloud_run_revision\"",
+        "resource.labels.service_name=\"${each.value.name}\"",
+        "resource.labels.location=\"${each.value.region}\"",
+        "(${local.db_timeout_match})",
+      ])
+
+      label_extractors = {
+        revision_name = "EXTRACT(resource.labels.revision_name)"
+      }
+    }
+  }
+
+  alert_strategy {
+    # Required for log-match policies; at most one notification per period.
+    notification_rate_limit {
+      period = var.log_match_rate_limit
+    }
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "DB connection timeout on ${each.value.name} ($${log.extracted_label.revision_name})"
+    content   = <<-EOT
+      Cloud Run service **${each.value.name}** (${each.value.region}), revision
+      **$${log.extracted_label.revision_name}**, logged "${var.db_timeout_log_text}": the signature of
+      the incident where a revision lost its route to the database.
+
+      Log-match incidents are never closed by a notification; the watchdog posts its decision and
+      the recovery has to be confirmed by hand.
+    EOT
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# ---------------------------------------------------------------------------
+# (c) Slow database connects: distribution metric + metric-threshold policy
+# ---------------------------------------------------------------------------
+
+resource "google_logging_metric" "db_connect_seconds" {
+  count = local.detect ? 1 : 0
+
+  project         = var.project_id
+  name            = "${var.name_prefix}/db-connect-seconds"
+  description     = "Database connect time (seconds) reported by the watched services' logs."
+  filter          = "${local.cloud_run_scope} AND (${var.slow_db_connect_log_filter})"
+  value_extractor = var.slow_db_connect_value_extractor
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Database connect time (rollback watchdog)"
+  }
+
+  # 10 ms up to about 8 minutes.
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 1.4
+      scale              = 0.01
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_alert_policy" "slow_db_connect" {
+  count = local.detect ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Slow database connects on Cloud Run (rollback watchdog)"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "slow-db-connect"
+  }
+
+  conditions {
+    display_name = "p99 database connect time above ${var.slow_db_connect_threshold_seconds} s"
+
+    condition_threshold {
+      filter                  = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.db_connect_seconds[0].name}\" AND resource.type=\"cloud_run_revision\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = var.slow_db_connect_threshold_seconds
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields = [
+          "resource.label.service_name",
+          "resource.label.revision_name",
+          "resource.label.location",
+        ]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Slow DB connects: $${resource.label.service_name} ($${resource.label.revision_name})"
+    content   = <<-EOT
+      The 99th percentile of database connect time of revision **$${resource.label.revision_name}**
+      of **$${resource.label.service_name}** ($${resource.label.location}) is above
+      ${var.slow_db_connect_threshold_seconds} s.
+    EOT
+  }
+}

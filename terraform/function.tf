@@ -1,0 +1,210 @@
+# The two gen2 functions (alert handler and drill) share one source object and
+# one configuration. Only main.py, requirements.txt and watchdog/ are shipped:
+# the archive is built from an explicit allow-list, so tests/, terraform/,
+# virtualenvs and caches can never leak into the deployment.
+
+locals {
+  source_root = coalesce(var.source_dir, "${path.module}/..")
+
+  source_files = sort(concat(
+    ["main.py", "requirements.txt"],
+    [
+      for f in fileset(local.source_root, "watchdog/**") : f
+      if !strcontains(f, "__pycache__") && !endswith(f, ".pyc")
+    ],
+  ))
+
+  # Names are fixed by watchdog/config.py (ENV_VARS). Slack credentials are
+  # not here: they come from Secret Manager (secret_environment_variables).
+  function_env = {
+    WATCHDOG_SERVICES         = join(",", sort(keys(local.watched)))
+    WATCHDOG_DRY_RUN          = tostring(var.dry_run)
+    WATCHDOG_ROLLBACK_ON      = var.rollback_on
+    WATCHDOG_COOLDOWN_SECONDS = tostring(var.cooldown_seconds)
+    WATCHDOG_DEADLINE_SECONDS = tostring(var.deadline_seconds)
+    WATCHDOG_PROJECTS         = join(",", var.watchdog_projects)
+    WATCHDOG_PAUSED           = tostring(var.paused)
+    WATCHDOG_METRICS_PROJECT  = local.metrics_project
+    SLACK_CHANNEL             = var.slack_channel
+  }
+}
+
+data "archive_file" "source" {
+  type        = "zip"
+  output_path = "${path.root}/build/${var.name_prefix}-source.zip"
+
+  dynamic "source" {
+    for_each = local.source_files
+    content {
+      filename = source.value
+      content  = file("${local.source_root}/${source.value}")
+    }
+  }
+}
+
+resource "google_storage_bucket" "source" {
+  # checkov:skip=CKV_GCP_62: access logs of a bucket holding only the function's source zip add cost and no signal; Cloud Audit Logs already record admin access.
+  project  = var.project_id
+  name     = "${var.project_id}-${var.name_prefix}-src"
+  location = var.region
+  labels   = local.labels
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  versioning {
+    enabled = true
+  }
+
+  # Each code change uploads a new object; old zips are only needed for a
+  # while to redeploy an earlier build.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_object" "source" {
+  # The hash in the name is what makes a code change redeploy the functions.
+  name   = "source/${var.name_prefix}-${data.archive_file.source.output_sha256}.zip"
+  bucket = google_storage_bucket.source.name
+  source = data.archive_file.source.output_path
+}
+
+resource "google_cloudfunctions2_function" "alert" {
+  project     = var.project_id
+  location    = var.region
+  name        = var.name_prefix
+  description = "Rollback watchdog: receives Cloud Monitoring incidents (Pub/Sub push) and rolls back Cloud Run traffic."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "handle_alert"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  # No event_trigger: alerts arrive through google_pubsub_subscription.alerts_push
+  # (pubsub.tf), which carries the dead-letter policy. handle_alert is a
+  # CloudEvent function; functions-framework converts the Pub/Sub push body.
+  service_config {
+    max_instance_count               = var.max_instance_count
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    available_memory                 = var.function_memory
+    timeout_seconds                  = var.function_timeout_seconds
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function.email
+    environment_variables            = local.function_env
+
+    secret_environment_variables {
+      key        = "SLACK_BOT_TOKEN"
+      project_id = local.secret_project
+      secret     = var.slack_bot_token_secret
+      version    = "latest"
+    }
+
+    dynamic "secret_environment_variables" {
+      for_each = var.slack_webhook_url_secret == null ? [] : [var.slack_webhook_url_secret]
+      content {
+        key        = "SLACK_WEBHOOK_URL"
+        project_id = local.secret_project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.deadline_seconds <= var.function_timeout_seconds
+      error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds, or the platform kills a run the watchdog still thinks it has time for."
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.function_reads_bot_token,
+    google_secret_manager_secret_iam_member.function_reads_webhook_url,
+  ]
+}
+
+# The drill: an HTTP function that walks the same code path on demand. Same
+# source, identity and environment; only on-call principals may invoke it.
+resource "google_cloudfunctions2_function" "drill" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-drill"
+  description = "Rollback watchdog drill: exercises the alert path on demand (HTTP, internal ingress, on-call invokers only)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "drill"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    max_instance_count               = 1
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    available_memory                 = var.function_memory
+    timeout_seconds                  = var.function_timeout_seconds
+    ingress_settings                 = var.drill_ingress
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function.email
+    environment_variables            = local.function_env
+
+    secret_environment_variables {
+      key        = "SLACK_BOT_TOKEN"
+      project_id = local.secret_project
+      secret     = var.slack_bot_token_secret
+      version    = "latest"
+    }
+
+    dynamic "secret_environment_variables" {
+      for_each = var.slack_webhook_url_secret == null ? [] : [var.slack_webhook_url_secret]
+      content {
+        key        = "SLACK_WEBHOOK_URL"
+        project_id = local.secret_project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.deadline_seconds <= var.function_timeout_seconds
+      error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds."
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.function_reads_bot_token,
+    google_secret_manager_secret_iam_member.function_reads_webhook_url,
+  ]
+}

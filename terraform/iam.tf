@@ -1,0 +1,200 @@
+# Least privilege. Nothing here is granted to allUsers or allAuthenticatedUsers,
+# and no predefined broad role (run.admin, run.developer, editor) is used.
+#
+#   function SA  : rollbackWatchdogOperator on each watched service (not the project)
+#                  rollbackWatchdogReader on the projects it reads
+#                  iam.serviceAccountUser on each watched service's runtime SA
+#                  secretmanager.secretAccessor on the Slack secret(s) only
+#   trigger SA   : run.invoker on the alert function's service only
+#   Pub/Sub agent: publisher on the dead-letter topic, subscriber on the push
+#                  subscription, token creator on the trigger SA (OIDC push)
+#   Monitoring notification agent: publisher on the alert topic
+#   drill_invokers: run.invoker on the drill function's service only
+#   drill_publishers: pubsub.publisher on the alert topic only
+
+resource "google_service_account" "function" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-fn"
+  display_name = "Rollback watchdog function"
+  description  = "Runtime identity of the rollback watchdog functions (alert handler and drill)."
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "trigger" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-trigger"
+  display_name = "Rollback watchdog trigger"
+  description  = "Identity in the OIDC token of the Pub/Sub push that delivers alerts to the watchdog function."
+
+  depends_on = [google_project_service.apis]
+}
+
+# ---------------------------------------------------------------------------
+# Custom roles
+# ---------------------------------------------------------------------------
+
+# Exactly what a traffic rollback needs (wire formats 5.1). A project-level
+# custom role can only be bound inside its own project, so it is created in
+# every project that holds a watched service.
+resource "google_project_iam_custom_role" "operator" {
+  for_each = local.watched_projects
+
+  project     = each.value
+  role_id     = "rollbackWatchdogOperator"
+  title       = "Rollback watchdog operator"
+  description = "Read a Cloud Run service and its revisions, move its traffic, poll the operation. Bound per service."
+  permissions = [
+    "run.operations.get",
+    "run.revisions.get",
+    "run.revisions.list",
+    "run.services.get",
+    "run.services.update",
+  ]
+}
+
+# Read-only, and the only project-level grant. run.services.list and
+# run.revisions.list are needed for the blast-radius look at sibling
+# services: a list call is authorised on the parent location/project, so it
+# cannot be granted on a single service. run.operations.get is here as well
+# as in the operator role because Cloud Run operations are children of the
+# location (projects/P/locations/L/operations/ID), not of the service: the
+# per-service grant cannot authorise polling the rollback's operation.
+# monitoring.timeSeries.create writes the watchdog's own metric
+# (custom.googleapis.com/rollback_watchdog/decisions); the two monitoring
+# list permissions let the doctor check the alert wiring.
+resource "google_project_iam_custom_role" "reader" {
+  for_each = local.reader_projects
+
+  project     = each.value
+  role_id     = "rollbackWatchdogReader"
+  title       = "Rollback watchdog reader"
+  description = "List Cloud Run services and revisions, poll Cloud Run operations, write the watchdog's decision metric, list alert policies and notification channels."
+  permissions = [
+    "monitoring.alertPolicies.list",
+    "monitoring.notificationChannels.list",
+    "monitoring.timeSeries.create",
+    "run.operations.get",
+    "run.revisions.list",
+    "run.services.list",
+  ]
+}
+
+# ---------------------------------------------------------------------------
+# The function's service account
+# ---------------------------------------------------------------------------
+
+resource "google_cloud_run_v2_service_iam_member" "function_operates_watched" {
+  for_each = local.watched
+
+  project  = each.value.project
+  location = each.value.region
+  name     = each.value.name
+  role     = google_project_iam_custom_role.operator[each.value.project].name
+  member   = "serviceAccount:${google_service_account.function.email}"
+}
+
+resource "google_project_iam_member" "function_reads" {
+  for_each = local.reader_projects
+
+  project = each.value
+  role    = google_project_iam_custom_role.reader[each.value].name
+  member  = "serviceAccount:${google_service_account.function.email}"
+}
+
+# Cloud Run checks actAs on the service identity when a service is updated.
+# Granted per runtime service account, never on the project.
+resource "google_service_account_iam_member" "function_acts_as_runtime" {
+  for_each = toset(var.watched_runtime_service_accounts)
+
+  service_account_id = "projects/-/serviceAccounts/${each.value}"
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.function.email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "function_reads_bot_token" {
+  project   = local.secret_project
+  secret_id = var.slack_bot_token_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function.email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "function_reads_webhook_url" {
+  count = var.slack_webhook_url_secret == null ? 0 : 1
+
+  project   = local.secret_project
+  secret_id = var.slack_webhook_url_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function.email}"
+}
+
+# ---------------------------------------------------------------------------
+# Invokers
+# ---------------------------------------------------------------------------
+
+resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_alert" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.alert.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+# Drills through the real pipeline (python -m watchdog drill --topic ...).
+resource "google_pubsub_topic_iam_member" "oncall_publishes_drills" {
+  for_each = toset(var.drill_publishers)
+
+  project = var.project_id
+  topic   = google_pubsub_topic.alerts.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value
+}
+
+resource "google_cloud_run_v2_service_iam_member" "oncall_invokes_drill" {
+  for_each = toset(var.drill_invokers)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.drill.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# ---------------------------------------------------------------------------
+# Google-managed service agents
+# ---------------------------------------------------------------------------
+
+# Creating the notification channel does not let Monitoring publish to it.
+resource "google_pubsub_topic_iam_member" "monitoring_publishes_alerts" {
+  project = var.project_id
+  topic   = google_pubsub_topic.alerts.name
+  role    = "roles/pubsub.publisher"
+  member  = local.monitoring_notification_agent
+
+  # The agent is provisioned with the project's first notification channel.
+  depends_on = [google_monitoring_notification_channel.pubsub]
+}
+
+# Dead-lettering: Pub/Sub's own agent forwards the message to the dead-letter
+# topic and must be allowed to acknowledge it on the source subscription.
+resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.alerts_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# OIDC push: the Pub/Sub agent mints the trigger SA's token (required in
+# projects created before April 2021; harmless in newer ones).
+resource "google_service_account_iam_member" "pubsub_agent_mints_trigger_tokens" {
+  service_account_id = google_service_account.trigger.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}

@@ -1,0 +1,63 @@
+output "alert_topic" {
+  description = "Pub/Sub topic (projects/P/topics/T) Cloud Monitoring publishes incidents to. Pass it to `python -m watchdog drill --topic`."
+  value       = google_pubsub_topic.alerts.id
+}
+
+output "notification_channel" {
+  description = "The Pub/Sub notification channel (projects/P/notificationChannels/ID). Add it to any other alert policy the watchdog should act on."
+  value       = google_monitoring_notification_channel.pubsub.name
+}
+
+output "push_subscription" {
+  description = "Subscription that pushes alerts to the function, with the dead-letter policy."
+  value       = google_pubsub_subscription.alerts_push.id
+}
+
+output "dead_letter_topic" {
+  description = "Topic that receives alerts the function failed to handle after max_delivery_attempts."
+  value       = google_pubsub_topic.dead_letter.id
+}
+
+output "dead_letter_subscription" {
+  description = "Subscription holding dead letters for inspection (gcloud pubsub subscriptions pull ...)."
+  value       = google_pubsub_subscription.dead_letter.id
+}
+
+output "alert_function_name" {
+  description = "Name of the alert-handling function (entry point handle_alert)."
+  value       = google_cloudfunctions2_function.alert.name
+}
+
+output "drill_function_name" {
+  description = "Name of the drill function (entry point drill)."
+  value       = google_cloudfunctions2_function.drill.name
+}
+
+output "drill_url" {
+  description = "HTTPS URL of the drill function. Internal ingress: call it from inside the VPC with an identity token of a drill_invokers principal."
+  value       = google_cloudfunctions2_function.drill.service_config[0].uri
+}
+
+output "service_account_email" {
+  description = "Runtime service account of both functions."
+  value       = google_service_account.function.email
+}
+
+output "trigger_service_account_email" {
+  description = "Service account in the OIDC token of the alert push subscription."
+  value       = google_service_account.trigger.email
+}
+
+output "source_bucket" {
+  description = "Bucket holding the functions' source archives."
+  value       = google_storage_bucket.source.name
+}
+
+output "alert_policies" {
+  description = "Alert policies that notify the watchdog, by signal."
+  value = {
+    startup_failures = [for p in google_monitoring_alert_policy.startup_failures : p.name]
+    db_timeout       = [for p in google_monitoring_alert_policy.db_timeout : p.name]
+    slow_db_connect  = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
+  }
+}

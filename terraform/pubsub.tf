@@ -1,0 +1,101 @@
+# Alert delivery: Cloud Monitoring -> alert topic -> push subscription -> alert
+# function. Deliveries that keep failing end on the dead-letter topic, whose
+# own subscription keeps them for inspection.
+#
+# Why a push subscription owned here rather than the function's event_trigger:
+# an event_trigger makes Eventarc create its own subscription
+# (eventarc-REGION-...), which Terraform does not manage, so a dead-letter
+# policy set on it by hand is lost on the next redeploy. With this
+# subscription Terraform owns retry, ack deadline and dead-lettering.
+
+resource "google_pubsub_topic" "alerts" {
+  # checkov:skip=CKV_GCP_83: CMEK is optional (var.pubsub_kms_key_name); alert payloads hold no secrets and Google-managed encryption is the default.
+  project      = var.project_id
+  name         = "${var.name_prefix}-alerts"
+  kms_key_name = var.pubsub_kms_key_name
+  labels       = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  # checkov:skip=CKV_GCP_83: CMEK is optional (var.pubsub_kms_key_name); see the alert topic.
+  project      = var.project_id
+  name         = "${var.name_prefix}-alerts-dead-letter"
+  kms_key_name = var.pubsub_kms_key_name
+  labels       = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+# Dead letters only exist while a subscription holds them: a topic with no
+# subscription drops every message published to it.
+resource "google_pubsub_subscription" "dead_letter" {
+  project = var.project_id
+  name    = "${var.name_prefix}-alerts-dead-letter"
+  topic   = google_pubsub_topic.dead_letter.id
+  labels  = local.labels
+
+  message_retention_duration = var.dead_letter_retention
+  retain_acked_messages      = true
+  ack_deadline_seconds       = 60
+
+  expiration_policy {
+    ttl = "" # never expires, however long it stays unread
+  }
+}
+
+resource "google_pubsub_subscription" "alerts_push" {
+  project = var.project_id
+  name    = "${var.name_prefix}-alerts-push"
+  topic   = google_pubsub_topic.alerts.id
+  labels  = local.labels
+
+  # For push delivery the ack deadline is the HTTP request timeout: give the
+  # function its whole timeout before Pub/Sub counts the attempt as failed.
+  ack_deadline_seconds       = var.function_timeout_seconds
+  message_retention_duration = "86400s"
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.alert.service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.trigger.email
+      audience              = google_cloudfunctions2_function.alert.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.trigger_invokes_alert,
+    google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
+  ]
+}
+
+# The channel Cloud Monitoring publishes incidents through.
+resource "google_monitoring_notification_channel" "pubsub" {
+  project      = var.project_id
+  display_name = "${var.name_prefix} (Pub/Sub)"
+  type         = "pubsub"
+  description  = "Delivers alert incidents to the rollback watchdog function."
+  user_labels  = local.labels
+
+  labels = {
+    topic = google_pubsub_topic.alerts.id
+  }
+
+  depends_on = [google_project_service.apis]
+}

