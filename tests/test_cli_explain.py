@@ -1,0 +1,168 @@
+"""`python -m watchdog explain`: the decision for an alert, from files or a live (read-only) lookup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.cloudrun_seeds import revision, service, short
+from tests.conftest import BACKEND
+from tests.support import fixture, incident_alert, pubsub_body
+from watchdog.cli import cli
+
+BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
+AUTH_ALERT = "alerts/incident_auth_db_timeout_log_match.json"
+SEED = fixture("cloudrun/incident_seed.json")
+
+
+def write(tmp_path, name: str, data) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.fixture
+def offline(tmp_path):
+    """The backend service and its revisions as files, as `gcloud run … --format json` would save them."""
+    backend = next(s for s in SEED["services"] if s["name"] == BACKEND)
+    revisions = [r for r in SEED["revisions"] if r["service"] == BACKEND]
+    revisions.sort(key=lambda r: r["createTime"], reverse=True)
+    return {
+        "service": write(tmp_path, "service.json", backend),
+        "revisions": write(tmp_path, "revisions.json", {"revisions": revisions}),
+        "revisions_list": write(tmp_path, "revisions-list.json", revisions),
+    }
+
+
+def invoke(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, ["explain", *args], env={"WATCHDOG_SERVICES": "", **(env or {})})
+
+
+def test_explains_the_incident_from_files(tmp_path, offline):
+    alert = write(tmp_path, "alert.json", fixture(BACKEND_ALERT))
+    result = invoke(
+        "--alert", alert, "--service-json", offline["service"], "--revisions-json", offline["revisions"],
+        env={"WATCHDOG_SERVICES": "us-central1/netra-backend-staging"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Decision: ROLLBACK (rollback)" in out
+    assert "netra-backend-staging-00119-qor changed vpc egress: private-ranges-only → all-traffic" in out
+    assert "target: netra-backend-staging-00118-paz" in out
+    assert "What changed in netra-backend-staging-00119-qor (egress changes):" in out
+    assert "  - vpc egress: private-ranges-only → all-traffic" in out
+    assert "nothing was changed" in out
+    assert "Same change elsewhere" not in out  # offline: no blast radius
+
+
+def test_out_of_scope_by_default_and_options_read_the_functions_variables(tmp_path, offline):
+    alert = write(tmp_path, "alert.json", fixture(BACKEND_ALERT))
+    files = ["--service-json", offline["service"], "--revisions-json", offline["revisions"]]
+    result = invoke("--alert", alert, *files)
+    assert "Decision: REPORT (out_of_scope)" in result.stdout
+    assert "would roll back to netra-backend-staging-00118-paz, but netra-backend-staging is not in" in result.stdout
+    dry = invoke("--alert", alert, *files, env={"WATCHDOG_SERVICES": "*", "WATCHDOG_DRY_RUN": "true"})
+    assert "Decision: REPORT (dry_run)" in dry.stdout
+    network = invoke("--alert", alert, *files, "--services", "*", "--rollback-on", "any")
+    assert "Decision: ROLLBACK (rollback)" in network.stdout
+
+
+def test_json_from_a_pubsub_message_and_a_revision_list(tmp_path, offline):
+    alert = write(tmp_path, "message.json", pubsub_body(fixture(BACKEND_ALERT)))
+    result = invoke(
+        "--alert", alert, "--service-json", offline["service"], "--revisions-json", offline["revisions_list"],
+        "--json", "--services", "*",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["alert"]["service"] == "netra-staging/us-central1/netra-backend-staging"
+    assert data["alert"]["revision"] == "netra-backend-staging-00119-qor"
+    decision = data["decision"]
+    assert (decision["action"], decision["reason"]) == ("rollback", "rollback")
+    assert (decision["failing"], decision["breaking"], decision["target"]) == (
+        "netra-backend-staging-00119-qor",
+        "netra-backend-staging-00119-qor",
+        "netra-backend-staging-00118-paz",
+    )
+    assert decision["trigger_changes"] == [
+        {"field": "vpc egress", "kind": "egress", "old": "private-ranges-only", "new": "all-traffic"}
+    ]
+    assert decision["serving"] == {"netra-backend-staging-00119-qor": 100}
+    assert data["related"] is None
+
+
+def test_a_cloudevent_body_and_an_ignored_notification(tmp_path, offline):
+    structured = {"specversion": "1.0", "type": "google.cloud.pubsub.topic.v1.messagePublished",
+                  "data": pubsub_body(fixture(BACKEND_ALERT))}  # fmt: skip
+    files = ["--service-json", offline["service"], "--revisions-json", offline["revisions"]]
+    result = invoke("--alert", write(tmp_path, "ce.json", structured), *files, "--json")
+    assert json.loads(result.stdout)["decision"]["target"] == "netra-backend-staging-00118-paz"
+    test_notification = fixture("alerts/test_notification_version_test.json")
+    ignored = invoke("--alert", write(tmp_path, "t.json", test_notification), *files)
+    assert ignored.exit_code == 0
+    assert ignored.stdout.startswith("Ignored (test_notification)")
+
+
+def test_live_lookup_reads_every_page_needed_and_shows_the_blast_radius(cloud_run):
+    """The change is 130 revisions back (two pages of 100): explain keeps reading; it never writes."""
+    base = 1_758_000_000.0
+    history = [revision("netra-api", 1, base - 200 * 3600)]
+    history += [revision("netra-api", 2, base - 199 * 3600, egress="ALL_TRAFFIC")]
+    image = history[1]["containers"][0]["image"]
+    history += [
+        revision("netra-api", n, base - (200 - n) * 3600, egress="ALL_TRAFFIC", image=image) for n in range(3, 133)
+    ]
+    cloud_run.state.load({"services": [service("netra-api", history)], "revisions": history})
+    notification = incident_alert("netra-api")
+    result = CliRunner().invoke(
+        cli,
+        ["explain", "--alert", "-", "--json", "--services", "netra-api"],
+        input=json.dumps(notification),
+        env={"CLOUD_RUN_API_ENDPOINT": cloud_run.url},
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["decision"]["reason"] == "rollback"
+    assert data["decision"]["breaking"] == short(history[1])
+    assert data["decision"]["target"] == short(history[0])
+    assert data["revisions_read"] == 132
+    lists = [r for r in cloud_run.state.requests if r["path"].endswith("netra-api/revisions")]
+    assert [r["query"].get("pageToken") for r in lists] == [None, "100"]
+    assert {r["method"] for r in cloud_run.state.requests} == {"GET"}
+    assert data["related"] == []  # the incident services changed 199 h before: outside the 24 h window
+
+
+def test_live_explain_of_the_incident_names_the_other_service_with_the_same_flip(cloud_run):
+    result = CliRunner().invoke(
+        cli,
+        ["explain", "--alert", "-", "--services", "netra-auth-service,netra-backend-staging"],
+        input=json.dumps(fixture(AUTH_ALERT)),
+        env={"CLOUD_RUN_API_ENDPOINT": cloud_run.url},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Decision: ROLLBACK (rollback)" in result.stdout
+    assert "Same change elsewhere (last 24 h):" in result.stdout
+    assert (
+        "netra-backend-staging: netra-backend-staging-00119-qor changed vpc egress: private-ranges-only → "
+        "all-traffic (1 min after; in scope): would roll back to netra-backend-staging-00118-paz"
+    ) in result.stdout
+    assert "PATCH" not in {r["method"] for r in cloud_run.state.requests}
+
+
+def test_cannot_explain_exits_2(tmp_path, offline):
+    alert = write(tmp_path, "alert.json", fixture(BACKEND_ALERT))
+    assert invoke("--alert", alert, "--service-json", offline["service"]).exit_code == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = invoke("--alert", str(bad), "--service-json", offline["service"], "--revisions-json", offline["revisions"])
+    assert result.exit_code == 2
+    assert "is not JSON" in result.output
+    gone = CliRunner().invoke(
+        cli,
+        ["explain", "--alert", write(tmp_path, "gone.json", incident_alert("no-such-service")), "--deadline", "2"],
+        env={"CLOUD_RUN_API_ENDPOINT": "http://127.0.0.1:9"},
+    )
+    assert gone.exit_code == 2
+    assert "Cloud Run API" in gone.output

@@ -1,0 +1,374 @@
+"""``python -m watchdog doctor``: what would stop the watchdog acting on an alert.
+
+It reads, never writes:
+
+- notification channels (Monitoring): a ``pubsub`` channel whose ``labels.topic``
+  is the watchdog's topic must exist and be enabled;
+- alert policies (Monitoring) that notify that channel: each must let the
+  notification name the Cloud Run service and region (no cross-series
+  reducer that drops ``resource.label.service_name``/``location`` unless the
+  filter or the policy user labels ``cloud_run_service``/``cloud_run_region``
+  name them; PromQL and MQL queries are checked by their ``by``/``group_by``
+  text; log-match conditions are fine: their labels come from the log
+  entry's resource), and metric policies must auto-close and send CLOSED,
+  or no recovery follow-up ever comes (after a rollback the failing revision
+  stops reporting data, so only auto-close closes its incident);
+- the topic (Pub/Sub): it exists, and its IAM policy grants the Monitoring
+  notification agent (``service-N@gcp-sa-monitoring-notification``) a
+  publisher role. Only the topic's own policy is visible: a project-level
+  grant is reported as missing. An endpoint without the IAM API (the pstest
+  emulator) makes this check "unchecked";
+- every service in ``WATCHDOG_SERVICES`` exists (Cloud Run ``GetService``);
+- the configuration itself (invalid values, paused, dry run, empty scope).
+
+Each :class:`Finding` is ``ok``, ``warning``, ``problem`` or ``unchecked``.
+Exit codes of the command: 0 healthy, 1 at least one problem, 2 nothing
+wrong found but something could not be checked.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+OK = "ok"
+WARNING = "warning"
+PROBLEM = "problem"
+UNCHECKED = "unchecked"
+
+AGENT = re.compile(r"^serviceAccount:service-(\d+)@gcp-sa-monitoring-notification\.iam\.gserviceaccount\.com$")
+PUBLISHER_ROLES = {"roles/pubsub.publisher", "roles/pubsub.editor", "roles/pubsub.admin", "roles/editor", "roles/owner"}
+_NO_REDUCER = {"", "REDUCE_NONE"}
+_PROMQL_AGG = re.compile(
+    r"\b(sum|avg|min|max|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*(\(|by\b|without\b)"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # channel, policy, topic, topic_iam, service, config
+    status: str  # OK, WARNING, PROBLEM, UNCHECKED
+    message: str
+    subject: str = ""  # the policy, channel, topic or service it is about
+
+    def as_dict(self) -> dict:
+        return {"check": self.check, "status": self.status, "subject": self.subject, "message": self.message}
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    statuses = {f.status for f in findings}
+    if PROBLEM in statuses:
+        return 1
+    if UNCHECKED in statuses:
+        return 2
+    return 0
+
+
+# --- pure checks over API JSON (camelCase, as MessageToDict writes it) -------------------------
+
+
+def watchdog_channels(channels: list[dict], topic: str) -> tuple[list[dict], list[Finding]]:
+    mine = [c for c in channels if c.get("type") == "pubsub" and (c.get("labels") or {}).get("topic") == topic]
+    if not mine:
+        return [], [
+            Finding(
+                "channel",
+                PROBLEM,
+                f"no pubsub notification channel publishes to {topic}: no alert can reach the watchdog",
+                topic,
+            )
+        ]
+    found = []
+    for channel in mine:
+        label = channel.get("displayName") or channel.get("name", "")
+        if channel.get("enabled", True) is False:
+            found.append(Finding("channel", PROBLEM, "the channel is disabled: Monitoring sends nothing", label))
+        else:
+            found.append(Finding("channel", OK, f"publishes to {topic}", label))
+    return mine, found
+
+
+def policy_findings(policy: dict) -> list[Finding]:
+    """What in one alert policy (routed to the watchdog) stops the watchdog acting."""
+    name = policy.get("displayName") or policy.get("name", "")
+    labels = policy.get("userLabels") or {}
+    found: list[Finding] = []
+    if policy.get("enabled", True) is False:
+        found.append(Finding("policy", WARNING, "the policy is disabled: it never fires", name))
+    if labels.get("rollback_watchdog") == "self":
+        found.append(
+            Finding("policy", PROBLEM, "a policy about the watchdog itself notifies the watchdog's own channel", name)
+        )
+    conditions = policy.get("conditions") or []
+    kinds = []
+    for condition in conditions:
+        kind, problems = _condition(condition, labels)
+        kinds.append(kind)
+        found += [Finding("policy", status, f"{condition.get('displayName') or kind}: {text}", name)
+                  for status, text in problems]  # fmt: skip
+    if conditions and any(k != "log-match" for k in kinds):
+        strategy = policy.get("alertStrategy") or {}
+        if not strategy.get("autoClose"):
+            found.append(
+                Finding(
+                    "policy",
+                    PROBLEM,
+                    "no alertStrategy.autoClose: after a rollback the failing revision stops reporting data, so the "
+                    "incident never closes and no recovery follow-up is sent",
+                    name,
+                )
+            )
+        prompts = strategy.get("notificationPrompts") or []
+        if prompts and "CLOSED" not in prompts:
+            found.append(
+                Finding(
+                    "policy",
+                    PROBLEM,
+                    f"notificationPrompts {prompts} lack CLOSED: no recovery follow-up",
+                    name,
+                )
+            )
+    if not any(f.status in (PROBLEM, UNCHECKED) for f in found):
+        found.append(Finding("policy", OK, "notifications name the service; incidents close", name))
+    return found
+
+
+def _condition(condition: dict, user_labels: dict) -> tuple[str, list[tuple[str, str]]]:
+    for key in ("conditionThreshold", "conditionAbsent"):
+        if key in condition:
+            spec = condition[key] or {}
+            text = spec.get("filter", "")
+            problems = []
+            resource = re.search(r"resource\.type\s*=\s*\"([^\"]+)\"", text)
+            if resource and resource.group(1) != "cloud_run_revision":
+                problems.append(
+                    (WARNING, f"about {resource.group(1)} resources, not cloud_run_revision: the watchdog ignores it")
+                )
+            for agg in (spec.get("aggregations") or []) + (spec.get("denominatorAggregations") or []):
+                if agg.get("crossSeriesReducer", "") in _NO_REDUCER:
+                    continue
+                groups = [g.replace("resource.labels.", "resource.label.") for g in agg.get("groupByFields") or []]
+                problems += _lost_labels(
+                    {"service_name": "resource.label.service_name" in groups,
+                     "location": "resource.label.location" in groups},
+                    text, user_labels, f"{agg['crossSeriesReducer']} without groupByFields",
+                )  # fmt: skip
+            return ("metric-threshold" if key == "conditionThreshold" else "metric-absence"), problems
+    if "conditionMatchedLog" in condition:
+        return "log-match", []
+    if "conditionPrometheusQueryLanguage" in condition:
+        query = (condition["conditionPrometheusQueryLanguage"] or {}).get("query", "")
+        if not _PROMQL_AGG.search(query):
+            return "promql", []
+        by = re.findall(r"\bby\s*\(([^)]*)\)", query)
+        without = re.findall(r"\bwithout\s*\(([^)]*)\)", query)
+
+        def kept(label: str) -> bool:
+            if by:
+                return all(label in _words(b) for b in by)
+            return bool(without) and all(label not in _words(w) for w in without)
+
+        return "promql", _lost_labels(
+            {"service_name": kept("service_name"), "location": kept("location")}, query, user_labels, "the aggregation"
+        )
+    if "conditionMonitoringQueryLanguage" in condition:
+        query = (condition["conditionMonitoringQueryLanguage"] or {}).get("query", "")
+        groups = re.findall(r"\bgroup_by\s*\[([^\]]*)\]", query)
+        if not groups:
+            return "mql", []
+        return "mql", _lost_labels(
+            {label: all(label in _words(g) for g in groups) for label in ("service_name", "location")},
+            query,
+            user_labels,
+            "group_by",
+        )
+    if "conditionSql" in condition:
+        return "sql", [(UNCHECKED, "SQL (Log Analytics) conditions are not checked")]
+    return "unknown", [(UNCHECKED, "unknown condition type, not checked")]
+
+
+def _lost_labels(kept: dict[str, bool], text: str, user_labels: dict, how: str) -> list[tuple[str, str]]:
+    """Problems for labels the aggregation drops, unless the filter pins them or user labels carry them."""
+    fallback = {"service_name": "cloud_run_service", "location": "cloud_run_region"}
+    problems = []
+    for label, is_kept in kept.items():
+        if is_kept or user_labels.get(fallback[label]) or _pinned(text, label):
+            continue
+        what = "service" if label == "service_name" else "region"
+        problems.append(
+            (
+                PROBLEM,
+                f"{how} drops {label}: the notification cannot name the {what} (group by "
+                f"resource.label.{label}, or set the policy user label {fallback[label]})",
+            )
+        )
+    return problems
+
+
+def _pinned(text: str, label: str) -> bool:
+    return re.search(rf"\b{label}\s*(?:==|=|:)\s*[\"']", text) is not None
+
+
+def _words(text: str) -> set[str]:
+    return {w.rsplit(".", 1)[-1] for w in re.findall(r"[\w.]+", text)}
+
+
+def topic_iam_findings(policy: dict, topic: str, project_number: str = "") -> list[Finding]:
+    for binding in policy.get("bindings") or []:
+        if binding.get("role") not in PUBLISHER_ROLES:
+            continue
+        for member in binding.get("members") or []:
+            match = AGENT.match(member)
+            if match and (not project_number or match.group(1) == str(project_number)):
+                return [Finding("topic_iam", OK, f"{member} has {binding['role']}", topic)]
+    who = f"service-{project_number}@gcp-sa-monitoring-notification" if project_number else "the notification agent"
+    return [
+        Finding(
+            "topic_iam",
+            PROBLEM,
+            f"no publisher grant for the Monitoring notification agent ({who}) on the topic: "
+            "Monitoring cannot publish incidents (only topic-level bindings are visible here; "
+            "a project-level grant shows as missing)",
+            topic,
+        )
+    ]
+
+
+def config_findings(env: dict[str, str]) -> tuple[Any, list[Finding]]:
+    from watchdog.config import Config, ConfigError
+
+    try:
+        config = Config.from_env(env)
+    except ConfigError as error:
+        return None, [Finding("config", PROBLEM, f"invalid configuration: {error}", "environment")]
+    found = []
+    if config.paused:
+        found.append(Finding("config", WARNING, "WATCHDOG_PAUSED=true: the watchdog only reports", "environment"))
+    if config.dry_run:
+        found.append(Finding("config", WARNING, "WATCHDOG_DRY_RUN=true: the watchdog only reports", "environment"))
+    if not config.services:
+        found.append(
+            Finding("config", WARNING, "WATCHDOG_SERVICES is empty: the watchdog never rolls back", "environment")
+        )
+    return config, found
+
+
+# --- the reads ----------------------------------------------------------------------------------
+
+
+def run(
+    project: str,
+    topic: str,
+    env: dict[str, str],
+    *,
+    region: str = "",
+    project_number: str = "",
+    timeout: float = 15.0,
+    progress: Callable[[str], None] = lambda _text: None,
+) -> list[Finding]:
+    from google.api_core import exceptions
+    from google.protobuf import json_format
+
+    findings: list[Finding] = []
+    config, found = config_findings(env)
+    findings += found
+    endpoint = env.get("MONITORING_API_ENDPOINT", "").strip()
+
+    def as_dicts(pager: Any) -> list[dict]:
+        return [json_format.MessageToDict(type(item).pb(item)) for item in pager]
+
+    from google.cloud import monitoring_v3
+
+    from watchdog.monitoring import client
+
+    mine: list[dict] = []
+    progress(f"reading notification channels of {project}")
+    try:
+        channels = as_dicts(
+            client(monitoring_v3.NotificationChannelServiceClient, endpoint).list_notification_channels(
+                name=f"projects/{project}", timeout=timeout
+            )
+        )
+        mine, found = watchdog_channels(channels, topic)
+        findings += found
+    except exceptions.GoogleAPICallError as error:
+        findings.append(Finding("channel", UNCHECKED, f"could not list notification channels: {error}", project))
+
+    if mine:
+        progress(f"reading alert policies of {project}")
+        try:
+            policies = as_dicts(
+                client(monitoring_v3.AlertPolicyServiceClient, endpoint).list_alert_policies(
+                    name=f"projects/{project}", timeout=timeout
+                )
+            )
+            names = {c.get("name") for c in mine}
+            routed = [p for p in policies if names & set(p.get("notificationChannels") or [])]
+            if not routed:
+                findings.append(Finding("policy", PROBLEM, "no alert policy notifies the watchdog's channel", project))
+            for policy in routed:
+                findings += policy_findings(policy)
+        except exceptions.GoogleAPICallError as error:
+            findings.append(Finding("policy", UNCHECKED, f"could not list alert policies: {error}", project))
+
+    findings += _topic(topic, project_number, timeout, progress)
+    if config is not None:
+        findings += _services(config, project, region, timeout, progress)
+    return findings
+
+
+def _topic(topic: str, project_number: str, timeout: float, progress: Callable[[str], None]) -> list[Finding]:
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1
+    from google.protobuf import json_format
+
+    progress(f"reading topic {topic}")
+    publisher = pubsub_v1.PublisherClient()
+    try:
+        try:
+            publisher.get_topic(topic=topic, timeout=timeout)
+        except exceptions.NotFound:
+            return [Finding("topic", PROBLEM, "the topic does not exist", topic)]
+        except exceptions.GoogleAPICallError as error:
+            return [Finding("topic", UNCHECKED, f"could not read the topic: {error}", topic)]
+        found = [Finding("topic", OK, "exists", topic)]
+        try:
+            policy = publisher.get_iam_policy(request={"resource": topic}, timeout=timeout)
+        except exceptions.MethodNotImplemented:
+            return [*found, Finding("topic_iam", UNCHECKED, "this Pub/Sub endpoint does not implement IAM", topic)]
+        except exceptions.GoogleAPICallError as error:
+            return [*found, Finding("topic_iam", UNCHECKED, f"could not read the topic's IAM policy: {error}", topic)]
+        return found + topic_iam_findings(json_format.MessageToDict(policy), topic, project_number)
+    finally:
+        publisher.transport.close()
+
+
+def _services(config: Any, project: str, region: str, timeout: float, progress) -> list[Finding]:
+    from google.api_core import exceptions
+
+    from watchdog.cloudrun import CloudRun
+    from watchdog.config import ServiceRef
+
+    if config.services.everything:
+        return [Finding("service", OK, "WATCHDOG_SERVICES is '*': every service is in scope", "*")]
+    cloud_run = CloudRun(config.cloud_run_endpoint)
+    found = []
+    for entry in config.services.entries:
+        parts = {1: (project, region, *entry), 2: (project, *entry)}.get(len(entry), entry)
+        ref = ServiceRef(*parts)
+        label = "/".join(entry)
+        if not ref.region:
+            found.append(Finding("service", UNCHECKED, "no region: give --region to check it", label))
+            continue
+        progress(f"reading service {ref}")
+        try:
+            cloud_run.get_service(ref, time.monotonic() + timeout)
+            found.append(Finding("service", OK, f"exists ({ref})", label))
+        except exceptions.NotFound:
+            found.append(Finding("service", PROBLEM, f"{ref} does not exist: alerts for it cannot be acted on", label))
+        except Exception as error:  # noqa: BLE001 - any failure to read is "could not check"
+            found.append(Finding("service", UNCHECKED, f"could not read {ref}: {type(error).__name__}: {error}", label))
+    return found
