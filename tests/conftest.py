@@ -28,6 +28,11 @@ class Stack:
         ]  # fmt: skip
 
     def traffic_updates(self, service: str | None = None) -> list[dict]:
+        """Traffic updates Cloud Run applied (answered 200)."""
+        return [p for p in self.traffic_attempts(service) if p["status"] == 200]
+
+    def traffic_attempts(self, service: str | None = None) -> list[dict]:
+        """Every traffic update sent, including those Cloud Run rejected (etag mismatch, faults)."""
         return [p for p in self.patches(service) if "traffic" in p["query"].get("updateMask", "")]
 
     def serving(self, service: str) -> dict[str, int]:
@@ -57,6 +62,11 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
     started: list[FunctionProcess] = []
 
     def start(**env: str) -> Stack:
+        # each start is a fresh world: stand-ins reset to the incident, no faults, no hooks
+        cloud_run.state.reset(fixture("cloudrun/incident_seed.json"))
+        slack.state.reset()
+        for process in started:
+            process.stop()
         base = {
             "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
             "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",

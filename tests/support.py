@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def incident_alert(
     if revision:
         labels["revision_name"] = revision
     incident["resource"] = {"type": "cloud_run_revision", "labels": labels}
+    incident["resource_name"] = (
+        f"{project} Cloud Run Revision labels {{{', '.join(f'{k}={v}' for k, v in labels.items())}}}"
+    )
     incident["url"] = (
         f"https://console.cloud.google.com/monitoring/alerting/incidents/{incident['incident_id']}?project={project}"
     )
@@ -186,19 +190,29 @@ class FunctionProcess:
             out = self._log
         else:
             out = subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        # its own process group: functions-framework runs gunicorn, whose worker is a child process
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         wait_for_port(self.port, process=self.process)
         return self
 
+    def kill(self) -> None:
+        """Die at once, master and worker, as an instance does when it crashes."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
         if self._log:
             self._log.close()
+            self._log = None
 
     def logs(self) -> list[dict]:
         """The structured log lines the function printed."""

@@ -39,6 +39,7 @@ def instance(env: Mapping[str, str] | None = None) -> Watchdog:
                 logs.error(
                     f"invalid configuration, alerts are acknowledged without action: {error}", decision="config_error"
                 )
+                _report_config_error(error, env)
                 raise
             _instance = build(config)
             logs.info(
@@ -52,7 +53,37 @@ def instance(env: Mapping[str, str] | None = None) -> Watchdog:
         return _instance
 
 
+_config_error_reported = False
+
+
+def _report_config_error(error: ConfigError, env: Mapping[str, str] | None) -> None:
+    """Tell on-call once per instance, through whatever Slack settings can be read."""
+    global _config_error_reported
+    if _config_error_reported:
+        return
+    _config_error_reported = True
+    import os
+    import time
+
+    from watchdog.config import SlackSettings
+    from watchdog.report import Message, escape
+
+    env = os.environ if env is None else env
+    settings = SlackSettings(
+        bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+        channel=env.get("SLACK_CHANNEL", "").strip(),
+        webhook_url=env.get("SLACK_WEBHOOK_URL", "").strip(),
+        api_url=env.get("SLACK_API_URL", "").strip(),
+    )
+    text = escape(
+        f"Rollback watchdog is misconfigured and will not act on alerts: {error}. "
+        "Fix the function's environment variables and redeploy."
+    )
+    notifier(settings, remaining_until(time.monotonic() + 10)).post(Message(text, loud=True))
+
+
 def reset() -> None:
-    global _instance
+    global _instance, _config_error_reported
     with _lock:
         _instance = None
+        _config_error_reported = False

@@ -42,6 +42,10 @@ class ConcurrentChange(Exception):
     """The service changed between our read and our write (etag mismatch)."""
 
 
+class UpdateFailed(Exception):
+    """The update was accepted but its long-running operation ended in error."""
+
+
 @dataclass
 class RevisionHistory:
     """Revisions newest first, read page by page only as far as needed."""
@@ -145,7 +149,12 @@ class CloudRun:
             ],
         )
         operation = self._update(service, ["traffic", "annotations"], deadline)
-        result = operation.result(timeout=max(1.0, deadline - time.monotonic()), polling=_polling(deadline))
+        try:
+            result = operation.result(timeout=max(1.0, deadline - time.monotonic()), polling=_polling(deadline))
+        except exceptions.GoogleAPICallError as error:
+            if _from_operation(error):
+                raise UpdateFailed(str(error)) from error
+            raise  # polling itself failed (5xx, 404 …): the caller treats it as transient or permanent
         return _to_dict(result)
 
     def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
@@ -171,6 +180,12 @@ def _polling(deadline: float) -> retry.Retry:
     return DEFAULT_POLLING.with_delay(initial=0.1, maximum=2.0, multiplier=1.5).with_timeout(
         max(1.0, deadline - time.monotonic())
     )
+
+
+def _from_operation(error: exceptions.GoogleAPICallError) -> bool:
+    """api_core raises the operation's own error with the Operation as ``response``; HTTP errors carry a
+    requests.Response."""
+    return type(getattr(error, "response", None)).__name__ == "Operation"
 
 
 def _rest_status(error: exceptions.GoogleAPICallError) -> str:

@@ -17,6 +17,7 @@ report) and never rolls back twice. Permanent problems are acknowledged
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,18 +27,22 @@ from google.api_core import exceptions as api_exceptions
 
 from watchdog import decision as rules
 from watchdog import ledger, logs, report
-from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange
-from watchdog.config import Config
+from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
+from watchdog.config import Config, ServiceRef
 from watchdog.intake import Alert, Ignored, parse
 
 MAX_CONCURRENT_RETRIES = 3
 DEADLINE_MARGIN = 3.0  # seconds kept back so the response reaches Pub/Sub in time
 
+# REST answers map to the HTTP-named exceptions (Forbidden), gRPC ones to the status-named (PermissionDenied).
 PERMANENT = (
     api_exceptions.NotFound,
     api_exceptions.PermissionDenied,
+    api_exceptions.Forbidden,
     api_exceptions.Unauthenticated,
+    api_exceptions.Unauthorized,
     api_exceptions.BadRequest,
+    api_exceptions.MethodNotAllowed,
 )
 
 
@@ -77,6 +82,8 @@ class Watchdog:
         self._clock = clock
         self._after_decision = after_decision  # metrics: after acting, best effort
         self._related = related  # blast radius: other services with the same change, after the update
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     def handle(self, body: Any, attributes: Any = None, delivery_id: str = "") -> Outcome:
         started = time.monotonic()
@@ -119,6 +126,21 @@ class Watchdog:
     # --- open incidents ----------------------------------------------------
 
     def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
+        # Deliveries for one service take turns inside an instance, so duplicates read the
+        # ledger after the first one wrote it instead of racing it; the etag guards across instances.
+        lock = self._service_lock(alert.service)
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic() - 1)):
+            raise InProgress(f"another delivery for {alert.service} is still being handled")
+        try:
+            return self._open_locked(alert, deadline, started)
+        finally:
+            lock.release()
+
+    def _service_lock(self, ref: ServiceRef) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(str(ref), threading.Lock())
+
+    def _open_locked(self, alert: Alert, deadline: float, started: float) -> Outcome:
         for _ in range(MAX_CONCURRENT_RETRIES):
             service, history = self.cloud_run.read(alert.service, deadline)
             decided = rules.decide(
@@ -168,9 +190,7 @@ class Watchdog:
             result = self.cloud_run.pin_traffic(
                 alert.service, decided.target, service.get("etag", ""), annotations, deadline
             )
-        except api_exceptions.GoogleAPICallError as error:
-            if not _operation_error(error):
-                raise  # the update request itself failed: permanent or transient, handle() decides
+        except UpdateFailed as error:
             return self._failed(alert, decided, error, deadline)
         serving = rules.traffic_split(result)
         elapsed = time.monotonic() - started
@@ -296,11 +316,14 @@ class Watchdog:
     # --- edges -------------------------------------------------------------
 
     def _permanent(self, alert: Alert, error: Exception, deadline: float) -> Outcome:
-        hint = {
-            api_exceptions.NotFound: "check the service name and region in the alert policy",
-            api_exceptions.PermissionDenied: "grant the watchdog's service account the operator role on this service",
-            api_exceptions.Unauthenticated: "check the function's service account",
-        }.get(type(error), "check the alert policy and the watchdog's configuration")
+        if isinstance(error, api_exceptions.NotFound):
+            hint = "check the service name and region in the alert policy"
+        elif isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
+            hint = "grant the watchdog's service account the operator role on this service (terraform/)"
+        elif isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
+            hint = "check the function's service account and its credentials"
+        else:
+            hint = "check the alert policy and the watchdog's configuration"
         logs.error(
             f"permanent error, acknowledged: {type(error).__name__}: {error}",
             decision="error",
@@ -348,11 +371,6 @@ class Watchdog:
             elapsed_ms=_ms(started),
             **extra,
         )
-
-
-def _operation_error(error: Exception) -> bool:
-    """True when the error came from the finished operation, not from sending the update."""
-    return getattr(error, "response", None) is None
 
 
 def _ms(started: float) -> float:

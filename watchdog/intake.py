@@ -203,8 +203,11 @@ def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
     service = region = project = revision = ""
     found_by = ""
     for name, source in sources:
-        if not service and _text(source.get("service_name")):
-            service, found_by = _text(source.get("service_name")), name
+        named = _text(source.get("service_name"))
+        if service and named and named != service:
+            continue  # a source about another service says nothing about this one
+        if not service and named:
+            service, found_by = named, name
         region = region or _text(source.get("location"))
         project = project or _text(source.get("project_id"))
         revision = revision or _text(source.get("revision_name"))

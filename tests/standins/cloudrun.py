@@ -86,6 +86,19 @@ class CloudRunState:
         if seed:
             self.load(seed)
 
+    def reset(self, seed: dict | None = None) -> None:
+        """Forget everything (state, log, faults, hooks) and load ``seed``."""
+        with self.lock:
+            self.services.clear()
+            self.revisions.clear()
+            self.operations.clear()
+            self.requests.clear()
+            self.faults.clear()
+            self.on_served = None
+            self.latency = 0.0
+            if seed:
+                self.load(seed)
+
     def load(self, seed: dict) -> None:
         with self.lock:
             for service in seed.get("services", []):
@@ -131,7 +144,7 @@ class CloudRunState:
             updated["updateTime"] = _now()
             self._refresh_status(updated)
             self.services[name] = updated
-            operation = self._operation(name, updated)
+            operation = self._operation(name, updated, previous=service)
             return 200, operation
 
     def deploy(self, service_name: str, revision: dict, *, to_latest: bool = True) -> dict:
@@ -180,13 +193,18 @@ class CloudRunState:
         service["trafficStatuses"] = statuses
         service["observedGeneration"] = service.get("generation", "1")
 
-    def _operation(self, service_name: str, service: dict) -> dict:
+    def _operation(self, service_name: str, service: dict, previous: dict) -> dict:
         location = service_name.split("/services/")[0]
         name = f"{location}/operations/{uuid.uuid4()}"
         metadata = dict(copy.deepcopy(service), **{"@type": "type.googleapis.com/google.cloud.run.v2.Service"})
         operation = {"name": name, "metadata": metadata, "done": False}
         fault = self.take_fault("PATCH", "/operation-error", kind="operation_error")
-        self.operations[name] = {"operation": operation, "polls": 0, "error": fault.error if fault else None}
+        self.operations[name] = {
+            "operation": operation,
+            "polls": 0,
+            "error": fault.error if fault else None,
+            "previous": previous,
+        }
         return operation
 
     def get_operation(self, name: str) -> tuple[int, dict]:
@@ -200,6 +218,9 @@ class CloudRunState:
                 operation["done"] = True
                 if entry["error"]:
                     operation["error"] = entry["error"]
+                    previous = entry.pop("previous", None)
+                    if previous is not None:  # a failed update leaves the service as it was
+                        self.services[previous["name"]] = previous
                 else:
                     service_name = operation["metadata"]["name"]
                     operation["response"] = dict(
@@ -282,15 +303,15 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_control/"):
             return self._control(url.path, body)
         with state.lock:
-            state.requests.append(
-                {
-                    "method": method,
-                    "path": url.path,
-                    "query": {k: v[0] for k, v in query.items()},
-                    "body": body,
-                    "time": time.monotonic(),
-                }
-            )
+            entry = {
+                "method": method,
+                "path": url.path,
+                "query": {k: v[0] for k, v in query.items()},
+                "body": body,
+                "time": time.monotonic(),
+                "status": 0,  # filled in once answered; 0: no answer (fault)
+            }
+            state.requests.append(entry)
         if state.latency:
             time.sleep(state.latency)
         fault = state.take_fault(method, url.path)
@@ -306,11 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if name:
                     _deploy_next(state, name.group(1))
             elif fault.kind == "status":
+                entry["status"] = fault.status
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 return self._send(fault.status, _error(fault.status, fault.grpc_status, fault.message), headers)
         status, payload = self._route(method, url.path, query, body)
+        entry["status"] = status
         if state.on_served is not None:
-            state.on_served(state.requests[-1])
+            state.on_served(entry)
         self._send(status, payload)
         return None
 

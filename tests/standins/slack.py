@@ -49,6 +49,13 @@ class SlackState:
         self._ts = 1_700_000_000
         self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
 
+    def reset(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.requests.clear()
+            self.faults.clear()
+            self.on_served = None
+
     def take_fault(self, path: str) -> SlackFault | None:
         with self.lock:
             for fault in self.faults:
@@ -123,10 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
                 state.faults.extend(SlackFault(**f) for f in json.loads(raw).get("faults", []))
             return self._json(200, {"ok": True})
         if path == "/_control/reset":
-            with state.lock:
-                state.messages.clear()
-                state.requests.clear()
-                state.faults.clear()
+            state.reset()
             return self._json(200, {"ok": True})
         payload = _payload(raw, self.headers.get("Content-Type", ""))
         with state.lock:

@@ -1,0 +1,308 @@
+"""Safe under faults, storms and bad input: every case through functions-framework and the stand-ins.
+
+Faults are injected in the stand-ins over real HTTP; assertions read the exact
+requests the stand-ins saw.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import BACKEND
+from tests.standins.cloudrun import Fault
+from tests.standins.slack import TOKEN, SlackFault
+from tests.support import deliver, deliver_until_acked, fixture, incident_alert, pubsub_body
+from watchdog import ledger
+
+pytestmark = pytest.mark.e2e
+
+AUTH_ALERT = "alerts/incident_auth_db_timeout_log_match.json"
+BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
+BACKEND_TARGET = "netra-backend-staging-00118-paz"
+
+
+def backend_body(**kw) -> dict:
+    return pubsub_body(incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", **kw))
+
+
+class TestExactlyOnce:
+    def test_twenty_concurrent_deliveries_make_one_traffic_update(self, start_stack):
+        stack = start_stack()
+        body = pubsub_body(fixture(BACKEND_ALERT))
+        with ThreadPoolExecutor(20) as pool:
+            first = list(pool.map(lambda _: deliver(stack.function.url, body)[0], range(20)))
+        # the ones answered 500 (another delivery was mid-rollback) come back, as Pub/Sub would
+        for status in first:
+            if status != 200:
+                deliver_until_acked(stack.function.url, body)
+        assert len(stack.traffic_updates()) == 1
+        assert len(stack.messages) == 1
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
+    def test_redelivery_hours_later_does_nothing(self, start_stack):
+        stack = start_stack()
+        body = pubsub_body(fixture(BACKEND_ALERT))
+        assert deliver(stack.function.url, body)[0] == 200
+        service = stack.cloud_run.state.services[BACKEND]  # age the ledger record by five hours
+        record = ledger.find(service["annotations"], "0.backend-startup-1")
+        service["annotations"] = ledger.updated(service["annotations"], record.incident, at=record.at - 5 * 3600)
+        assert deliver(stack.function.url, body) == (200, "OK")
+        assert len(stack.traffic_updates()) == 1
+        assert len(stack.messages) == 1
+
+    def test_second_incident_within_cooldown_is_reported_not_acted_on(self, start_stack):
+        stack = start_stack()
+        assert deliver(stack.function.url, backend_body(incident_id="0.first"))[0] == 200
+        bad = json.loads(json.dumps(stack.cloud_run.state.revisions[BACKEND][0]))  # the all-traffic revision again
+        bad["name"] = f"{BACKEND}/revisions/netra-backend-staging-00120-new"
+        bad.pop("createTime")
+        stack.cloud_run.state.deploy(BACKEND, bad)  # someone redeploys and sends traffic to latest
+        body = pubsub_body(incident_alert("netra-backend-staging", "netra-backend-staging-00120-new",
+                                          incident_id="0.second"))  # fmt: skip
+        assert deliver(stack.function.url, body)[0] == 200
+        assert len(stack.traffic_updates()) == 1
+        assert "cooldown" in stack.messages[-1]["text"]
+
+
+class TestConcurrentDeploy:
+    def test_deploy_between_read_and_write_is_not_overwritten(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(kind="deploy", method="PATCH", path="services/netra-backend"))
+        body = pubsub_body(incident_alert("netra-backend-staging", ""))  # no revision: the one serving most
+        assert deliver(stack.function.url, body)[0] == 200
+        attempts = stack.traffic_attempts(BACKEND)
+        assert [a["status"] for a in attempts] == [409, 200]  # the deploy's etag change, then decided afresh
+        assert attempts[0]["body"]["etag"] != attempts[1]["body"]["etag"]
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+        revisions = [r["name"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.revisions[BACKEND]]
+        assert revisions[0].endswith("-dep")  # the deploy itself is intact
+
+    @pytest.mark.parametrize(("status", "grpc_status"), [(409, "ABORTED"), (400, "FAILED_PRECONDITION")])
+    def test_precondition_failures_make_it_read_again(self, start_stack, status, grpc_status):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status))
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] == 200
+        reads = [r for r in stack.cloud_run.state.requests if r["method"] == "GET" and r["path"].endswith("staging")]
+        assert len(reads) == 2
+        assert [a["status"] for a in stack.traffic_attempts()] == [status, 200]
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
+
+class TestTransientAndPermanentErrors:
+    def test_429_and_5xx_are_retried_in_process(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults += [
+            Fault(method="GET", path="services/netra-backend-staging$", status=429, grpc_status="RESOURCE_EXHAUSTED"),
+            Fault(method="GET", path="revisions$", status=503, times=2),
+        ]
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+        requests = stack.cloud_run.state.requests
+        assert sum(r["path"].endswith("netra-backend-staging") and r["method"] == "GET" for r in requests) == 2
+        assert sum(r["path"].endswith("revisions") for r in requests) == 3
+
+    def test_connection_reset_is_retried(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(kind="reset", method="GET", path="revisions$"))
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
+    def test_persistent_outage_stays_inside_the_deadline_and_asks_for_redelivery(self, start_stack):
+        stack = start_stack(WATCHDOG_DEADLINE_SECONDS="6")
+        stack.cloud_run.state.faults.append(Fault(method="GET", status=503, times=10_000))
+        started = time.monotonic()
+        status, _ = deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
+        assert status == 500
+        assert time.monotonic() - started < 6
+        assert stack.traffic_updates() == []
+
+    def test_permission_denied_is_acknowledged_logged_and_reported_once(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="GET", status=403, grpc_status="PERMISSION_DENIED", times=2))
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert len(stack.messages) == 1
+        assert "grant the watchdog" in stack.messages[0]["text"]
+        assert any(line["severity"] == "ERROR" for line in stack.function.logs())
+
+    def test_invalid_config_is_acknowledged_with_an_error_log(self, start_stack):
+        stack = start_stack(WATCHDOG_ROLLBACK_ON="everything")
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.traffic_updates() == []
+        errors = [line for line in stack.function.logs() if line["severity"] == "ERROR"]
+        assert "WATCHDOG_ROLLBACK_ON" in errors[0]["message"]
+        assert deliver(stack.function.url, pubsub_body(fixture(AUTH_ALERT))) == (200, "OK")
+        assert len(stack.messages) == 1  # reported to Slack once, not per delivery
+        assert "misconfigured" in stack.messages[0]["text"]
+
+    def test_failed_rollback_operation_is_reported_loudly(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(
+            Fault(kind="operation_error", error={"code": 9, "message": "Revision is not ready to serve traffic"})
+        )
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        message = stack.messages[0]
+        assert message["text"].startswith("<!here> ")
+        assert "ROLLBACK FAILED" in message["text"]
+        assert "Revision is not ready to serve traffic" in message["text"]
+        assert "--to-revisions netra-backend-staging-00118-paz=100" in message["text"]
+        assert any(line.get("decision") == "rollback_failed" for line in stack.function.logs())
+        # the ledger does not claim a rollback that did not happen, so a later delivery may try again
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+        assert ledger.find(stack.cloud_run.state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+
+
+class TestSlackFaults:
+    def test_rate_limit_with_short_retry_after_is_honoured(self, start_stack):
+        stack = start_stack()
+        stack.slack.state.faults.append(SlackFault(kind="status", status=429, retry_after="1"))
+        started = time.monotonic()
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert time.monotonic() - started >= 1.0
+        assert len(stack.messages) == 1
+        assert len(stack.slack.state.requests) == 2
+
+    def test_rate_limit_beyond_the_deadline_is_not_waited_for(self, start_stack):
+        stack = start_stack()
+        stack.slack.state.faults.append(SlackFault(kind="status", status=429, retry_after="120"))
+        started = time.monotonic()
+        status, _ = deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
+        assert time.monotonic() - started < 8
+        assert status == 500  # report pending: redeliver
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}  # the rollback stands
+
+    def test_permanent_slack_error_does_not_loop(self, start_stack):
+        stack = start_stack()
+        stack.slack.state.faults.append(SlackFault(kind="error", error="channel_not_found", times=5))
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+        lost = [line for line in stack.function.logs() if line.get("decision") == "report_lost"]
+        assert len(lost) == 1
+
+    def test_slow_slack_does_not_hold_the_rollback(self, start_stack):
+        stack = start_stack()
+        stack.slack.state.faults.append(SlackFault(kind="delay", seconds=3))
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] in (200, 500)
+        update = stack.traffic_updates()[0]
+        slack_request = stack.slack.state.requests[0]
+        assert update["time"] < slack_request["time"]  # traffic moved before Slack was even asked
+
+
+class TestScopeAndPause:
+    def test_service_outside_scope_is_never_touched(self, start_stack):
+        stack = start_stack(WATCHDOG_SERVICES="some-other-service")
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.patches() == []
+        assert "out of scope" in stack.messages[0]["text"]
+
+    def test_project_outside_watchdog_projects_is_never_touched(self, start_stack):
+        stack = start_stack(WATCHDOG_PROJECTS="netra-prod")
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.patches() == []
+
+    def test_pause_annotation_turns_the_rollback_into_a_report(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.services[BACKEND]["annotations"] = {ledger.PAUSED_KEY: "true"}
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.patches() == []
+        assert "paused" in stack.messages[0]["text"]
+
+    def test_global_pause(self, start_stack):
+        stack = start_stack(WATCHDOG_PAUSED="true")
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.patches() == []
+
+
+class TestRecoveryFollowUp:
+    def test_closed_incident_is_answered_in_the_thread_with_timings(self, start_stack):
+        stack = start_stack()
+        opened = incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", incident_id="0.rec",
+                                started_at=time.time() - 120)  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(opened))[0] == 200
+        closed = incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", incident_id="0.rec",
+                                state="closed")  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+        first, reply = stack.messages
+        assert reply["thread_ts"] == first["ts"]
+        assert "recovered" in reply["text"]
+        assert "alert → rollback" in reply["text"]
+        assert "rollback → recovery" in reply["text"]
+        # a second closed notification does not reply again
+        assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+        assert len(stack.messages) == 2
+
+    def test_log_based_report_says_no_close_will_come(self, start_stack):
+        stack = start_stack()
+        assert deliver(stack.function.url, pubsub_body(fixture(AUTH_ALERT)))[0] == 200
+        assert "no 'closed' notification" in json.dumps(stack.messages[0]["blocks"])
+
+
+class TestLogs:
+    def test_one_structured_line_per_decision_and_no_secret(self, start_stack):
+        stack = start_stack()
+        deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
+        deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
+        raw = stack.function.log_path.read_text()
+        assert TOKEN not in raw
+        decisions = [line for line in stack.function.logs() if line.get("decision") in ("rollback", "nothing")]
+        assert [d["decision"] for d in decisions] == ["rollback", "nothing"]
+        for line in decisions:
+            assert {"severity", "message", "incident_id", "service", "reason", "failing_revision"} <= set(line)
+        assert TOKEN not in json.dumps(stack.messages)
+
+
+class TestCrashConsistency:
+    """Kill the function at every step boundary, redeliver as Pub/Sub would, check the end state.
+
+    The boundaries are not listed by hand: a clean run records every request
+    the function sends (Cloud Run and Slack, in order), and the test kills the
+    process right after each one took effect, before it could see the answer.
+    """
+
+    def _run(self, start_stack, kill_at: int | None):
+        stack = start_stack(WATCHDOG_DEADLINE_SECONDS="5")
+        sent: list[str] = []
+
+        def served(kind):
+            def hook(request):
+                sent.append(kind)
+                if kill_at is not None and len(sent) == kill_at:
+                    stack.function.kill()
+
+            return hook
+
+        stack.cloud_run.state.on_served = served("cloud run")
+        stack.slack.state.on_served = served("slack")
+        body = pubsub_body(fixture(BACKEND_ALERT))
+        status, _ = _deliver_or_drop(stack.function.url, body)
+        if kill_at is not None:
+            assert status == 0  # died before answering
+            stack.function.stop()
+            stack.function.start()  # a new instance takes the redelivery
+            stack.cloud_run.state.on_served = stack.slack.state.on_served = None
+            deliver_until_acked(stack.function.url, body)
+        return stack, sent
+
+    def test_every_boundary(self, start_stack):
+        clean, boundaries = self._run(start_stack, kill_at=None)
+        assert len(clean.traffic_updates()) == 1
+        assert len(boundaries) >= 6  # 2 reads, update, operation, Slack post, ledger write
+        for kill_at, kind in enumerate(boundaries, start=1):
+            stack, _ = self._run(start_stack, kill_at)
+            where = f"killed after request {kill_at} ({kind})"
+            assert len(stack.traffic_updates()) == 1, where
+            assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}, where
+            died_after_posting = kind == "slack"
+            assert len(stack.messages) == (2 if died_after_posting else 1), where
+            record = ledger.find(stack.cloud_run.state.services[BACKEND]["annotations"], "0.backend-startup-1")
+            assert record.reported, where
+
+
+def _deliver_or_drop(url: str, body: dict) -> tuple[int, str]:
+    try:
+        return deliver(url, body, timeout=20)
+    except OSError:
+        return 0, ""
