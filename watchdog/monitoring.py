@@ -58,6 +58,7 @@ class DecisionMetric:
         remaining = deadline - time.monotonic()
         if remaining < 0.5:
             return  # out of time: the delivery's answer matters more than its metric point
+        from google.api import metric_pb2
         from google.cloud import monitoring_v3
 
         if self._client is None:
@@ -67,8 +68,8 @@ class DecisionMetric:
         series = monitoring_v3.TimeSeries(
             metric={"type": METRIC_TYPE, "labels": decision_labels(alert, outcome)},
             resource={"type": "global", "labels": {"project_id": project}},
-            metric_kind=monitoring_v3.MetricDescriptor.MetricKind.GAUGE,
-            value_type=monitoring_v3.MetricDescriptor.ValueType.INT64,
+            metric_kind=metric_pb2.MetricDescriptor.MetricKind.GAUGE,
+            value_type=metric_pb2.MetricDescriptor.ValueType.INT64,
             points=[
                 monitoring_v3.Point(
                     interval=monitoring_v3.TimeInterval(end_time={"seconds": int(now), "nanos": int((now % 1) * 1e9)}),

@@ -1,0 +1,107 @@
+"""The watchdog's own metric: one CreateTimeSeries per decision, seen by the gRPC Monitoring stand-in.
+
+End to end: alerts go through the real functions-framework server; the point is written by the real
+google-cloud-monitoring client over gRPC to tests/standins/monitoring.py.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import grpc
+import pytest
+
+from tests.conftest import BACKEND
+from tests.standins.cloudrun import Fault
+from tests.standins.monitoring import MonitoringStandIn
+from tests.support import deliver, fixture, free_port, pubsub_body
+
+pytestmark = pytest.mark.e2e
+
+BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
+METRIC = "custom.googleapis.com/rollback_watchdog/decisions"
+
+
+@pytest.fixture
+def monitoring():
+    with MonitoringStandIn() as standin:
+        yield standin
+
+
+def series(request: dict) -> tuple[dict, float]:
+    """The request without its timestamp, and the timestamp."""
+    point = request["timeSeries"][0]["points"][0]
+    end = point["interval"].pop("endTime")
+    return request, datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()
+
+
+def expected(service: str, action: str, outcome: str, project: str = "netra-staging") -> dict:
+    return {
+        "name": f"projects/{project}",
+        "timeSeries": [
+            {
+                "metric": {"type": METRIC, "labels": {"service": service, "action": action, "outcome": outcome}},
+                "resource": {"type": "global", "labels": {"project_id": project}},
+                "metricKind": "GAUGE",
+                "valueType": "INT64",
+                "points": [{"interval": {}, "value": {"int64Value": "1"}}],
+            }
+        ],
+    }
+
+
+def test_a_rollback_and_its_redelivery_each_write_one_point(start_stack, monitoring):
+    started = time.time()
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address)
+    body = pubsub_body(fixture(BACKEND_ALERT))
+    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}
+    assert deliver(stack.function.url, body) == (200, "OK")  # Pub/Sub redelivers: nothing more to do
+
+    first, second = monitoring.calls("CreateTimeSeries")
+    request, at = series(first)
+    assert request == expected("netra-backend-staging", "rollback", "rolled_back")
+    assert started <= at <= time.time()
+    assert series(second)[0] == expected("netra-backend-staging", "nothing", "nothing")
+
+
+def test_reports_go_to_the_metrics_project_and_ignored_deliveries_write_nothing(start_stack, monitoring):
+    stack = start_stack(
+        MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_DRY_RUN="true", WATCHDOG_METRICS_PROJECT="netra-ops"
+    )
+    assert deliver(stack.function.url, pubsub_body(fixture("alerts/test_notification_version_test.json")))[0] == 200
+    assert monitoring.calls("CreateTimeSeries") == []
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] == 200
+    [request] = monitoring.calls("CreateTimeSeries")
+    assert series(request)[0] == expected("netra-backend-staging", "report", "reported", project="netra-ops")
+    assert stack.traffic_updates() == []
+
+
+def test_a_failed_rollback_is_written_with_outcome_failed(start_stack, monitoring):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address)
+    stack.cloud_run.state.faults.append(
+        Fault(kind="operation_error", error={"code": 9, "message": "revision is not ready"})
+    )
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] == 200
+    [request] = monitoring.calls("CreateTimeSeries")
+    assert series(request)[0] == expected("netra-backend-staging", "rollback", "failed")
+
+
+def test_a_monitoring_failure_never_gets_in_the_way_and_is_not_retried(start_stack, monitoring):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address)
+    monitoring.fail_next("CreateTimeSeries", grpc.StatusCode.UNAVAILABLE, n=5)
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}
+    assert len(stack.messages) == 1
+    assert len(monitoring.calls("CreateTimeSeries")) == 1
+    warnings = [line["message"] for line in stack.function.logs() if line["severity"] == "WARNING"]
+    assert any(m.startswith("after-decision hook failed") for m in warnings), warnings
+
+
+def test_an_unreachable_monitoring_endpoint_costs_the_rollback_nothing(start_stack):
+    stack = start_stack(MONITORING_API_ENDPOINT=f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    assert time.monotonic() - started < 6
+    assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}
