@@ -17,9 +17,10 @@ report) and never rolls back twice. Permanent problems are acknowledged
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -100,10 +101,11 @@ class Watchdog:
             return Outcome("ignored", parsed.reason, parsed.incident_id)
         alert = parsed
         try:
-            if alert.state == "closed":
-                outcome = self._closed(alert, deadline)
-            else:
-                outcome = self._open(alert, deadline, started)
+            with self._turn(alert, deadline):
+                if alert.state == "closed":
+                    outcome = self._closed(alert, deadline)
+                else:
+                    outcome = self._open(alert, deadline, started)
         except PERMANENT as error:
             outcome = self._permanent(alert, error, deadline)
         except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress, TransientError) as error:
@@ -125,14 +127,18 @@ class Watchdog:
 
     # --- open incidents ----------------------------------------------------
 
-    def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
-        # Deliveries for one service take turns inside an instance, so duplicates read the
-        # ledger after the first one wrote it instead of racing it; the etag guards across instances.
+    @contextlib.contextmanager
+    def _turn(self, alert: Alert, deadline: float) -> Iterator[None]:
+        """Deliveries for one service take turns inside an instance.
+
+        Duplicates then read the ledger after the first one wrote it instead of
+        racing it; across instances the etag still guards the update.
+        """
         lock = self._service_lock(alert.service)
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic() - 1)):
             raise InProgress(f"another delivery for {alert.service} is still being handled")
         try:
-            return self._open_locked(alert, deadline, started)
+            yield
         finally:
             lock.release()
 
@@ -140,7 +146,7 @@ class Watchdog:
         with self._locks_guard:
             return self._locks.setdefault(str(ref), threading.Lock())
 
-    def _open_locked(self, alert: Alert, deadline: float, started: float) -> Outcome:
+    def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
         for _ in range(MAX_CONCURRENT_RETRIES):
             service, history = self.cloud_run.read(alert.service, deadline)
             decided = rules.decide(
