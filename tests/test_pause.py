@@ -1,0 +1,53 @@
+"""The pause switch: an annotation-only update that turns actions into reports."""
+
+from __future__ import annotations
+
+from tests.conftest import BACKEND
+from tests.standins.cloudrun import Fault
+from tests.support import deliver, fixture, pubsub_body
+from watchdog import ledger
+from watchdog.cloudrun import CloudRun
+from watchdog.config import ServiceRef
+from watchdog.pause import set_paused
+
+REF = ServiceRef("netra-staging", "us-central1", "netra-backend-staging")
+
+
+def test_pausing_writes_only_the_annotation_and_creates_no_revision(cloud_run):
+    revisions_before = len(cloud_run.state.revisions[BACKEND])
+    template_before = cloud_run.state.services[BACKEND]["template"]
+    assert set_paused(CloudRun(cloud_run.url), REF, True)
+    patches = [r for r in cloud_run.state.requests if r["method"] == "PATCH"]
+    assert [p["query"]["updateMask"] for p in patches] == ["annotations"]
+    assert patches[0]["body"]["annotations"] == {ledger.PAUSED_KEY: "true"}
+    assert "template" not in patches[0]["body"]
+    assert len(cloud_run.state.revisions[BACKEND]) == revisions_before
+    assert cloud_run.state.services[BACKEND]["template"] == template_before
+    assert not set_paused(CloudRun(cloud_run.url), REF, True)  # already paused: no write
+
+
+def test_resume_keeps_the_ledger(cloud_run):
+    record = ledger.Record("0.x", "a", "b", 1.0, reported=True)
+    cloud_run.state.services[BACKEND]["annotations"] = ledger.with_record({ledger.PAUSED_KEY: "true"}, record)
+    assert set_paused(CloudRun(cloud_run.url), REF, False)
+    annotations = cloud_run.state.services[BACKEND]["annotations"]
+    assert ledger.PAUSED_KEY not in annotations
+    assert ledger.find(annotations, "0.x") == record
+
+
+def test_pause_survives_a_concurrent_deploy(cloud_run):
+    cloud_run.state.faults.append(Fault(kind="deploy", method="PATCH"))
+    assert set_paused(CloudRun(cloud_run.url), REF, True)
+    assert ledger.paused(cloud_run.state.services[BACKEND]["annotations"])
+    assert cloud_run.state.revisions[BACKEND][0]["name"].endswith("-dep")
+
+
+def test_paused_service_gets_a_report_not_a_rollback(start_stack):
+    stack = start_stack()
+    assert set_paused(CloudRun(stack.cloud_run.url), REF, True)
+    assert (
+        deliver(stack.function.url, pubsub_body(fixture("alerts/incident_backend_startup_metric_threshold.json")))[0]
+        == 200
+    )
+    assert stack.traffic_updates() == []
+    assert "paused" in stack.messages[0]["text"]

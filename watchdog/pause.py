@@ -1,0 +1,33 @@
+"""Pause and resume the watchdog for one service: an annotation, never a new revision.
+
+Only the service's ``annotations`` are updated (update mask ``annotations``),
+so the revision template is untouched and Cloud Run creates no revision.
+"""
+
+from __future__ import annotations
+
+import time
+
+from watchdog import ledger
+from watchdog.cloudrun import CloudRun, ConcurrentChange
+from watchdog.config import ServiceRef
+
+
+def set_paused(cloud_run: CloudRun, ref: ServiceRef, paused: bool, timeout: float = 30.0) -> bool:
+    """Set or clear ``rollback-watchdog/paused`` on the service; returns whether anything changed."""
+    deadline = time.monotonic() + timeout
+    for _ in range(3):
+        service = cloud_run.get_service(ref, deadline)
+        annotations = dict(service.get("annotations") or {})
+        if ledger.paused(annotations) == paused:
+            return False
+        if paused:
+            annotations[ledger.PAUSED_KEY] = "true"
+        else:
+            annotations.pop(ledger.PAUSED_KEY, None)
+        try:
+            cloud_run.annotate(ref, annotations, service.get("etag", ""), deadline)
+            return True
+        except ConcurrentChange:
+            continue  # a deploy landed: read again
+    raise ConcurrentChange(f"{ref} kept changing; try again")
