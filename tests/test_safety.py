@@ -120,6 +120,18 @@ class TestTransientAndPermanentErrors:
         assert time.monotonic() - started < 6
         assert stack.traffic_updates() == []
 
+    def test_a_hanging_cloud_run_call_times_out_inside_the_deadline(self, start_stack):
+        stack = start_stack(WATCHDOG_DEADLINE_SECONDS="6")
+        stack.cloud_run.state.faults.append(Fault(kind="delay", method="GET", path="revisions$", seconds=8))
+        started = time.monotonic()
+        status, _ = deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
+        assert status == 500  # Pub/Sub will redeliver
+        assert time.monotonic() - started < 6
+        assert stack.traffic_updates() == []
+        time.sleep(2.5)  # let the stand-in finish the slow answer nobody waits for any more
+        assert deliver_until_acked(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[-1] == 200
+        assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
     def test_permission_denied_is_acknowledged_logged_and_reported_once(self, start_stack):
         stack = start_stack()
         stack.cloud_run.state.faults.append(Fault(method="GET", status=403, grpc_status="PERMISSION_DENIED", times=2))
