@@ -64,7 +64,9 @@ def test_parse_never_raises(body):
     result = parse(body)
     assert isinstance(result, (Alert, Ignored))
     if isinstance(result, Alert):
-        assert result.service.service and result.service.region and result.service.project
+        assert result.service.service
+        assert result.service.region
+        assert result.service.project
 
 
 @pytest.fixture(scope="module")
