@@ -54,3 +54,11 @@ def handle_alert(cloud_event):
     except ConfigError:
         return  # permanent: logged at ERROR by app.instance; acknowledge, no retry loop
     watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"])
+
+
+@functions_framework.http
+def drill(request):
+    """A synthetic incident (watchdog/drill.py): dry run unless "live"; 400 for anything not a drill."""
+    from watchdog import drill as drills  # not on handle_alert's cold-start path
+
+    return drills.respond(request)

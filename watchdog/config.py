@@ -30,6 +30,8 @@ ENV_VARS = (
     "SLACK_CHANNEL",
     "SLACK_WEBHOOK_URL",
     "SLACK_API_URL",
+    "WATCHDOG_TOPIC",  # operator tools only (drill, doctor): projects/P/topics/T
+    "WATCHDOG_ID_TOKEN",  # operator tools only (drill --url): identity token
 )
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -1,0 +1,86 @@
+"""A small Eventarc: pull from a Pub/Sub subscription, POST each message to the function as a CloudEvent.
+
+Eventarc delivers a Pub/Sub message as a binary-mode CloudEvent whose body is
+``MessagePublishedData``: ``{"message": {data (base64), attributes, messageId,
+publishTime}, "subscription": ...}`` (it duplicates the message fields in
+snake_case too). A 2xx answer acknowledges the message; anything else leaves
+it unacknowledged so Pub/Sub redelivers it — here a nack
+(``modify_ack_deadline(0)``), so the redelivery comes at once.
+
+It uses the real ``SubscriberClient`` against the pstest emulator and
+:func:`tests.support.deliver` for the POST.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+
+from google.cloud import pubsub_v1
+
+from tests.support import deliver
+
+
+@dataclass
+class Attempt:
+    message_id: str
+    status: int
+    attributes: dict[str, str]
+    data: bytes
+    acked: bool
+
+
+@dataclass
+class EventarcBridge:
+    subscriber: pubsub_v1.SubscriberClient
+    subscription: str
+    url: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def body(self, message) -> dict:
+        published = message.publish_time.rfc3339() if message.publish_time else ""
+        data = base64.b64encode(message.data).decode()
+        attributes = dict(message.attributes)
+        return {
+            "message": {
+                "data": data,
+                "attributes": attributes,
+                "messageId": message.message_id,
+                "message_id": message.message_id,
+                "publishTime": published,
+                "publish_time": published,
+            },
+            "subscription": self.subscription,
+        }
+
+    def pump(self, timeout: float = 15.0) -> list[Attempt]:
+        """Pull until some messages arrive, deliver each once, ack on 2xx and nack otherwise."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            response = self.subscriber.pull(subscription=self.subscription, max_messages=10, timeout=5)
+            if response.received_messages:
+                return [self._deliver(received) for received in response.received_messages]
+        raise AssertionError(f"no message on {self.subscription} within {timeout}s")
+
+    def pending(self) -> int:
+        """How many messages a pull returns now (they are nacked again at once)."""
+        response = self.subscriber.pull(subscription=self.subscription, max_messages=10, timeout=5)
+        ack_ids = [r.ack_id for r in response.received_messages]
+        if ack_ids:
+            self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=ack_ids, ack_deadline_seconds=0)
+        return len(ack_ids)
+
+    def _deliver(self, received) -> Attempt:
+        message = received.message
+        status, _ = deliver(self.url, self.body(message), event_id=message.message_id)
+        acked = 200 <= status < 300
+        if acked:
+            self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[received.ack_id])
+        else:
+            self.subscriber.modify_ack_deadline(
+                subscription=self.subscription, ack_ids=[received.ack_id], ack_deadline_seconds=0
+            )
+        attempt = Attempt(message.message_id, status, dict(message.attributes), message.data, acked)
+        self.attempts.append(attempt)
+        return attempt
