@@ -59,7 +59,7 @@ class InProgress(Exception):
 class Outcome:
     """What one delivery came to; logged and returned (tests and the CLI read it)."""
 
-    result: str  # ignored, nothing, reported, rolled_back, failed, unverified, recovered, error
+    result: str  # ignored, nothing, reported, rolled_back, failed, unverified, recovered, error, retry
     reason: str
     incident_id: str = ""
     service: str = ""
@@ -117,13 +117,18 @@ class Watchdog:
                 delivery_id=delivery_id,
                 elapsed_ms=_ms(started),
             )
+            self._extras(alert, Outcome("retry", type(error).__name__, alert.incident_id, str(alert.service)), deadline)
             raise TransientError(str(error)) from error
-        if self._after_decision is not None:
-            try:
-                self._after_decision(alert, outcome, deadline)
-            except Exception as error:  # noqa: BLE001 - extras never undo or block a rollback
-                logs.warning(f"after-decision hook failed: {error}", incident_id=alert.incident_id)
+        self._extras(alert, outcome, deadline)
         return outcome
+
+    def _extras(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
+        if self._after_decision is None:
+            return
+        try:
+            self._after_decision(alert, outcome, deadline)
+        except Exception as error:  # noqa: BLE001 - extras never undo or block a rollback
+            logs.warning(f"after-decision hook failed: {error}", incident_id=alert.incident_id)
 
     # --- open incidents ----------------------------------------------------
 
