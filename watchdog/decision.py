@@ -49,6 +49,7 @@ class Decision:
     failing: str = ""  # revision the alert is about (short name)
     target: str = ""  # revision to pin traffic to
     breaking: str = ""  # newest revision that made a change of the configured kind
+    breaking_created: str = ""  # its createTime (RFC 3339), to show how old the change is
     skipped: tuple[str, ...] = ()  # revisions between failing and target
     changes: tuple[Change, ...] = ()  # target → failing, egress first
     trigger_changes: tuple[Change, ...] = ()  # what ``breaking`` changed, of the configured kind
@@ -183,6 +184,7 @@ def decide(
         "failing": failing,
         "target": target,
         "breaking": breaking,
+        "breaking_created": str(revisions[breaking_at].get("createTime", "")),
         "skipped": tuple(n for n in names[start + 1 : target_at] if n != failing),
         "changes": tuple(template_changes(revisions[target_at], revisions[start])),
         "trigger_changes": trigger,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from watchdog.decision import Decision, Recovery
 from watchdog.intake import Alert
@@ -86,7 +87,7 @@ def render(
         {"type": "section", "fields": _fields(alert)},
     ]
     if decision.trigger_changes or decision.changes:
-        blocks.append(_section(_changes_text(decision)))
+        blocks.append(_section(_changes_text(decision, alert)))
     if decision.failing or decision.target:
         blocks.append(_section(_revisions_text(decision, action)))
     if related:
@@ -152,10 +153,24 @@ def _fields(alert: Alert) -> list[dict]:
     return [{"type": "mrkdwn", "text": _clip(f, 2000)} for f in fields]
 
 
-def _changes_text(decision: Decision) -> str:
+def _deployed(decision: Decision, alert: Alert) -> str:
+    """ ", deployed 2025-09-15 04:27 UTC, 37 h before the alert": the symptom may come days later."""
+    try:
+        created = datetime.fromisoformat(decision.breaking_created.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    text = f", deployed {created.strftime('%Y-%m-%d %H:%M')} UTC"
+    if alert.started_at:
+        gap = alert.started_at - created.timestamp()
+        if gap > 0:
+            text += f", {_duration(gap)} before the alert"
+    return escape(text)
+
+
+def _changes_text(decision: Decision, alert: Alert) -> str:
     lines = []
     if decision.trigger_changes:
-        lines.append(f"*What changed* in {code(decision.breaking)}:")
+        lines.append(f"*What changed* in {code(decision.breaking)}{_deployed(decision, alert)}:")
         lines += [f"• *{escape(c.field)}*: {code(c.old)} → {code(c.new)}" for c in decision.trigger_changes]
     rest = [c for c in decision.changes if c not in decision.trigger_changes]
     if rest:
@@ -174,7 +189,7 @@ def _revisions_text(decision: Decision, action: Action) -> str:
         if decision.skipped:
             text += "\nSkipped: " + ", ".join(code(s) for s in decision.skipped[:20])
         if action.seconds is not None:
-            text += f"\nConfirmed {action.seconds:.1f} s after the alert arrived."
+            text += f"\nConfirmed {action.seconds:.1f} s after the notification reached the watchdog."
         return text
     return f"*Failing revision:* {code(decision.failing)}"
 
@@ -204,4 +219,6 @@ def _duration(seconds: float) -> str:
         return f"{seconds}s"
     if seconds < 7200:
         return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    if seconds < 72 * 3600:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400} days"
