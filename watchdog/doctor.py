@@ -270,9 +270,13 @@ def run(
     progress: Callable[[str], None] = lambda _text: None,
 ) -> list[Finding]:
     from google.api_core import exceptions
+    from google.api_core import retry as retries
     from google.protobuf import json_format
 
     findings: list[Finding] = []
+    # transient errors are retried, but never past --timeout (the clients' own default is 30 s)
+    retry = retries.Retry(predicate=retries.if_transient_error, initial=0.2, maximum=2.0, timeout=timeout)
+    failed = (exceptions.GoogleAPICallError, exceptions.RetryError)
     config, found = config_findings(env)
     findings += found
     endpoint = env.get("MONITORING_API_ENDPOINT", "").strip()
@@ -289,12 +293,12 @@ def run(
     try:
         channels = as_dicts(
             client(monitoring_v3.NotificationChannelServiceClient, endpoint).list_notification_channels(
-                name=f"projects/{project}", timeout=timeout
+                name=f"projects/{project}", retry=retry, timeout=timeout
             )
         )
         mine, found = watchdog_channels(channels, topic)
         findings += found
-    except exceptions.GoogleAPICallError as error:
+    except failed as error:
         findings.append(Finding("channel", UNCHECKED, f"could not list notification channels: {error}", project))
 
     if mine:
@@ -302,7 +306,7 @@ def run(
         try:
             policies = as_dicts(
                 client(monitoring_v3.AlertPolicyServiceClient, endpoint).list_alert_policies(
-                    name=f"projects/{project}", timeout=timeout
+                    name=f"projects/{project}", retry=retry, timeout=timeout
                 )
             )
             names = {c.get("name") for c in mine}
@@ -311,7 +315,7 @@ def run(
                 findings.append(Finding("policy", PROBLEM, "no alert policy notifies the watchdog's channel", project))
             for policy in routed:
                 findings += policy_findings(policy)
-        except exceptions.GoogleAPICallError as error:
+        except failed as error:
             findings.append(Finding("policy", UNCHECKED, f"could not list alert policies: {error}", project))
 
     findings += _topic(topic, project_number, timeout, progress)
