@@ -17,6 +17,7 @@ from tests.bench.harness import (
     Function,
     before_update,
     delivery,
+    encode,
     is_update,
     ms,
     percentile,
@@ -66,8 +67,9 @@ def warm_critical_path(api, slack, samples: int = 12) -> list[dict]:
         trips, delays, busy = [], [], []
         for index in range(1, samples + 1):
             service = f"bench-svc-{index:03d}"
+            body = encode(delivery(service))
             started = time.monotonic()
-            status = send(function.url, delivery(service))
+            status = send(function.url, body)
             assert status == 200, status
             reads, update = _wait_update(api, service, started)
             trips.append(round_trips(reads))
@@ -108,7 +110,7 @@ def warm_critical_path(api, slack, samples: int = 12) -> list[dict]:
         overhead, busy, bodies = [], [], []
         for index in range(1, 51):
             service = f"bench-svc-{index:03d}"
-            body = delivery(service, incident_id=f"0.dup{index:03d}")
+            body = encode(delivery(service, incident_id=f"0.dup{index:03d}"))
             bodies.append(body)
             started = time.monotonic()
             assert send(function.url, body) == 200
@@ -416,8 +418,9 @@ def history_scaling(api, slack, repeats: int = 3) -> list[dict]:
                 service = f"hist-{revisions}-{depth}-{attempt}"
                 seed = seeds.service_seed(service, revisions, depth)
                 reseed(api, seed, latency=0.0)
+                body = encode(delivery(service, revision=seeds.newest_revision(seed, service)))
                 started = time.monotonic()
-                assert send(function.url, delivery(service, revision=seeds.newest_revision(seed, service))) == 200
+                assert send(function.url, body) == 200
                 reads, update = _wait_update(api, service, started)
                 target = update["body"]["traffic"][0]["revision"]
                 assert target == seeds.target_revision(seed, service, depth), (target, depth)
