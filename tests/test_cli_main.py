@@ -96,3 +96,15 @@ def test_drill_usage_errors_exit_2(args, message):
     result = CliRunner().invoke(cli, ["drill", *args], env={"WATCHDOG_TOPIC": None})
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_no_google_credentials_is_exit_2_with_a_hint(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_ENDPOINT", "_EMULATOR_HOST", "CREDENTIALS"))}
+    env.update(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path), NO_GCE_CHECK="True")
+    result = subprocess.run(
+        [PYTHON, "-m", "watchdog", "check", "--project", "netra-staging", "--region", "us-central1", "--service", "api"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Error: no Google credentials" in result.stderr
+    assert "Traceback" not in result.stderr

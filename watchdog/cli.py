@@ -626,4 +626,14 @@ def doctor(project, topic, region, project_number, monitoring_endpoint, timeout,
 
 
 def main() -> None:
-    cli(prog_name="python -m watchdog")
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        cli(prog_name="python -m watchdog")
+    except DefaultCredentialsError as error:
+        click.echo(
+            f"Error: no Google credentials ({error}). Run `gcloud auth application-default login`, or point "
+            "CLOUD_RUN_API_ENDPOINT / MONITORING_API_ENDPOINT / PUBSUB_EMULATOR_HOST at local stand-ins.",
+            err=True,
+        )
+        sys.exit(2)

@@ -276,7 +276,9 @@ def run(
     findings: list[Finding] = []
     # transient errors are retried, but never past --timeout (the clients' own default is 30 s)
     retry = retries.Retry(predicate=retries.if_transient_error, initial=0.2, maximum=2.0, timeout=timeout)
-    failed = (exceptions.GoogleAPICallError, exceptions.RetryError)
+    from google.auth.exceptions import GoogleAuthError
+
+    failed = (exceptions.GoogleAPICallError, exceptions.RetryError, GoogleAuthError)
     config, found = config_findings(env)
     findings += found
     endpoint = env.get("MONITORING_API_ENDPOINT", "").strip()
@@ -326,11 +328,15 @@ def run(
 
 def _topic(topic: str, project_number: str, timeout: float, progress: Callable[[str], None]) -> list[Finding]:
     from google.api_core import exceptions
+    from google.auth.exceptions import GoogleAuthError
     from google.cloud import pubsub_v1
     from google.protobuf import json_format
 
     progress(f"reading topic {topic}")
-    publisher = pubsub_v1.PublisherClient()
+    try:
+        publisher = pubsub_v1.PublisherClient()
+    except GoogleAuthError as error:
+        return [Finding("topic", UNCHECKED, f"no credentials for Pub/Sub: {error}", topic)]
     try:
         try:
             publisher.get_topic(topic=topic, timeout=timeout)
@@ -358,7 +364,12 @@ def _services(config: Any, project: str, region: str, timeout: float, progress) 
 
     if config.services.everything:
         return [Finding("service", OK, "WATCHDOG_SERVICES is '*': every service is in scope", "*")]
-    cloud_run = CloudRun(config.cloud_run_endpoint)
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        cloud_run = CloudRun(config.cloud_run_endpoint)
+    except GoogleAuthError as error:
+        return [Finding("service", UNCHECKED, f"no credentials for Cloud Run: {error}", "WATCHDOG_SERVICES")]
     found = []
     for entry in config.services.entries:
         parts = {1: (project, region, *entry), 2: (project, *entry)}.get(len(entry), entry)
