@@ -9,7 +9,7 @@ that endpoint (the local stand-in); with an explicit channel the transport
 skips credentials, so no Application Default Credentials lookup happens.
 
 The metric ``custom.googleapis.com/rollback_watchdog/decisions`` gets one
-point per decision about an alert: INT64 GAUGE, value 1, resource ``global``
+point per decision about an alert (``retry`` outcomes included): INT64 GAUGE, value 1, resource ``global``
 (project_id = ``WATCHDOG_METRICS_PROJECT`` or the alert's project), labels
 ``service``, ``action`` and ``outcome``. A GAUGE of 1 per decision is what an
 alert on failures needs: ``metric.label.outcome="failed"`` aligned with
