@@ -45,7 +45,9 @@ def main() -> None:
     say("Rollback watchdog demo: the VPC egress incident (staging, 2025-09-15/16), replayed locally")
     say("=" * 100)
     with CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api, SlackStandIn() as slack:
-        say("\n1. State before: one deploy (2025-09-15 04:27:41) flipped --vpc-egress private-ranges-only → all-traffic")
+        say(
+            "\n1. State before: one deploy (2025-09-15 04:27:41) flipped --vpc-egress private-ranges-only → all-traffic"
+        )
         for service in SERVICES:
             say(f"  {service}")
             history(api, service)

@@ -70,24 +70,25 @@ class RevisionHistory:
 
 class CloudRun:
     def __init__(self, endpoint: str = "", *, call_timeout: float = 10.0) -> None:
-        options = {}
-        kwargs = {}
-        if endpoint:
-            options["api_endpoint"] = endpoint
-        if endpoint.startswith("http://"):
-            from google.auth.credentials import AnonymousCredentials
+        import google.auth
+        from google.auth.credentials import AnonymousCredentials
+        from google.auth.transport.requests import AuthorizedSession
 
-            kwargs["credentials"] = AnonymousCredentials()
-        self._services = run_v2.ServicesClient(transport="rest", client_options=options or None, **kwargs)
-        self._revisions = run_v2.RevisionsClient(transport="rest", client_options=options or None, **kwargs)
+        if endpoint.startswith("http://"):
+            credentials = AnonymousCredentials()  # a local stand-in
+        else:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        options = {"api_endpoint": endpoint} if endpoint else None
+        self._services = run_v2.ServicesClient(credentials=credentials, transport="rest", client_options=options)
         self._call_timeout = call_timeout
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloudrun")
-        # Reads go straight to the REST API as JSON through the client's own authorized
-        # session (same credentials, same pooled connections): the v2 REST JSON is the
-        # shape the watchdog works in, so parsing it into protos and back is pure cost
-        # (about half a millisecond per revision; 100 revisions to a page).
-        self._session = self._services._transport._session
-        self._base = self._services._transport.host.rstrip("/") + "/v2/"
+        # Reads go to the REST API as JSON through google-auth's AuthorizedSession with the
+        # client's credentials: the v2 REST JSON is the shape the watchdog works in, and the
+        # client would parse it into protos only for us to turn them back into dicts (about
+        # half a millisecond per revision, 100 revisions to a page). Writes, operations and
+        # listings go through the client.
+        self._session = AuthorizedSession(credentials)
+        self._base = (endpoint or "https://run.googleapis.com").rstrip("/") + "/v2/"
 
     def _retry(self, deadline: float) -> retry.Retry:
         return retry.Retry(

@@ -70,11 +70,14 @@ def decide(
     now: float,
     *,
     history_complete: bool = True,
+    memo: dict | None = None,
 ) -> Decision:
     """Decide what to do for an open ``alert``. ``revisions`` are newest first.
 
     With ``history_complete=False`` (more pages exist) the answer may be
-    ``need_more_revisions``; it never is when the history is complete.
+    ``need_more_revisions``; it never is when the history is complete. ``memo``
+    (any dict, kept by the caller across pages) saves re-comparing revision
+    pairs already compared for this decision.
     """
     annotations = _annotations(service)
     record = ledger.find(annotations, alert.incident_id)
@@ -141,7 +144,7 @@ def decide(
     start = names.index(failing)
     breaking_at, trigger = -1, ()
     for i in range(start, len(revisions) - 1):
-        found = tuple(c for c in template_changes(revisions[i + 1], revisions[i]) if c.kind in wanted)
+        found = tuple(c for c in _pair_changes(revisions[i + 1], revisions[i], memo) if c.kind in wanted)
         if found:
             breaking_at, trigger = i, found
             break
@@ -197,6 +200,15 @@ def decide(
         reason, sentence = guard
         return Decision(REPORT, reason, f"{why}; would roll back to {target}, but {sentence}", **found)
     return Decision(ROLLBACK, "rollback", f"{why}; rolling back to {target}", **found)
+
+
+def _pair_changes(older: dict, newer: dict, memo: dict | None) -> list[Change]:
+    if memo is None:
+        return template_changes(older, newer)
+    key = (older.get("name"), newer.get("name"))
+    if key not in memo:
+        memo[key] = template_changes(older, newer)
+    return memo[key]
 
 
 def _guard(alert: Alert, config: Config, annotations: dict, now: float) -> tuple[str, str] | None:

@@ -154,13 +154,20 @@ class Watchdog:
     def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
         for _ in range(MAX_CONCURRENT_RETRIES):
             service, history = self.cloud_run.read(alert.service, deadline)
+            memo: dict = {}  # revision pairs compared so far, kept across pages
             decided = rules.decide(
-                alert, service, history.loaded, self.config, self._clock(), history_complete=history.complete
+                alert, service, history.loaded, self.config, self._clock(), history_complete=history.complete, memo=memo
             )
             while decided.action == rules.NEED_MORE:
                 history.read_more()
                 decided = rules.decide(
-                    alert, service, history.loaded, self.config, self._clock(), history_complete=history.complete
+                    alert,
+                    service,
+                    history.loaded,
+                    self.config,
+                    self._clock(),
+                    history_complete=history.complete,
+                    memo=memo,
                 )
             self._log_decision(alert, decided, started, revisions_read=len(history.loaded))
             if decided.action == rules.NOTHING:
