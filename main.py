@@ -2,9 +2,14 @@
 
 ``handle_alert`` is a CloudEvent function for
 ``google.cloud.pubsub.topic.v1.messagePublished``: Cloud Monitoring publishes an
-incident to the topic, Eventarc delivers it here. Returning normally answers
-200 (Pub/Sub acknowledges); raising answers 500 and Pub/Sub redelivers, which
-the watchdog only does for transient failures.
+incident to the topic, which reaches the function either through an Eventarc
+trigger (a CloudEvent) or, as terraform/ deploys it, through a Pub/Sub push
+subscription with a dead-letter topic (functions-framework turns the push body
+into the same CloudEvent). Returning normally answers 200 (Pub/Sub
+acknowledges); raising answers 500 and Pub/Sub redelivers, which the watchdog
+only does for transient failures.
+
+``drill`` is an HTTP function for on-call drills (watchdog/drill.py).
 """
 
 import os

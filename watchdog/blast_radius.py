@@ -53,7 +53,7 @@ def related(
         return []
     deadline = min(deadline, time.monotonic() + budget)
     now = time.time() if now is None else now
-    wanted = rules._KINDS_FOR[config.rollback_on]
+    wanted = rules.KINDS_FOR[config.rollback_on]
     signature = _signature(decided.trigger_changes, wanted)
     breaking_at = _breaking_time(cloud_run, alert.service, decided.breaking, revisions, deadline)
     if breaking_at is None or time.monotonic() >= deadline:

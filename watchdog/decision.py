@@ -38,7 +38,8 @@ IN_PROGRESS = "in_progress"
 NOTHING = "nothing"
 NEED_MORE = "need_more_revisions"
 
-_KINDS_FOR = {"egress": {"egress"}, "network": {"egress", "network"}, "any": {"egress", "network", "other"}}
+# Which change kinds count for each WATCHDOG_ROLLBACK_ON setting.
+KINDS_FOR = {"egress": {"egress"}, "network": {"egress", "network"}, "any": {"egress", "network", "other"}}
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def decide(
             serving=serving,
         )
 
-    wanted = _KINDS_FOR[config.rollback_on]
+    wanted = KINDS_FOR[config.rollback_on]
     start = names.index(failing)
     breaking_at, trigger = -1, ()
     for i in range(start, len(revisions) - 1):
