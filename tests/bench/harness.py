@@ -23,7 +23,6 @@ from pathlib import Path
 
 from tests.bench.seeds import revision_name
 from tests.standins import cloudrun as cloudrun_standin
-from tests.standins import slack as slack_standin
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
 from tests.support import FUNCTIONS_FRAMEWORK, ROOT, free_port, incident_alert, pubsub_body
@@ -59,12 +58,6 @@ def _timed_send(self, status: int, payload: dict, headers: dict | None = None) -
 
 cloudrun_standin._Handler._send = _timed_send  # type: ignore[method-assign]
 
-# The stand-ins write the status line + headers and the body in two send()s on a
-# socket with Nagle's algorithm on: the body waits for the client's delayed ACK
-# (~40 ms on Linux) on every reused connection. Google's front ends answer without
-# that stall, so the bench serves with TCP_NODELAY (StreamRequestHandler's own switch).
-cloudrun_standin._Handler.disable_nagle_algorithm = True
-slack_standin._Handler.disable_nagle_algorithm = True
 
 
 def cloud_run_standin(seed: dict) -> CloudRunStandIn:
