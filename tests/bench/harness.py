@@ -59,7 +59,6 @@ def _timed_send(self, status: int, payload: dict, headers: dict | None = None) -
 cloudrun_standin._Handler._send = _timed_send  # type: ignore[method-assign]
 
 
-
 def cloud_run_standin(seed: dict) -> CloudRunStandIn:
     api = CloudRunStandIn(seed)
     api.state.requests = TimedLog()
