@@ -51,3 +51,24 @@ def test_paused_service_gets_a_report_not_a_rollback(start_stack):
     )
     assert stack.traffic_updates() == []
     assert "paused" in stack.messages[0]["text"]
+
+
+def test_cli_pause_and_resume(cloud_run):
+    from click.testing import CliRunner
+
+    from watchdog.cli import cli
+
+    where = ["--project", "netra-staging", "--region", "us-central1", "--service", "netra-backend-staging"]
+    env = {"CLOUD_RUN_API_ENDPOINT": cloud_run.url}
+    paused = CliRunner().invoke(cli, ["pause", *where], env=env)
+    assert paused.exit_code == 0, paused.output
+    assert "watchdog paused" in paused.stdout
+    assert ledger.paused(cloud_run.state.services[BACKEND]["annotations"])
+    again = CliRunner().invoke(cli, ["pause", *where], env=env)
+    assert "(no change)" in again.stdout
+    resumed = CliRunner().invoke(cli, ["resume", *where], env=env)
+    assert resumed.exit_code == 0
+    assert not ledger.paused(cloud_run.state.services[BACKEND]["annotations"])
+    assert all(r["query"]["updateMask"] == "annotations" for r in cloud_run.state.requests if r["method"] == "PATCH")
+    missing = CliRunner().invoke(cli, ["pause", *where[:-1], "nope"], env=env)
+    assert missing.exit_code == 2

@@ -580,6 +580,56 @@ its IAM policy (Pub/Sub), the services in WATCHDOG_SERVICES (Cloud Run).
 """
 
 
+PAUSE_EPILOG = """\b
+Exit codes:
+  0  done (or already so)
+  2  could not change it: service not found, permission denied, Cloud Run API errors
+"""
+
+
+def _set_paused(project: str, region: str, service: str, cloud_run_endpoint: str | None, paused: bool) -> None:
+    from watchdog.cloudrun import CloudRun
+    from watchdog.pause import set_paused
+
+    ref = service_ref(project, region, service)
+    with waiting(f"{'pausing' if paused else 'resuming'} the watchdog for {ref}"):
+        changed = _cloud_run_call(lambda: set_paused(CloudRun(cloud_run_endpoint or ""), ref, paused))
+    state = "paused" if paused else "active"
+    click.echo(f"{ref}: watchdog {state}" + ("" if changed else " (no change)"))
+
+
+def _pause_options(function):
+    for option in reversed(
+        [
+            click.option("--project", required=True),
+            click.option("--region", required=True),
+            click.option("--service", required=True),
+            click.option("--cloud-run-endpoint", envvar="CLOUD_RUN_API_ENDPOINT",
+                         help="Cloud Run Admin API endpoint (CLOUD_RUN_API_ENDPOINT); http:// = stand-in."),
+        ]
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
+@cli.command(epilog=PAUSE_EPILOG, context_settings=CONTEXT)
+@_pause_options
+def pause(project, region, service, cloud_run_endpoint) -> None:
+    """Stop automatic rollbacks of one service: alerts are reported, traffic is left alone.
+
+    Sets the service annotation rollback-watchdog/paused=true with an annotations-only
+    update: no new revision, no traffic change. WATCHDOG_PAUSED=true pauses every service.
+    """
+    _set_paused(project, region, service, cloud_run_endpoint, True)
+
+
+@cli.command(epilog=PAUSE_EPILOG, context_settings=CONTEXT)
+@_pause_options
+def resume(project, region, service, cloud_run_endpoint) -> None:
+    """Let the watchdog roll one service back again (clears rollback-watchdog/paused)."""
+    _set_paused(project, region, service, cloud_run_endpoint, False)
+
+
 @cli.command(epilog=DOCTOR_EPILOG, context_settings=CONTEXT)
 @click.option("--project", required=True, help="Project of the alert policies and channels.")
 @click.option("--topic", envvar="WATCHDOG_TOPIC", required=True, help="The watchdog's topic (WATCHDOG_TOPIC).")
