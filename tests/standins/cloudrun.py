@@ -25,10 +25,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.standins.loopback import Server, StandIn
 
 _TRAFFIC_TYPES = {
     0: "TRAFFIC_TARGET_ALLOCATION_TYPE_UNSPECIFIED",
@@ -278,7 +280,7 @@ def _page(items: list[dict], query: dict, key: str) -> dict:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Server
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
@@ -415,47 +417,13 @@ def _snake_to_camel(path: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up (timeout, crash test) is expected here; anything else is printed."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], state: CloudRunState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-
-
-class CloudRunStandIn:
+class CloudRunStandIn(StandIn):
     """In-process server: ``with CloudRunStandIn(seed) as api: api.url``."""
 
+    handler = _Handler
+
     def __init__(self, seed: dict | None = None, port: int = 0, latency: float = 0.0) -> None:
-        self.state = CloudRunState(seed, latency)
-        self._server = _Server(("127.0.0.1", port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> CloudRunStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> CloudRunStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(CloudRunState(seed, latency), port)
 
 
 def main() -> None:
@@ -465,12 +433,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API call")
     args = parser.parse_args()
     seed = json.loads(Path(args.seed).read_text()) if args.seed else None
-    server = CloudRunStandIn(seed, args.port, args.latency_ms / 1000).start()
-    print(f"cloud run stand-in listening on {server.url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    server = CloudRunStandIn(seed, args.port, args.latency_ms / 1000)
+    server.serve_until_interrupted(f"cloud run stand-in listening on {server.url}")
 
 
 if __name__ == "__main__":

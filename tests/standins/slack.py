@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.standins.loopback import Server, StandIn
 
 TOKEN = "xoxb-standin-token"
 
@@ -106,7 +108,7 @@ def print_message(message: dict) -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Server
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
@@ -237,33 +239,13 @@ def _block_problem(blocks: Any) -> str:
     return ""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up (timeout, crash test) is expected here; anything else is printed."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], state: SlackState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-
-
-class SlackStandIn:
+class SlackStandIn(StandIn):
     """In-process server: ``with SlackStandIn() as slack: slack.api_url``."""
 
-    def __init__(self, port: int = 0, token: str = TOKEN, echo: bool = False) -> None:
-        self.state = SlackState(token, echo)
-        self._server = _Server(("127.0.0.1", port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    handler = _Handler
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def __init__(self, port: int = 0, token: str = TOKEN, echo: bool = False) -> None:
+        super().__init__(SlackState(token, echo), port)
 
     @property
     def api_url(self) -> str:
@@ -273,20 +255,6 @@ class SlackStandIn:
     def webhook_url(self) -> str:
         return self.url + "/webhook/T000/B000/standin"
 
-    def start(self) -> SlackStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> SlackStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -294,12 +262,8 @@ def main() -> None:
     parser.add_argument("--token", default=TOKEN)
     parser.add_argument("--print", action="store_true", help="print each message as it arrives")
     args = parser.parse_args()
-    server = SlackStandIn(args.port, args.token, echo=args.print).start()
-    print(f"slack stand-in listening on {server.url} (Web API base {server.api_url})", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    server = SlackStandIn(args.port, args.token, echo=args.print)
+    server.serve_until_interrupted(f"slack stand-in listening on {server.url} (Web API base {server.api_url})")
 
 
 if __name__ == "__main__":
