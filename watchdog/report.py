@@ -189,7 +189,8 @@ def _revisions_text(decision: Decision, action: Action) -> str:
         if decision.skipped:
             text += "\nSkipped: " + ", ".join(code(s) for s in decision.skipped[:20])
         if action.seconds is not None:
-            text += f"\nConfirmed {action.seconds:.1f} s after the notification reached the watchdog."
+            took = f"{action.seconds * 1000:.0f} ms" if action.seconds < 1 else f"{action.seconds:.1f} s"
+            text += f"\nVerified {took} after the notification reached the watchdog."
         return text
     return f"*Failing revision:* {code(decision.failing)}"
 
