@@ -84,33 +84,22 @@ def decide(
     record = ledger.find(annotations, alert.incident_id)
     serving = traffic_split(service)
     if record is not None:
+        moved = f"{record.from_revision} → {record.to_revision}"
         if record.reported:
-            return Decision(
-                NOTHING,
-                "already_handled",
-                f"incident {alert.incident_id} was already rolled back "
-                f"from {record.from_revision} to {record.to_revision}",
-                failing=record.from_revision,
-                target=record.to_revision,
-                record=record,
-                serving=serving,
+            action, detail = NOTHING, f"incident {alert.incident_id} was already rolled back ({moved})"
+        elif now - record.at < config.deadline_seconds:
+            action = IN_PROGRESS
+            detail = (
+                f"incident {alert.incident_id} is being rolled back by another delivery ({moved}); "
+                "its report is not recorded yet"
             )
-        if now - record.at < config.deadline_seconds:
-            return Decision(
-                IN_PROGRESS,
-                "already_handled",
-                f"incident {alert.incident_id} is being rolled back by another delivery "
-                f"({record.from_revision} → {record.to_revision}); its report is not recorded yet",
-                failing=record.from_revision,
-                target=record.to_revision,
-                record=record,
-                serving=serving,
-            )
+        else:
+            action = RESEND_REPORT
+            detail = f"incident {alert.incident_id} was rolled back ({moved}), but the report was not recorded as sent"
         return Decision(
-            RESEND_REPORT,
+            action,
             "already_handled",
-            f"incident {alert.incident_id} was rolled back from {record.from_revision} "
-            f"to {record.to_revision}, but the report was not recorded as sent",
+            detail,
             failing=record.from_revision,
             target=record.to_revision,
             record=record,
