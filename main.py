@@ -58,7 +58,17 @@ def handle_alert(cloud_event):
         watchdog = app.instance()
     except ConfigError:
         return  # permanent: logged at ERROR by app.instance; acknowledge, no retry loop
-    watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"])
+    watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"], published_at=_event_time(cloud_event))
+
+
+def _event_time(cloud_event) -> float | None:
+    """The CloudEvent ``time`` (when Pub/Sub published the message), for bodies without a publishTime."""
+    from watchdog.intake import rfc3339
+
+    try:
+        return rfc3339(cloud_event["time"])
+    except KeyError:
+        return None
 
 
 @functions_framework.http

@@ -82,13 +82,23 @@ def incident_alert(
     return payload
 
 
-def pubsub_body(notification: dict | bytes | str, attributes: dict | None = None, message_id: str = "") -> dict:
+def rfc3339(epoch: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() if epoch is None else epoch))
+
+
+def pubsub_body(
+    notification: dict | bytes | str,
+    attributes: dict | None = None,
+    message_id: str = "",
+    published_at: float | None = None,
+) -> dict:
+    """A push body as Pub/Sub sends it; published now unless ``published_at`` (epoch seconds) says otherwise."""
     data = notification if isinstance(notification, (bytes, str)) else json.dumps(notification)
     data = data.encode() if isinstance(data, str) else data
     message = {
         "data": base64.b64encode(data).decode(),
         "messageId": message_id or str(uuid.uuid4().int)[:16],
-        "publishTime": "2025-09-16T17:42:34.000Z",
+        "publishTime": rfc3339(published_at),
     }
     if attributes:
         message["attributes"] = attributes
@@ -106,7 +116,7 @@ def deliver(url: str, body: dict, event_id: str = "", timeout: float = 90.0) -> 
         "ce-source": "//pubsub.googleapis.com/projects/netra-staging/topics/rollback-watchdog-alerts",
         "ce-specversion": "1.0",
         "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "ce-time": "2025-09-16T17:42:34.000Z",
+        "ce-time": body.get("message", {}).get("publishTime") or rfc3339(),
     }
     return post(url, json.dumps(body).encode(), headers, timeout)
 

@@ -136,8 +136,8 @@ CASES = [
     ("unspecified egress equals the default: no change",
      [PRIVATE_EVERYWHERE, lambda s, r: r[1]["vpcAccess"].update(egress="VPC_EGRESS_UNSPECIFIED")], {}, {},
      (REPORT, "no_matching_change", "", {})),
-    ("target never became Ready: no Ready target", [not_ready(K41)], {}, {},
-     (REPORT, "no_ready_target", "", {"breaking": K42})),
+    ("the only older revision never became Ready: neither cause nor baseline", [not_ready(K41)], {}, {},
+     (REPORT, "no_matching_change", "", {})),
     ("failing revision serves no traffic: nothing to do", [traffic_on(K41)], {}, {},
      (NOTHING, "not_serving", "", {})),
     ("unknown revision", [], {"revision": f"{AUTH}-00099-zzz"}, {}, (NOTHING, "not_serving", "", {})),
@@ -164,7 +164,7 @@ CASES = [
     ("cooldown over: acts again", [annotate(record("0.other", frm="x", to="y", at=NOW - 7200))], {}, {},
      (ROLLBACK, "rollback", K41, {})),
     ("never back to a revision it rolled away from", [annotate(record("0.other", frm=K41, to="y", at=NOW - 7200))],
-     {}, {}, (REPORT, "no_ready_target", "", {})),
+     {}, {}, (REPORT, "no_known_good_target", "", {})),
     ("dry run", [], {}, {"dry_run": True}, (REPORT, "dry_run", K41, {"would_roll_back": True})),
     ("drill is a dry run", [], {"drill": True}, {}, (REPORT, "dry_run", K41, {})),
     ("live drill acts", [], {"drill": True, "drill_live": True}, {}, (ROLLBACK, "rollback", K41, {})),
@@ -210,13 +210,22 @@ class TestPartialHistory:
         decided = decide(alert(), service, revisions[:2], config(), NOW, history_complete=False)
         assert decided.action == NEED_MORE
 
-    def test_decides_without_the_rest_once_the_target_is_known(self):
+    def test_decides_without_the_rest_once_the_value_before_the_target_is_known(self):
+        """The revert check needs the revision before the target's run; nothing older."""
         service, revisions = state()
         older = copy.deepcopy(revisions[-1])
         older["name"] = older["name"].replace("00041-kip", "00040-old")
-        decided = decide(alert(), service, [*revisions, older], config(), NOW, history_complete=False)
+        older["createTime"] = "2025-01-01T00:00:00Z"
+        older["vpcAccess"]["connector"] = "projects/netra-staging/locations/us-central1/connectors/older"
+        decided = decide(alert(), service, [*revisions, older], config(rollback_on="network"), NOW,
+                         history_complete=False)  # fmt: skip
         assert decided.action == ROLLBACK
         assert decided.target == K41
+
+    def test_needs_more_while_the_target_run_may_hide_a_revert(self):
+        service, revisions = state()
+        decided = decide(alert(), service, revisions, config(), NOW, history_complete=False)
+        assert decided.action == NEED_MORE
 
     def test_missing_failing_revision_needs_more(self):
         service, revisions = state()

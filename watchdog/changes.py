@@ -11,8 +11,11 @@ as ``GET .../revisions`` returns them). Each :class:`Change` has a kind:
 
 Changes come back egress first, then network, then the rest, because that is
 the order on-call should read them in. Secret-backed env vars show their
-secret reference only; values of env vars whose names look like credentials
-are hidden.
+secret reference only; values of env vars whose names look like credentials,
+and values that look like credentials whatever their name (URL userinfo,
+token shapes, JWTs, PEM blocks, webhook URLs, high-entropy strings: see
+:mod:`watchdog.redact`), are hidden. So are command lines and arguments that
+carry one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog.redact import looks_secret
+
+HIDDEN = "(value hidden)"
 KIND_ORDER = {"egress": 0, "network": 1, "other": 2}
 _SENSITIVE_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|DSN|COOKIE", re.I)
 _EGRESS_NAMES = {
@@ -66,6 +72,8 @@ class Change:
     new: str
 
     def __str__(self) -> str:
+        if self.old == self.new == HIDDEN:
+            return f"{self.field}: changed {HIDDEN}"
         return f"{self.field}: {self.old} → {self.new}"
 
 
@@ -135,7 +143,11 @@ def _container_changes(older: dict, newer: dict) -> Iterable[Change]:
             continue
         for key in ("image", "command", "args", "workingDir", "ports", "volumeMounts", "dependsOn"):
             if _canon(old.get(key)) != _canon(new.get(key)):
-                yield Change(f"{prefix}.{key}", "other", _show(old.get(key)), _show(new.get(key)))
+                a, b = old.get(key), new.get(key)
+                if key in ("command", "args") and (_carries_secret(a) or _carries_secret(b)):
+                    yield Change(f"{prefix}.{key}", "other", HIDDEN, HIDDEN)
+                else:
+                    yield Change(f"{prefix}.{key}", "other", _show(a), _show(b))
         for key in ("cpu", "memory", "nvidia.com/gpu"):
             a, b = _get(old, "resources", "limits", key), _get(new, "resources", "limits", key)
             if a != b:
@@ -154,16 +166,27 @@ def _env_changes(prefix: str, old: dict, new: dict) -> Iterable[Change]:
     old_env, new_env = _env(old), _env(new)
     for name in sorted(set(old_env) | set(new_env)):
         a, b = old_env.get(name), new_env.get(name)
-        if a != b:
-            yield Change(f"{prefix}.env.{name}", "other", _env_shown(name, a), _env_shown(name, b))
+        if a == b:
+            continue
+        shown_a, shown_b = _env_shown(name, a), _env_shown(name, b)
+        if HIDDEN in (shown_a, shown_b):  # never reveal one side of a credential change
+            shown_a = HIDDEN if a is not None else "unset"
+            shown_b = HIDDEN if b is not None else "unset"
+        yield Change(f"{prefix}.env.{name}", "other", shown_a, shown_b)
 
 
 def _env_shown(name: str, value: str | None) -> str:
     if value is None:
         return "unset"
-    if value.startswith("secret:") or not _SENSITIVE_NAME.search(name):
-        return value
-    return "(value hidden)"
+    if value.startswith("secret:"):
+        return value  # a reference to Secret Manager, not the secret
+    if _SENSITIVE_NAME.search(name) or looks_secret(value):
+        return HIDDEN
+    return value
+
+
+def _carries_secret(items: Any) -> bool:
+    return any(isinstance(item, str) and looks_secret(item) for item in _list(items))
 
 
 def _env(container: dict) -> dict[str, str]:

@@ -128,13 +128,14 @@ class CloudRun:
         return history
 
     def _revision_pages(self, ref: ServiceRef, deadline: float, page_size: int) -> Iterator[dict]:
-        params: dict = {"pageSize": page_size}
+        # showDeleted: a deleted revision may be the one that made the change; the report says so
+        params: dict = {"pageSize": page_size, "showDeleted": "true"}
         while True:
             page = self._get_json(f"{ref.name}/revisions", params, deadline)
             yield page
             if not page.get("nextPageToken"):
                 return
-            params = {"pageSize": page_size, "pageToken": page["nextPageToken"]}
+            params = {**params, "pageToken": page["nextPageToken"]}
 
     def list_services(self, project: str, region: str, deadline: float) -> list[dict]:
         pager = self._services.list_services(
@@ -145,14 +146,16 @@ class CloudRun:
         return [_to_dict(s) for s in pager]
 
     def pin_traffic(
-        self, ref: ServiceRef, revision: str, etag: str, annotations: dict[str, str], deadline: float
+        self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float
     ) -> dict:
-        """Send 100% of traffic to ``revision`` and write ``annotations``, in one update.
+        """Replace the service's traffic with ``traffic`` and write ``annotations``, in one update.
 
-        Only ``traffic`` and ``annotations`` are in the update mask, so no new
-        revision is created; the etag makes a concurrent deploy fail the update
-        (:class:`ConcurrentChange`) instead of being overwritten. Returns the
-        service as the finished operation reports it.
+        ``traffic`` is the complete v2 traffic list (``type``, ``revision``,
+        ``percent``, ``tag``), tagged entries included: an update's traffic
+        replaces the whole list. Only ``traffic`` and ``annotations`` are in the
+        update mask, so no new revision is created; the etag makes a concurrent
+        deploy fail the update (:class:`ConcurrentChange`) instead of being
+        overwritten. Returns the service as the finished operation reports it.
         """
         service = run_v2.Service(
             name=ref.name,
@@ -160,10 +163,12 @@ class CloudRun:
             annotations=annotations,
             traffic=[
                 run_v2.TrafficTarget(
-                    type_=run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
-                    revision=revision,
-                    percent=100,
+                    type_=run_v2.TrafficTargetAllocationType[entry["type"]],
+                    revision=entry.get("revision", ""),
+                    percent=int(entry.get("percent", 0)),
+                    tag=entry.get("tag", ""),
                 )
+                for entry in traffic
             ],
         )
         operation = self._update(service, ["traffic", "annotations"], deadline)

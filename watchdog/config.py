@@ -7,6 +7,7 @@ A bad value raises :class:`ConfigError` naming the variable and the value.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ ENV_VARS = (
     "WATCHDOG_ROLLBACK_ON",
     "WATCHDOG_COOLDOWN_SECONDS",
     "WATCHDOG_DEADLINE_SECONDS",
+    "WATCHDOG_MAX_ALERT_AGE_SECONDS",
     "WATCHDOG_PROJECTS",
     "WATCHDOG_PAUSED",
     "WATCHDOG_METRICS_PROJECT",
@@ -127,6 +129,7 @@ class Config:
     rollback_on: str = "egress"
     cooldown_seconds: int = 1800
     deadline_seconds: float = 60.0
+    max_alert_age_seconds: int = 6 * 3600  # 0: no limit
     projects: frozenset[str] = frozenset()
     paused: bool = False
     metrics_project: str = ""
@@ -155,8 +158,13 @@ class Config:
             services=ServiceScope.parse(env.get("WATCHDOG_SERVICES", "")),
             dry_run=_flag(env, "WATCHDOG_DRY_RUN"),
             rollback_on=rollback_on,
-            cooldown_seconds=int(_number(env, "WATCHDOG_COOLDOWN_SECONDS", 1800, minimum=0)),
-            deadline_seconds=_number(env, "WATCHDOG_DEADLINE_SECONDS", 60, minimum=5),
+            cooldown_seconds=int(_number(env, "WATCHDOG_COOLDOWN_SECONDS", 1800, minimum=0, maximum=7 * 86400)),
+            # a Cloud Function handling an event runs for at most 540 s
+            deadline_seconds=_number(env, "WATCHDOG_DEADLINE_SECONDS", 60, minimum=5, maximum=540),
+            # Pub/Sub keeps a message (and a dead letter) for at most 31 days
+            max_alert_age_seconds=int(
+                _number(env, "WATCHDOG_MAX_ALERT_AGE_SECONDS", 6 * 3600, minimum=0, maximum=31 * 86400)
+            ),
             projects=frozenset(p.strip() for p in env.get("WATCHDOG_PROJECTS", "").split(",") if p.strip()),
             paused=_flag(env, "WATCHDOG_PAUSED"),
             metrics_project=env.get("WATCHDOG_METRICS_PROJECT", "").strip(),
@@ -175,14 +183,19 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name}: {value!r} is not true or false")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """A finite number within [minimum, maximum]; ``inf``, ``nan`` and ``1e400`` are errors, not values."""
     raw = env.get(name, "").strip()
     if not raw:
         return float(default)
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+        raise ConfigError(f"{name}: {raw[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}: {raw[:40]!r} is not a finite number")
     if value < minimum:
         raise ConfigError(f"{name}: {raw!r} is below the minimum of {minimum:g}")
+    if value > maximum:
+        raise ConfigError(f"{name}: {raw!r} is above the maximum of {maximum:g}")
     return value

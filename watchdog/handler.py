@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -85,20 +86,45 @@ class Watchdog:
         self._related = related  # blast radius: other services with the same change, after the update
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Reports that cannot be remembered on the service (out of scope, unreadable ledger, no service):
+        # remembered here, so one instance posts each once.
+        self._told: OrderedDict[str, None] = OrderedDict()
 
-    def handle(self, body: Any, attributes: Any = None, delivery_id: str = "") -> Outcome:
+    def _ignored(self, ignored: Ignored, delivery_id: str, deadline: float) -> Outcome:
+        """Acknowledge; a Cloud Run incident that cannot be located also tells on-call what to fix."""
+        fields = {"decision": "ignored", "reason": ignored.reason, "incident_id": ignored.incident_id}
+        if not ignored.tell:
+            logs.info(f"ignored: {ignored.detail}", delivery_id=delivery_id, **fields)
+            return Outcome("ignored", ignored.reason, ignored.incident_id)
+        logs.warning(
+            f"cannot act on incident {ignored.incident_id}: {ignored.detail}",
+            delivery_id=delivery_id,
+            service=ignored.service,
+            policy=ignored.policy,
+            **fields,
+        )
+        posted = False
+        if self._first_telling(f"ignored:{ignored.incident_id}:{ignored.reason}"):
+            posted = self._post(report.render_unlocated(ignored), deadline).ok
+        return Outcome("ignored", ignored.reason, ignored.incident_id, ignored.service, posted=posted)
+
+    def _first_telling(self, key: str) -> bool:
+        with self._locks_guard:
+            if key in self._told:
+                return False
+            self._told[key] = None
+            while len(self._told) > 1000:
+                self._told.popitem(last=False)
+            return True
+
+    def handle(
+        self, body: Any, attributes: Any = None, delivery_id: str = "", published_at: float | None = None
+    ) -> Outcome:
         started = time.monotonic()
         deadline = started + self.config.deadline_seconds - DEADLINE_MARGIN
-        parsed = parse(body, attributes)
+        parsed = parse(body, attributes, published_at)
         if isinstance(parsed, Ignored):
-            logs.info(
-                f"ignored: {parsed.detail}",
-                decision="ignored",
-                reason=parsed.reason,
-                incident_id=parsed.incident_id,
-                delivery_id=delivery_id,
-            )
-            return Outcome("ignored", parsed.reason, parsed.incident_id)
+            return self._ignored(parsed, delivery_id, deadline)
         alert = parsed
         try:
             with self._turn(alert, deadline):
@@ -177,11 +203,7 @@ class Watchdog:
             if decided.action == rules.RESEND_REPORT:
                 return self._resend(alert, decided, service, deadline)
             if decided.action == rules.REPORT:
-                related = self._related_lines(alert, decided, deadline) if decided.would_roll_back else []
-                posted = self._post(
-                    report.render(alert, decided, report.Action(), self.config.dry_run, related), deadline
-                )
-                return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+                return self._report_once(alert, decided, service, deadline)
             try:
                 return self._roll_back(alert, decided, service, deadline, started)
             except ConcurrentChange as error:
@@ -191,6 +213,47 @@ class Watchdog:
                     service=str(alert.service),
                 )
         raise ConcurrentChange(f"{alert.service} kept changing; giving up for this delivery")
+
+    def _report_once(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
+        """Post a report-only decision, and remember it so that later deliveries of the incident stay quiet.
+
+        The memory is the ledger's ``noticed`` list (an annotation-only update) on services the
+        watchdog may change; elsewhere this instance remembers it: out of scope, an unreadable
+        ledger, and a dry run or a pause, which promise to write nothing at all.
+        """
+        writable = (
+            alert.service in self.config.services
+            and (not self.config.projects or alert.service.project in self.config.projects)
+            and decided.reason != "ledger_unreadable"
+            and not self.config.dry_run
+            and not (alert.drill and not alert.drill_live)
+            and not self.config.paused
+            and not ledger.paused(service.get("annotations"))
+        )
+        if not writable and not self._first_telling(f"report:{alert.service}:{alert.incident_id}"):
+            return Outcome("nothing", "already_reported", alert.incident_id, str(alert.service), decided)
+        related = self._related_lines(alert, decided, deadline) if decided.would_roll_back else []
+        posted = self._post(report.render(alert, decided, report.Action(), self.config.dry_run, related), deadline)
+        if writable and posted.ok:
+            self._remember(alert, service, ledger.with_noticed, deadline)
+        return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _remember(self, alert: Alert, service: dict, change: Callable, deadline: float) -> None:
+        """Best effort: an annotation-only update of the ledger's memory; never in the way of the answer."""
+        try:
+            for attempt in range(2):
+                annotations = change(service.get("annotations"), alert.incident_id)
+                if annotations is None:
+                    return
+                try:
+                    self.cloud_run.annotate(alert.service, annotations, service.get("etag", ""), deadline)
+                    return
+                except ConcurrentChange:
+                    if attempt:
+                        raise
+                    service = self.cloud_run.get_service(alert.service, deadline)
+        except Exception as error:  # noqa: BLE001 - the report went out; the memory is a courtesy
+            logs.warning(f"could not remember incident {alert.incident_id} in the ledger: {error}")
 
     def _roll_back(
         self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
@@ -202,17 +265,18 @@ class Watchdog:
             at=round(self._clock(), 3),
             alert_at=alert.started_at,
             drill=alert.drill,
+            before=rules.traffic_before(service),
         )
-        annotations = ledger.with_record(service.get("annotations"), record)
+        annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         try:
             result = self.cloud_run.pin_traffic(
-                alert.service, decided.target, service.get("etag", ""), annotations, deadline
+                alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
             )
         except UpdateFailed as error:
             return self._failed(alert, decided, error, deadline)
-        serving = rules.traffic_split(result)
+        serving = {k: v for k, v in rules.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
-        if serving.get(decided.target) == 100:
+        if serving == {k: v for k, v in decided.split.items() if v}:
             action = report.Action(report.ROLLED_BACK, seconds=elapsed)
         else:
             action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
@@ -314,6 +378,12 @@ class Watchdog:
                 incident_id=alert.incident_id,
                 service=str(alert.service),
             )
+            if (
+                ledger.find(service.get("annotations"), alert.incident_id) is None
+                and alert.service in self.config.services
+            ):
+                # an open that arrives after its close must change nothing
+                self._remember(alert, service, ledger.with_closed, deadline)
             return Outcome("nothing", "closed_not_acted_on", alert.incident_id, str(alert.service))
         posted = self._post(report.render_recovery(alert, recovered), deadline, thread=recovered.record.thread)
         annotations = ledger.updated(

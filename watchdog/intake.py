@@ -18,7 +18,8 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from watchdog.config import ServiceRef
@@ -63,6 +64,7 @@ class Alert:
     drill: bool = False  # a synthetic incident from ``python -m watchdog drill``
     drill_live: bool = False  # a drill that may change traffic (``--live``)
     schema: str = "1.2"
+    published_at: float | None = None  # when Pub/Sub accepted the message (publishTime); None if unknown
 
     @property
     def sends_close(self) -> bool:
@@ -72,19 +74,43 @@ class Alert:
 
 @dataclass(frozen=True)
 class Ignored:
-    """Not something to act on: acknowledged, logged with ``reason``."""
+    """Not something to act on: acknowledged, logged with ``reason``.
+
+    ``tell`` marks what on-call must fix (a Cloud Run incident the watchdog
+    cannot locate): logged as a WARNING and posted to Slack, naming ``service``
+    and ``policy``.
+    """
 
     reason: str  # short machine-readable code
     detail: str
     incident_id: str = ""
+    tell: bool = False
+    service: str = ""
+    policy: str = ""
 
 
-def parse(body: Any, attributes: Any = None) -> Alert | Ignored:
-    """Parse a delivery body (CloudEvent data, Pub/Sub message or notification)."""
-    notification, attrs, problem = _unwrap(body, attributes)
-    if problem:
-        return Ignored("unparseable", problem)
-    return parse_notification(notification, attrs)
+# Cloud Run incidents that name a service but cannot be located: the policy needs fixing.
+_TELL = {"no_region", "no_project", "no_service"}
+
+
+def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | Ignored:
+    """Parse a delivery body (CloudEvent data, Pub/Sub message or notification).
+
+    ``published_at`` (epoch seconds, e.g. the CloudEvent ``time``) is used when
+    the body carries no Pub/Sub ``publishTime``. Never raises: whatever goes
+    wrong while parsing (a payload nested thousands of levels deep makes
+    ``json.loads`` raise RecursionError) is an unparseable payload.
+    """
+    try:
+        notification, attrs, problem, published = _unwrap(body, attributes)
+        if problem:
+            return Ignored("unparseable", problem)
+        parsed = parse_notification(notification, attrs)
+    except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError) as error:
+        return Ignored("unparseable", f"the payload could not be parsed ({type(error).__name__})")
+    if isinstance(parsed, Alert):
+        return replace(parsed, published_at=published or published_at)
+    return parsed
 
 
 def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
@@ -106,7 +132,10 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
 
     where = _locate(incident)
     if isinstance(where, Ignored):
-        return Ignored(where.reason, where.detail, incident_id)
+        policy = _text(incident.get("policy_name"))[:300]
+        return replace(
+            where, incident_id=incident_id, policy=policy, tell=where.reason in _TELL and bool(where.service)
+        )
     ref, revision, found_by = where
 
     condition = _obj(incident.get("condition"))
@@ -133,27 +162,29 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
     )
 
 
-def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str]:
-    """Peel CloudEvent / Pub/Sub layers off until the notification is reached."""
+def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str, float | None]:
+    """Peel CloudEvent / Pub/Sub layers off until the notification is reached; keep the publish time."""
+    published = None
     for _ in range(4):
         if isinstance(body, (bytes, bytearray)):
             try:
                 body = json.loads(body)
             except (ValueError, UnicodeDecodeError):
-                return None, attributes, "the body is not JSON"
+                return None, attributes, "the body is not JSON", published
             continue
         if isinstance(body, str):
             try:
                 body = json.loads(body)
             except ValueError:
-                return None, attributes, "the body is not JSON"
+                return None, attributes, "the body is not JSON", published
             continue
         if not isinstance(body, dict):
-            return None, attributes, f"the body is a JSON {type(body).__name__}, not an object"
+            return None, attributes, f"the body is a JSON {type(body).__name__}, not an object", published
         if "incident" in body or "version" in body:
-            return body, attributes, ""
+            return body, attributes, "", published
         if isinstance(body.get("message"), dict):
             body = body["message"]
+            published = published or rfc3339(body.get("publishTime") or body.get("publish_time"))
             continue
         if "data" in body and ("specversion" in body or isinstance(body.get("data"), dict)):
             body = body["data"]  # a structured CloudEvent
@@ -161,19 +192,20 @@ def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str]:
         if "data" in body:
             if attributes is None and isinstance(body.get("attributes"), dict):
                 attributes = body["attributes"]
+            published = published or rfc3339(body.get("publishTime") or body.get("publish_time"))
             data = body.get("data")
             if not isinstance(data, str):
-                return None, attributes, "message.data is not a base64 string"
+                return None, attributes, "message.data is not a base64 string", published
             try:
                 raw = base64.b64decode(data, validate=True)
             except (binascii.Error, ValueError):
-                return None, attributes, "message.data is not valid base64"
+                return None, attributes, "message.data is not valid base64", published
             try:
-                return json.loads(raw), attributes, ""
+                return json.loads(raw), attributes, "", published
             except (ValueError, UnicodeDecodeError):
-                return None, attributes, "message.data is not JSON"
-        return None, attributes, "no Pub/Sub message or notification in the body"
-    return None, attributes, "the body is nested too deeply"
+                return None, attributes, "message.data is not JSON", published
+        return None, attributes, "no Pub/Sub message or notification in the body", published
+    return None, attributes, "the body is nested too deeply", published
 
 
 def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
@@ -215,7 +247,11 @@ def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
     if not service:
         if resource_type and resource_type != "cloud_run_revision":
             return Ignored("not_cloud_run", f"the incident is about a {resource_type[:60]!r} resource")
-        return Ignored("no_service", "the alert names no Cloud Run service (group the condition by service_name)")
+        return Ignored(
+            "no_service",
+            "the alert names no Cloud Run service (group the condition by resource.label.service_name)",
+            service="(not named)" if resource_type == "cloud_run_revision" else "",
+        )
     project = project or _text(incident.get("scoping_project_id"))
     for label, value, pattern in (
         ("service", service, _SERVICE_RE),
@@ -223,7 +259,13 @@ def _locate(incident: dict) -> tuple[ServiceRef, str, str] | Ignored:
         ("project", project, _PROJECT_RE),
     ):
         if not value:
-            return Ignored("no_" + label, f"the alert for service {service[:63]!r} names no {label}")
+            return Ignored(
+                "no_" + label,
+                f"the alert for service {service[:63]!r} names no {label}: add the label to the policy "
+                f"(group by resource.label.{'location' if label == 'region' else label + '_id'}) or set the policy "
+                f"user label cloud_run_{label}",
+                service=service[:63],
+            )
         if not pattern.match(value):
             return Ignored("invalid_name", f"the alert's {label} {value[:80]!r} is not a valid name")
     if revision and not _REVISION_RE.match(revision):
@@ -262,6 +304,19 @@ def _epoch(value: Any) -> float | None:
     except (ValueError, OverflowError):
         return None
     return number if 0 < number < 1e11 else None
+
+
+def rfc3339(value: Any) -> float | None:
+    """An RFC 3339 timestamp (as Pub/Sub and Cloud Run write them) in epoch seconds; None if unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _console_url(value: Any) -> str:

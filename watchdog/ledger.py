@@ -5,17 +5,35 @@ the record and the traffic change land in one ``UpdateService`` call, guarded
 by the same etag: there is no window in which traffic moved but the record
 did not. Pub/Sub redeliveries and Monitoring re-notifications read it back and
 see that the incident was handled.
+
+Two annotations, both compact JSON:
+
+- ``rollback-watchdog/rollbacks``: the last :data:`KEEP` rollback records;
+- ``rollback-watchdog/memory``: what must outlive those records, as short
+  lists of names: every revision the watchdog ever rolled away from
+  (``away``: it never routes traffic back to one), incidents seen ``closed``
+  (an ``open`` that arrives after its ``closed`` changes nothing), and
+  incidents already reported without a rollback (``noticed``: one message per
+  incident, not one per delivery).
+
+A ledger that cannot be read (hand-edited, truncated, wrong types) is
+:class:`Unreadable`: the decision then changes no traffic, and nothing here
+ever writes over it, because a rewrite would forget what it held.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ROLLBACKS_KEY = "rollback-watchdog/rollbacks"
+MEMORY_KEY = "rollback-watchdog/memory"
 PAUSED_KEY = "rollback-watchdog/paused"
-KEEP = 10  # records kept per service; older ones fall off
+KEEP = 10  # rollback records kept per service; what they must not forget moves to ``memory``
+KEEP_AWAY = 200  # revisions rolled away from (about 30 characters each)
+KEEP_INCIDENTS = 50  # closed and noticed incidents, each list
+TRUE_VALUES = {"1", "true", "yes", "on"}  # the same words as WATCHDOG_PAUSED
 
 
 @dataclass(frozen=True)
@@ -31,80 +49,206 @@ class Record:
     thread: str = ""  # Slack channel:ts of the report, for the recovery reply
     recovered_at: float | None = None
     drill: bool = False
+    before: tuple = ()  # the traffic entries before the rollback, as [revision or "LATEST", percent, tag]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    records: tuple[Record, ...] = ()  # oldest first, as written
+    away: frozenset[str] = frozenset()
+    closed: tuple[str, ...] = ()
+    noticed: tuple[str, ...] = ()
+    paused: bool = False
+    pause_value: str = ""
+
+    def find(self, incident: str) -> Record | None:
+        return next((r for r in self.records if r.incident == incident), None)
+
+    @property
+    def newest(self) -> Record | None:
+        """The most recent rollback, by time: the order records are kept in says nothing."""
+        return max(self.records, key=lambda r: r.at, default=None)
+
+    @property
+    def rolled_away(self) -> frozenset[str]:
+        return self.away | {r.from_revision for r in self.records}
+
+    @property
+    def rolled_to(self) -> dict[str, Record]:
+        return {r.to_revision: r for r in sorted(self.records, key=lambda r: r.at)}
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The ledger annotations exist but cannot be read; ``reason`` says which and why."""
+
+    reason: str
+    paused: bool = field(default=False)
+
+
+def read(annotations: dict[str, str] | None) -> Ledger | Unreadable:
+    annotations = annotations if isinstance(annotations, dict) else {}
+    pause_value = str(annotations.get(PAUSED_KEY, "")).strip()
+    paused = pause_value.lower() in TRUE_VALUES
+    try:
+        records = tuple(_from_json(item) for item in _json_list(annotations.get(ROLLBACKS_KEY, ""), ROLLBACKS_KEY))
+        memory = _json_object(annotations.get(MEMORY_KEY, ""), MEMORY_KEY)
+        away = frozenset(_names(memory.get("away", []), "away"))
+        closed = tuple(_names(memory.get("closed", []), "closed"))
+        noticed = tuple(_names(memory.get("noticed", []), "noticed"))
+    except (TypeError, ValueError, KeyError, RecursionError) as error:
+        return Unreadable(str(error)[:200], paused=paused)
+    return Ledger(records, away, closed, noticed, paused, pause_value)
 
 
 def records(annotations: dict[str, str] | None) -> list[Record]:
-    """Records from the service annotations, oldest first; bad entries are dropped."""
-    raw = (annotations or {}).get(ROLLBACKS_KEY, "")
-    try:
-        items = json.loads(raw) if raw else []
-    except ValueError:
-        return []
-    found = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            found.append(_from_json(item))
-        except (TypeError, ValueError, KeyError):
-            continue
-    return found
+    """Records from the service annotations, oldest first as kept; [] when unreadable."""
+    ledger = read(annotations)
+    return list(ledger.records) if isinstance(ledger, Ledger) else []
 
 
 def find(annotations: dict[str, str] | None, incident: str) -> Record | None:
-    return next((r for r in records(annotations) if r.incident == incident), None)
+    ledger = read(annotations)
+    return ledger.find(incident) if isinstance(ledger, Ledger) else None
 
 
 def paused(annotations: dict[str, str] | None) -> bool:
-    return str((annotations or {}).get(PAUSED_KEY, "")).strip().lower() == "true"
+    """The per-service pause switch: ``true``, ``yes``, ``1``, ``on``, in any case, like WATCHDOG_PAUSED."""
+    return str((annotations or {}).get(PAUSED_KEY, "")).strip().lower() in TRUE_VALUES
 
 
-def with_record(annotations: dict[str, str] | None, record: Record) -> dict[str, str]:
+def with_record(annotations: dict[str, str] | None, record: Record, away: tuple[str, ...] = ()) -> dict[str, str]:
     """The complete annotation map with ``record`` added or replaced.
 
     The whole map is sent back because an ``annotations`` update mask replaces
-    the map rather than merging it.
+    the map rather than merging it. ``away`` names further revisions the
+    rollback moved traffic off (besides ``record.from_revision``).
     """
-    kept = [r for r in records(annotations) if r.incident != record.incident]
+    ledger = _readable(annotations)
+    kept = [r for r in ledger.records if r.incident != record.incident]
     kept.append(record)
-    updated = dict(annotations or {})
-    updated[ROLLBACKS_KEY] = json.dumps([_to_json(r) for r in kept[-KEEP:]], separators=(",", ":"))
-    return updated
+    kept.sort(key=lambda r: r.at)
+    away_now = ledger.away | {record.from_revision, *away} | {r.from_revision for r in kept[:-KEEP]}
+    return _write(annotations, replace(ledger, records=tuple(kept[-KEEP:]), away=frozenset(away_now)))
 
 
 def updated(annotations: dict[str, str] | None, incident: str, **changes: Any) -> dict[str, str] | None:
-    record = find(annotations, incident)
+    ledger = read(annotations)
+    record = ledger.find(incident) if isinstance(ledger, Ledger) else None
     if record is None:
         return None
     return with_record(annotations, replace(record, **changes))
 
 
 def without(annotations: dict[str, str] | None, incident: str) -> dict[str, str] | None:
-    """The annotation map with the record of ``incident`` removed; None if there was none."""
-    kept = [r for r in records(annotations) if r.incident != incident]
-    if len(kept) == len(records(annotations)):
+    """The annotation map with the record of ``incident`` removed; None if there was none.
+
+    The revision it was to roll away from stays in ``away``: it is the failing one, and
+    keeping traffic off it can only err on the safe side.
+    """
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or ledger.find(incident) is None:
         return None
+    kept = tuple(r for r in ledger.records if r.incident != incident)
+    return _write(annotations, replace(ledger, records=kept))
+
+
+def with_closed(annotations: dict[str, str] | None, incident: str) -> dict[str, str] | None:
+    """Remember that ``incident`` was seen closed; None when already remembered or unreadable."""
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or incident in ledger.closed:
+        return None
+    return _write(annotations, replace(ledger, closed=(*ledger.closed, incident)[-KEEP_INCIDENTS:]))
+
+
+def with_noticed(annotations: dict[str, str] | None, incident: str) -> dict[str, str] | None:
+    """Remember that ``incident`` was reported without a rollback; None when already remembered or unreadable."""
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or incident in ledger.noticed:
+        return None
+    return _write(annotations, replace(ledger, noticed=(*ledger.noticed, incident)[-KEEP_INCIDENTS:]))
+
+
+def _readable(annotations: dict[str, str] | None) -> Ledger:
+    ledger = read(annotations)
+    if isinstance(ledger, Unreadable):
+        # callers decide first; reaching here would overwrite what a human must look at
+        raise ValueError(f"the ledger is unreadable and must not be overwritten: {ledger.reason}")
+    return ledger
+
+
+def _write(annotations: dict[str, str] | None, ledger: Ledger) -> dict[str, str]:
     result = dict(annotations or {})
-    result[ROLLBACKS_KEY] = json.dumps([_to_json(r) for r in kept], separators=(",", ":"))
+    if ledger.records or ROLLBACKS_KEY in result:
+        result[ROLLBACKS_KEY] = json.dumps([_to_json(r) for r in ledger.records], separators=(",", ":"))
+    memory = {
+        "away": sorted(ledger.away)[-KEEP_AWAY:],
+        "closed": list(ledger.closed),
+        "noticed": list(ledger.noticed),
+    }
+    memory = {k: v for k, v in memory.items() if v}
+    if memory:
+        result[MEMORY_KEY] = json.dumps(memory, separators=(",", ":"))
+    else:
+        result.pop(MEMORY_KEY, None)
     return result
 
 
+def _json_list(raw: Any, key: str) -> list:
+    if raw in ("", None):
+        return []
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, list):
+        raise TypeError(f"{key} is not a JSON list")
+    return value
+
+
+def _json_object(raw: Any, key: str) -> dict:
+    if raw in ("", None):
+        return {}
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} is not a JSON object")
+    return value
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{MEMORY_KEY} {key} is not a list of names")
+    return value
+
+
 def _to_json(record: Record) -> dict:
-    data = {k: v for k, v in asdict(record).items() if v not in (None, "", False)}
+    data = {k: v for k, v in asdict(record).items() if v not in (None, "", False, ())}
     data["from"] = data.pop("from_revision")
     data["to"] = data.pop("to_revision")
+    if "before" in data:
+        data["before"] = [list(entry) for entry in record.before]
     return data
 
 
 def _from_json(item: Any) -> Record:
     if not isinstance(item, dict):
-        raise TypeError("record is not an object")
+        raise TypeError(f"{ROLLBACKS_KEY}: a record is not an object")
+    before = item.get("before", [])
+    if not isinstance(before, list) or not all(isinstance(e, list) and len(e) == 3 for e in before):
+        raise TypeError(f"{ROLLBACKS_KEY}: 'before' of incident {item.get('incident')!r} is not a traffic list")
     return Record(
         incident=str(item["incident"]),
         from_revision=str(item["from"]),
         to_revision=str(item["to"]),
-        at=float(item["at"]),
-        alert_at=float(item["alert_at"]) if item.get("alert_at") is not None else None,
+        at=_finite(item["at"]),
+        alert_at=_finite(item["alert_at"]) if item.get("alert_at") is not None else None,
         reported=bool(item.get("reported", False)),
         thread=str(item.get("thread", "")),
-        recovered_at=float(item["recovered_at"]) if item.get("recovered_at") is not None else None,
+        recovered_at=_finite(item["recovered_at"]) if item.get("recovered_at") is not None else None,
         drill=bool(item.get("drill", False)),
+        before=tuple((str(r), int(p), str(t)) for r, p, t in before),
     )
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{ROLLBACKS_KEY}: {value!r} is not a time")
+    return number

@@ -2,19 +2,19 @@
 
 ``severity`` and ``message`` are Cloud Logging's special fields; everything
 else (incident id, service, decision, revisions, timings) lands in
-``jsonPayload`` where an auditor can filter on it. Values that look like Slack
-tokens or webhook URLs are masked, whatever field they end up in.
+``jsonPayload`` where an auditor can filter on it. Every line goes through
+:func:`watchdog.redact.redact` last: credential shapes are masked, whatever
+field they end up in.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from typing import Any
 
-_SECRETS = re.compile(r"xox[a-z]-[A-Za-z0-9-]+|https://hooks\.slack\.com/[^\s\"']+")
+from watchdog.redact import redact
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -23,10 +23,6 @@ def log(severity: str, message: str, **fields: Any) -> None:
     line = json.dumps(entry, default=str, ensure_ascii=False)
     sys.stdout.write(redact(line) + "\n")
     sys.stdout.flush()
-
-
-def redact(text: str) -> str:
-    return _SECRETS.sub("[redacted]", text)
 
 
 def info(message: str, **fields: Any) -> None:

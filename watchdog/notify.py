@@ -4,7 +4,8 @@ A post never raises and never outlives the handling deadline: slack-sdk's own
 retry handlers retry 429 (honouring Retry-After only while it fits in the time
 left), 500/503 and dropped connections; whatever still fails comes back as a
 :class:`Posted` with ``ok=False`` and the handler carries on. slack-sdk is
-imported only when a message is sent, after any traffic update.
+imported only when a message is sent, after any traffic update. Every text
+and block goes through :func:`watchdog.redact.redact` on its way out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from watchdog.config import SlackSettings
+from watchdog.redact import redact, redact_json
 from watchdog.report import Message
 
 POST_TIMEOUT = 5.0
@@ -67,7 +69,7 @@ class SlackBot:
         from slack_sdk.errors import SlackApiError
 
         channel, _, ts = thread.partition(":") if thread else (self._channel, "", "")
-        text = ("<!here> " if message.loud else "") + message.text
+        text = redact(("<!here> " if message.loud else "") + message.text)
         if self._remaining() < 1:
             return Posted(False, error="no time left to post", retryable=True)
         try:
@@ -75,7 +77,7 @@ class SlackBot:
             response = self._client.chat_postMessage(
                 channel=channel or self._channel,
                 text=text,
-                blocks=message.blocks or None,
+                blocks=redact_json(message.blocks) or None,
                 thread_ts=ts or None,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -109,10 +111,10 @@ class SlackWebhook:
     def post(self, message: Message, thread: str = "") -> Posted:
         if self._remaining() < 1:
             return Posted(False, error="no time left to post", retryable=True)
-        text = ("<!here> " if message.loud else "") + message.text
+        text = redact(("<!here> " if message.loud else "") + message.text)
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
-            response = self._client.send(text=text, blocks=message.blocks or None)
+            response = self._client.send(text=text, blocks=redact_json(message.blocks) or None)
         except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
             return Posted(False, error=f"slack unreachable: {type(error).__name__}", retryable=True)
         if response.status_code != 200:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from watchdog.decision import Decision, Recovery
-from watchdog.intake import Alert
+from watchdog.intake import Alert, Ignored
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -72,7 +72,8 @@ def render(
     change (the blast radius); they are escaped here like everything else.
     """
     title = _title(alert, decision, action)
-    lines = [f"*{escape(decision.detail)}*"]
+    loud = action.kind == FAILED or decision.loud
+    lines = [("<!here> " if loud else "") + f"*{escape(decision.detail)}*"]
     if action.kind == FAILED:
         lines.append(f":rotating_light: The rollback failed: {code(action.error[:500])}")
         lines.append(f"Roll back by hand: {code(rollback_command(alert, decision.target))}")
@@ -106,7 +107,17 @@ def render(
     text = f"{title}: {decision.detail}"
     if action.kind == FAILED:
         text += f" Rollback error: {action.error[:300]}. Manual: {rollback_command(alert, decision.target)}"
-    return Message(_clip(escape(text), MAX_TEXT), blocks[:MAX_BLOCKS], loud=action.kind == FAILED)
+    return Message(_clip(escape(text), MAX_TEXT), blocks[:MAX_BLOCKS], loud=loud)
+
+
+def render_unlocated(ignored: Ignored) -> Message:
+    """A Cloud Run incident the watchdog cannot locate: which policy to fix, and how."""
+    text = (
+        f":warning: Rollback watchdog cannot act on incident {escape(ignored.incident_id or 'unknown')} for "
+        f"service {code(ignored.service or 'unknown')} (policy {escape(ignored.policy or 'unknown')}): "
+        f"{escape(ignored.detail)}"
+    )
+    return Message(_clip(text, MAX_TEXT), [_section(text)])
 
 
 def render_recovery(alert: Alert, recovered: Recovery) -> Message:
@@ -126,6 +137,8 @@ def render_recovery(alert: Alert, recovered: Recovery) -> Message:
 def _title(alert: Alert, decision: Decision, action: Action) -> str:
     prefix = "[DRILL] " if alert.drill else ""
     name = alert.service.service
+    if decision.loud and action.kind == NO_ACTION:
+        return f"{prefix}Needs a human: {name} ({decision.reason.replace('_', ' ')})"
     if action.kind == ROLLED_BACK:
         return f"{prefix}Rolled back {name} to {decision.target}"
     if action.kind == FAILED:
@@ -185,7 +198,16 @@ def _changes_text(decision: Decision, alert: Alert) -> str:
 def _revisions_text(decision: Decision, action: Action) -> str:
     if decision.target:
         verb = "Traffic moved" if action.kind == ROLLED_BACK else "Rollback"
-        text = f"*{verb}:* {code(decision.failing)} → {code(decision.target)} (100%)"
+        moved = ", ".join(code(r) for r in (decision.moved_from or (decision.failing,)))
+        after = ", ".join(f"{code(r)} {p}%" for r, p in sorted(decision.split.items(), key=lambda kv: -kv[1]) if p)
+        text = f"*{verb}:* {moved} → {after or code(decision.target) + ' 100%'}"
+        if decision.trust:
+            text += f"\n*Why {code(decision.target)}:* {escape(decision.trust)}"
+        tags = [e["tag"] for e in decision.traffic if e.get("tag")]
+        if tags:
+            text += "\nTraffic tags kept: " + ", ".join(code(t) for t in tags[:20])
+        if decision.breaking_deleted:
+            text += f"\n{code(decision.breaking)} made the change and has since been deleted."
         if decision.skipped:
             text += "\nSkipped: " + ", ".join(code(s) for s in decision.skipped[:20])
         if action.seconds is not None:

@@ -356,7 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and (m := _REVISIONS.match(path)):
                 if m.group(1) not in state.services:
                     return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
-                return 200, _page(copy.deepcopy(state.revisions.get(m.group(1), [])), query, "revisions")
+                listed = state.revisions.get(m.group(1), [])
+                if (query.get("showDeleted") or ["false"])[0].lower() != "true":  # as the API: deleted ones hidden
+                    listed = [r for r in listed if not r.get("deleteTime")]
+                return 200, _page(copy.deepcopy(listed), query, "revisions")
             if method == "GET" and (m := _REVISION.match(path)):
                 parent = m.group(1).split("/revisions/")[0]
                 found = next((r for r in state.revisions.get(parent, []) if r["name"] == m.group(1)), None)
