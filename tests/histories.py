@@ -80,7 +80,7 @@ class History:
             "template": {
                 "containers": copy.deepcopy(revisions[0]["containers"]),
                 "revision": revisions[0]["name"].rsplit("/", 1)[-1],
-            },  # fmt: skip
+            },
             "traffic": traffic,
             "latestCreatedRevision": revisions[0]["name"],
             "latestReadyRevision": ready[0]["name"] if ready else "",

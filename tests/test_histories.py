@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests import histories
+from tests.credentials import CREDENTIALS, HARMLESS
 from watchdog.changes import HIDDEN
 from watchdog.decision import NEED_MORE, decide
 
@@ -53,32 +54,17 @@ def test_every_history_says_why():
 class TestCredentialsStayHidden:
     """Env values of a breaking revision that look like credentials are hidden whatever their name."""
 
-    CORPUS = {
-        "DATABASE_URL": "postgres://app:Sup3rS3cret!@10.0.0.5:5432/app",
-        "SLACK_HOOK": "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX",
-        "GITHUB": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
-        "GOOGLE": "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
-        "AWS": "AKIA" + "IOSFODNN7EXAMPLE",
-        "STRIPE": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
-        "BEARER": "Bearer " + "abcdef0123456789abcdef0123456789",
-        "JWT": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-        "PEM": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
-        "RANDOM": "q8Zr2LmX9vT4bN7cK1pW6sY3hJ5dF0gA",
-        "SLACK_BOT": "xoxb-" + "1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx",
-    }
-    HARMLESS = {"DB_CONNECT_TIMEOUT_SECONDS": "15", "DATABASE_HOST": "/cloudsql/p:r:db", "MODE": "private-ranges-only"}
-
     def test_credential_shapes_are_hidden_and_clues_stay(self):
         from watchdog.changes import template_changes
 
         history = histories.load("incident_egress_flip")
         newest, older = history.revisions()[0], history.revisions()[1]
-        newest["containers"][0]["env"] = [{"name": k, "value": v} for k, v in {**self.CORPUS, **self.HARMLESS}.items()]
+        newest["containers"][0]["env"] = [{"name": k, "value": v} for k, v in {**CREDENTIALS, **HARMLESS}.items()]
         changes = {c.field.rsplit(".", 1)[-1]: c for c in template_changes(older, newest)}
-        for name in self.CORPUS:
+        for name in CREDENTIALS:
             assert changes[name].new == HIDDEN, name
         assert changes["DB_CONNECT_TIMEOUT_SECONDS"].new == '"15"'
         assert changes["DATABASE_HOST"].new == '"/cloudsql/p:r:db"'
         text = " ".join(str(c) for c in changes.values())
-        for value in self.CORPUS.values():
+        for value in CREDENTIALS.values():
             assert value.split("\n")[0] not in text

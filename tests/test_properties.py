@@ -45,7 +45,7 @@ def mutated_notifications(draw) -> dict:
 
 @st.composite
 def bodies(draw):
-    kind = draw(st.sampled_from(["json", "mutated", "truncated", "raw-bytes", "envelope"]))
+    kind = draw(st.sampled_from(["json", "mutated", "truncated", "raw-bytes", "envelope", "deep"]))
     if kind == "json":
         return draw(json_values)
     if kind == "mutated":
@@ -53,6 +53,11 @@ def bodies(draw):
     if kind == "truncated":
         data = pubsub_body(REAL)["message"]["data"]
         return {"message": {"data": data[: draw(st.integers(0, len(data) - 1))]}}
+    if kind == "deep":  # json.loads raises RecursionError somewhere past ~1,000 levels
+        depth = draw(st.integers(500, 200_000))
+        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}"), ('{"incident":', "}")]))
+        text = opener * depth + draw(st.sampled_from(["1", "{}", "[]"])) + closer * depth
+        return {"message": {"data": base64.b64encode(text.encode()).decode()}}
     if kind == "raw-bytes":
         return {"message": {"data": base64.b64encode(draw(st.binary(max_size=200))).decode()}}
     return {"message": draw(json_values), "subscription": draw(json_values)}
@@ -67,6 +72,15 @@ def test_parse_never_raises(body):
         assert result.service.service
         assert result.service.region
         assert result.service.project
+
+
+@pytest.mark.parametrize("depth", [1_000, 10_000, 100_000])
+def test_deeply_nested_payloads_are_unparseable_not_a_crash(depth):
+    for text in ("[" * depth + "]" * depth, '{"incident":' * depth + "{}" + "}" * depth):
+        result = parse({"message": {"data": base64.b64encode(text.encode()).decode()}})
+        assert isinstance(result, Ignored)
+        assert result.reason == "unparseable"
+    assert parse("[" * depth + "]" * depth).reason == "unparseable"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,200 @@
+"""End to end over realistic histories: CloudEvents into functions-framework, the Cloud Run stand-in
+seeded from tests/fixtures/histories, outcomes read off the stand-ins' request logs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tests import histories
+from tests.credentials import CREDENTIALS
+from tests.support import deliver, incident_alert, pubsub_body
+from watchdog.cli import cli
+
+pytestmark = pytest.mark.e2e
+
+
+def seeded(start_stack, name: str, **env: str):
+    history = histories.load(name)
+    stack = start_stack(WATCHDOG_SERVICES="*", **env)
+    stack.cloud_run.state.reset(history.seed())
+    return stack, history
+
+
+def alert_body(history, incident_id: str = "0.e2e-1") -> dict:
+    revision = history.name(history.spec.get("alert", {}).get("revision"))
+    return pubsub_body(incident_alert(history.service_name, revision, incident_id=incident_id))
+
+
+@pytest.mark.parametrize(
+    ("name", "serving_after", "tags_after"),
+    [
+        ("canary_named", {1: 100}, {"canary": 2}),
+        ("canary_no_revision_named", {1: 100}, {}),
+        ("preview_tag_not_preferred", {1: 100}, {"preview": 2}),
+        ("tags_survive", {1: 100}, {"stable": 1, "latest": None}),
+    ],
+)
+def test_rollback_keeps_tags_and_moves_only_the_failing_share(start_stack, name, serving_after, tags_after):
+    stack, history = seeded(start_stack, name)
+    assert deliver(stack.function.url, alert_body(history)) == (200, "OK")
+
+    [update] = stack.traffic_updates()
+    sent = update["body"]["traffic"]
+    assert sum(t.get("percent", 0) for t in sent) == 100
+    statuses = stack.cloud_run.state.services[history.full_name]["trafficStatuses"]
+    assert {s["revision"]: s["percent"] for s in statuses if s["percent"]} == {
+        history.name(n): p for n, p in serving_after.items()
+    }
+    latest = stack.cloud_run.state.services[history.full_name]["latestReadyRevision"].rsplit("/", 1)[-1]
+    tags = {s["tag"]: s["revision"] for s in statuses if s.get("tag")}
+    assert tags == {t: history.name(n) if n else latest for t, n in tags_after.items()}
+    [message] = stack.messages
+    text = json.dumps(message["blocks"], ensure_ascii=False)
+    assert f"Why `{history.name(1)}`" in text
+    for tag in tags_after:
+        assert f"`{tag}`" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("human_revert", "revert"),
+        ("never_ready_in_between", "no_matching_change"),
+        ("never_ready_newest_no_revision", "newest_not_ready"),
+        ("only_preview_before_change", "no_known_good_target"),
+        ("ambiguous_no_revision", "ambiguous_revision"),
+    ],
+)
+def test_no_safe_move_is_reported_once_and_traffic_left_alone(start_stack, name, reason):
+    stack, history = seeded(start_stack, name)
+    before = stack.cloud_run.state.services[history.full_name]["trafficStatuses"]
+    body = alert_body(history)
+    for _ in range(3):  # redeliveries and re-notifications
+        assert deliver(stack.function.url, body) == (200, "OK")
+
+    assert stack.traffic_attempts() == []
+    assert stack.cloud_run.state.services[history.full_name]["trafficStatuses"] == before
+    [message] = stack.messages
+    assert reason.replace("_", " ") in message["text"]
+    lines = [entry for entry in stack.function.logs() if entry.get("reason") == reason]
+    assert lines, "the decision is logged with its reason"
+
+
+def test_never_ready_revision_named_by_the_alert_changes_nothing(start_stack):
+    stack, history = seeded(start_stack, "never_ready_newest_named")
+    assert deliver(stack.function.url, alert_body(history)) == (200, "OK")
+    assert stack.patches() == []
+    assert stack.messages == []
+
+
+def test_an_open_after_its_close_changes_nothing(start_stack):
+    stack, history = seeded(start_stack, "incident_egress_flip")
+    revision = history.name(3)
+    closed = pubsub_body(incident_alert(history.service_name, revision, incident_id="0.late", state="closed"))
+    opened = pubsub_body(incident_alert(history.service_name, revision, incident_id="0.late"))
+    assert deliver(stack.function.url, closed) == (200, "OK")
+    assert deliver(stack.function.url, opened) == (200, "OK")
+    assert stack.traffic_attempts() == []
+    assert stack.messages == []
+    memory = stack.cloud_run.state.services[history.full_name]["annotations"]["rollback-watchdog/memory"]
+    assert "0.late" in json.loads(memory)["closed"]
+
+
+def test_a_dead_letter_replay_is_reported_not_acted_on(start_stack):
+    stack, history = seeded(start_stack, "incident_egress_flip")
+    alert = incident_alert(history.service_name, history.name(3), incident_id="0.replay")
+    body = pubsub_body(alert, published_at=time.time() - 3 * 86400)
+    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.traffic_attempts() == []
+    [message] = stack.messages
+    assert "stale alert" in message["text"]
+
+
+def test_an_alert_on_the_rollback_target_is_loud_and_rolls_nothing_back(start_stack):
+    stack, history = seeded(start_stack, "incident_egress_flip")
+    assert deliver(stack.function.url, alert_body(history, "0.first")) == (200, "OK")
+    again = pubsub_body(incident_alert(history.service_name, history.name(1), incident_id="0.second"))
+    assert deliver(stack.function.url, again) == (200, "OK")
+    assert len(stack.traffic_updates()) == 1
+    loud = stack.messages[-1]
+    assert loud["text"].startswith("<!here>")
+    assert "<!here>" in json.dumps(loud["blocks"])
+    assert "did not fix it" in loud["text"]
+
+
+def test_an_unreadable_ledger_is_reported_and_never_overwritten(start_stack):
+    stack, history = seeded(start_stack, "unreadable_ledger")
+    raw = stack.cloud_run.state.services[history.full_name]["annotations"]
+    assert deliver(stack.function.url, alert_body(history)) == (200, "OK")
+    assert deliver(stack.function.url, alert_body(history)) == (200, "OK")
+    assert stack.patches() == []
+    assert stack.cloud_run.state.services[history.full_name]["annotations"] == raw
+    [message] = stack.messages
+    assert "cannot be read" in message["text"]
+
+
+def test_no_credential_reaches_slack_the_logs_or_explain(start_stack, tmp_path):
+    """The breaking revision's env carries every credential shape; none leaves the watchdog."""
+    history = histories.load("incident_egress_flip")
+    seed = history.seed()
+    for revision in seed["revisions"]:  # the breaking revision and the failing one after it
+        if revision["name"].endswith((history.name(2), history.name(3))):
+            revision["containers"][0]["env"] = [{"name": k, "value": v} for k, v in CREDENTIALS.items()]
+    stack = start_stack(WATCHDOG_SERVICES="*")
+    stack.cloud_run.state.reset(seed)
+    body = pubsub_body(incident_alert(history.service_name, history.name(3), incident_id="0.leak"))
+    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.traffic_updates()
+
+    slack = json.dumps(stack.slack.state.requests)
+    logs = stack.function.log_path.read_text()
+    explained = CliRunner().invoke(
+        cli,
+        ["explain", "--alert", str(_write(tmp_path, "alert.json", body)), "--json"],
+        env={"CLOUD_RUN_API_ENDPOINT": stack.cloud_run.url, "WATCHDOG_SERVICES": "*"},
+    )
+    assert explained.exit_code == 0, explained.output
+    text_out = CliRunner().invoke(
+        cli,
+        ["explain", "--alert", str(_write(tmp_path, "alert.json", body))],
+        env={"CLOUD_RUN_API_ENDPOINT": stack.cloud_run.url, "WATCHDOG_SERVICES": "*"},
+    )
+    assert "(value hidden)" in slack
+    for name, value in CREDENTIALS.items():
+        secret = value.split("\n")[0].split(" ")[-1]
+        for where, seen in (("slack", slack), ("logs", logs), ("explain --json", explained.output),
+                            ("explain", text_out.output)):  # fmt: skip
+            assert secret not in seen, f"{name} leaked into {where}"
+
+
+def _write(tmp_path, name: str, data) -> object:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_an_incident_that_cannot_be_located_tells_on_call_which_policy_to_fix(start_stack):
+    stack = start_stack()
+    alert = incident_alert("netra-auth-service", incident_id="0.nowhere")
+    incident = alert["incident"]
+    incident["resource"]["labels"].pop("location")
+    incident["resource_name"] = "netra-staging Cloud Run Revision"
+    incident["policy_user_labels"] = {}
+    incident["condition"] = {"conditionMatchedLog": {"filter": 'resource.type="cloud_run_revision"'}}
+    incident["policy_name"] = "Startup failures"
+    for _ in range(2):
+        assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    assert stack.patches() == []
+    [message] = stack.messages
+    assert "netra-auth-service" in message["text"]
+    assert "Startup failures" in message["text"]
+    assert "names no region" in message["text"]
+    warnings = [line for line in stack.function.logs() if line.get("reason") == "no_region"]
+    assert len(warnings) == 2  # every delivery is logged; Slack hears it once
+    assert {(w["severity"], w["policy"], w["service"]) for w in warnings} == {
+        ("WARNING", "Startup failures", "netra-auth-service")
+    }
