@@ -134,7 +134,9 @@ def read_json(path: str, what: str) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from watchdog.redact import redact
+
+    click.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def service_ref(project: str, region: str, service: str) -> ServiceRef:
@@ -381,6 +383,12 @@ def _explain_json(alert, decided, related: list[str], revisions_read: int, live:
             "skipped": list(decided.skipped),
             "would_roll_back": decided.would_roll_back,
             "serving": decided.serving,
+            "traffic_after": decided.split,
+            "traffic_update": list(decided.traffic),
+            "trust": decided.trust,
+            "moved_from": list(decided.moved_from),
+            "breaking_deleted": decided.breaking_deleted,
+            "loud": decided.loud,
             "trigger_changes": [_change(c) for c in decided.trigger_changes],
             "changes": [_change(c) for c in decided.changes],
         },
@@ -395,37 +403,50 @@ def _change(change) -> dict:
 
 def _show_decision(alert, decided, related: list[str], config: Config, revisions_read: int) -> None:
     drill = f" [DRILL {'live' if alert.drill_live else 'dry-run'}]" if alert.drill else ""
-    click.echo(f"Incident {alert.incident_id} ({alert.state}){drill} on {alert.service}")
-    click.echo(f"  policy: {alert.policy_name or 'unknown'} ({alert.condition_kind}); found by {alert.found_by}")
-    click.echo(f"  revision: {alert.revision or '(none named: the one serving most traffic)'}")
-    click.echo("")
-    click.echo(f"Decision: {decided.action.upper()} ({decided.reason})")
-    click.echo(f"  {decided.detail}")
+    _say(f"Incident {alert.incident_id} ({alert.state}){drill} on {alert.service}")
+    _say(f"  policy: {alert.policy_name or 'unknown'} ({alert.condition_kind}); found by {alert.found_by}")
+    _say(f"  revision: {alert.revision or '(none named: the one serving most traffic)'}")
+    _say("")
+    _say(f"Decision: {decided.action.upper()} ({decided.reason})")
+    _say(f"  {decided.detail}")
     if decided.serving:
-        click.echo("  traffic now: " + ", ".join(f"{k} {v}%" for k, v in decided.serving.items()))
+        _say("  traffic now: " + ", ".join(f"{k} {v}%" for k, v in decided.serving.items()))
+    if decided.split:
+        after = ", ".join(f"{k} {v}%" for k, v in sorted(decided.split.items(), key=lambda kv: -kv[1]) if v)
+        tags = ", ".join(e["tag"] for e in decided.traffic if e.get("tag"))
+        _say(f"  traffic after: {after}" + (f" (tags kept: {tags})" if tags else ""))
+    if decided.trust:
+        _say(f"  why {decided.target}: {decided.trust}")
     for label, value in (("failing", decided.failing), ("breaking", decided.breaking), ("target", decided.target)):
         if value:
-            click.echo(f"  {label}: {value}")
+            _say(f"  {label}: {value}")
     if decided.skipped:
-        click.echo("  skipped: " + ", ".join(decided.skipped))
+        _say("  skipped: " + ", ".join(decided.skipped))
     if decided.trigger_changes:
-        click.echo("")
-        click.echo(f"What changed in {decided.breaking} ({config.rollback_on} changes):")
+        _say("")
+        _say(f"What changed in {decided.breaking} ({config.rollback_on} changes):")
         for change in decided.trigger_changes:
-            click.echo(f"  - {change}")
+            _say(f"  - {change}")
     rest = [c for c in decided.changes if c not in decided.trigger_changes]
     if rest:
-        click.echo("")
-        click.echo(f"Also different from {decided.target}:" if decided.target else "Configuration diff:")
+        _say("")
+        _say(f"Also different from {decided.target}:" if decided.target else "Configuration diff:")
         for change in rest:
-            click.echo(f"  - {change}")
+            _say(f"  - {change}")
     if related:
-        click.echo("")
-        click.echo("Same change elsewhere (last 24 h):")
+        _say("")
+        _say("Same change elsewhere (last 24 h):")
         for line in related:
-            click.echo(f"  - {line}")
-    click.echo("")
-    click.echo(f"({revisions_read} revisions read; nothing was changed)")
+            _say(f"  - {line}")
+    _say("")
+    _say(f"({revisions_read} revisions read; nothing was changed)")
+
+
+def _say(text: str = "") -> None:
+    """Print a line of a human-readable result; credential shapes are masked on the way out."""
+    from watchdog.redact import redact
+
+    click.echo(redact(text))
 
 
 def _show_closed(alert, recovered, as_json: bool) -> None:

@@ -55,10 +55,12 @@ def roll_forward_command(alert: Alert) -> str:
     return f"gcloud run services update-traffic {ref.service} --to-latest --region {ref.region} --project {ref.project}"
 
 
-def rollback_command(alert: Alert, target: str) -> str:
+def rollback_command(alert: Alert, target: str, split: dict[str, int] | None = None) -> str:
+    """The same move by hand; ``update-traffic --to-revisions`` keeps the service's tags, as the watchdog does."""
     ref = alert.service
+    shares = ",".join(f"{r}={p}" for r, p in sorted((split or {target: 100}).items(), key=lambda kv: -kv[1]) if p)
     return (
-        f"gcloud run services update-traffic {ref.service} --to-revisions {target}=100 "
+        f"gcloud run services update-traffic {ref.service} --to-revisions {shares} "
         f"--region {ref.region} --project {ref.project}"
     )
 
@@ -76,7 +78,7 @@ def render(
     lines = [("<!here> " if loud else "") + f"*{escape(decision.detail)}*"]
     if action.kind == FAILED:
         lines.append(f":rotating_light: The rollback failed: {code(action.error[:500])}")
-        lines.append(f"Roll back by hand: {code(rollback_command(alert, decision.target))}")
+        lines.append(f"Roll back by hand: {code(rollback_command(alert, decision.target, decision.split))}")
     elif action.kind == UNVERIFIED:
         lines.append(
             f":warning: The update finished but traffic is not confirmed on {code(decision.target)}: "
@@ -106,7 +108,9 @@ def render(
     )
     text = f"{title}: {decision.detail}"
     if action.kind == FAILED:
-        text += f" Rollback error: {action.error[:300]}. Manual: {rollback_command(alert, decision.target)}"
+        text += (
+            f" Rollback error: {action.error[:300]}. Manual: {rollback_command(alert, decision.target, decision.split)}"
+        )
     return Message(_clip(escape(text), MAX_TEXT), blocks[:MAX_BLOCKS], loud=loud)
 
 
