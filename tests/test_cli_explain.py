@@ -106,7 +106,8 @@ def test_a_cloudevent_body_and_an_ignored_notification(tmp_path, offline):
 
 
 def test_live_lookup_reads_every_page_needed_and_shows_the_blast_radius(cloud_run):
-    """The change is 130 revisions back (two pages of 100): explain keeps reading; it never writes."""
+    """The change is 130 revisions back (beyond the first page of 100): explain reads on, the second time in
+    pages of 1,000 (a fresh listing: a page token is only valid with the page size that made it); never writes."""
     base = 1_758_000_000.0
     history = [revision("netra-api", 1, base - 200 * 3600)]
     history += [revision("netra-api", 2, base - 199 * 3600, egress="ALL_TRAFFIC")]
@@ -129,7 +130,7 @@ def test_live_lookup_reads_every_page_needed_and_shows_the_blast_radius(cloud_ru
     assert data["decision"]["target"] == short(history[0])
     assert data["revisions_read"] == 132
     lists = [r for r in cloud_run.state.requests if r["path"].endswith("netra-api/revisions")]
-    assert [r["query"].get("pageToken") for r in lists] == [None, "100"]
+    assert [(r["query"].get("pageSize"), r["query"].get("pageToken")) for r in lists] == [("100", None), ("1000", None)]
     assert {r["method"] for r in cloud_run.state.requests} == {"GET"}
     assert data["related"] == []  # the incident services changed 199 h before: outside the 24 h window
 

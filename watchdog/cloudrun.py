@@ -25,7 +25,8 @@ from google.protobuf import field_mask_pb2, json_format
 
 from watchdog.config import ServiceRef
 
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # the first page: usually all the decision needs
+MORE_PAGE_SIZE = 1000  # AIP-158's usual maximum; read only when the decision needs older history
 
 TRANSIENT = (
     exceptions.TooManyRequests,
@@ -63,7 +64,8 @@ class RevisionHistory:
         except StopIteration:
             self._pages = None
             return
-        self.loaded.extend(page.get("revisions", ()))
+        seen = {r.get("name") for r in self.loaded}
+        self.loaded.extend(r for r in page.get("revisions", ()) if r.get("name") not in seen)
         if not page.get("nextPageToken"):
             self._pages = None
 
@@ -128,14 +130,21 @@ class CloudRun:
         return history
 
     def _revision_pages(self, ref: ServiceRef, deadline: float, page_size: int) -> Iterator[dict]:
+        """Pages of revisions, newest first: a small first page, then, only if the decision needs older
+        history, the listing again in pages of MORE_PAGE_SIZE (a page token is only valid with the
+        parameters that produced it, AIP-158, so the bigger pages start a new listing; the history
+        skips what it already has)."""
         # showDeleted: a deleted revision may be the one that made the change; the report says so
         params: dict = {"pageSize": page_size, "showDeleted": "true"}
-        while True:
+        page = self._get_json(f"{ref.name}/revisions", params, deadline)
+        yield page
+        if page.get("nextPageToken") and page_size < MORE_PAGE_SIZE:
+            params = {"pageSize": MORE_PAGE_SIZE, "showDeleted": "true"}
             page = self._get_json(f"{ref.name}/revisions", params, deadline)
             yield page
-            if not page.get("nextPageToken"):
-                return
-            params = {**params, "pageToken": page["nextPageToken"]}
+        while page.get("nextPageToken"):
+            page = self._get_json(f"{ref.name}/revisions", {**params, "pageToken": page["nextPageToken"]}, deadline)
+            yield page
 
     def list_services(self, project: str, region: str, deadline: float) -> list[dict]:
         pager = self._services.list_services(
