@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 ROLLBACK_KINDS = ("egress", "network", "any")
+SENTINEL_MODES = ("off", "warn")
 
 # Names of every environment variable the watchdog reads. terraform/ and the
 # tests check against this list, so add new settings here.
@@ -26,6 +27,8 @@ ENV_VARS = (
     "WATCHDOG_PROJECTS",
     "WATCHDOG_PAUSED",
     "WATCHDOG_METRICS_PROJECT",
+    "WATCHDOG_SENTINEL",
+    "WATCHDOG_SERVICE_ACCOUNT",
     "CLOUD_RUN_API_ENDPOINT",
     "MONITORING_API_ENDPOINT",
     "SLACK_BOT_TOKEN",
@@ -133,6 +136,8 @@ class Config:
     projects: frozenset[str] = frozenset()
     paused: bool = False
     metrics_project: str = ""
+    sentinel: str = "warn"  # deploy events: off, or warn on risky configuration
+    own_principal: str = ""  # the watchdog's own service account: its writes are not deploys
     cloud_run_endpoint: str = ""
     monitoring_endpoint: str = ""
     slack: SlackSettings = SlackSettings()
@@ -143,6 +148,9 @@ class Config:
         rollback_on = env.get("WATCHDOG_ROLLBACK_ON", "egress").strip().lower() or "egress"
         if rollback_on not in ROLLBACK_KINDS:
             raise ConfigError(f"WATCHDOG_ROLLBACK_ON: {rollback_on!r} is not one of {', '.join(ROLLBACK_KINDS)}")
+        sentinel = env.get("WATCHDOG_SENTINEL", "warn").strip().lower() or "warn"
+        if sentinel not in SENTINEL_MODES:
+            raise ConfigError(f"WATCHDOG_SENTINEL: {sentinel!r} is not one of {', '.join(SENTINEL_MODES)}")
         slack = SlackSettings(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
             channel=env.get("SLACK_CHANNEL", "").strip(),
@@ -168,6 +176,8 @@ class Config:
             projects=frozenset(p.strip() for p in env.get("WATCHDOG_PROJECTS", "").split(",") if p.strip()),
             paused=_flag(env, "WATCHDOG_PAUSED"),
             metrics_project=env.get("WATCHDOG_METRICS_PROJECT", "").strip(),
+            sentinel=sentinel,
+            own_principal=env.get("WATCHDOG_SERVICE_ACCOUNT", "").strip(),
             cloud_run_endpoint=endpoint,
             monitoring_endpoint=env.get("MONITORING_API_ENDPOINT", "").strip(),
             slack=slack,

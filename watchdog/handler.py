@@ -31,6 +31,7 @@ from watchdog import decision as rules
 from watchdog import ledger, logs, report
 from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
 from watchdog.config import Config, ServiceRef
+from watchdog.deploys import DeployEvent
 from watchdog.intake import Alert, Ignored, parse
 
 MAX_CONCURRENT_RETRIES = 3
@@ -89,6 +90,7 @@ class Watchdog:
         # Reports that cannot be remembered on the service (out of scope, unreadable ledger, no service):
         # remembered here, so one instance posts each once.
         self._told: OrderedDict[str, None] = OrderedDict()
+        self._deploy_watch = None  # built on the first deploy event
 
     def _ignored(self, ignored: Ignored, delivery_id: str, deadline: float) -> Outcome:
         """Acknowledge; a Cloud Run incident that cannot be located also tells on-call what to fix."""
@@ -108,6 +110,26 @@ class Watchdog:
             posted = self._post(report.render_unlocated(ignored), deadline).ok
         return Outcome("ignored", ignored.reason, ignored.incident_id, ignored.service, posted=posted)
 
+    def _deploy(self, event: DeployEvent, deadline: float, delivery_id: str) -> Outcome:
+        """A deploy event goes to its own flow (watchdog/on_deploy.py); it never changes traffic."""
+        from watchdog.on_deploy import DeployWatch
+
+        if self._deploy_watch is None:
+            self._deploy_watch = DeployWatch(self.config, self.cloud_run, self._notifier_factory)
+        try:
+            result, reason, posted = self._deploy_watch.handle(event, deadline, delivery_id)
+        except PERMANENT as error:
+            logs.error(
+                f"deploy event for {event.service} acknowledged: {type(error).__name__}: {error}",
+                decision="error",
+                service=str(event.service),
+            )
+            return Outcome("error", type(error).__name__, event.incident_id, str(event.service))
+        except (*TRANSIENT, api_exceptions.RetryError) as error:
+            logs.warning(f"deploy event: transient error, Pub/Sub will redeliver: {error}", service=str(event.service))
+            raise TransientError(str(error)) from error
+        return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
+
     def _first_telling(self, key: str) -> bool:
         with self._locks_guard:
             if key in self._told:
@@ -125,6 +147,8 @@ class Watchdog:
         parsed = parse(body, attributes, published_at)
         if isinstance(parsed, Ignored):
             return self._ignored(parsed, delivery_id, deadline)
+        if isinstance(parsed, DeployEvent):
+            return self._deploy(parsed, deadline, delivery_id)
         alert = parsed
         try:
             with self._turn(alert, deadline):

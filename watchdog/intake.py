@@ -22,7 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from watchdog import deploys
 from watchdog.config import ServiceRef
+from watchdog.deploys import DeployEvent
 
 # Drills are marked in the policy user labels and the message attributes:
 # "dry-run" (the default) or "live".
@@ -93,7 +95,7 @@ class Ignored:
 _TELL = {"no_region", "no_project", "no_service"}
 
 
-def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | Ignored:
+def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | DeployEvent | Ignored:
     """Parse a delivery body (CloudEvent data, Pub/Sub message or notification).
 
     ``published_at`` (epoch seconds, e.g. the CloudEvent ``time``) is used when
@@ -105,6 +107,9 @@ def parse(body: Any, attributes: Any = None, published_at: float | None = None) 
         notification, attrs, problem, published = _unwrap(body, attributes)
         if problem:
             return Ignored("unparseable", problem)
+        if deploys.is_audit_entry(notification):  # a Cloud Run deploy, from a Logging sink or Eventarc
+            event = deploys.parse_entry(notification)
+            return Ignored(event.reason, event.detail) if isinstance(event, deploys.NotADeploy) else event
         parsed = parse_notification(notification, attrs)
     except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError) as error:
         return Ignored("unparseable", f"the payload could not be parsed ({type(error).__name__})")
@@ -180,7 +185,7 @@ def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str, float | None]:
             continue
         if not isinstance(body, dict):
             return None, attributes, f"the body is a JSON {type(body).__name__}, not an object", published
-        if "incident" in body or "version" in body:
+        if "incident" in body or "version" in body or "protoPayload" in body:
             return body, attributes, "", published
         if isinstance(body.get("message"), dict):
             body = body["message"]

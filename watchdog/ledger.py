@@ -14,7 +14,7 @@ Two annotations, both compact JSON:
   (``away``: it never routes traffic back to one), incidents seen ``closed``
   (an ``open`` that arrives after its ``closed`` changes nothing), and
   incidents already reported without a rollback (``noticed``: one message per
-  incident, not one per delivery).
+  incident, not one per delivery), and deploys already warned about (``warned``).
 
 A ledger that cannot be read (hand-edited, truncated, wrong types) is
 :class:`Unreadable`: the decision then changes no traffic, and nothing here
@@ -58,6 +58,7 @@ class Ledger:
     away: frozenset[str] = frozenset()
     closed: tuple[str, ...] = ()
     noticed: tuple[str, ...] = ()
+    warned: tuple[str, ...] = ()  # deploys already warned about (their DeployEvent keys)
     paused: bool = False
     pause_value: str = ""
 
@@ -96,9 +97,10 @@ def read(annotations: dict[str, str] | None) -> Ledger | Unreadable:
         away = frozenset(_names(memory.get("away", []), "away"))
         closed = tuple(_names(memory.get("closed", []), "closed"))
         noticed = tuple(_names(memory.get("noticed", []), "noticed"))
+        warned = tuple(_names(memory.get("warned", []), "warned"))
     except (TypeError, ValueError, KeyError, RecursionError) as error:
         return Unreadable(str(error)[:200], paused=paused)
-    return Ledger(records, away, closed, noticed, paused, pause_value)
+    return Ledger(records, away, closed, noticed, warned, paused, pause_value)
 
 
 def records(annotations: dict[str, str] | None) -> list[Record]:
@@ -169,6 +171,14 @@ def with_noticed(annotations: dict[str, str] | None, incident: str) -> dict[str,
     return _write(annotations, replace(ledger, noticed=(*ledger.noticed, incident)[-KEEP_INCIDENTS:]))
 
 
+def with_warned(annotations: dict[str, str] | None, key: str) -> dict[str, str] | None:
+    """Remember that the deploy ``key`` was warned about; None when already remembered or unreadable."""
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or key in ledger.warned:
+        return None
+    return _write(annotations, replace(ledger, warned=(*ledger.warned, key)[-KEEP_INCIDENTS:]))
+
+
 def _readable(annotations: dict[str, str] | None) -> Ledger:
     ledger = read(annotations)
     if isinstance(ledger, Unreadable):
@@ -185,6 +195,7 @@ def _write(annotations: dict[str, str] | None, ledger: Ledger) -> dict[str, str]
         "away": sorted(ledger.away)[-KEEP_AWAY:],
         "closed": list(ledger.closed),
         "noticed": list(ledger.noticed),
+        "warned": list(ledger.warned),
     }
     memory = {k: v for k, v in memory.items() if v}
     if memory:

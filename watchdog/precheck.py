@@ -53,6 +53,31 @@ RULES = (
 )
 
 
+# What to do about each rule, in the words on-call reads in `check`, the deploy warning and the report.
+FIXES = {
+    "egress-flip": (
+        "if the service reaches Cloud SQL through the unix socket, keep private-ranges-only and add Cloud NAT "
+        "for public destinations; otherwise make sure the VPC routes every destination the service calls"
+    ),
+    "all-traffic-cloud-sql": (
+        "keep private-ranges-only and add Cloud NAT for public destinations, or connect to Cloud SQL over its "
+        "private IP (with all traffic through the VPC, Cloud SQL's docs ask for a private IP)"
+    ),
+    "connector-added": "check that the connector's VPC routes to everything the service calls",
+    "connector-removed": (
+        "private destinations (Redis, internal services, Cloud SQL private IP) become unreachable; "
+        "keep the connector or use Direct VPC egress"
+    ),
+    "connector-changed": "check that the new connector's network reaches the same destinations as the old one",
+    "network-interfaces-added": "check that the subnet routes to everything the service calls",
+    "network-interfaces-removed": "private destinations become unreachable; keep Direct VPC egress or add a connector",
+    "network-interfaces-changed": "check that the new network and subnet reach the same destinations",
+    "cloud-sql-instances-changed": (
+        "check the new instance names and that the service account has roles/cloudsql.client on them"
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     rule: str
@@ -60,8 +85,18 @@ class Finding:
     message: str
     allowed: bool = False  # acknowledged with --allow: reported, does not fail
 
+    @property
+    def fix(self) -> str:
+        return FIXES.get(self.rule, "")
+
     def as_dict(self) -> dict:
-        return {"rule": self.rule, "severity": self.severity, "message": self.message, "allowed": self.allowed}
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "allowed": self.allowed,
+        }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,236 @@
+"""Deploy events: audit entries in (both API versions, both delivery paths), the sentinel's warning out."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.support import FIXTURES, deliver, fixture, post, pubsub_body
+from watchdog import ledger, precheck
+from watchdog.config import Config, ServiceScope
+from watchdog.deploys import DeployEvent
+from watchdog.intake import Ignored, parse
+from watchdog.sentinel import NOTHING, WARN, judge
+
+AUTH = "projects/netra-staging/locations/us-central1/services/netra-auth-service"
+SEED = fixture("cloudrun/incident_seed.json")
+FILES = sorted(p.name for p in (FIXTURES / "deploys").glob("*.json"))
+
+
+def entry(name: str) -> dict:
+    return fixture(f"deploys/{name}")
+
+
+def auth_state(serving: str = "netra-auth-service-00041-kip") -> tuple[dict, list[dict]]:
+    """The auth service before the breaking deploy: 00041 (private-ranges-only) serving."""
+    service = copy.deepcopy(next(s for s in SEED["services"] if s["name"] == AUTH))
+    revisions = sorted((copy.deepcopy(r) for r in SEED["revisions"] if r["service"] == AUTH),
+                       key=lambda r: r["createTime"], reverse=True)  # fmt: skip
+    service["trafficStatuses"] = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": serving, "percent": 100}
+    ]
+    return service, revisions
+
+
+# fixture, what intake makes of it
+INTAKE = [
+    ("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    ("v1_CreateService_gcloud.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    ("v1_ReplaceService_gcloud_traffic_only.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    ("v2_UpdateService_terraform_first_entry.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
+    ("v2_CreateService_console.INFERRED.json", ("v2", "ALL_TRAFFIC", "console")),
+    ("v2_UpdateService_terraform_last_entry_no_request.INFERRED.json", "no_request"),
+    ("v2_UpdateService_watchdog_traffic_only.INFERRED.json", "no_template"),
+]
+
+
+def test_every_fixture_is_in_the_table():
+    assert sorted(name for name, _ in INTAKE) == FILES
+
+
+@pytest.mark.parametrize("wrap", ["sink", "eventarc"])
+@pytest.mark.parametrize(("name", "expected"), INTAKE, ids=[n for n, _ in INTAKE])
+def test_intake_reads_both_api_versions_and_both_delivery_paths(name, expected, wrap):
+    body = pubsub_body(entry(name)) if wrap == "sink" else entry(name)
+    parsed = parse(body)
+    if isinstance(expected, str):
+        assert isinstance(parsed, Ignored)
+        assert parsed.reason == expected
+        return
+    api, egress, agent = expected
+    assert isinstance(parsed, DeployEvent)
+    assert str(parsed.service) == "netra-staging/us-central1/netra-auth-service"
+    assert (parsed.api, parsed.template["vpcAccess"]["egress"], parsed.user_agent) == (api, egress, agent)
+    assert parsed.template["volumes"][0]["cloudSqlInstance"]["instances"] == [
+        "netra-staging:us-central1:staging-shared-postgres"
+    ]
+    assert parsed.principal.endswith(".iam.gserviceaccount.com")
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda e: e["protoPayload"].update(methodName="google.cloud.run.v2.Services.DeleteService"),
+        lambda e: e["protoPayload"].update(serviceName="storage.googleapis.com"),
+        lambda e: e["protoPayload"]["request"]["service"].update(template=[]),
+        lambda e: (
+            e["resource"].update(labels={}),
+            e["protoPayload"].update(resourceName="x"),
+            e["protoPayload"]["request"]["service"].update(name=""),
+        ),  # fmt: skip
+        lambda e: e["protoPayload"].update(request="not an object"),
+    ],
+)
+def test_malformed_entries_are_ignored_with_a_reason(mangle):
+    bad = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    mangle(bad)
+    parsed = parse(pubsub_body(bad))
+    assert isinstance(parsed, Ignored)
+    assert parsed.reason
+
+
+def test_copies_of_one_deploy_share_a_key_and_other_deploys_do_not():
+    first = parse(entry("v2_UpdateService_terraform_first_entry.INFERRED.json"))
+    copy_ = parse(pubsub_body(entry("v2_UpdateService_terraform_first_entry.INFERRED.json")))
+    other = parse(entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"))
+    assert first.key == copy_.key
+    assert first.key != other.key
+
+
+@pytest.mark.parametrize("name", [n for n, e in INTAKE if not isinstance(e, str) and "traffic_only" not in n])
+def test_the_sentinel_and_check_agree(name):
+    """Same pair of templates, same verdict: the deploy warning is `check` at deploy time."""
+    event = parse(entry(name))
+    service, revisions = auth_state("netra-auth-service-00041-kip")
+    verdict = judge(event, service, revisions, Config(services=ServiceScope.parse("*")))
+    serving = next(r for r in revisions if r["name"].endswith("00041-kip"))
+    expected = precheck.evaluate(serving, event.template)
+    assert verdict.action == (WARN if not expected.ok else NOTHING)
+    assert [f.rule for f in verdict.findings] == [f.rule for f in expected.findings]
+
+
+def test_the_warning_names_the_rule_its_fix_who_and_what_the_watchdog_will_do():
+    from watchdog.sentinel import render
+
+    event = parse(entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"))
+    service, revisions = auth_state()
+    verdict = judge(event, service, revisions, Config(services=ServiceScope.parse("*")))
+    text = render(event, verdict).text
+    assert "egress-flip" in text
+    assert "all-traffic-cloud-sql" in text
+    assert "Cloud NAT" in text  # the fix
+    assert "deployer@netra-staging.iam.gserviceaccount.com via gcloud" in text
+    assert "will roll back to `netra-auth-service-00041-kip`" in text.replace(
+        "will roll back to netra", "will roll back to `netra"
+    ).replace("kip if", "kip` if")
+    assert "revision pending" in text
+
+
+@pytest.mark.parametrize("serving", ["netra-auth-service-00043-nul", "netra-auth-service-00041-kip"])
+def test_a_traffic_only_write_and_the_watchdogs_own_write_are_not_deploys(serving):
+    """gcloud update-traffic re-sends the template of the newest revision, whatever serves (even when pinned)."""
+    service, revisions = auth_state(serving)
+    config = Config(
+        services=ServiceScope.parse("*"), own_principal="rollback-watchdog-fn@netra-staging.iam.gserviceaccount.com"
+    )
+    traffic = parse(entry("v1_ReplaceService_gcloud_traffic_only.INFERRED.json"))
+    assert judge(traffic, service, revisions, config).reason == "no_template_change"
+    assert parse(entry("v2_UpdateService_watchdog_traffic_only.INFERRED.json")).reason == "no_template"
+    own = parse(entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"))
+    own = DeployEvent(**{**own.__dict__, "principal": config.own_principal})
+    assert judge(own, service, revisions, config).reason == "own_write"
+
+
+# --- end to end -------------------------------------------------------------------------------------
+
+
+def eventarc_audit(url: str, body: dict) -> tuple[int, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "ce-id": body["insertId"],
+        "ce-source": "//cloudaudit.googleapis.com/projects/netra-staging/logs/activity",
+        "ce-specversion": "1.0",
+        "ce-type": "google.cloud.audit.log.v1.written",
+        "ce-time": body["timestamp"],
+        "ce-dataschema": "type.googleapis.com/google.logging.v2.LogEntry",
+        "ce-subject": f"run.googleapis.com/{body['protoPayload']['resourceName']}",
+        "ce-methodname": body["protoPayload"]["methodName"],
+        "ce-servicename": "run.googleapis.com",
+    }
+    return post(url, json.dumps(body).encode(), headers)
+
+
+def before_the_breaking_deploy(stack) -> None:
+    state = stack.cloud_run.state
+    state.services[AUTH]["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                                        "revision": "netra-auth-service-00041-kip", "percent": 100}]  # fmt: skip
+    state._refresh_status(state.services[AUTH])
+
+
+@pytest.mark.e2e
+def test_one_warning_per_deploy_whatever_arrives(start_stack):
+    stack = start_stack()
+    before_the_breaking_deploy(stack)
+    first = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    last = entry("v2_UpdateService_terraform_last_entry_no_request.INFERRED.json")
+    for body in (pubsub_body(first), pubsub_body(last), pubsub_body(first)):
+        assert deliver(stack.function.url, body) == (200, "OK")
+    assert eventarc_audit(stack.function.url, first)[0] == 200
+    assert stack.traffic_attempts() == []
+    [warning] = stack.messages
+    assert "Risky deploy of `netra-auth-service`" in warning["text"]
+    assert "terraform" in warning["text"]
+    memory = json.loads(stack.cloud_run.state.services[AUTH]["annotations"][ledger.MEMORY_KEY])
+    assert len(memory["warned"]) == 1
+    # a new instance (cold start) still remembers: the ledger has it
+    stack.function.stop()
+    stack.function.start()
+    assert deliver(stack.function.url, pubsub_body(first)) == (200, "OK")
+    assert len(stack.messages) == 1
+
+
+@pytest.mark.e2e
+def test_out_of_scope_services_are_warned_never_written(start_stack):
+    stack = start_stack(WATCHDOG_SERVICES="other")
+    before_the_breaking_deploy(stack)
+    assert (
+        eventarc_audit(stack.function.url, entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"))[0] == 200
+    )
+    [warning] = stack.messages
+    assert "will only report" in warning["text"]
+    assert stack.patches() == []
+
+
+@pytest.mark.e2e
+def test_a_deploy_while_traffic_is_pinned_is_noted_in_the_incident_thread(start_stack):
+    stack = start_stack()
+    assert deliver(stack.function.url, pubsub_body(fixture("alerts/incident_auth_db_timeout_log_match.json"))) == (
+        200,
+        "OK",
+    )
+    [report] = stack.messages
+    fix = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    fix["protoPayload"]["request"]["service"]["template"]["vpcAccess"]["egress"] = "PRIVATE_RANGES_ONLY"
+    fix["insertId"] = "the-fix"
+    fix["operation"]["id"] = "op-the-fix"
+    fix["timestamp"] = "2026-12-01T00:00:00Z"
+    assert deliver(stack.function.url, pubsub_body(fix)) == (200, "OK")
+    note = stack.messages[-1]
+    assert note["thread_ts"] == report["ts"]
+    assert "gets 0%" in note["text"]
+    assert "undoing the breaking change" in note["text"]
+    assert "--to-latest" in note["text"]
+    assert len(stack.traffic_updates()) == 1  # the rollback only
+
+
+@pytest.mark.e2e
+def test_malformed_deploy_entries_are_acknowledged_and_change_nothing(start_stack):
+    stack = start_stack()
+    bad = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    bad["protoPayload"]["request"] = {"service": {"template": "nope"}}
+    assert deliver(stack.function.url, pubsub_body(bad)) == (200, "OK")
+    assert stack.patches() == []
+    assert stack.messages == []
+    assert any(line.get("decision") == "ignored" for line in stack.function.logs())

@@ -1,0 +1,246 @@
+"""Deploy events: a Cloud Audit Logs entry of a Cloud Run service write → :class:`DeployEvent`, or Ignored.
+
+Pure code. The entry (a ``LogEntry`` JSON with an ``AuditLog`` ``protoPayload``)
+reaches the function two ways, both handled by :func:`watchdog.intake.parse`:
+the Pub/Sub message of a Logging sink (``message.data`` is the entry) and an
+Eventarc ``google.cloud.audit.log.v1.written`` CloudEvent (the data is the
+entry). Methods read:
+
+- ``google.cloud.run.v1.Services.ReplaceService`` / ``CreateService`` (gcloud;
+  Knative shape: the template's annotations ``run.googleapis.com/vpc-access-egress``,
+  ``…/vpc-access-connector``, ``…/cloudsql-instances``, ``…/network-interfaces``
+  and ``spec.template.spec.containers``);
+- ``google.cloud.run.v2.Services.UpdateService`` / ``CreateService`` (console,
+  terraform's ``google_cloud_run_v2_service``, client libraries; v2 shape:
+  ``template.vpcAccess``, ``template.volumes[].cloudSqlInstance``).
+
+The requested template is turned into a v2 revision-shaped dict, so that the
+same diff and the same precheck rules (:mod:`watchdog.precheck`) judge it as
+``python -m watchdog check`` judges a revision. An entry without a request
+(the second entry of a v2 long-running operation) or without a template (a
+traffic- or annotations-only update, such as the watchdog's own) is Ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchdog.config import ServiceRef
+
+METHODS = {
+    "google.cloud.run.v1.Services.ReplaceService": "v1",
+    "google.cloud.run.v1.Services.CreateService": "v1",
+    "google.cloud.run.v2.Services.UpdateService": "v2",
+    "google.cloud.run.v2.Services.CreateService": "v2",
+}
+_EGRESS_V1 = {"all-traffic": "ALL_TRAFFIC", "all": "ALL_TRAFFIC", "private-ranges-only": "PRIVATE_RANGES_ONLY"}
+_V2_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)$")
+_V1_NAME = re.compile(r"^namespaces/([^/]+)/services/([^/]+)$")
+
+
+@dataclass(frozen=True)
+class DeployEvent:
+    """A request to create or change a Cloud Run service's revision template."""
+
+    service: ServiceRef
+    method: str
+    api: str  # "v1" or "v2"
+    template: dict  # the requested template as a v2 revision-shaped dict (vpcAccess, volumes, containers, …)
+    principal: str = ""
+    user_agent: str = ""  # gcloud, terraform, console, or the caller's own words (clipped)
+    at: str = ""  # the entry's timestamp (RFC 3339)
+    key: str = ""  # one deploy, however many copies of its entries arrive
+    revision: str = ""  # the revision name when the request names it (v1 metadata.name, v2 template.revision)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def incident_id(self) -> str:
+        return f"deploy-{self.key}"
+
+
+@dataclass(frozen=True)
+class NotADeploy:
+    reason: str
+    detail: str
+
+
+def is_audit_entry(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("protoPayload"), dict)
+
+
+def parse_entry(entry: dict) -> DeployEvent | NotADeploy:
+    payload = _obj(entry.get("protoPayload"))
+    if _text(payload.get("serviceName")) != "run.googleapis.com":
+        return NotADeploy("not_cloud_run", "the audit entry is not about Cloud Run")
+    method = _text(payload.get("methodName"))
+    api = METHODS.get(method)
+    if api is None:
+        return NotADeploy("not_a_deploy_method", f"audit method {method[:80]!r} is not a service create or update")
+    request = _obj(payload.get("request"))
+    if not request:
+        return NotADeploy("no_request", "an audit entry without the request (the other entry of the operation)")
+    ref = _service_ref(entry, payload, request, api)
+    if ref is None:
+        return NotADeploy("no_service", "the audit entry names no Cloud Run service and region")
+    template, revision = (_v1_template if api == "v1" else _v2_template)(request)
+    if template is None:
+        return NotADeploy("no_template", "the write carries no revision template (traffic or annotations only)")
+    principal = _text(_obj(payload.get("authenticationInfo")).get("principalEmail"))
+    agent = _text(_obj(payload.get("requestMetadata")).get("callerSuppliedUserAgent"))
+    # Copies of one entry share insertId; the two entries of one v2 operation share operation.id; with
+    # neither, the same requested template by the same principal is the same deploy.
+    identity = _text(_obj(entry.get("operation")).get("id")) or _text(entry.get("insertId"))
+    key = hashlib.sha256(
+        json.dumps([str(ref), identity or _canon_template(template), principal], sort_keys=True).encode()
+    ).hexdigest()[:20]
+    return DeployEvent(
+        service=ref,
+        method=method,
+        api=api,
+        template=template,
+        principal=principal,
+        user_agent=_agent(agent),
+        at=_text(entry.get("timestamp") or entry.get("receiveTimestamp")),
+        key=key,
+        revision=revision,
+    )
+
+
+def _service_ref(entry: dict, payload: dict, request: dict, api: str) -> ServiceRef | None:
+    labels = _obj(_obj(entry.get("resource")).get("labels"))
+    project, region, service = (_text(labels.get(k)) for k in ("project_id", "location", "service_name"))
+    for name in (_text(request.get("name")), _text(_obj(request.get("service")).get("name")),
+                 _text(payload.get("resourceName")), _text(request.get("parent"))):  # fmt: skip
+        match = _V2_NAME.match(name)
+        if match:
+            project, region, service = project or match[1], region or match[2], service or match[3]
+        match = _V1_NAME.match(name)
+        if match:
+            project, service = project or match[1], service or match[2]
+    if api == "v2" and not service:
+        service = _text(request.get("serviceId"))
+    region = region or _text(request.get("region"))
+    if api == "v1" and not service:
+        service = _text(_obj(_obj(request.get("service")).get("metadata")).get("name"))
+    if not (project and region and service):
+        return None
+    return ServiceRef(project, region, service)
+
+
+def _v2_template(request: dict) -> tuple[dict | None, str]:
+    service = _obj(request.get("service"))
+    template = service.get("template")
+    if not isinstance(template, dict) or not template:
+        return None, ""
+    revision = dict(template)
+    revision.pop("labels", None)
+    revision.pop("annotations", None)
+    return revision, _text(template.get("revision"))
+
+
+def _v1_template(request: dict) -> tuple[dict | None, str]:
+    """The Knative template in the v2 shape, for the fields the rules and the diff read."""
+    spec = _obj(_obj(request.get("service")).get("spec"))
+    template = spec.get("template")
+    if not isinstance(template, dict) or not template:
+        return None, ""
+    metadata = _obj(template.get("metadata"))
+    annotations = _obj(metadata.get("annotations"))
+    inner = _obj(template.get("spec"))
+    revision: dict = {}
+    vpc: dict = {}
+    egress = _text(annotations.get("run.googleapis.com/vpc-access-egress")).lower()
+    if egress:
+        vpc["egress"] = _EGRESS_V1.get(egress, egress.upper().replace("-", "_"))
+    if annotations.get("run.googleapis.com/vpc-access-connector"):
+        vpc["connector"] = _text(annotations["run.googleapis.com/vpc-access-connector"])
+    interfaces = annotations.get("run.googleapis.com/network-interfaces")
+    if isinstance(interfaces, str) and interfaces:
+        try:
+            parsed = json.loads(interfaces)
+        except ValueError:
+            parsed = []
+        vpc["networkInterfaces"] = [n for n in parsed if isinstance(n, dict)] if isinstance(parsed, list) else []
+    if vpc:
+        revision["vpcAccess"] = vpc
+    instances = [
+        i.strip() for i in _text(annotations.get("run.googleapis.com/cloudsql-instances")).split(",") if i.strip()
+    ]
+    if instances:
+        revision["volumes"] = [{"name": "cloudsql", "cloudSqlInstance": {"instances": instances}}]
+    containers = []
+    for container in inner.get("containers") if isinstance(inner.get("containers"), list) else []:
+        if not isinstance(container, dict):
+            continue
+        converted = {k: container[k] for k in ("name", "image", "command", "args") if k in container}
+        env = []
+        for item in container.get("env") if isinstance(container.get("env"), list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            ref = _obj(_obj(item.get("valueFrom")).get("secretKeyRef"))
+            if ref:
+                env.append({"name": item["name"], "valueSource": {"secretKeyRef": {
+                    "secret": _text(ref.get("name")), "version": _text(ref.get("key")) or "latest"}}})  # fmt: skip
+            else:
+                env.append({"name": item["name"], "value": item.get("value", "")})
+        converted["env"] = env
+        containers.append(converted)
+    if containers:
+        revision["containers"] = containers
+    if inner.get("serviceAccountName"):
+        revision["serviceAccount"] = _text(inner["serviceAccountName"])
+    return revision, _text(metadata.get("name"))
+
+
+def comparable(revision: dict) -> dict:
+    """The fields both API shapes carry faithfully: what a v1 request can be compared with a revision on."""
+    containers = []
+    for container in revision.get("containers") if isinstance(revision.get("containers"), list) else []:
+        if isinstance(container, dict):
+            env = sorted(
+                (e.get("name"), json.dumps(e["valueSource"] if "valueSource" in e else e.get("value", "")))
+                for e in container.get("env") or []
+                if isinstance(e, dict)
+            )
+            containers.append({"image": container.get("image"), "env": env})
+    vpc = _obj(revision.get("vpcAccess"))
+    return {
+        "egress": vpc.get("egress") or "PRIVATE_RANGES_ONLY",
+        "connector": str(vpc.get("connector") or "").rsplit("/", 1)[-1],
+        "interfaces": vpc.get("networkInterfaces") or [],
+        "sql": sorted(
+            i
+            for v in revision.get("volumes") or []
+            if isinstance(v, dict)
+            for i in _obj(v.get("cloudSqlInstance")).get("instances") or []
+        ),
+        "containers": containers,
+        "serviceAccount": revision.get("serviceAccount") or "",
+    }
+
+
+def _canon_template(template: dict) -> str:
+    return json.dumps(comparable(template), sort_keys=True, default=str)
+
+
+def _agent(text: str) -> str:
+    lowered = text.lower()
+    if "gcloud" in lowered or "google-cloud-sdk" in lowered:
+        return "gcloud"
+    if "terraform" in lowered:
+        return "terraform"
+    if "console" in lowered or "pantheon" in lowered:
+        return "console"
+    return text[:60] or "unknown"
+
+
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,87 @@
+"""The deploy-event flow: read → judge (watchdog/sentinel.py) → post → remember. A thin shell.
+
+One read round trip (the service ∥ the first page of revisions), then at most
+one Slack post: the requested template is compared with the revision serving
+now, so the new revision need not exist yet. Sinks deliver at least once, so a
+warned deploy is remembered: in the service's ledger (``warned``, an
+annotation-only update) for services the watchdog may change, in this
+instance's memory for the others. A failed post is retried by Pub/Sub (500);
+nothing here ever changes traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from watchdog import ledger, logs, sentinel
+from watchdog.cloudrun import CloudRun, ConcurrentChange
+from watchdog.config import Config
+from watchdog.deploys import DeployEvent
+
+
+class DeployWatch:
+    def __init__(self, config: Config, cloud_run: CloudRun, notifier_factory: Callable[[float], Any]) -> None:
+        self.config = config
+        self.cloud_run = cloud_run
+        self._notifier_factory = notifier_factory
+        self._warned: OrderedDict[str, None] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def handle(self, event: DeployEvent, deadline: float, delivery_id: str = "") -> tuple[str, str, bool]:
+        """(result, reason, posted) for one deploy event; raises for transient failures (Pub/Sub redelivers)."""
+        started = time.monotonic()
+        if self.config.sentinel == "off":
+            return "ignored", "sentinel_off", False
+        if event.key in self._warned:
+            return "nothing", "already_warned", False
+        service, history = self.cloud_run.read(event.service, deadline)
+        verdict = sentinel.judge(event, service, history.loaded, self.config)
+        logs.info(
+            f"deploy of {event.service.service}: {verdict.reason}: {verdict.detail}",
+            decision=f"deploy_{verdict.action}",
+            reason=verdict.reason,
+            service=str(event.service),
+            method=event.method,
+            principal=event.principal,
+            user_agent=event.user_agent,
+            baseline_revision=verdict.baseline,
+            rules=[f.rule for f in verdict.findings if f.severity == "fail"],
+            delivery_id=delivery_id,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        if verdict.action == sentinel.NOTHING:
+            return "nothing", verdict.reason, False
+        thread = verdict.pinned.thread if verdict.action == sentinel.NOTE and verdict.pinned else ""
+        posted = self._notifier_factory(deadline).post(sentinel.render(event, verdict), thread=thread)
+        if not posted.ok:
+            if posted.retryable:
+                raise ConnectionError(f"deploy warning not posted yet: {posted.error}")
+            logs.error(f"Slack refused the deploy warning for good: {posted.error}", service=str(event.service))
+        self._remember(event, service, deadline)
+        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted.ok
+
+    def _remember(self, event: DeployEvent, service: dict, deadline: float) -> None:
+        with self._guard:
+            self._warned[event.key] = None
+            while len(self._warned) > 1000:
+                self._warned.popitem(last=False)
+        if event.service not in self.config.services:
+            return  # the watchdog may not write to services out of scope
+        try:
+            for attempt in range(2):
+                annotations = ledger.with_warned(service.get("annotations"), event.key)
+                if annotations is None:
+                    return
+                try:
+                    self.cloud_run.annotate(event.service, annotations, service.get("etag", ""), deadline)
+                    return
+                except ConcurrentChange:
+                    if attempt:
+                        raise
+                    service = self.cloud_run.get_service(event.service, deadline)
+        except Exception as error:  # noqa: BLE001 - the warning went out; the memory is a courtesy
+            logs.warning(f"could not remember the deploy warning in the ledger: {error}", service=str(event.service))
