@@ -79,7 +79,7 @@ def test_intake_reads_both_api_versions_and_both_delivery_paths(name, expected, 
             e["resource"].update(labels={}),
             e["protoPayload"].update(resourceName="x"),
             e["protoPayload"]["request"]["service"].update(name=""),
-        ),  # fmt: skip
+        ),
         lambda e: e["protoPayload"].update(request="not an object"),
     ],
 )
