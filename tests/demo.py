@@ -40,6 +40,57 @@ def history(api: CloudRunStandIn, service: str) -> None:
         say(f"    {short:<34} {revision['createTime'][:19]}  egress={egress:<20} cloudsql={sql:<24} {traffic}")
 
 
+DEPLOYS = {  # the breaking deploys' audit entries, a moment before each new revision was created
+    "netra-auth-service": ("netra-auth-service-00041-kip", "2025-09-15T04:27:40.512Z"),
+    "netra-backend-staging": ("netra-backend-staging-00118-paz", "2025-09-15T04:29:01.733Z"),
+}
+
+
+def deploy_warnings(api: CloudRunStandIn, slack: SlackStandIn, function: FunctionProcess) -> None:
+    """2025-09-15 04:27: the deploys' audit entries reach the watchdog; it warns 37 hours before the symptom."""
+    say("\n   2025-09-15 04:27: the breaking deploys' audit log entries (Logging sink → Pub/Sub) reach the watchdog")
+    state = api.state
+    kept = {}
+    for service, (serving, _) in DEPLOYS.items():  # as it was at that moment: the old revision serving
+        kept[service] = state.services[PREFIX + service]["traffic"]
+        state.services[PREFIX + service]["traffic"] = [
+            {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": serving, "percent": 100}
+        ]
+        state._refresh_status(state.services[PREFIX + service])
+    for service, (_, at) in DEPLOYS.items():
+        entry = fixture("deploys/v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
+        entry["insertId"], entry["timestamp"] = f"demo-{service}", at
+        entry["resource"]["labels"]["service_name"] = service
+        entry["protoPayload"]["resourceName"] = f"namespaces/netra-staging/services/{service}"
+        entry["protoPayload"]["request"]["name"] = f"namespaces/netra-staging/services/{service}"
+        status, _ = deliver(function.url, pubsub_body(entry))
+        say(f"   deploy of {service} (egress → all-traffic, gcloud) → HTTP {status}")
+    say("   What on-call saw in Slack, 37 hours before the first symptom:")
+    for message in slack.state.messages:
+        print_message(message)
+    slack.state.messages.clear()
+    for service, traffic in kept.items():  # the deploys went ahead, and traffic followed them
+        state.services[PREFIX + service]["traffic"] = traffic
+        state._refresh_status(state.services[PREFIX + service])
+    api.state.requests.clear()
+
+
+def fix_while_pinned(slack: SlackStandIn, function: FunctionProcess) -> bool:
+    """The fix (egress back to private-ranges-only, a new image) is deployed while traffic is pinned."""
+    say("\n8. The fix is deployed while the watchdog keeps auth's traffic pinned:")
+    entry = fixture("deploys/v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
+    entry["insertId"], entry["timestamp"] = "demo-fix", "2025-09-16T19:02:11.000Z"
+    template = entry["protoPayload"]["request"]["service"]["spec"]["template"]
+    template["metadata"]["annotations"]["run.googleapis.com/vpc-access-egress"] = "private-ranges-only"
+    template["spec"]["containers"][0]["image"] = "gcr.io/netra-staging/netra-auth:v1.43.0"
+    before = len(slack.state.messages)
+    status, _ = deliver(function.url, pubsub_body(entry))
+    say(f"   deploy of netra-auth-service (egress → private-ranges-only, v1.43.0) → HTTP {status}")
+    for message in slack.state.messages[before:]:
+        print_message(message)
+    return len(slack.state.messages) == before + 1
+
+
 def main() -> None:
     say("=" * 100)
     say("Rollback watchdog demo: the VPC egress incident (staging, 2025-09-15/16), replayed locally")
@@ -62,6 +113,7 @@ def main() -> None:
         say("\n2. Starting: functions-framework --source main.py --target handle_alert --signature-type cloudevent")
         with FunctionProcess(env, log_path=log) as function:
             say(f"   listening on {function.url}; Cloud Run stand-in {api.url}; Slack stand-in {slack.url}")
+            deploy_warnings(api, slack, function)
             say("\n3. 2025-09-16 17:42: the alerts fire (37 hours after the deploy), delivered as Eventarc CloudEvents")
             bodies = {}
             for service, alert in SERVICES.items():
@@ -99,6 +151,7 @@ def main() -> None:
                 f"Slack messages: {before_messages} before, {len(slack.state.messages)} after")  # fmt: skip
             ok = updates_after == before_updates and len(slack.state.messages) == before_messages
             say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
+            ok = fix_while_pinned(slack, function) and ok
     say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")
     say("   gcloud run services update-traffic SERVICE --to-latest --region us-central1 --project netra-staging")
     if not ok:

@@ -30,6 +30,7 @@ from watchdog import ledger, precheck
 from watchdog.changes import Change, egress
 from watchdog.config import Config
 from watchdog.deploys import DeployEvent, comparable
+from watchdog.intake import rfc3339
 from watchdog.report import Message, code, escape
 
 WARN = "warn"
@@ -61,7 +62,7 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
         return DeployVerdict(NOTHING, "already_warned", f"deploy {event.key} was already warned about")
     baseline = _baseline(service, revisions, event.at)
     name = rules.short_name(baseline.get("name", "")) if baseline else ""
-    previous = next((r for r in revisions if not event.at or str(r.get("createTime", "")) <= event.at), None)
+    previous = next((r for r in revisions if _before(r, event.at)), None)
     if previous is not None and comparable(previous) == comparable(event.template):
         previous_name = rules.short_name(previous.get("name", ""))
         return DeployVerdict(
@@ -110,9 +111,15 @@ def _baseline(service: dict, revisions: list[dict], at: str) -> dict | None:
     serving = sorted(rules.traffic_split(service).items(), key=lambda kv: -kv[1])
     for name, percent in serving:
         revision = by_name.get(name)
-        if percent > 0 and revision is not None and (not at or str(revision.get("createTime", "")) <= at):
+        if percent > 0 and revision is not None and _before(revision, at):
             return revision
-    return next((r for r in revisions if rules.is_ready(r) and (not at or str(r.get("createTime", "")) <= at)), None)
+    return next((r for r in revisions if rules.is_ready(r) and _before(r, at)), None)
+
+
+def _before(revision: dict, at: str) -> bool:
+    """Created no later than the audit entry (a revision the deploy itself created comes after it)."""
+    created, moment = rfc3339(revision.get("createTime")), rfc3339(at)
+    return moment is None or created is None or created <= moment
 
 
 def _pinned(memory, service: dict) -> ledger.Record | None:
