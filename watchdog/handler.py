@@ -117,7 +117,8 @@ class Watchdog:
         if self._deploy_watch is None:
             self._deploy_watch = DeployWatch(self.config, self.cloud_run, self._notifier_factory)
         try:
-            result, reason, posted = self._deploy_watch.handle(event, deadline, delivery_id)
+            with self._turn(event.service, deadline):  # copies of one deploy read what the first remembered
+                result, reason, posted = self._deploy_watch.handle(event, deadline, delivery_id)
         except PERMANENT as error:
             logs.error(
                 f"deploy event for {event.service} acknowledged: {type(error).__name__}: {error}",
@@ -125,7 +126,7 @@ class Watchdog:
                 service=str(event.service),
             )
             return Outcome("error", type(error).__name__, event.incident_id, str(event.service))
-        except (*TRANSIENT, api_exceptions.RetryError) as error:
+        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress) as error:
             logs.warning(f"deploy event: transient error, Pub/Sub will redeliver: {error}", service=str(event.service))
             raise TransientError(str(error)) from error
         return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
@@ -151,7 +152,7 @@ class Watchdog:
             return self._deploy(parsed, deadline, delivery_id)
         alert = parsed
         try:
-            with self._turn(alert, deadline):
+            with self._turn(alert.service, deadline):
                 if alert.state == "closed":
                     outcome = self._closed(alert, deadline)
                 else:
@@ -183,15 +184,15 @@ class Watchdog:
     # --- open incidents ----------------------------------------------------
 
     @contextlib.contextmanager
-    def _turn(self, alert: Alert, deadline: float) -> Iterator[None]:
+    def _turn(self, ref: ServiceRef, deadline: float) -> Iterator[None]:
         """Deliveries for one service take turns inside an instance.
 
         Duplicates then read the ledger after the first one wrote it instead of
         racing it; across instances the etag still guards the update.
         """
-        lock = self._service_lock(alert.service)
+        lock = self._service_lock(ref)
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic() - 1)):
-            raise InProgress(f"another delivery for {alert.service} is still being handled")
+            raise InProgress(f"another delivery for {ref} is still being handled")
         try:
             yield
         finally:

@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from tests.bench import figures
+from tests.bench import figures, sentinel
 from tests.bench.harness import cloud_run_standin, compile_sources
 from tests.standins.slack import SlackStandIn
 from tests.support import ROOT
@@ -24,6 +24,7 @@ SUITES = {
     "history": figures.history_scaling,
     "storm": figures.storm,
     "storm_latency": lambda api, slack: figures.storm(api, slack, latency=0.05),
+    "deploys": sentinel.deploy_warnings,
 }
 
 
