@@ -9,7 +9,8 @@ into the same CloudEvent). Returning normally answers 200 (Pub/Sub
 acknowledges); raising answers 500 and Pub/Sub redelivers, which the watchdog
 only does for transient failures.
 
-``drill`` is an HTTP function for on-call drills (watchdog/drill.py).
+``drill`` is an HTTP function for on-call drills (watchdog/drill.py);
+``slack_actions`` is the Slack card's interactivity endpoint (watchdog/slack_actions.py).
 """
 
 import os
@@ -69,6 +70,14 @@ def _event_time(cloud_event) -> float | None:
         return rfc3339(cloud_event["time"])
     except KeyError:
         return None
+
+
+@functions_framework.http
+def slack_actions(request):
+    """The Slack card's buttons (watchdog/slack_actions.py): every request is signature-checked and authorized."""
+    from watchdog import slack_actions as flow  # not on handle_alert's cold-start path
+
+    return flow.respond(request)
 
 
 @functions_framework.http

@@ -170,15 +170,7 @@ class CloudRun:
             name=ref.name,
             etag=etag,
             annotations=annotations,
-            traffic=[
-                run_v2.TrafficTarget(
-                    type_=run_v2.TrafficTargetAllocationType[entry["type"]],
-                    revision=entry.get("revision", ""),
-                    percent=int(entry.get("percent", 0)),
-                    tag=entry.get("tag", ""),
-                )
-                for entry in traffic
-            ],
+            traffic=_traffic(traffic),
         )
         operation = self._update(service, ["traffic", "annotations"], deadline)
         try:
@@ -188,6 +180,16 @@ class CloudRun:
                 raise UpdateFailed(str(error)) from error
             raise  # polling itself failed (5xx, 404 …): the caller treats it as transient or permanent
         return _to_dict(result)
+
+    def set_traffic_and_annotations(
+        self, ref: ServiceRef, traffic: list[dict] | None, annotations: dict[str, str], etag: str, deadline: float
+    ) -> None:
+        """One etag-guarded update of the traffic (when given) and the annotations. Does not wait."""
+        if traffic is None:
+            self.annotate(ref, annotations, etag, deadline)
+            return
+        service = run_v2.Service(name=ref.name, etag=etag, annotations=annotations, traffic=_traffic(traffic))
+        self._update(service, ["traffic", "annotations"], deadline)
 
     def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
         """Replace the service annotations (no revision is created). Does not wait."""
@@ -205,6 +207,18 @@ class CloudRun:
             if _rest_status(error) == "FAILED_PRECONDITION":
                 raise ConcurrentChange(str(error)) from error
             raise
+
+
+def _traffic(entries: list[dict]) -> list:
+    return [
+        run_v2.TrafficTarget(
+            type_=run_v2.TrafficTargetAllocationType[entry["type"]],
+            revision=entry.get("revision", ""),
+            percent=int(entry.get("percent", 0)),
+            tag=entry.get("tag", ""),
+        )
+        for entry in entries
+    ]
 
 
 def _polling(deadline: float) -> retry.Retry:

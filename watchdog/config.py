@@ -35,6 +35,9 @@ ENV_VARS = (
     "SLACK_CHANNEL",
     "SLACK_WEBHOOK_URL",
     "SLACK_API_URL",
+    "SLACK_SIGNING_SECRET",  # slack_actions only: verifies the card's button clicks
+    "WATCHDOG_SLACK_APPROVERS",  # slack_actions only: user and user-group IDs allowed to click
+    "WATCHDOG_SLACK_TEAM",  # slack_actions only: the workspace (team id) the buttons answer
     "WATCHDOG_TOPIC",  # operator tools only (drill, doctor): projects/P/topics/T
     "WATCHDOG_ID_TOKEN",  # operator tools only (drill --url): identity token
 )
@@ -115,6 +118,7 @@ class SlackSettings:
     channel: str = ""
     webhook_url: str = field(default="", repr=False)
     api_url: str = ""
+    signing_secret: str = field(default="", repr=False)
 
     @property
     def mode(self) -> str:
@@ -141,6 +145,8 @@ class Config:
     cloud_run_endpoint: str = ""
     monitoring_endpoint: str = ""
     slack: SlackSettings = SlackSettings()
+    slack_team: str = ""
+    slack_approvers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -156,7 +162,14 @@ class Config:
             channel=env.get("SLACK_CHANNEL", "").strip(),
             webhook_url=env.get("SLACK_WEBHOOK_URL", "").strip(),
             api_url=env.get("SLACK_API_URL", "").strip(),
+            signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip(),
         )
+        approvers = tuple(a.strip() for a in env.get("WATCHDOG_SLACK_APPROVERS", "").split(",") if a.strip())
+        for approver in approvers:
+            if approver[:1] not in ("U", "W", "S") or not approver.isalnum():
+                raise ConfigError(
+                    f"WATCHDOG_SLACK_APPROVERS: {approver[:30]!r} is not a Slack user (U…/W…) or user group (S…) ID"
+                )
         if slack.bot_token and not slack.channel and not slack.webhook_url:
             raise ConfigError("SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set")
         endpoint = env.get("CLOUD_RUN_API_ENDPOINT", "").strip()
@@ -181,6 +194,8 @@ class Config:
             cloud_run_endpoint=endpoint,
             monitoring_endpoint=env.get("MONITORING_API_ENDPOINT", "").strip(),
             slack=slack,
+            slack_team=env.get("WATCHDOG_SLACK_TEAM", "").strip(),
+            slack_approvers=approvers,
         )
 
 

@@ -291,6 +291,8 @@ class Watchdog:
             alert_at=alert.started_at,
             drill=alert.drill,
             before=rules.traffic_before(service),
+            after=tuple((r, p) for r, p in decided.split.items() if p),
+            latest=rules.short_name(service.get("latestCreatedRevision", "")),
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         try:

@@ -50,6 +50,9 @@ class Record:
     recovered_at: float | None = None
     drill: bool = False
     before: tuple = ()  # the traffic entries before the rollback, as [revision or "LATEST", percent, tag]
+    after: tuple = ()  # the split the rollback set, as [revision, percent]
+    latest: str = ""  # the service's latest created revision when it rolled back (a later deploy changes it)
+    events: tuple = ()  # what on-call did from the card: [action, user, at, action_ts]
 
 
 @dataclass(frozen=True)
@@ -233,17 +236,16 @@ def _to_json(record: Record) -> dict:
     data = {k: v for k, v in asdict(record).items() if v not in (None, "", False, ())}
     data["from"] = data.pop("from_revision")
     data["to"] = data.pop("to_revision")
-    if "before" in data:
-        data["before"] = [list(entry) for entry in record.before]
+    for key in ("before", "after", "events"):
+        if key in data:
+            data[key] = [list(entry) for entry in getattr(record, key)]
     return data
 
 
 def _from_json(item: Any) -> Record:
     if not isinstance(item, dict):
         raise TypeError(f"{ROLLBACKS_KEY}: a record is not an object")
-    before = item.get("before", [])
-    if not isinstance(before, list) or not all(isinstance(e, list) and len(e) == 3 for e in before):
-        raise TypeError(f"{ROLLBACKS_KEY}: 'before' of incident {item.get('incident')!r} is not a traffic list")
+    before, after, events = _rows(item, "before", 3), _rows(item, "after", 2), _rows(item, "events", 4)
     return Record(
         incident=str(item["incident"]),
         from_revision=str(item["from"]),
@@ -255,7 +257,17 @@ def _from_json(item: Any) -> Record:
         recovered_at=_finite(item["recovered_at"]) if item.get("recovered_at") is not None else None,
         drill=bool(item.get("drill", False)),
         before=tuple((str(r), int(p), str(t)) for r, p, t in before),
+        after=tuple((str(r), int(p)) for r, p in after),
+        latest=str(item.get("latest", "")),
+        events=tuple((str(a), str(u), _finite(t), str(ts)) for a, u, t, ts in events),
     )
+
+
+def _rows(item: dict, key: str, width: int) -> list:
+    rows = item.get(key, [])
+    if not isinstance(rows, list) or not all(isinstance(e, list) and len(e) == width for e in rows):
+        raise TypeError(f"{ROLLBACKS_KEY}: {key!r} of incident {item.get('incident')!r} is not a list of {width}-lists")
+    return rows
 
 
 def _finite(value: Any) -> float:
