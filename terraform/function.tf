@@ -26,6 +26,8 @@ locals {
     WATCHDOG_PAUSED           = tostring(var.paused)
     WATCHDOG_METRICS_PROJECT  = local.metrics_project
     SLACK_CHANNEL             = var.slack_channel
+    # 0 disables the age check.
+    WATCHDOG_MAX_ALERT_AGE_SECONDS = tostring(var.max_alert_age_seconds)
   }
 }
 
@@ -88,7 +90,7 @@ resource "google_cloudfunctions2_function" "alert" {
   build_config {
     runtime         = "python312"
     entry_point     = "handle_alert"
-    service_account = var.build_service_account
+    service_account = local.build_service_account_name
 
     source {
       storage_source {
@@ -139,6 +141,7 @@ resource "google_cloudfunctions2_function" "alert" {
 
   depends_on = [
     google_project_service.apis,
+    google_project_iam_member.build_builds,
     google_secret_manager_secret_iam_member.function_reads_bot_token,
     google_secret_manager_secret_iam_member.function_reads_webhook_url,
   ]
@@ -156,7 +159,7 @@ resource "google_cloudfunctions2_function" "drill" {
   build_config {
     runtime         = "python312"
     entry_point     = "drill"
-    service_account = var.build_service_account
+    service_account = local.build_service_account_name
 
     source {
       storage_source {
@@ -204,6 +207,7 @@ resource "google_cloudfunctions2_function" "drill" {
 
   depends_on = [
     google_project_service.apis,
+    google_project_iam_member.build_builds,
     google_secret_manager_secret_iam_member.function_reads_bot_token,
     google_secret_manager_secret_iam_member.function_reads_webhook_url,
   ]

@@ -181,9 +181,9 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
     ),
     "a missing [0] on a counted resource": (
         "terraform/alerts.tf",
-        _sub("google_logging_metric.startup_failures[0].name", "google_logging_metric.startup_failures.name"),
+        _sub("time_sleep.log_metrics[0].triggers", "time_sleep.log_metrics.triggers"),
         "google_monitoring_alert_policy.startup_failures",
-        "google_logging_metric.startup_failures has count, so it needs an instance key",
+        "time_sleep.log_metrics has count, so it needs an instance key",
         "Missing resource instance key",
     ),
     "a missing required argument": (
