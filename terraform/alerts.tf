@@ -104,6 +104,7 @@ resource "time_sleep" "log_metrics" {
 
   triggers = {
     startup_failures   = google_logging_metric.startup_failures[0].name
+    db_timeouts        = google_logging_metric.db_timeouts[0].name
     db_connect_seconds = google_logging_metric.db_connect_seconds[0].name
   }
 }
@@ -226,10 +227,11 @@ resource "google_monitoring_alert_policy" "startup_failure_lines" {
 }
 
 # ---------------------------------------------------------------------------
-# (b) The incident's database timeout line: log-match policy per service
+# (b) The incident's database timeout line: log-match policy per service (fast
+#     path) + counter metric and metric-threshold policy (closes, recovery)
 # ---------------------------------------------------------------------------
 
-# A chart of the same line (log-match policies have no time series of their own).
+# The same line as a time series: a chart, and the policy that closes.
 resource "google_logging_metric" "db_timeouts" {
   count = local.detect ? 1 : 0
 
@@ -296,12 +298,73 @@ resource "google_monitoring_alert_policy" "db_timeout" {
       **$${log.extracted_label.revision_name}**, logged "${var.db_timeout_log_text}": the signature of
       the incident where a revision lost its route to the database.
 
-      Log-match incidents are never closed by a notification; the watchdog posts its decision and
-      the recovery has to be confirmed by hand.
+      Log-match incidents are never closed by a notification; the recovery follow-up comes with the
+      metric-based "Database connection validation timeouts" incident closing.
     EOT
   }
 
   depends_on = [google_project_service.apis]
+}
+
+# The metric side of (b): opens minutes after the log-match policy (the
+# watchdog then finds the revision no longer serving) and closes once the
+# revision stops logging the line, which sends the recovery follow-up.
+resource "google_monitoring_alert_policy" "db_timeouts" {
+  count = local.detect ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Database connection validation timeouts on Cloud Run (rollback watchdog)"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "db-timeout-metric"
+  }
+
+  conditions {
+    display_name = "Database timeouts of one revision"
+
+    condition_threshold {
+      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["db_timeouts"]}\" AND resource.type=\"cloud_run_revision\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period     = var.db_timeout_window
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields = [
+          "resource.label.service_name",
+          "resource.label.revision_name",
+          "resource.label.location",
+        ]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "DB connection timeouts: $${resource.label.service_name} ($${resource.label.revision_name})"
+    content   = <<-EOT
+      Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
+      ($${resource.label.location}) logs "${var.db_timeout_log_text}". The per-service log-match policy
+      has usually alerted the watchdog already; when this incident closes, the watchdog posts the
+      recovery follow-up.
+    EOT
+  }
 }
 
 # ---------------------------------------------------------------------------

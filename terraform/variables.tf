@@ -358,6 +358,17 @@ variable "startup_failure_window" {
   }
 }
 
+variable "db_timeout_window" {
+  description = "Alignment window of the metric-based DB-timeout policy, in seconds such as 60s. As for startup_failure_window, the log-match policy opens first; this decides how soon the metric incident closes after the last timeout line (the recovery follow-up). At least 60s."
+  type        = string
+  default     = "60s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.db_timeout_window)) && try(tonumber(trimsuffix(var.db_timeout_window, "s")) >= 60, false)
+    error_message = "db_timeout_window must be at least 60s, written in seconds such as 120s."
+  }
+}
+
 variable "log_metric_propagation_wait" {
   description = "How long the first apply waits between creating the log-based metrics and the alert policies that use them (Cloud Monitoring refuses a policy on a metric it does not know yet), as a duration such as 120s or 3m."
   type        = string

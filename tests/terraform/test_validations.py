@@ -104,6 +104,7 @@ REFUSED = {
     ),
     "a startup window below the metric's sampling period": ({"startup_failure_window": "30s"}, "at least 60s"),
     "a metric wait in hours": ({"log_metric_propagation_wait": "1h"}, "seconds or minutes"),
+    "a DB-timeout window below 60 s": ({"db_timeout_window": "10s"}, "db_timeout_window must be at least 60s"),
     "no on-call channel": ({"watchdog_oncall_channels": []}, "nobody would hear"),
     "an on-call channel that is not a resource name": (
         {"watchdog_oncall_channels": ["oncall@example.com"]},

@@ -462,7 +462,9 @@ def _policy_ids(pred) -> list[str]:
 def test_expected_policies_exist() -> None:
     assert set(policies()) >= {
         "startup_failures",
+        "startup_failure_lines",
         "db_timeout",
+        "db_timeouts",
         "slow_db_connect",
         "watchdog_errors",
         "watchdog_failed_decisions",
@@ -482,7 +484,9 @@ def test_every_policy_carries_the_watchdog_label(name: str) -> None:
         assert label == "self"
 
 
-@pytest.mark.parametrize("name", ["startup_failures", "db_timeout", "slow_db_connect"])
+@pytest.mark.parametrize(
+    "name", ["startup_failures", "startup_failure_lines", "db_timeout", "db_timeouts", "slow_db_connect"]
+)
 def test_detection_policies_notify_the_watchdog(name: str) -> None:
     assert policies()[name]["notification_channels"] == "${local.watchdog_channels}"
 
@@ -531,6 +535,23 @@ def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
         assert set(aggregations.get("group_by_fields", [])) >= GROUP_BY, name
 
 
+@pytest.mark.parametrize(
+    ("fast", "closing", "window"),
+    [
+        ("startup_failure_lines", "startup_failures", "startup_failure_window"),
+        ("db_timeout", "db_timeouts", "db_timeout_window"),
+    ],
+)
+def test_each_signal_opens_fast_and_closes_for_the_recovery_follow_up(fast: str, closing: str, window: str) -> None:
+    """The log-match policy opens on the first line; the metric policy on the same lines sends CLOSED."""
+    assert is_log_match(policies()[fast])
+    assert not is_log_match(policies()[closing])
+    assert strategy(policies()[closing])["notification_prompts"] == ["OPENED", "CLOSED"]
+    aggregations = block(conditions(policies()[closing])[0], "condition_threshold", "aggregations")
+    assert aggregations["alignment_period"] == f"${{var.{window}}}"
+    assert variables()[window]["default"] == "60s"
+
+
 def test_some_conditions_are_grouped_by_service() -> None:
     grouped = [
         name
@@ -539,7 +560,7 @@ def test_some_conditions_are_grouped_by_service() -> None:
         if "condition_threshold" in c
         and set(block(c, "condition_threshold", "aggregations").get("group_by_fields", [])) >= GROUP_BY
     ]
-    assert {"startup_failures", "slow_db_connect"} <= set(grouped)
+    assert {"startup_failures", "db_timeouts", "slow_db_connect"} <= set(grouped)
 
 
 @pytest.mark.parametrize("name", _policy_ids(is_log_match))
@@ -600,7 +621,12 @@ def test_policies_on_log_metrics_wait_for_the_metrics() -> None:
     """Provider issue #11102: a policy on a brand-new log-based metric fails; the filter goes through time_sleep."""
     sleep = resource("time_sleep", "log_metrics")
     assert sleep["create_duration"] == "${var.log_metric_propagation_wait}"
-    for policy_name, metric in (("startup_failures", "startup_failures"), ("slow_db_connect", "db_connect_seconds")):
+    pairs = (
+        ("startup_failures", "startup_failures"),
+        ("db_timeouts", "db_timeouts"),
+        ("slow_db_connect", "db_connect_seconds"),
+    )
+    for policy_name, metric in pairs:
         assert sleep["triggers"][metric] == f"${{google_logging_metric.{metric}[0].name}}"
         threshold = block(conditions(policies()[policy_name])[0], "condition_threshold")
         assert f'time_sleep.log_metrics[0].triggers["{metric}"]' in threshold["filter"], threshold["filter"]
