@@ -227,6 +227,23 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
         "for_each depends on google_service_account.function.email, which is unknown until apply",
         None,
     ),
+    "a misspelt attribute of a for-expression instance": (
+        "terraform/main.tf",
+        _sub("? s.template[0].service_account\n", "? s.template[0].service_acount\n"),
+        "local.runtime_service_accounts",
+        "template[0] has no attribute 'service_acount'",
+        None,  # validate treats data sources as unknown of any type
+    ),
+    "a data source deferred to apply feeding for_each": (
+        "terraform/main.tf",
+        _sub(
+            "  name     = each.value.name\n}",
+            "  name     = each.value.name\n\n  depends_on = [google_project_service.apis]\n}",
+        ),
+        "google_service_account_iam_member.function_acts_as_runtime",
+        "for_each depends on data.google_cloud_run_v2_service.watched, which is unknown until apply",
+        None,
+    ),
     "an output the module does not have": (
         "terraform/examples/basic/outputs.tf",
         _sub("module.rollback_watchdog.alert_topic", "module.rollback_watchdog.topic"),
@@ -235,6 +252,10 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
         "Unsupported attribute",
     ),
 }
+
+
+# Seeds reported in another file than the one edited (the mistake shows where it takes effect).
+REPORTED_IN = {"a data source deferred to apply feeding for_each": "terraform/iam.tf"}
 
 
 def _seeded(tmp_path: Path, file: str, edit: Callable[[str], str]) -> Path:
@@ -247,20 +268,21 @@ def _seeded(tmp_path: Path, file: str, edit: Callable[[str], str]) -> Path:
     return repo
 
 
-@pytest.mark.parametrize(("file", "edit", "address", "finding", "_validate"), SEEDS.values(), ids=SEEDS.keys())
-def test_static_check_catches_seeded_mistake(
-    file: str, edit: Callable, address: str, finding: str, _validate: str | None, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("seed", SEEDS.keys())
+def test_static_check_catches_seeded_mistake(seed: str, tmp_path: Path) -> None:
+    file, edit, address, finding, _validate = SEEDS[seed]
     repo = _seeded(tmp_path, file, edit)
-    config = repo / Path(file).parent
-    findings = tf_schema_check.check(config)
+    findings = tf_schema_check.check(repo / Path(file).parent)
     hits = [f for f in findings if finding in f.message]
     assert hits, f"not reported: {finding!r}; findings:\n" + "\n".join(map(str, findings))
-    named = [f for f in hits if Path(f.file).name == Path(file).name and f.address == address]
-    assert named, "\n".join(map(str, hits))
-    lines = (repo / file).read_text().splitlines()
-    header = lines[named[0].line - 1]
-    assert f'"{address.split(".")[-1]}"' in header, f"line {named[0].line} is not the block's header: {header!r}"
+    reported_in = REPORTED_IN.get(seed, file)
+    named = [f for f in hits if f.file.endswith(reported_in) and f.address == address]
+    assert named, f"not reported for {address} in {reported_in}:\n" + "\n".join(map(str, hits))
+    header = (repo / reported_in).read_text().splitlines()[named[0].line - 1]
+    label = address.split(".")[-1]
+    assert re.search(rf'"{label}"|^\s*{label}\s*=', header), (
+        f"line {named[0].line} is not where {address} starts: {header!r}"
+    )
 
 
 VALIDATE_SEEDS = {

@@ -46,6 +46,10 @@ _REF = re.compile(
 )
 _MODULE_REF = re.compile(r"(?<![\w.])module\.([a-z0-9_\-]+)\.([a-z_][a-z0-9_]*)")
 _STEP = re.compile(r"\[[^\[\]]*\]|\.[a-z_][a-z0-9_]*")
+_LOCAL_REF = re.compile(r"(?<![\w.])local\.([a-z_][a-z0-9_]*)")
+_FOR = re.compile(
+    r"\bfor\s+([a-z_][a-z0-9_]*)\s*(?:,\s*([a-z_][a-z0-9_]*))?\s+in\s+(data\.)?((?:google|archive|time)_[a-z0-9_]+)\.([a-z0-9_\-]+)\s*:"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -95,7 +99,7 @@ def _text(value: Any) -> str:
 
 @dataclass
 class Block:
-    kind: str  # resource | data | module | provider | output | variable | locals
+    kind: str  # resource | data | module | provider | output | variable | local
     type: str
     name: str
     body: dict
@@ -134,7 +138,12 @@ def read_config(directory: Path) -> list[Block]:
                     n = _uq(name)
                     blocks.append(Block(kind, n, n, body, path, _line_of(text, kind, n)))
         for item in doc.get("locals", []):
-            blocks.append(Block("locals", "", "", item, path, _line_of(text, "locals")))
+            for name, value in item.items():
+                if name.startswith("__"):
+                    continue
+                m = re.search(rf"^[ \t]*{re.escape(name)}\s*=", text, re.M)
+                line = text[: m.start()].count("\n") + 1 if m else _line_of(text, "locals")
+                blocks.append(Block("local", name, name, {"value": value}, path, line))
     return blocks
 
 
@@ -149,6 +158,7 @@ class Checker:
         self.blocks = read_config(directory)
         self.findings: list[Finding] = []
         self.by_address = {b.address: b for b in self.blocks if b.kind in ("resource", "data")}
+        self.locals = {b.name: _text(b.body) for b in self.blocks if b.kind == "local"}
 
     def report(self, block: Block, message: str) -> None:
         try:
@@ -264,9 +274,17 @@ class Checker:
             for ref, why in self.unknown_until_apply(_text(expr)):
                 self.report(b, f"{meta} depends on {ref}, which is unknown until apply ({why})")
 
+    def expand_locals(self, text: str, seen: frozenset[str] = frozenset()) -> str:
+        """The text with the text of every local it uses (recursively) appended."""
+        parts = [text]
+        for name in sorted(set(_LOCAL_REF.findall(text)) - seen):
+            if name in self.locals:
+                parts.append(self.expand_locals(self.locals[name], seen | {name}))
+        return " ".join(parts)
+
     def unknown_until_apply(self, text: str) -> list[tuple[str, str]]:
         out = []
-        for m in _REF.finditer(text):
+        for m in _REF.finditer(self.expand_locals(text)):
             data, rtype, name, rest = m.groups()
             address = f"{'data.' if data else ''}{rtype}.{name}"
             target = self.by_address.get(address)
@@ -320,6 +338,7 @@ class Checker:
             if s is None:
                 continue
             self.check_traversal(b, m.group(0), target, s, _STEP.findall(rest))
+        self.check_iterators(b, text)
         modules = {x.name: x for x in self.blocks if x.kind == "module"}
         for m in _MODULE_REF.finditer(text):
             call = modules.get(m.group(1))
@@ -329,6 +348,24 @@ class Checker:
             outputs = self.module_interface(call)[1]
             if outputs is not None and m.group(2) not in outputs:
                 self.report(b, f"module.{m.group(1)} has no output {m.group(2)!r}")
+
+    def check_iterators(self, b: Block, text: str) -> None:
+        """`for k, s in data.x.y : s.attr` — s is one instance: check s's traversals against the schema."""
+        for m in _FOR.finditer(text):
+            first, second, data, rtype, name = m.groups()
+            var = second or first
+            target = self.by_address.get(f"{'data.' if data else ''}{rtype}.{name}")
+            if target is None or not ("count" in target.body or "for_each" in target.body):
+                continue
+            s = self.type_schema(target)
+            if s is None:
+                continue
+            scope = text[m.end() :]
+            for ref in re.finditer(rf"(?<![\w.]){re.escape(var)}((?:\[[^\[\]]*\]|\.[a-z_][a-z0-9_]*)+)", scope):
+                steps = _STEP.findall(ref.group(1))
+                self.walk(
+                    b, f"{var}{ref.group(1)} (an instance of {target.address})", target.address, {"block": s}, steps
+                )
 
     def check_traversal(self, b: Block, ref: str, target: Block, s: dict, steps: list[str]) -> None:
         repeated = "count" in target.body or "for_each" in target.body
