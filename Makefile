@@ -45,7 +45,7 @@ build/pstest: tests/pubsub_emulator/main.go tests/pubsub_emulator/build.sh
 	touch .venv-checkov/.installed
 
 # pip download (PyPI only) of the pinned CDKTF provider packages, schema extracted once.
-$(TF_SCHEMA): $(STAMP) tests/terraform/provider_schema.py
+$(TF_SCHEMA): $(STAMP) tests/terraform/provider_schema.py tests/terraform/requirements-schema.txt
 	rm -rf tests/terraform/.schema/*.json tests/terraform/.schema/*.desc
 	$(BIN)/python tests/terraform/provider_schema.py
 	touch $(TF_SCHEMA)

