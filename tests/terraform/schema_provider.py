@@ -2,11 +2,13 @@
 
 Each provider is a gRPC server speaking the Terraform plugin protocol 6 (tfplugin6, the
 descriptor compiled in the PyPI package `tf`) on a unix socket. It answers GetProviderSchema
-with the schema extracted by provider_schema.py and accepts every configuration in the
-Validate* calls; it implements nothing that would plan or apply. Terraform attaches to
-it through TF_REATTACH_PROVIDERS, so `terraform init` installs nothing and `terraform validate`
-checks the configuration against the providers' real schemas: argument and block names,
-required arguments, types, computed-only attributes and references.
+with the schema extracted by provider_schema.py. Like the real SDKv2 provider,
+ValidateResourceConfig / ValidateDataResourceConfig refuse a known value outside an attribute's
+allowed values (`Possible values: [...]` in the schema) and any value for a computed-only
+attribute; everything else they accept. It implements nothing that would plan or apply. Terraform attaches to it through
+TF_REATTACH_PROVIDERS, so `terraform init` installs nothing and `terraform validate` checks the
+configuration against the providers' real schemas: argument and block names, required
+arguments, types, computed-only attributes, references and allowed values.
 
     with serve() as reattach:           # {"registry.terraform.io/hashicorp/google": {...}, ...}
         os.environ["TF_REATTACH_PROVIDERS"] = json.dumps(reattach)
@@ -87,20 +89,158 @@ def schema_response(proto: Protocol, schema: dict[str, Any]) -> bytes:
     return resp.SerializeToString()
 
 
-def _server(proto: Protocol, schema_bytes: bytes, socket: str) -> grpc.Server:
+# ---------------------------------------------------------------------------
+# Allowed values: the configuration arrives as msgpack (cty's encoding)
+# ---------------------------------------------------------------------------
+
+
+class Unknown:
+    """A value Terraform does not know yet (msgpack extension): never judged."""
+
+
+def unpack(data: bytes) -> Any:
+    """The subset of msgpack that cty writes: nil, bool, ints, floats, str, bin, array, map, ext."""
+    value, end = _unpack(memoryview(data), 0)
+    if end != len(data):
+        raise ValueError(f"trailing bytes after msgpack value ({end} of {len(data)})")
+    return value
+
+
+def _unpack(b: memoryview, i: int) -> tuple[Any, int]:
+    import struct
+
+    c = b[i]
+    i += 1
+    if c <= 0x7F:
+        return c, i
+    if c >= 0xE0:
+        return c - 0x100, i
+    if 0xA0 <= c <= 0xBF:
+        n = c & 0x1F
+        return bytes(b[i : i + n]).decode(), i + n
+    if 0x90 <= c <= 0x9F:
+        return _array(b, i, c & 0x0F)
+    if 0x80 <= c <= 0x8F:
+        return _map(b, i, c & 0x0F)
+    fixed = {0xC0: None, 0xC2: False, 0xC3: True}
+    if c in fixed:
+        return fixed[c], i
+    sized = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+    sized |= {0xCA: ">f", 0xCB: ">d"}
+    if c in sized:
+        fmt = sized[c]
+        return struct.unpack_from(fmt, b, i)[0], i + struct.calcsize(fmt)
+    lengths = {0xD9: ">B", 0xDA: ">H", 0xDB: ">I", 0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
+    if c in lengths:
+        fmt = lengths[c]
+        n = struct.unpack_from(fmt, b, i)[0]
+        i += struct.calcsize(fmt)
+        raw = bytes(b[i : i + n])
+        return (raw.decode() if c >= 0xD9 else raw), i + n
+    if c in (0xDC, 0xDD, 0xDE, 0xDF):
+        fmt = ">H" if c in (0xDC, 0xDE) else ">I"
+        n = struct.unpack_from(fmt, b, i)[0]
+        i += struct.calcsize(fmt)
+        return _array(b, i, n) if c in (0xDC, 0xDD) else _map(b, i, n)
+    ext = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+    if c in ext:
+        return Unknown(), i + 1 + ext[c]
+    if c in (0xC7, 0xC8, 0xC9):
+        fmt = {0xC7: ">B", 0xC8: ">H", 0xC9: ">I"}[c]
+        n = struct.unpack_from(fmt, b, i)[0]
+        return Unknown(), i + struct.calcsize(fmt) + 1 + n
+    raise ValueError(f"unsupported msgpack byte 0x{c:02x}")
+
+
+def _array(b: memoryview, i: int, n: int) -> tuple[list, int]:
+    out = []
+    for _ in range(n):
+        v, i = _unpack(b, i)
+        out.append(v)
+    return out, i
+
+
+def _map(b: memoryview, i: int, n: int) -> tuple[dict, int]:
+    out = {}
+    for _ in range(n):
+        k, i = _unpack(b, i)
+        v, i = _unpack(b, i)
+        out[k] = v
+    return out, i
+
+
+def config_errors(spec: dict[str, Any], config: Any, path: tuple = ()) -> list[tuple[tuple, str, str]]:
+    """(attribute path, summary, detail) for what the real provider's validation refuses.
+
+    - a value for a computed-only attribute (SDKv2: "Value for unconfigurable attribute");
+    - a known string outside the attribute's allowed values (SDKv2's StringInSlice message).
+    """
+    if not isinstance(config, dict):
+        return []
+    errors: list[tuple[tuple, str, str]] = []
+    for name, attr in spec["attributes"].items():
+        value = config.get(name)
+        if attr.get("computed") and not (attr.get("optional") or attr.get("required")) and value is not None:
+            detail = f'Can\'t configure a value for "{name}": its value will be decided automatically based on the result of applying this configuration.'
+            errors.append(((*path, name), "Value for unconfigurable attribute", detail))
+            continue
+        allowed = attr.get("enum")
+        if not allowed or value is None or isinstance(value, Unknown):
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if isinstance(item, str) and item not in allowed:
+                at = (*path, name) if index is None else (*path, name, index)
+                quoted = ", ".join(f'"{a}"' for a in allowed)
+                errors.append((at, "Invalid value", f"expected {name} to be one of [{quoted}], got {item}"))
+    for name, nested in spec["blocks"].items():
+        value = config.get(name)
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                errors.extend(config_errors(nested["block"], item, (*path, name, index)))
+    return errors
+
+
+def _validate_response(proto: Protocol, method: str, specs: dict[str, Any], request: bytes) -> bytes:
+    req = proto.message(f"tfplugin6.{method}.Request").FromString(request)
+    resp = proto.message(f"tfplugin6.{method}.Response")()
+    spec = specs.get(req.type_name)
+    if spec is None or not req.config.msgpack:
+        return resp.SerializeToString()
+    for at, summary, detail in config_errors(spec, unpack(req.config.msgpack)):
+        diag = resp.diagnostics.add(severity=1, summary=summary, detail=detail)  # 1 = ERROR
+        for step in at:
+            if isinstance(step, int):
+                diag.attribute.steps.add(element_key_int=step)
+            else:
+                diag.attribute.steps.add(attribute_name=step)
+    return resp.SerializeToString()
+
+
+def _server(proto: Protocol, schema: dict[str, Any], socket: str) -> grpc.Server:
+    schema_bytes = schema_response(proto, schema)
+
     def empty(method: str) -> bytes:
-        # Every Validate*/Configure/Stop response is valid empty: no diagnostics.
+        # Configure/Stop and the provider's own config: nothing to say.
         return proto.message(f"tfplugin6.{method}.Response")().SerializeToString()
 
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in proto.service.methods:
+        if method.name in ("ValidateResourceConfig", "ValidateDataResourceConfig"):
+            specs = schema["resources" if method.name == "ValidateResourceConfig" else "data_sources"]
+
+            def validate(
+                request: bytes, _context: grpc.ServicerContext, m: str = method.name, sp: dict = specs
+            ) -> bytes:
+                return _validate_response(proto, m, sp, request)
+
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(validate)
+            continue
         if method.name == "GetProviderSchema":
             payload = schema_bytes
         elif method.name in (
             "GetMetadata",
             "ValidateProviderConfig",
-            "ValidateResourceConfig",
-            "ValidateDataResourceConfig",
             "ConfigureProvider",
             "GetFunctions",
             "StopProvider",
@@ -147,7 +287,7 @@ def serve(providers: tuple[str, ...] = tuple(provider_schema.PACKAGES)) -> Itera
         for source in providers:
             schema = json.loads(paths[source].read_text())
             socket = os.path.join(tmp, source.replace("/", "-") + ".sock")
-            server = _server(proto, schema_response(proto, schema), socket)
+            server = _server(proto, schema, socket)
             server.start()
             servers.append(server)
             reattach[f"registry.terraform.io/{source}"] = {
