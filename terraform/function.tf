@@ -137,6 +137,12 @@ resource "google_cloudfunctions2_function" "alert" {
       condition     = var.deadline_seconds <= var.function_timeout_seconds
       error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds, or the platform kills a run the watchdog still thinks it has time for."
     }
+    # Here rather than on the actAs grants: they have no instance for a
+    # service that could not be read, and this resource always exists.
+    precondition {
+      condition     = length(local.unreadable_services) == 0
+      error_message = "Cannot read the watched Cloud Run service(s) ${join(", ", local.unreadable_services)}: check the name, region and project in watched_services, and that whoever runs terraform may run.services.get there. Without the service, the watchdog cannot be granted actAs on its runtime service account."
+    }
   }
 
   depends_on = [

@@ -149,13 +149,6 @@ resource "google_service_account_iam_member" "function_acts_as_runtime" {
   service_account_id = "projects/-/serviceAccounts/${each.value}"
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.function.email}"
-
-  lifecycle {
-    precondition {
-      condition     = length(local.unreadable_services) == 0
-      error_message = "Cannot read the watched Cloud Run service(s) ${join(", ", local.unreadable_services)}: check the name, region and project in watched_services, and that whoever runs terraform may run.services.get there."
-    }
-  }
 }
 
 resource "google_secret_manager_secret_iam_member" "function_reads_bot_token" {

@@ -106,6 +106,13 @@ data "google_cloud_run_v2_service" "watched" {
   project  = each.value.project
   location = each.value.region
   name     = each.value.name
+
+  lifecycle {
+    postcondition {
+      condition     = try(self.uid, "") != "" && length(try(self.template, [])) > 0
+      error_message = "Cannot read the watched Cloud Run service ${each.key}: check its name, region and project in watched_services, and that whoever runs terraform may run.services.get on it."
+    }
+  }
 }
 
 # A service that uses no service account of its own runs as its project's
@@ -124,11 +131,13 @@ locals {
     if try(s.uid, "") == "" || length(try(s.template, [])) == 0
   ])
 
+  # Only services that could be read: a service that could not be read never
+  # gets the default compute account's actAs by mistake.
   runtime_service_accounts = {
     for k, s in data.google_cloud_run_v2_service.watched : k => (
       try(s.template[0].service_account, "") != ""
       ? s.template[0].service_account
       : "${data.google_project.watched[local.watched[k].project].number}-compute@developer.gserviceaccount.com"
-    )
+    ) if !contains(local.unreadable_services, k)
   }
 }

@@ -237,8 +237,8 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
     "a data source deferred to apply feeding for_each": (
         "terraform/main.tf",
         _sub(
-            "  name     = each.value.name\n}",
-            "  name     = each.value.name\n\n  depends_on = [google_project_service.apis]\n}",
+            "  name     = each.value.name\n",
+            "  name     = each.value.name\n\n  depends_on = [google_project_service.apis]\n",
         ),
         "google_service_account_iam_member.function_acts_as_runtime",
         "for_each depends on data.google_cloud_run_v2_service.watched, which is unknown until apply",
