@@ -967,3 +967,14 @@ def test_example_configures_google_beta() -> None:
     """The module's google_project_service_identity resources need a google-beta provider configuration."""
     providers = {name for item in _load(EXAMPLE).get("provider", []) for name in item}
     assert {"google", "google-beta"} <= providers
+
+
+def test_example_enables_monitoring_before_its_oncall_channel() -> None:
+    """On a fresh project the channel would otherwise be created before the module enables the API."""
+    example = _load(EXAMPLE)
+    resources_ = {f"{t}.{n}": b for item in example["resource"] for t, named in item.items() for n, b in named.items()}
+    api = resources_["google_project_service.monitoring"]
+    assert api["service"] == "monitoring.googleapis.com"
+    assert api["disable_on_destroy"] is False
+    channel = resources_["google_monitoring_notification_channel.oncall_email"]
+    assert "${google_project_service.monitoring}" in channel["depends_on"]

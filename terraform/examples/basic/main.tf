@@ -14,6 +14,15 @@ provider "google-beta" {
   region  = var.region
 }
 
+# The on-call channel is created before the module enables the Monitoring API
+# (the module needs the channel's name), so this root enables it first.
+resource "google_project_service" "monitoring" {
+  project = var.project_id
+  service = "monitoring.googleapis.com"
+
+  disable_on_destroy = false
+}
+
 resource "google_monitoring_notification_channel" "oncall_email" {
   project      = var.project_id
   display_name = "Rollback watchdog on-call"
@@ -22,6 +31,8 @@ resource "google_monitoring_notification_channel" "oncall_email" {
   labels = {
     email_address = var.oncall_email
   }
+
+  depends_on = [google_project_service.monitoring]
 }
 
 module "rollback_watchdog" {
