@@ -302,3 +302,48 @@ def test_terraform_validate_catches_seeded_mistake(
     hits = [d for d in result["diagnostics"] if d["summary"] == summary]
     assert hits, _diagnostics(result)
     assert any(d.get("range", {}).get("filename", "").endswith(Path(file).name) for d in hits), _diagnostics(result)
+
+
+# ---------------------------------------------------------------------------
+# The extracted schema says what the provider says (spot checks of the extractor)
+# ---------------------------------------------------------------------------
+
+
+def _schema(provider: str) -> dict[str, Any]:
+    return schema_provider.provider_schema.load(provider)
+
+
+def test_extracted_schema_spot_checks() -> None:
+    google = _schema("google")
+    fn = google["resources"]["google_cloudfunctions2_function"]
+    service_config = fn["blocks"]["service_config"]
+    assert (service_config["nesting"], service_config["max_items"]) == ("list", 1)
+    attrs = service_config["block"]["attributes"]
+    assert attrs["uri"] == {"type": "string", "computed": True}
+    assert attrs["ingress_settings"]["enum"] == ["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"]
+    assert attrs["environment_variables"]["type"] == ["map", "string"]
+    policy = google["resources"]["google_monitoring_alert_policy"]
+    assert policy["blocks"]["conditions"]["min_items"] == 1
+    assert policy["attributes"]["combiner"]["required"]
+    subscription = google["resources"]["google_pubsub_subscription"]
+    assert {n for n, a in subscription["attributes"].items() if a.get("required")} == {"name", "topic"}
+    assert "2678400s" in subscription["attributes"]["message_retention_duration"]["description"]
+    run = google["data_sources"]["google_cloud_run_v2_service"]
+    assert run["attributes"]["name"]["required"]
+    template = run["attributes"]["template"]
+    assert template["computed"]
+    assert template["type"][0] == "list"
+    assert template["type"][1][1]["service_account"] == "string"
+    beta = _schema("google-beta")["resources"]["google_project_service_identity"]
+    assert beta["attributes"]["service"]["required"]
+    assert beta["attributes"]["member"] == {"type": "string", "computed": True}
+    sleep = _schema("time")["resources"]["time_sleep"]
+    assert sleep["attributes"]["triggers"]["type"] == ["map", "string"]
+    archive = _schema("archive")["data_sources"]["archive_file"]
+    assert archive["attributes"]["output_sha256"]["computed"]
+    assert archive["blocks"]["source"]["max_items"] == 0
+    assert {google["version"], _schema("archive")["version"], _schema("time")["version"]} == {
+        "6.50.0",
+        "2.7.1",
+        "0.13.1",
+    }
