@@ -49,11 +49,13 @@ locals {
   # build_config.service_account takes the account's full resource name.
   build_service_account_name = "projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}"
 
-  # Custom role IDs are per project and survive a destroy for weeks (soft
-  # delete), so each instance of the module gets its own: rollbackWatchdog
-  # Operator_<name_prefix>. Recreating an instance with the same prefix
-  # undeletes its old role (the provider does that on create).
-  role_suffix = replace(var.name_prefix, "-", "_")
+  # Custom role IDs are per project, and a deleted role keeps its ID: the
+  # provider can undelete it for 7 days, then the ID is unusable until 37 days
+  # after the delete. So each instance gets its own IDs (the name_prefix), and
+  # each creation of an instance new ones: the last 8 digits of the function
+  # service account's unique ID, which a destroy and re-apply changes.
+  # rollbackWatchdogOperator_ + 20 + _ + 8 = 54 characters, within role_id's 64.
+  role_suffix = "${replace(var.name_prefix, "-", "_")}_${substr(google_service_account.function.unique_id, -8, -1)}"
 }
 
 resource "google_service_account" "trigger" {

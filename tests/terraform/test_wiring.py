@@ -754,9 +754,12 @@ def test_custom_role_ids_are_per_instance() -> None:
     assert (
         resource("google_project_iam_custom_role", "reader")["role_id"] == "rollbackWatchdogReader_${local.role_suffix}"
     )
-    assert locals_()["role_suffix"] == '${replace(var.name_prefix, "-", "_")}'
+    # Per instance (the prefix) and per creation (a deleted role's ID stays unusable for up to 37 days).
+    assert locals_()["role_suffix"] == (
+        '${replace(var.name_prefix, "-", "_")}_${substr(google_service_account.function.unique_id, -8, -1)}'
+    )
     # role_id allows [a-zA-Z0-9_.]{3,64}: the longest prefix still fits.
-    assert len("rollbackWatchdogOperator_" + "x" * 20) <= 64
+    assert len("rollbackWatchdogOperator_" + "x" * 20 + "_" + "1" * 8) <= 64
 
 
 def test_no_custom_role_outside_the_allowed_set() -> None:
