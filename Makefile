@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real provider schemas (google, google-beta, archive, time) for tests/terraform/test_schema.py.
+TF_SCHEMA := tests/terraform/.schema/.installed
 
 .PHONY: demo test unit lint fmt bench setup clean
 
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
 
-test: $(STAMP) build/pstest .venv-checkov/.installed lint
+test: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA) lint
 	$(BIN)/python -m pytest -q
 
 unit: $(STAMP)
@@ -27,7 +29,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-setup: $(STAMP) build/pstest .venv-checkov/.installed
+setup: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,5 +44,11 @@ build/pstest: tests/pubsub_emulator/main.go tests/pubsub_emulator/build.sh
 	bash tests/terraform/setup.sh
 	touch .venv-checkov/.installed
 
+# pip download (PyPI only) of the pinned CDKTF provider packages, schema extracted once.
+$(TF_SCHEMA): $(STAMP) tests/terraform/provider_schema.py tests/terraform/requirements-schema.txt
+	rm -rf tests/terraform/.schema/*.json tests/terraform/.schema/*.desc
+	$(BIN)/python tests/terraform/provider_schema.py
+	touch $(TF_SCHEMA)
+
 clean:
-	rm -rf $(VENV) .venv-checkov build .pytest_cache .ruff_cache .hypothesis bench-results.json
+	rm -rf $(VENV) .venv-checkov build tests/terraform/.schema .pytest_cache .ruff_cache .hypothesis bench-results.json

@@ -14,6 +14,12 @@
 #
 # Log-based metrics and log-match policies only see their own project's logs,
 # so detection covers the watched services in project_id (local.watched_here).
+#
+# Two paths per signal (README, "Time to mitigation, on paper"): a log-match
+# policy per service opens an incident on the first matching line (about a
+# minute), and the metric-threshold policy on the same lines sends the CLOSED
+# that drives the recovery follow-up. The watchdog acts on whichever arrives
+# first; the second finds the failing revision no longer serving.
 
 locals {
   detect = length(local.watched_here) > 0
@@ -23,7 +29,23 @@ locals {
     "(resource.labels.service_name=\"${local.watched_here[k].name}\" AND resource.labels.location=\"${local.watched_here[k].region}\")"
   ])
 
-  cloud_run_scope = "resource.type=\"cloud_run_revision\" AND (${local.watched_here_scope})"
+  # Cloud Run also logs service-level lines under cloud_run_revision with an
+  # empty revision_name ("Ready condition status changed to False for Service
+  # ..."). An alert on one of them names no revision, and the watchdog would
+  # fall back to the serving (healthy) revision, so every filter requires one.
+  revision_scope = "resource.labels.revision_name:* AND NOT resource.labels.revision_name=\"\""
+
+  cloud_run_scope = "resource.type=\"cloud_run_revision\" AND ${local.revision_scope} AND (${local.watched_here_scope})"
+
+  # Filter of one service's entries, for its log-match policies.
+  service_scope = {
+    for k, s in local.watched_here : k => join(" AND ", [
+      "resource.type=\"cloud_run_revision\"",
+      "resource.labels.service_name=\"${s.name}\"",
+      "resource.labels.location=\"${s.region}\"",
+      local.revision_scope,
+    ])
+  }
 
   # Startup failures as Cloud Run reports them (system log and audit log):
   #   "Default STARTUP TCP probe failed 1 time consecutively for container ..."
@@ -69,6 +91,24 @@ resource "google_logging_metric" "startup_failures" {
   depends_on = [google_project_service.apis]
 }
 
+# A new log-based metric cannot be used in an alert policy for a few minutes
+# ("Cannot find metric(s) that match type = ...", hashicorp/terraform-provider-
+# google#11102). The policies read the metric names through this sleep, so
+# they are created only after it. It waits once, on create (and again only if
+# a metric is renamed). Should a slow project still refuse, run apply again:
+# the metrics exist by then.
+resource "time_sleep" "log_metrics" {
+  count = local.detect ? 1 : 0
+
+  create_duration = var.log_metric_propagation_wait
+
+  triggers = {
+    startup_failures   = google_logging_metric.startup_failures[0].name
+    db_timeouts        = google_logging_metric.db_timeouts[0].name
+    db_connect_seconds = google_logging_metric.db_connect_seconds[0].name
+  }
+}
+
 resource "google_monitoring_alert_policy" "startup_failures" {
   count = local.detect ? 1 : 0
 
@@ -87,7 +127,7 @@ resource "google_monitoring_alert_policy" "startup_failures" {
     display_name = "Container startup failures of one revision"
 
     condition_threshold {
-      filter                  = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.startup_failures[0].name}\" AND resource.type=\"cloud_run_revision\""
+      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["startup_failures"]}\" AND resource.type=\"cloud_run_revision\""
       comparison              = "COMPARISON_GT"
       threshold_value         = var.startup_failure_threshold
       duration                = "0s"
@@ -125,15 +165,73 @@ resource "google_monitoring_alert_policy" "startup_failures" {
 
       The rollback watchdog receives this incident and, if the revision changed egress/network settings,
       moves traffic back to the previous revision (unless dry-run or paused). Check its Slack thread.
+      When this incident closes, the watchdog posts the recovery follow-up.
     EOT
   }
 }
 
+# The fast path of (a): the first startup-failure line of a service opens an
+# incident, without waiting for the metric's sampling and alignment.
+resource "google_monitoring_alert_policy" "startup_failure_lines" {
+  for_each = local.watched_here
+
+  project               = var.project_id
+  display_name          = "Cloud Run container startup failure: ${each.value.name} (${each.value.region})"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "startup-failure-line"
+    cloud_run_service = each.value.name
+    cloud_run_region  = each.value.region
+  }
+
+  conditions {
+    display_name = "Startup failure logged by ${each.value.name}"
+
+    condition_matched_log {
+      filter = "${local.service_scope[each.key]} AND (${local.startup_failure_match})"
+
+      label_extractors = {
+        revision_name = "EXTRACT(resource.labels.revision_name)"
+      }
+    }
+  }
+
+  alert_strategy {
+    # Required for log-match policies; at most one notification per period,
+    # per policy (one policy per service, so services do not share it).
+    notification_rate_limit {
+      period = var.log_match_rate_limit
+    }
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "Cloud Run startup failure on ${each.value.name} ($${log.extracted_label.revision_name})"
+    content   = <<-EOT
+      Revision **$${log.extracted_label.revision_name}** of Cloud Run service **${each.value.name}**
+      (${each.value.region}) logged a startup failure (probe failed, container exited, or did not listen on $PORT).
+
+      This log-match incident is the fast path to the rollback watchdog; it never closes with a
+      notification. The recovery follow-up comes with the metric-based "Cloud Run container startup
+      failures" incident closing.
+    EOT
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 # ---------------------------------------------------------------------------
-# (b) The incident's database timeout line: log-match policy per service
+# (b) The incident's database timeout line: log-match policy per service (fast
+#     path) + counter metric and metric-threshold policy (closes, recovery)
 # ---------------------------------------------------------------------------
 
-# A chart of the same line (log-match policies have no time series of their own).
+# The same line as a time series: a chart, and the policy that closes.
 resource "google_logging_metric" "db_timeouts" {
   count = local.detect ? 1 : 0
 
@@ -174,12 +272,7 @@ resource "google_monitoring_alert_policy" "db_timeout" {
     display_name = "Log line \"${var.db_timeout_log_text}\" on ${each.value.name}"
 
     condition_matched_log {
-      filter = join(" AND ", [
-        "resource.type=\"cloud_run_revision\"",
-        "resource.labels.service_name=\"${each.value.name}\"",
-        "resource.labels.location=\"${each.value.region}\"",
-        "(${local.db_timeout_match})",
-      ])
+      filter = "${local.service_scope[each.key]} AND (${local.db_timeout_match})"
 
       label_extractors = {
         revision_name = "EXTRACT(resource.labels.revision_name)"
@@ -188,7 +281,8 @@ resource "google_monitoring_alert_policy" "db_timeout" {
   }
 
   alert_strategy {
-    # Required for log-match policies; at most one notification per period.
+    # Required for log-match policies; at most one notification per period,
+    # per policy (one policy per service, so services do not share it).
     notification_rate_limit {
       period = var.log_match_rate_limit
     }
@@ -204,12 +298,73 @@ resource "google_monitoring_alert_policy" "db_timeout" {
       **$${log.extracted_label.revision_name}**, logged "${var.db_timeout_log_text}": the signature of
       the incident where a revision lost its route to the database.
 
-      Log-match incidents are never closed by a notification; the watchdog posts its decision and
-      the recovery has to be confirmed by hand.
+      Log-match incidents are never closed by a notification; the recovery follow-up comes with the
+      metric-based "Database connection validation timeouts" incident closing.
     EOT
   }
 
   depends_on = [google_project_service.apis]
+}
+
+# The metric side of (b): opens minutes after the log-match policy (the
+# watchdog then finds the revision no longer serving) and closes once the
+# revision stops logging the line, which sends the recovery follow-up.
+resource "google_monitoring_alert_policy" "db_timeouts" {
+  count = local.detect ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Database connection validation timeouts on Cloud Run (rollback watchdog)"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.watchdog_channels
+
+  user_labels = {
+    rollback_watchdog = "true"
+    signal            = "db-timeout-metric"
+  }
+
+  conditions {
+    display_name = "Database timeouts of one revision"
+
+    condition_threshold {
+      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["db_timeouts"]}\" AND resource.type=\"cloud_run_revision\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      trigger {
+        count = 1
+      }
+
+      aggregations {
+        alignment_period     = var.db_timeout_window
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields = [
+          "resource.label.service_name",
+          "resource.label.revision_name",
+          "resource.label.location",
+        ]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close           = var.alert_auto_close
+    notification_prompts = ["OPENED", "CLOSED"]
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "DB connection timeouts: $${resource.label.service_name} ($${resource.label.revision_name})"
+    content   = <<-EOT
+      Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
+      ($${resource.label.location}) logs "${var.db_timeout_log_text}". The per-service log-match policy
+      has usually alerted the watchdog already; when this incident closes, the watchdog posts the
+      recovery follow-up.
+    EOT
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -262,7 +417,7 @@ resource "google_monitoring_alert_policy" "slow_db_connect" {
     display_name = "p99 database connect time above ${var.slow_db_connect_threshold_seconds} s"
 
     condition_threshold {
-      filter                  = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.db_connect_seconds[0].name}\" AND resource.type=\"cloud_run_revision\""
+      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["db_connect_seconds"]}\" AND resource.type=\"cloud_run_revision\""
       comparison              = "COMPARISON_GT"
       threshold_value         = var.slow_db_connect_threshold_seconds
       duration                = "0s"

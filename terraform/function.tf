@@ -26,6 +26,8 @@ locals {
     WATCHDOG_PAUSED           = tostring(var.paused)
     WATCHDOG_METRICS_PROJECT  = local.metrics_project
     SLACK_CHANNEL             = var.slack_channel
+    # 0 disables the age check.
+    WATCHDOG_MAX_ALERT_AGE_SECONDS = tostring(var.max_alert_age_seconds)
   }
 }
 
@@ -88,7 +90,7 @@ resource "google_cloudfunctions2_function" "alert" {
   build_config {
     runtime         = "python312"
     entry_point     = "handle_alert"
-    service_account = var.build_service_account
+    service_account = local.build_service_account_name
 
     source {
       storage_source {
@@ -135,10 +137,17 @@ resource "google_cloudfunctions2_function" "alert" {
       condition     = var.deadline_seconds <= var.function_timeout_seconds
       error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds, or the platform kills a run the watchdog still thinks it has time for."
     }
+    # Here rather than on the actAs grants: they have no instance for a
+    # service that could not be read, and this resource always exists.
+    precondition {
+      condition     = length(local.unreadable_services) == 0
+      error_message = "Cannot read the watched Cloud Run service(s) ${join(", ", local.unreadable_services)}: check the name, region and project in watched_services, and that whoever runs terraform may run.services.get there. Without the service, the watchdog cannot be granted actAs on its runtime service account."
+    }
   }
 
   depends_on = [
     google_project_service.apis,
+    google_project_iam_member.build_builds,
     google_secret_manager_secret_iam_member.function_reads_bot_token,
     google_secret_manager_secret_iam_member.function_reads_webhook_url,
   ]
@@ -156,7 +165,7 @@ resource "google_cloudfunctions2_function" "drill" {
   build_config {
     runtime         = "python312"
     entry_point     = "drill"
-    service_account = var.build_service_account
+    service_account = local.build_service_account_name
 
     source {
       storage_source {
@@ -204,6 +213,7 @@ resource "google_cloudfunctions2_function" "drill" {
 
   depends_on = [
     google_project_service.apis,
+    google_project_iam_member.build_builds,
     google_secret_manager_secret_iam_member.function_reads_bot_token,
     google_secret_manager_secret_iam_member.function_reads_webhook_url,
   ]

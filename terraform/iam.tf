@@ -4,8 +4,10 @@
 #   function SA  : rollbackWatchdogOperator on each watched service (not the project)
 #                  rollbackWatchdogReader on the projects it reads
 #                  iam.serviceAccountUser on each watched service's runtime SA
+#                  (read from the service itself, main.tf)
 #                  secretmanager.secretAccessor on the Slack secret(s) only
 #   trigger SA   : run.invoker on the alert function's service only
+#   build SA     : cloudbuild.builds.builder on project_id (builds the functions)
 #   Pub/Sub agent: publisher on the dead-letter topic, subscriber on the push
 #                  subscription, token creator on the trigger SA (OIDC push)
 #   Monitoring notification agent: publisher on the alert topic
@@ -19,6 +21,41 @@ resource "google_service_account" "function" {
   description  = "Runtime identity of the rollback watchdog functions (alert handler and drill)."
 
   depends_on = [google_project_service.apis]
+}
+
+# Cloud Build no longer builds functions as the legacy Cloud Build service
+# account in projects created since mid-2024: without a build service account
+# that holds roles/cloudbuild.builds.builder the first deploy fails.
+resource "google_service_account" "build" {
+  count = var.build_service_account == null ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-build"
+  display_name = "Rollback watchdog build"
+  description  = "Builds the rollback watchdog functions (Cloud Build)."
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "build_builds" {
+  # checkov:skip=CKV_GCP_49: Cloud Functions builds need roles/cloudbuild.builds.builder on the project for the build service account (no narrower scope exists); it goes only to the watchdog's own build account.
+  project = var.project_id
+  role    = "roles/cloudbuild.builds.builder"
+  member  = "serviceAccount:${local.build_service_account_email}"
+}
+
+locals {
+  build_service_account_email = coalesce(var.build_service_account, one(google_service_account.build[*].email))
+  # build_config.service_account takes the account's full resource name.
+  build_service_account_name = "projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}"
+
+  # Custom role IDs are per project, and a deleted role keeps its ID: the
+  # provider can undelete it for 7 days, then the ID is unusable until 37 days
+  # after the delete. So each instance gets its own IDs (the name_prefix), and
+  # each creation of an instance new ones: the last 8 digits of the function
+  # service account's unique ID, which a destroy and re-apply changes.
+  # rollbackWatchdogOperator_ + 20 + _ + 8 = 54 characters, within role_id's 64.
+  role_suffix = "${replace(var.name_prefix, "-", "_")}_${substr(google_service_account.function.unique_id, -8, -1)}"
 }
 
 resource "google_service_account" "trigger" {
@@ -41,7 +78,7 @@ resource "google_project_iam_custom_role" "operator" {
   for_each = local.watched_projects
 
   project     = each.value
-  role_id     = "rollbackWatchdogOperator"
+  role_id     = "rollbackWatchdogOperator_${local.role_suffix}"
   title       = "Rollback watchdog operator"
   description = "Read a Cloud Run service and its revisions, move its traffic, poll the operation. Bound per service."
   permissions = [
@@ -67,7 +104,7 @@ resource "google_project_iam_custom_role" "reader" {
   for_each = local.reader_projects
 
   project     = each.value
-  role_id     = "rollbackWatchdogReader"
+  role_id     = "rollbackWatchdogReader_${local.role_suffix}"
   title       = "Rollback watchdog reader"
   description = "List Cloud Run services and revisions, poll Cloud Run operations, write the watchdog's decision metric, list alert policies and notification channels."
   permissions = [
@@ -102,10 +139,14 @@ resource "google_project_iam_member" "function_reads" {
   member  = "serviceAccount:${google_service_account.function.email}"
 }
 
-# Cloud Run checks actAs on the service identity when a service is updated.
-# Granted per runtime service account, never on the project.
+# Cloud Run checks iam.serviceAccounts.actAs on the service identity when a
+# service is updated, even for a traffic-only update. Granted on exactly the
+# runtime service accounts of the watched services (main.tf reads them from
+# the services), never on the project. roles/iam.serviceAccountUser is the
+# predefined role for actAs (it adds only get/list of that account); a custom
+# role would have to exist in every project that holds such an account.
 resource "google_service_account_iam_member" "function_acts_as_runtime" {
-  for_each = toset(var.watched_runtime_service_accounts)
+  for_each = toset(values(local.runtime_service_accounts))
 
   service_account_id = "projects/-/serviceAccounts/${each.value}"
   role               = "roles/iam.serviceAccountUser"
@@ -171,8 +212,7 @@ resource "google_pubsub_topic_iam_member" "monitoring_publishes_alerts" {
   role    = "roles/pubsub.publisher"
   member  = local.monitoring_notification_agent
 
-  # The agent is provisioned with the project's first notification channel.
-  depends_on = [google_monitoring_notification_channel.pubsub]
+  depends_on = [google_project_service_identity.monitoring]
 }
 
 # Dead-lettering: Pub/Sub's own agent forwards the message to the dead-letter
@@ -182,6 +222,8 @@ resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" 
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
+
+  depends_on = [google_project_service_identity.pubsub]
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters" {
@@ -189,6 +231,8 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters
   subscription = google_pubsub_subscription.alerts_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+
+  depends_on = [google_project_service_identity.pubsub]
 }
 
 # OIDC push: the Pub/Sub agent mints the trigger SA's token (required in
@@ -197,4 +241,6 @@ resource "google_service_account_iam_member" "pubsub_agent_mints_trigger_tokens"
   service_account_id = google_service_account.trigger.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
+
+  depends_on = [google_project_service_identity.pubsub]
 }

@@ -56,8 +56,10 @@ output "source_bucket" {
 output "alert_policies" {
   description = "Alert policies that notify the watchdog, by signal."
   value = {
-    startup_failures = [for p in google_monitoring_alert_policy.startup_failures : p.name]
-    db_timeout       = [for p in google_monitoring_alert_policy.db_timeout : p.name]
-    slow_db_connect  = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
+    startup_failures      = [for p in google_monitoring_alert_policy.startup_failures : p.name]
+    startup_failure_lines = [for p in google_monitoring_alert_policy.startup_failure_lines : p.name]
+    db_timeout            = [for p in google_monitoring_alert_policy.db_timeout : p.name]
+    db_timeouts           = [for p in google_monitoring_alert_policy.db_timeouts : p.name]
+    slow_db_connect       = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
   }
 }

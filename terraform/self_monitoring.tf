@@ -13,6 +13,26 @@ locals {
   watchdog_functions    = join(" OR ", [for n in local.watchdog_services : "resource.labels.function_name=\"${n}\""])
 
   oncall_is_separate = !contains(var.watchdog_oncall_channels, google_monitoring_notification_channel.pubsub.name)
+
+  # An alert policy may only notify channels of its own project. The
+  # failed-decisions policy lives where the decision metric is written
+  # (metrics_project), so when that is another project it notifies
+  # metrics_project_oncall_channels, which must be channels there.
+  failed_decision_channels = local.metrics_project == var.project_id ? var.watchdog_oncall_channels : var.metrics_project_oncall_channels
+
+  # A channel name may carry the project ID or its number.
+  oncall_prefixes  = ["projects/${var.project_id}/", "projects/${local.project_number}/"]
+  metrics_prefixes = ["projects/${local.metrics_project}/", "projects/${data.google_project.metrics.number}/"]
+  oncall_in_project = alltrue([
+    for c in var.watchdog_oncall_channels : anytrue([for p in local.oncall_prefixes : startswith(c, p)])
+  ])
+  failed_decision_channels_in_project = length(local.failed_decision_channels) > 0 && alltrue([
+    for c in local.failed_decision_channels : anytrue([for p in local.metrics_prefixes : startswith(c, p)])
+  ])
+}
+
+data "google_project" "metrics" {
+  project_id = local.metrics_project
 }
 
 # Gen2 functions log as cloud_run_revision (service = function name); the
@@ -63,6 +83,10 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
       condition     = local.oncall_is_separate
       error_message = "watchdog_oncall_channels must not contain the watchdog's own Pub/Sub channel."
     }
+    precondition {
+      condition     = local.oncall_in_project
+      error_message = "watchdog_oncall_channels must be notification channels of project_id (projects/${var.project_id}/notificationChannels/ID): an alert policy can only notify channels of its own project."
+    }
   }
 }
 
@@ -96,7 +120,7 @@ resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
   display_name          = "Rollback watchdog: failed decisions"
   combiner              = "OR"
   severity              = "ERROR"
-  notification_channels = var.watchdog_oncall_channels
+  notification_channels = local.failed_decision_channels
 
   user_labels = {
     rollback_watchdog = "self"
@@ -144,6 +168,10 @@ resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
     precondition {
       condition     = local.oncall_is_separate
       error_message = "watchdog_oncall_channels must not contain the watchdog's own Pub/Sub channel."
+    }
+    precondition {
+      condition     = local.failed_decision_channels_in_project
+      error_message = "The failed-decisions policy lives in metrics_project (${local.metrics_project}) and can only notify channels of that project: when metrics_project differs from project_id, set metrics_project_oncall_channels to channels of ${local.metrics_project}."
     }
   }
 }
@@ -197,5 +225,12 @@ resource "google_monitoring_alert_policy" "dead_letters" {
       `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter.name} --project ${var.project_id} --limit 10`
       (add `--auto-ack` once handled; the alert closes when the subscription is empty).
     EOT
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.oncall_in_project
+      error_message = "watchdog_oncall_channels must be notification channels of project_id (projects/${var.project_id}/notificationChannels/ID)."
+    }
   }
 }

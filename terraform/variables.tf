@@ -34,7 +34,7 @@ variable "name_prefix" {
 }
 
 variable "enable_apis" {
-  description = "Enable the Google APIs the watchdog needs (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Pub/Sub, Monitoring, Logging, Secret Manager, IAM). They are never disabled on destroy."
+  description = "Enable the Google APIs the watchdog needs (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Pub/Sub, Monitoring, Logging, Secret Manager, IAM, Resource Manager, Service Usage, Storage). They are never disabled on destroy. Service Usage itself must already be on (it is in new projects): enabling an API goes through it."
   type        = bool
   default     = true
 }
@@ -58,7 +58,9 @@ variable "source_dir" {
 variable "watched_services" {
   description = <<-EOT
     Cloud Run services the watchdog may roll back. Each entry is {name, region, project}; project defaults to project_id.
-    The function's service account gets the rollbackWatchdogOperator role on each of these services only.
+    The function's service account gets the rollbackWatchdogOperator role on each of these services only, and
+    roles/iam.serviceAccountUser on each one's runtime service account, which the module reads from the service
+    (the services must exist before apply).
     Log-based detection (metrics and alert policies) is created for the entries in project_id; services in other projects
     are acted on, but their alerts must be created in their own project (see README).
   EOT
@@ -91,17 +93,6 @@ variable "watched_services" {
   validation {
     condition     = length(distinct([for s in var.watched_services : "${coalesce(s.project, "-")}/${s.region}/${s.name}"])) == length(var.watched_services)
     error_message = "watched_services lists the same service twice."
-  }
-}
-
-variable "watched_runtime_service_accounts" {
-  description = "Emails of the runtime service accounts of the watched services. The watchdog gets roles/iam.serviceAccountUser on each of these accounts only (Cloud Run checks actAs on the service identity when a service is updated)."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = alltrue([for e in var.watched_runtime_service_accounts : can(regex("^[a-z0-9][-a-z0-9]*@[-a-z0-9.]+\\.gserviceaccount\\.com$", e))])
-    error_message = "Each runtime service account must be a bare service account email ending in gserviceaccount.com (no \"serviceAccount:\" prefix)."
   }
 }
 
@@ -162,6 +153,17 @@ variable "deadline_seconds" {
   validation {
     condition     = var.deadline_seconds >= 5
     error_message = "deadline_seconds must be at least 5 seconds (the watchdog refuses smaller values)."
+  }
+}
+
+variable "max_alert_age_seconds" {
+  description = "WATCHDOG_MAX_ALERT_AGE_SECONDS: alerts whose incident started longer ago than this are reported but not acted on (a redelivered or dead-lettered alert from hours ago must not move traffic now). 0 disables the check."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.max_alert_age_seconds >= 0 && floor(var.max_alert_age_seconds) == var.max_alert_age_seconds
+    error_message = "max_alert_age_seconds must be a whole number of seconds, zero (no limit) or more."
   }
 }
 
@@ -255,9 +257,14 @@ variable "max_instance_count" {
 }
 
 variable "build_service_account" {
-  description = "Optional service account (full resource name projects/P/serviceAccounts/EMAIL) that Cloud Build uses to build the functions. Null keeps the project's default build identity."
+  description = "Email of an existing service account in project_id that Cloud Build uses to build the functions. The module grants it roles/cloudbuild.builds.builder on project_id. Null creates <name_prefix>-build for that. Whoever runs terraform needs iam.serviceAccounts.actAs on it."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.build_service_account == null || can(regex("^[a-z0-9][-a-z0-9]*@[-a-z0-9.]+\\.gserviceaccount\\.com$", coalesce(var.build_service_account, "x")))
+    error_message = "build_service_account must be a bare service account email ending in gserviceaccount.com (no \"serviceAccount:\" prefix, no projects/... path)."
+  }
 }
 
 variable "drill_ingress" {
@@ -272,13 +279,13 @@ variable "drill_ingress" {
 }
 
 variable "drill_invokers" {
-  description = "On-call principals allowed to call the drill function (roles/run.invoker on its service), e.g. [\"group:oncall@example.com\"]."
+  description = "On-call principals allowed to call the drill function (roles/run.invoker on its service), e.g. [\"group:oncall@example.com\"]. A drill may ask for \"live\": true and then really moves traffic, so list only people who could roll back by hand anyway: no whole domains."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for m in var.drill_invokers : can(regex("^(user|group|serviceAccount|domain):[^\\s]+$", m))])
-    error_message = "Each drill invoker must be user:, group:, serviceAccount: or domain: followed by an identity; allUsers and allAuthenticatedUsers are not accepted."
+    condition     = alltrue([for m in var.drill_invokers : can(regex("^(user|group|serviceAccount):[^\\s]+$", m))])
+    error_message = "Each drill invoker must be user:, group: or serviceAccount: followed by an identity; allUsers, allAuthenticatedUsers and whole domains (domain:) are not accepted, because a drill can run live."
   }
 }
 
@@ -309,13 +316,13 @@ variable "max_delivery_attempts" {
 }
 
 variable "dead_letter_retention" {
-  description = "How long dead letters are kept on the dead-letter subscription for inspection, as a duration in seconds, e.g. 604800s (7 days, the maximum)."
+  description = "How long dead letters are kept on the dead-letter subscription for inspection, as a duration in seconds: from 600s (10 minutes) to 2678400s (31 days, Pub/Sub's maximum message retention). Default 604800s (7 days)."
   type        = string
   default     = "604800s"
 
   validation {
-    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention)) && try(tonumber(trimsuffix(var.dead_letter_retention, "s")) >= 600 && tonumber(trimsuffix(var.dead_letter_retention, "s")) <= 604800, false)
-    error_message = "dead_letter_retention must be between 600s (10 minutes) and 604800s (7 days), written in seconds such as 86400s."
+    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention)) && try(tonumber(trimsuffix(var.dead_letter_retention, "s")) >= 600 && tonumber(trimsuffix(var.dead_letter_retention, "s")) <= 2678400, false)
+    error_message = "dead_letter_retention must be between 600s (10 minutes) and 2678400s (31 days), written in seconds such as 86400s."
   }
 }
 
@@ -341,13 +348,35 @@ variable "startup_failure_threshold" {
 }
 
 variable "startup_failure_window" {
-  description = "Window over which startup failures are counted, in seconds such as 300s."
+  description = "Alignment window of the metric-based startup-failure policy, in seconds such as 60s. The log-match policy opens the incident first; this window decides how soon after the last failure line the metric incident closes, which sends the recovery follow-up. At least 60s (the metric's sampling period)."
   type        = string
-  default     = "300s"
+  default     = "60s"
 
   validation {
-    condition     = can(regex("^[0-9]+s$", var.startup_failure_window))
-    error_message = "startup_failure_window must be a duration in seconds such as 300s."
+    condition     = can(regex("^[0-9]+s$", var.startup_failure_window)) && try(tonumber(trimsuffix(var.startup_failure_window, "s")) >= 60, false)
+    error_message = "startup_failure_window must be at least 60s, written in seconds such as 120s."
+  }
+}
+
+variable "db_timeout_window" {
+  description = "Alignment window of the metric-based DB-timeout policy, in seconds such as 60s. As for startup_failure_window, the log-match policy opens first; this decides how soon the metric incident closes after the last timeout line (the recovery follow-up). At least 60s."
+  type        = string
+  default     = "60s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.db_timeout_window)) && try(tonumber(trimsuffix(var.db_timeout_window, "s")) >= 60, false)
+    error_message = "db_timeout_window must be at least 60s, written in seconds such as 120s."
+  }
+}
+
+variable "log_metric_propagation_wait" {
+  description = "How long the first apply waits between creating the log-based metrics and the alert policies that use them (Cloud Monitoring refuses a policy on a metric it does not know yet), as a duration such as 120s or 3m."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.log_metric_propagation_wait))
+    error_message = "log_metric_propagation_wait must be a duration in seconds or minutes, such as 120s or 3m."
   }
 }
 
@@ -417,7 +446,7 @@ variable "log_match_rate_limit" {
 # ---------------------------------------------------------------------------
 
 variable "watchdog_oncall_channels" {
-  description = "Notification channels (projects/P/notificationChannels/ID) that hear about the watchdog's own failures: function errors, failed decisions, dead letters. Never the watchdog's own Pub/Sub channel, so a failing watchdog cannot trigger itself."
+  description = "Notification channels of project_id (projects/PROJECT_ID/notificationChannels/ID) that hear about the watchdog's own failures: function errors, failed decisions (unless metrics_project is another project), dead letters. Never the watchdog's own Pub/Sub channel, so a failing watchdog cannot trigger itself."
   type        = list(string)
 
   validation {
@@ -428,6 +457,17 @@ variable "watchdog_oncall_channels" {
   validation {
     condition     = alltrue([for c in var.watchdog_oncall_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
     error_message = "Each on-call channel must be a full channel name: projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "metrics_project_oncall_channels" {
+  description = "Only when metrics_project differs from project_id: notification channels of metrics_project (projects/METRICS_PROJECT/notificationChannels/ID) for the failed-decisions alert, which lives in metrics_project next to the metric. An alert policy can only notify channels of its own project."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.metrics_project_oncall_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each metrics-project on-call channel must be a full channel name: projects/PROJECT/notificationChannels/ID."
   }
 }
 

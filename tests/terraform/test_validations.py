@@ -24,7 +24,6 @@ BASE: dict[str, Any] = {
     "project_id": "my-project",
     "region": "europe-west1",
     "watched_services": [{"name": "checkout", "region": "europe-west1"}],
-    "watched_runtime_service_accounts": ["checkout-runtime@my-project.iam.gserviceaccount.com"],
     "slack_channel": "C0123456789",
     "slack_bot_token_secret": "rollback-watchdog-slack-bot-token",
     "watchdog_oncall_channels": ["projects/my-project/notificationChannels/123"],
@@ -32,13 +31,20 @@ BASE: dict[str, Any] = {
 
 ACCEPTED = {
     "the README example": {},
-    "a service in another project and the default compute SA": {
+    "a service in another project": {
         "watched_services": [
             {"name": "checkout", "region": "europe-west1"},
             {"name": "api", "region": "us-central1", "project": "other-project"},
         ],
-        "watched_runtime_service_accounts": ["123456789-compute@developer.gserviceaccount.com"],
     },
+    "an existing build service account": {"build_service_account": "builder@my-project.iam.gserviceaccount.com"},
+    "dead letters kept 31 days, Pub/Sub's maximum": {"dead_letter_retention": "2678400s"},
+    "no alert age limit": {"max_alert_age_seconds": 0},
+    "a failed-decisions channel in another metrics project": {
+        "metrics_project": "metrics-project",
+        "metrics_project_oncall_channels": ["projects/metrics-project/notificationChannels/9"],
+    },
+    "a longer metric wait": {"log_metric_propagation_wait": "3m", "startup_failure_window": "120s"},
     "drill for a group, behind a load balancer": {
         "drill_invokers": ["group:oncall@example.com", "user:alice@example.com"],
         "drill_ingress": "ALLOW_INTERNAL_AND_GCLB",
@@ -66,7 +72,11 @@ REFUSED = {
     "a negative cooldown": ({"cooldown_seconds": -1}, "zero or more"),
     "a deadline below 5 s": ({"deadline_seconds": 1}, "at least 5 seconds"),
     "a timeout above the push ack deadline": ({"function_timeout_seconds": 900}, "between 10 and 600"),
-    "public drill invokers": ({"drill_invokers": ["allUsers"]}, "allUsers and allAuthenticatedUsers"),
+    "public drill invokers": ({"drill_invokers": ["allUsers"]}, "allUsers, allAuthenticatedUsers"),
+    "a whole domain as drill invoker (drills can run live)": (
+        {"drill_invokers": ["domain:example.com"]},
+        "whole domains (domain:) are not accepted",
+    ),
     "all authenticated drill invokers": ({"drill_invokers": ["allAuthenticatedUsers"]}, "are not accepted"),
     "a bare email as invoker": ({"drill_invokers": ["alice@example.com"]}, "user:, group:"),
     "public drill publishers": ({"drill_publishers": ["allUsers"]}, "allUsers, allAuthenticatedUsers"),
@@ -78,10 +88,23 @@ REFUSED = {
         {"slack_webhook_url_secret": "https://hooks.slack.com/services/T/B/x"},
         "not the URL",
     ),
-    "a member prefix on a runtime SA": (
-        {"watched_runtime_service_accounts": ["serviceAccount:a@p.iam.gserviceaccount.com"]},
+    "a member prefix on the build SA": (
+        {"build_service_account": "serviceAccount:b@p.iam.gserviceaccount.com"},
         "bare service account email",
     ),
+    "a resource path as the build SA": (
+        {"build_service_account": "projects/p/serviceAccounts/b@p.iam.gserviceaccount.com"},
+        "bare service account email",
+    ),
+    "a negative alert age": ({"max_alert_age_seconds": -1}, "zero (no limit) or more"),
+    "a fractional alert age": ({"max_alert_age_seconds": 1.5}, "whole number of seconds"),
+    "a metrics-project channel that is not a resource name": (
+        {"metrics_project_oncall_channels": ["oncall@example.com"]},
+        "projects/PROJECT/notificationChannels/ID",
+    ),
+    "a startup window below the metric's sampling period": ({"startup_failure_window": "30s"}, "at least 60s"),
+    "a metric wait in hours": ({"log_metric_propagation_wait": "1h"}, "seconds or minutes"),
+    "a DB-timeout window below 60 s": ({"db_timeout_window": "10s"}, "db_timeout_window must be at least 60s"),
     "no on-call channel": ({"watchdog_oncall_channels": []}, "nobody would hear"),
     "an on-call channel that is not a resource name": (
         {"watchdog_oncall_channels": ["oncall@example.com"]},
@@ -89,6 +112,7 @@ REFUSED = {
     ),
     "too few delivery attempts": ({"max_delivery_attempts": 3}, "between 5 and 100"),
     "dead letters kept in days": ({"dead_letter_retention": "7d"}, "between 600s"),
+    "dead letters kept beyond 31 days": ({"dead_letter_retention": "2678401s"}, "2678400s (31 days)"),
     "auto-close below the API minimum": ({"alert_auto_close": "600s"}, "at least 1800s"),
     "rate limit below the API minimum": ({"log_match_rate_limit": "60s"}, "at least 300s"),
     "a value extractor that is a field": ({"slow_db_connect_value_extractor": "jsonPayload.x"}, "EXTRACT"),

@@ -31,6 +31,7 @@ ALLOWED_ENV = {
     "WATCHDOG_PROJECTS",
     "WATCHDOG_PAUSED",
     "WATCHDOG_METRICS_PROJECT",
+    "WATCHDOG_MAX_ALERT_AGE_SECONDS",
     "SLACK_CHANNEL",
 }
 ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
@@ -360,6 +361,10 @@ VARIABLE_DEFAULTS = [
     ("paused", False),
     ("rollback_on", "egress"),
     ("slow_db_connect_threshold_seconds", 5),
+    ("max_alert_age_seconds", 21600),
+    ("dead_letter_retention", "604800s"),
+    ("startup_failure_window", "60s"),
+    ("log_match_rate_limit", "300s"),
 ]
 
 
@@ -372,8 +377,8 @@ def test_deadline_fits_in_the_timeout() -> None:
     v = variables()
     assert v["deadline_seconds"]["default"] <= v["function_timeout_seconds"]["default"]
     for name in ("alert", "drill"):
-        pre = block(resource("google_cloudfunctions2_function", name), "lifecycle", "precondition")
-        assert pre["condition"] == "${var.deadline_seconds <= var.function_timeout_seconds}"
+        pre = block(resource("google_cloudfunctions2_function", name), "lifecycle")["precondition"]
+        assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
 
 
 def test_variables_are_typed_and_described() -> None:
@@ -457,7 +462,9 @@ def _policy_ids(pred) -> list[str]:
 def test_expected_policies_exist() -> None:
     assert set(policies()) >= {
         "startup_failures",
+        "startup_failure_lines",
         "db_timeout",
+        "db_timeouts",
         "slow_db_connect",
         "watchdog_errors",
         "watchdog_failed_decisions",
@@ -473,18 +480,49 @@ def test_every_policy_carries_the_watchdog_label(name: str) -> None:
         assert label == "true"
     else:
         # Self-monitoring goes to people, never to the watchdog's own channel.
-        assert policy["notification_channels"] == "${var.watchdog_oncall_channels}"
+        assert policy["notification_channels"] in ONCALL_CHANNELS
         assert label == "self"
 
 
-@pytest.mark.parametrize("name", ["startup_failures", "db_timeout", "slow_db_connect"])
+@pytest.mark.parametrize(
+    "name", ["startup_failures", "startup_failure_lines", "db_timeout", "db_timeouts", "slow_db_connect"]
+)
 def test_detection_policies_notify_the_watchdog(name: str) -> None:
     assert policies()[name]["notification_channels"] == "${local.watchdog_channels}"
 
 
+ONCALL_CHANNELS = ("${var.watchdog_oncall_channels}", "${local.failed_decision_channels}")
+
+
 @pytest.mark.parametrize("name", ["watchdog_errors", "watchdog_failed_decisions", "dead_letters"])
 def test_self_monitoring_goes_to_oncall_not_to_the_watchdog(name: str) -> None:
-    assert policies()[name]["notification_channels"] == "${var.watchdog_oncall_channels}"
+    assert policies()[name]["notification_channels"] in ONCALL_CHANNELS
+
+
+def test_failed_decisions_notify_channels_of_the_metrics_project() -> None:
+    """The policy lives in metrics_project; a policy may only notify channels of its own project."""
+    policy = policies()["watchdog_failed_decisions"]
+    assert policy["project"] == "${local.metrics_project}"
+    assert policy["notification_channels"] == "${local.failed_decision_channels}"
+    choice = locals_()["failed_decision_channels"]
+    assert choice == (
+        "${local.metrics_project == var.project_id ? var.watchdog_oncall_channels : var.metrics_project_oncall_channels}"
+    )
+    conditions_ = [p["condition"] for p in block(policy, "lifecycle")["precondition"]]
+    assert "${local.failed_decision_channels_in_project}" in conditions_
+    assert "local.metrics_prefixes" in locals_()["failed_decision_channels_in_project"]
+
+
+@pytest.mark.parametrize("name", ["watchdog_errors", "dead_letters"])
+def test_project_policies_notify_channels_of_project_id(name: str) -> None:
+    policy = policies()[name]
+    assert policy["project"] == "${var.project_id}"
+    conditions_ = [p["condition"] for p in block(policy, "lifecycle")["precondition"]]
+    assert "${local.oncall_in_project}" in conditions_
+    assert locals_()["oncall_prefixes"] == [
+        "projects/${var.project_id}/",
+        "projects/${local.project_number}/",
+    ]
 
 
 @pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
@@ -497,6 +535,23 @@ def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
         assert set(aggregations.get("group_by_fields", [])) >= GROUP_BY, name
 
 
+@pytest.mark.parametrize(
+    ("fast", "closing", "window"),
+    [
+        ("startup_failure_lines", "startup_failures", "startup_failure_window"),
+        ("db_timeout", "db_timeouts", "db_timeout_window"),
+    ],
+)
+def test_each_signal_opens_fast_and_closes_for_the_recovery_follow_up(fast: str, closing: str, window: str) -> None:
+    """The log-match policy opens on the first line; the metric policy on the same lines sends CLOSED."""
+    assert is_log_match(policies()[fast])
+    assert not is_log_match(policies()[closing])
+    assert strategy(policies()[closing])["notification_prompts"] == ["OPENED", "CLOSED"]
+    aggregations = block(conditions(policies()[closing])[0], "condition_threshold", "aggregations")
+    assert aggregations["alignment_period"] == f"${{var.{window}}}"
+    assert variables()[window]["default"] == "60s"
+
+
 def test_some_conditions_are_grouped_by_service() -> None:
     grouped = [
         name
@@ -505,7 +560,7 @@ def test_some_conditions_are_grouped_by_service() -> None:
         if "condition_threshold" in c
         and set(block(c, "condition_threshold", "aggregations").get("group_by_fields", [])) >= GROUP_BY
     ]
-    assert {"startup_failures", "slow_db_connect"} <= set(grouped)
+    assert {"startup_failures", "db_timeouts", "slow_db_connect"} <= set(grouped)
 
 
 @pytest.mark.parametrize("name", _policy_ids(is_log_match))
@@ -529,9 +584,53 @@ def test_db_timeout_policy_names_the_service_in_its_labels() -> None:
     assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
     assert policy["user_labels"]["cloud_run_region"] == "${each.value.region}"
     log = block(conditions(policy)[0], "condition_matched_log")
-    assert "cloud_run_revision" in log["filter"]
-    assert "${each.value.name}" in log["filter"]
+    assert log["filter"].startswith("${local.service_scope[each.key]} AND ")
+    scope = locals_()["service_scope"]
+    for part in ("cloud_run_revision", "${s.name}", "${s.region}"):
+        assert part in scope, part
+    assert "local.revision_scope" in scope
     assert variables()["db_timeout_log_text"]["default"] == "Database connection validation timeout exceeded"
+
+
+REVISION_SCOPE = 'resource.labels.revision_name:* AND NOT resource.labels.revision_name=\\"\\"'
+
+
+def test_filters_exclude_service_level_lines_without_a_revision() -> None:
+    """Ready-condition lines of the Service carry an empty revision_name: an alert on one names no revision."""
+    assert locals_()["revision_scope"] == REVISION_SCOPE
+    assert "${local.revision_scope}" in locals_()["cloud_run_scope"]
+    for name in ("startup_failures", "db_timeouts", "db_connect_seconds"):
+        assert resource("google_logging_metric", name)["filter"].startswith("${local.cloud_run_scope} AND "), name
+    for name in ("db_timeout", "startup_failure_lines"):
+        log = block(conditions(policies()[name])[0], "condition_matched_log")
+        assert log["filter"].startswith("${local.service_scope[each.key]} AND "), name
+
+
+def test_startup_failures_have_a_log_match_fast_path_per_service() -> None:
+    policy = policies()["startup_failure_lines"]
+    assert policy["for_each"] == "${local.watched_here}"
+    assert policy["notification_channels"] == "${local.watchdog_channels}"
+    assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
+    log = block(conditions(policy)[0], "condition_matched_log")
+    assert "${local.startup_failure_match}" in log["filter"]
+    assert log["label_extractors"]["revision_name"] == "EXTRACT(resource.labels.revision_name)"
+    assert block(strategy(policy), "notification_rate_limit")["period"] == "${var.log_match_rate_limit}"
+
+
+def test_policies_on_log_metrics_wait_for_the_metrics() -> None:
+    """Provider issue #11102: a policy on a brand-new log-based metric fails; the filter goes through time_sleep."""
+    sleep = resource("time_sleep", "log_metrics")
+    assert sleep["create_duration"] == "${var.log_metric_propagation_wait}"
+    pairs = (
+        ("startup_failures", "startup_failures"),
+        ("db_timeouts", "db_timeouts"),
+        ("slow_db_connect", "db_connect_seconds"),
+    )
+    for policy_name, metric in pairs:
+        assert sleep["triggers"][metric] == f"${{google_logging_metric.{metric}[0].name}}"
+        threshold = block(conditions(policies()[policy_name])[0], "condition_threshold")
+        assert f'time_sleep.log_metrics[0].triggers["{metric}"]' in threshold["filter"], threshold["filter"]
+        assert "google_logging_metric." not in threshold["filter"], "the policy must not bypass the wait"
 
 
 def test_startup_failure_filter_matches_cloud_run_startup_messages() -> None:
@@ -617,7 +716,7 @@ def test_no_public_member_anywhere() -> None:
     assert not any(p in code for p in PUBLIC)
 
 
-DRILL_INVOKER_REGEX = r"^(user|group|serviceAccount|domain):[^\s]+$"
+DRILL_INVOKER_REGEX = r"^(user|group|serviceAccount):[^\s]+$"
 
 
 @pytest.mark.parametrize(
@@ -628,6 +727,7 @@ DRILL_INVOKER_REGEX = r"^(user|group|serviceAccount|domain):[^\s]+$"
         ("allUsers", False),
         ("allAuthenticatedUsers", False),
         ("oncall@example.com", False),
+        ("domain:example.com", False),
     ],
 )
 def test_drill_invokers_validation(member: str, accepted: bool) -> None:
@@ -645,9 +745,21 @@ def test_custom_roles_grant_only_the_listed_permissions(role: str, allowed: set[
     assert set(body["permissions"]) == allowed
 
 
-def test_custom_role_ids() -> None:
-    assert resource("google_project_iam_custom_role", "operator")["role_id"] == "rollbackWatchdogOperator"
-    assert resource("google_project_iam_custom_role", "reader")["role_id"] == "rollbackWatchdogReader"
+def test_custom_role_ids_are_per_instance() -> None:
+    """Two instances in one project must not collide (role IDs are per project and soft-deleted for weeks)."""
+    assert (
+        resource("google_project_iam_custom_role", "operator")["role_id"]
+        == "rollbackWatchdogOperator_${local.role_suffix}"
+    )
+    assert (
+        resource("google_project_iam_custom_role", "reader")["role_id"] == "rollbackWatchdogReader_${local.role_suffix}"
+    )
+    # Per instance (the prefix) and per creation (a deleted role's ID stays unusable for up to 37 days).
+    assert locals_()["role_suffix"] == (
+        '${replace(var.name_prefix, "-", "_")}_${substr(google_service_account.function.unique_id, -8, -1)}'
+    )
+    # role_id allows [a-zA-Z0-9_.]{3,64}: the longest prefix still fits.
+    assert len("rollbackWatchdogOperator_" + "x" * 20 + "_" + "1" * 8) <= 64
 
 
 def test_no_custom_role_outside_the_allowed_set() -> None:
@@ -664,18 +776,116 @@ def test_operator_role_is_bound_per_watched_service() -> None:
     assert grant["member"] == "serviceAccount:${google_service_account.function.email}"
 
 
-def test_only_the_reader_role_is_granted_on_a_project() -> None:
+def test_only_the_reader_and_build_roles_are_granted_on_a_project() -> None:
     grants = resources("google_project_iam_member")
-    assert set(grants) == {"function_reads"}
+    assert set(grants) == {"function_reads", "build_builds"}
     assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
+    assert grants["function_reads"]["member"] == "serviceAccount:${google_service_account.function.email}"
+
+
+def test_functions_build_as_a_build_account_with_the_builder_role() -> None:
+    """Projects created since mid-2024 have no usable default build identity."""
+    grant = resource("google_project_iam_member", "build_builds")
+    assert grant["role"] == "roles/cloudbuild.builds.builder"
+    assert grant["project"] == "${var.project_id}"
+    assert grant["member"] == "serviceAccount:${local.build_service_account_email}"
+    assert resource("google_service_account", "build")["count"] == "${var.build_service_account == null ? 1 : 0}"
+    assert locals_()["build_service_account_email"] == (
+        "${coalesce(var.build_service_account, one(google_service_account.build[*].email))}"
+    )
+    for name in ("alert", "drill"):
+        fn = resource("google_cloudfunctions2_function", name)
+        assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
+        assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
 
 
 def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
-    for name, grant in resources("google_service_account_iam_member").items():
-        if grant["role"] == "roles/iam.serviceAccountUser":
-            assert grant["for_each"] == "${toset(var.watched_runtime_service_accounts)}", name
-            assert grant["service_account_id"] == "projects/-/serviceAccounts/${each.value}", name
+    grants = [
+        g
+        for g in resources("google_service_account_iam_member").values()
+        if g["role"] == "roles/iam.serviceAccountUser"
+    ]
+    assert len(grants) == 1
+    grant = grants[0]
+    assert grant["for_each"] == "${toset(values(local.runtime_service_accounts))}"
+    assert grant["service_account_id"] == "projects/-/serviceAccounts/${each.value}"
+    assert grant["member"] == "serviceAccount:${google_service_account.function.email}"
     assert "roles/iam.serviceAccountUser" not in {g["role"] for g in resources("google_project_iam_member").values()}
+
+
+def test_runtime_accounts_are_read_from_the_watched_services() -> None:
+    data = {}
+    for item in module().get("data", []):
+        for t, named in item.items():
+            data.update({f"{t}.{n}": b for n, b in named.items()})
+    service = data["google_cloud_run_v2_service.watched"]
+    assert service["for_each"] == "${local.watched}"
+    assert (service["project"], service["location"], service["name"]) == (
+        "${each.value.project}",
+        "${each.value.region}",
+        "${each.value.name}",
+    )
+    # depends_on would defer the read to apply time and make the grants' for_each unknown.
+    assert "depends_on" not in service
+    accounts = locals_()["runtime_service_accounts"]
+    assert "data.google_cloud_run_v2_service.watched" in accounts
+    assert "s.template[0].service_account" in accounts
+    assert "-compute@developer.gserviceaccount.com" in accounts  # the default when the service names none
+
+
+def test_unreadable_watched_services_are_named() -> None:
+    """A precondition on a resource that always exists lists them all; each data source names its own."""
+    fn = resource("google_cloudfunctions2_function", "alert")
+    pre = [p for p in block(fn, "lifecycle")["precondition"] if "unreadable_services" in p["condition"]]
+    assert len(pre) == 1
+    assert pre[0]["condition"] == "${length(local.unreadable_services) == 0}"
+    assert '${join(", ", local.unreadable_services)}' in pre[0]["error_message"]
+    assert "data.google_cloud_run_v2_service.watched" in locals_()["unreadable_services"]
+    data = {}
+    for item in module().get("data", []):
+        data.update(item.get("google_cloud_run_v2_service", {}))
+    post = block(data["watched"], "lifecycle", "postcondition")
+    assert "self.uid" in post["condition"]
+    assert "${each.key}" in post["error_message"]
+    # No actAs on a default account for a service that was not read.
+    assert "!contains(local.unreadable_services, k)" in locals_()["runtime_service_accounts"]
+
+
+SERVICE_AGENT_GRANTS = {
+    "google_pubsub_topic_iam_member.monitoring_publishes_alerts": "monitoring",
+    "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters": "pubsub",
+    "google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters": "pubsub",
+    "google_service_account_iam_member.pubsub_agent_mints_trigger_tokens": "pubsub",
+}
+
+
+@pytest.mark.parametrize(("address", "agent"), SERVICE_AGENT_GRANTS.items(), ids=SERVICE_AGENT_GRANTS.keys())
+def test_service_agents_exist_before_they_are_granted(address: str, agent: str) -> None:
+    identity = resource("google_project_service_identity", agent)
+    assert identity["provider"] == "google-beta"
+    assert identity["service"] == f"{agent}.googleapis.com"
+    rtype, name = address.split(".")
+    assert f"${{google_project_service_identity.{agent}}}" in resource(rtype, name)["depends_on"]
+
+
+def test_apis_include_resource_manager_and_service_usage() -> None:
+    apis = set(locals_()["apis"])
+    assert {"cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com", "cloudbuild.googleapis.com"} <= apis
+
+
+def test_push_retries_back_off_from_10_seconds() -> None:
+    retry = block(resource("google_pubsub_subscription", "alerts_push"), "retry_policy")
+    assert retry["minimum_backoff"] == "10s"
+    assert retry["maximum_backoff"] == "600s"
+
+
+def test_dead_letter_retention_allows_pubsubs_31_day_maximum() -> None:
+    var = variables()["dead_letter_retention"]
+    assert "<= 2678400" in var["validation"][0]["condition"]
+    assert "31 days" in var["description"]
+    assert "7 days, the maximum" not in var["description"]
+    sub = resource("google_pubsub_subscription", "dead_letter")
+    assert sub["message_retention_duration"] == "${var.dead_letter_retention}"
 
 
 def test_drill_invoker_is_the_oncall_list_on_the_drill_service() -> None:
@@ -728,3 +938,46 @@ def test_example_uses_only_declared_variables() -> None:
     assert args <= declared, f"undeclared: {sorted(args - declared)}"
     required = {n for n, v in variables().items() if "default" not in v}
     assert required <= args, f"example misses required: {sorted(required - args)}"
+
+
+def _tfvars_example() -> dict[str, Any]:
+    return _clean(hcl2.loads((EXAMPLE / "terraform.tfvars.example").read_text()))
+
+
+def test_example_applies_with_its_tfvars_alone() -> None:
+    """Every variable of examples/basic without a default is set in terraform.tfvars.example, and nothing else."""
+    example_vars: dict[str, dict] = {}
+    for item in _load(EXAMPLE).get("variable", []):
+        example_vars.update(item)
+    tfvars = _tfvars_example()
+    required = {n for n, v in example_vars.items() if "default" not in v}
+    assert required <= set(tfvars), f"not in terraform.tfvars.example: {sorted(required - set(tfvars))}"
+    assert set(tfvars) <= set(example_vars), f"undeclared: {sorted(set(tfvars) - set(example_vars))}"
+    assert {"watched_services", "slack_secret_id", "drill_invokers", "oncall_email"} <= set(tfvars)
+
+
+def test_example_hard_codes_no_service_secret_or_group() -> None:
+    call = _load(EXAMPLE)["module"][0]["rollback_watchdog"]
+    assert call["watched_services"] == "${var.watched_services}"
+    assert call["slack_bot_token_secret"] == "${var.slack_secret_id}"
+    assert call["drill_invokers"] == "${var.drill_invokers}"
+    text = (EXAMPLE / "main.tf").read_text()
+    for literal in ("checkout", "rollback-watchdog-slack", "group:", "@example.com"):
+        assert literal not in text, f"examples/basic hard-codes {literal!r}; make it a variable"
+
+
+def test_example_configures_google_beta() -> None:
+    """The module's google_project_service_identity resources need a google-beta provider configuration."""
+    providers = {name for item in _load(EXAMPLE).get("provider", []) for name in item}
+    assert {"google", "google-beta"} <= providers
+
+
+def test_example_enables_monitoring_before_its_oncall_channel() -> None:
+    """On a fresh project the channel would otherwise be created before the module enables the API."""
+    example = _load(EXAMPLE)
+    resources_ = {f"{t}.{n}": b for item in example["resource"] for t, named in item.items() for n, b in named.items()}
+    api = resources_["google_project_service.monitoring"]
+    assert api["service"] == "monitoring.googleapis.com"
+    assert api["disable_on_destroy"] is False
+    channel = resources_["google_monitoring_notification_channel.oncall_email"]
+    assert "${google_project_service.monitoring}" in channel["depends_on"]

@@ -1,16 +1,30 @@
 variable "project_id" {
-  description = "Project that hosts the watchdog and the checkout service."
+  description = "Project that hosts the watchdog and the watched services."
   type        = string
 }
 
 variable "region" {
-  description = "Region of the watchdog and of the checkout service."
+  description = "Region of the watchdog's functions, e.g. europe-west1."
   type        = string
   default     = "europe-west1"
 }
 
+variable "watched_services" {
+  description = "Cloud Run services the watchdog may roll back: {name, region, project?}. They must exist before apply (their runtime service accounts are read from them)."
+  type = list(object({
+    name    = string
+    region  = string
+    project = optional(string)
+  }))
+}
+
 variable "slack_channel" {
-  description = "Slack channel ID the watchdog posts to."
+  description = "Slack channel ID the watchdog posts to, e.g. C0123456789."
+  type        = string
+}
+
+variable "slack_secret_id" {
+  description = "ID of the Secret Manager secret (in project_id) that holds the Slack bot token. Create it with gcloud first (README step 2); Terraform never sees the token."
   type        = string
 }
 
@@ -19,7 +33,8 @@ variable "oncall_email" {
   type        = string
 }
 
-variable "oncall_group" {
-  description = "Google group allowed to run drills."
-  type        = string
+variable "drill_invokers" {
+  description = "Principals allowed to run drills against the drill function, e.g. [\"group:sre-oncall@example.com\"]. Empty: nobody."
+  type        = list(string)
+  default     = []
 }
