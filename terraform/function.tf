@@ -28,6 +28,9 @@ locals {
     SLACK_CHANNEL             = var.slack_channel
     # 0 disables the age check.
     WATCHDOG_MAX_ALERT_AGE_SECONDS = tostring(var.max_alert_age_seconds)
+    WATCHDOG_SENTINEL              = var.sentinel
+    # Its own traffic and annotation updates are audit-logged too: never deploys.
+    WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
   }
 }
 

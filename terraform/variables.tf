@@ -481,3 +481,25 @@ variable "decision_metric_labels" {
     error_message = "decision_metric_labels must include outcome: the failed-decision alert filters on it."
   }
 }
+
+variable "sentinel" {
+  description = "WATCHDOG_SENTINEL: what the watchdog does with Cloud Run deploy events (audit log sink, sentinel.tf): warn (post a Slack warning about risky configuration at deploy time) or off (no sink)."
+  type        = string
+  default     = "warn"
+
+  validation {
+    condition     = contains(["off", "warn"], var.sentinel)
+    error_message = "sentinel must be off or warn."
+  }
+}
+
+variable "sentinel_folder_id" {
+  description = "Optional: a folder (folders/NUMBER or NUMBER) whose Cloud Run deploys the sentinel also reads, through one folder-level sink. Whoever applies needs roles/logging.configWriter on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.sentinel_folder_id == null || can(regex("^(folders/)?[0-9]+$", var.sentinel_folder_id))
+    error_message = "sentinel_folder_id must be folders/NUMBER or NUMBER."
+  }
+}

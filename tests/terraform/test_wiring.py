@@ -32,6 +32,8 @@ ALLOWED_ENV = {
     "WATCHDOG_PAUSED",
     "WATCHDOG_METRICS_PROJECT",
     "WATCHDOG_MAX_ALERT_AGE_SECONDS",
+    "WATCHDOG_SENTINEL",
+    "WATCHDOG_SERVICE_ACCOUNT",
     "SLACK_CHANNEL",
 }
 ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
@@ -406,6 +408,9 @@ def _secret_env(name: str) -> dict[str, dict]:
 
 
 def test_env_var_names_are_the_ones_the_code_reads() -> None:
+    from watchdog.config import ENV_VARS
+
+    assert ALLOWED_ENV | ALLOWED_SECRET_ENV <= set(ENV_VARS)
     names = set(locals_()["function_env"])
     unknown = names - ALLOWED_ENV
     assert not unknown, f"environment variables the watchdog does not read: {sorted(unknown)}"
