@@ -81,15 +81,57 @@ class TestConcurrentDeploy:
         revisions = [r["name"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.revisions[BACKEND]]
         assert revisions[0].endswith("-dep")  # the deploy itself is intact
 
-    @pytest.mark.parametrize(("status", "grpc_status"), [(409, "ABORTED"), (400, "FAILED_PRECONDITION")])
-    def test_precondition_failures_make_it_read_again(self, start_stack, status, grpc_status):
+    @pytest.mark.parametrize(
+        ("status", "grpc_status", "message"),
+        [
+            pytest.param(409, "ABORTED", "etag mismatch: the resource has been modified", id="409-aborted"),
+            pytest.param(400, "FAILED_PRECONDITION", "The etag does not match", id="400-etag"),
+            pytest.param(412, "FAILED_PRECONDITION", "Precondition Failed: etag mismatch", id="412-etag"),
+        ],
+    )
+    def test_etag_conflicts_make_it_read_again(self, start_stack, status, grpc_status, message):
         stack = start_stack()
-        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status))
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status,
+                                                  message=message))  # fmt: skip
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] == 200
         reads = [r for r in stack.cloud_run.state.requests if r["method"] == "GET" and r["path"].endswith("staging")]
         assert len(reads) == 2
         assert [a["status"] for a in stack.traffic_attempts()] == [status, 200]
         assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
+    @pytest.mark.parametrize(
+        ("status", "grpc_status", "message"),
+        [
+            pytest.param(409, "ALREADY_EXISTS", "Revision named 'netra-backend-staging-00118-paz' with different "
+                         "configuration already exists.", id="409-already-exists"),
+            pytest.param(400, "FAILED_PRECONDITION", "Service is being deleted", id="400-not-etag"),
+            pytest.param(412, "FAILED_PRECONDITION", "Precondition Failed", id="412-not-etag"),
+        ],
+    )  # fmt: skip
+    def test_other_conflicts_are_reported_once_not_retried(self, start_stack, status, grpc_status, message):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status,
+                                                  message=message, times=5))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [status]
+        [report] = stack.messages
+        assert report["text"].startswith("<!here> ")
+        assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
+        assert message.replace("'", "&#x27;") in report["text"] or message in report["text"]
+        assert "--to-revisions REVISION=100" in report["text"]
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+
+    def test_a_conflict_that_lasts_is_reported_and_acknowledged(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED",
+                                                  message="etag mismatch", times=100))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [409, 409, 409]
+        [report] = stack.messages
+        assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
+        assert "changed under it 3 times in a row" in report["text"]
+        assert f"--to-revisions {BACKEND_TARGET}=100" in report["text"]
+        assert any(line.get("reason") == "kept_changing" for line in stack.function.logs())
 
 
 class TestTransientAndPermanentErrors:
@@ -139,6 +181,39 @@ class TestTransientAndPermanentErrors:
         assert len(stack.messages) == 1
         assert "grant the watchdog" in stack.messages[0]["text"]
         assert any(line["severity"] == "ERROR" for line in stack.function.logs())
+
+    @pytest.mark.parametrize(
+        ("message", "names", "command"),
+        [
+            pytest.param(
+                "Permission 'iam.serviceaccounts.actAs' denied on service account "
+                "backend-runtime@netra-staging.iam.gserviceaccount.com (or it may not exist).",
+                "iam.serviceAccounts.actAs on backend-runtime@netra-staging.iam.gserviceaccount.com",
+                "gcloud iam service-accounts add-iam-policy-binding backend-runtime@netra-staging.iam.gserviceaccount.com"
+                " --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT"
+                " --role roles/iam.serviceAccountUser",
+                id="actAs",
+            ),
+            pytest.param(
+                f"Permission 'run.services.update' denied on resource '{BACKEND}' (or resource may not exist).",
+                f"run.services.update on {BACKEND}",
+                "gcloud run services add-iam-policy-binding netra-backend-staging --region us-central1"
+                " --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT --role roles/run.developer",
+                id="update",
+            ),
+        ],
+    )
+    def test_a_403_on_the_update_is_loud_and_names_the_grant(self, start_stack, message, names, command):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=403, grpc_status="PERMISSION_DENIED",
+                                                  message=message))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        [report] = stack.messages
+        assert report["text"].startswith("<!here> ")
+        shown = report["blocks"][0]["text"]["text"]
+        assert shown.startswith("<!here> ")
+        assert f"grant the watchdog {names}: {command}" in shown
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
 
     def test_invalid_config_is_acknowledged_with_an_error_log(self, start_stack):
         stack = start_stack(WATCHDOG_ROLLBACK_ON="everything")

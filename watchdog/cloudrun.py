@@ -90,6 +90,11 @@ class CloudRun:
         self._session = AuthorizedSession(credentials)
         self._base = (endpoint or "https://run.googleapis.com").rstrip("/") + "/v2/"
 
+    def identity(self) -> str:
+        """The service account the watchdog calls Cloud Run as, once a call has refreshed its token; else ""."""
+        email = getattr(self._session.credentials, "service_account_email", "") or ""
+        return "" if email == "default" else email
+
     def _retry(self, deadline: float) -> retry.Retry:
         return retry.Retry(
             predicate=retry.if_exception_type(*TRANSIENT),
@@ -179,18 +184,18 @@ class CloudRun:
         """Replace the service annotations (no revision is created). Does not wait."""
         self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"], deadline)
 
-    def _update(self, service: run_v2.Service, paths: list[str], deadline: float):
-        request = run_v2.UpdateServiceRequest(service=service, update_mask=field_mask_pb2.FieldMask(paths=paths))
+    def _update(self, service: run_v2.Service, paths: list[str], deadline: float, *, validate_only: bool = False):
+        request = run_v2.UpdateServiceRequest(
+            service=service, update_mask=field_mask_pb2.FieldMask(paths=paths), validate_only=validate_only
+        )
         try:
             return self._services.update_service(
                 request=request, retry=self._retry(deadline), timeout=self._timeout(deadline)
             )
-        except (exceptions.Conflict, exceptions.FailedPrecondition) as error:
-            raise ConcurrentChange(str(error)) from error
-        except exceptions.BadRequest as error:
-            if _rest_status(error) == "FAILED_PRECONDITION":
+        except exceptions.GoogleAPICallError as error:
+            if is_etag_conflict(error):
                 raise ConcurrentChange(str(error)) from error
-            raise
+            raise  # every other 409 / 400 / 412 is permanent: the handler reports it
 
 
 def _polling(deadline: float) -> retry.Retry:
@@ -204,6 +209,32 @@ def _from_operation(error: exceptions.GoogleAPICallError) -> bool:
     """api_core raises the operation's own error with the Operation as ``response``; HTTP errors carry a
     requests.Response."""
     return type(getattr(error, "response", None)).__name__ == "Operation"
+
+
+def is_etag_conflict(error: exceptions.GoogleAPICallError) -> bool:
+    """Only a stale etag means "re-read and decide again"; every other conflict is permanent.
+
+    What the rules say (https://google.aip.dev/154, "Resource freshness validation"): a
+    request whose etag does not match "must" fail with ``ABORTED`` (HTTP 409); before
+    2021 the AIP said ``FAILED_PRECONDITION`` (HTTP 400), and APIs that take the etag as
+    an ``If-Match`` header answer HTTP 412 ``conditionNotMet``
+    (https://cloud.google.com/storage/docs/json_api/v1/status-codes#412_Precondition_Failed).
+    So: 409 ``ABORTED`` always counts (it is what the AIP reserves for read-modify-write
+    conflicts, https://cloud.google.com/apis/design/errors), while 400
+    ``FAILED_PRECONDITION`` and 412 count only when the message is about the etag.
+    Everything else (409 ``ALREADY_EXISTS`` "Revision named … with different
+    configuration already exists", a ``FAILED_PRECONDITION`` about the service's
+    state) would fail the same way on every retry.
+    """
+    status = _rest_status(error) or getattr(getattr(error, "grpc_status_code", None), "name", "")
+    about_etag = "etag" in str(getattr(error, "message", "") or error).lower()
+    if isinstance(error, exceptions.Conflict) or error.code == 409:
+        return status == "ABORTED" or (not status and about_etag)
+    if isinstance(error, exceptions.PreconditionFailed) or error.code == 412:
+        return about_etag
+    if status == "FAILED_PRECONDITION" or isinstance(error, exceptions.FailedPrecondition):
+        return about_etag
+    return False
 
 
 def _rest_status(error: exceptions.GoogleAPICallError) -> str:

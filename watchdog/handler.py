@@ -27,7 +27,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 
 from watchdog import decision as rules
-from watchdog import ledger, logs, report
+from watchdog import ledger, logs, permissions, report
 from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
 from watchdog.config import Config, ServiceRef
 from watchdog.intake import Alert, Ignored, parse
@@ -44,6 +44,9 @@ PERMANENT = (
     api_exceptions.Unauthorized,
     api_exceptions.BadRequest,
     api_exceptions.MethodNotAllowed,
+    # 409 / 412 that are not an etag conflict (cloudrun.is_etag_conflict): retrying cannot help
+    api_exceptions.Conflict,
+    api_exceptions.PreconditionFailed,
 )
 
 
@@ -190,7 +193,7 @@ class Watchdog:
                     incident_id=alert.incident_id,
                     service=str(alert.service),
                 )
-        raise ConcurrentChange(f"{alert.service} kept changing; giving up for this delivery")
+        return self._kept_changing(alert, decided.target, deadline)  # the last decision's target
 
     def _roll_back(
         self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
@@ -334,12 +337,22 @@ class Watchdog:
     # --- edges -------------------------------------------------------------
 
     def _permanent(self, alert: Alert, error: Exception, deadline: float) -> Outcome:
+        loud = False
         if isinstance(error, api_exceptions.NotFound):
             hint = "check the service name and region in the alert policy"
         elif isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
-            hint = "grant the watchdog's service account the operator role on this service (terraform/)"
+            # The watchdog cannot act on this service at all: as loud as a failed rollback.
+            missing = permissions.missing_permission(str(error), alert.service, self.cloud_run.identity())
+            hint = f"grant the watchdog {missing.permission} on {missing.resource}: {missing.command}"
+            loud = True
         elif isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
             hint = "check the function's service account and its credentials"
+        elif isinstance(error, (api_exceptions.Conflict, api_exceptions.PreconditionFailed)) or (
+            isinstance(error, api_exceptions.BadRequest) and "FAILED_PRECONDITION" in _status_of(error)
+        ):
+            # not an etag conflict (those are re-read and decided again): retrying cannot help
+            hint = f"Cloud Run refused the update; roll back by hand if needed: {_manual(alert)}"
+            loud = True
         else:
             hint = "check the alert policy and the watchdog's configuration"
         logs.error(
@@ -353,9 +366,35 @@ class Watchdog:
             f"Rollback watchdog could not handle incident {alert.incident_id} for "
             f"{alert.service}: {type(error).__name__}: {str(error)[:300]}. What to do: {hint}."
         )
-        message = report.Message(report.escape(text), [report._section(report.escape(text))])
+        message = report.Message(report.escape(text), [report._section(report.escape(text))], loud=loud)
         posted = self._post(message, deadline)
         return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
+
+    def _kept_changing(self, alert: Alert, target: str, deadline: float) -> Outcome:
+        """Every attempt of this delivery lost the etag race: report it and acknowledge.
+
+        Someone is changing the service right now (a deploy, a person moving
+        traffic). Answering 500 would have Pub/Sub redeliver until the dead
+        letter with nobody told; fighting them is not the watchdog's job. So the
+        last attempt reports, loudly, with the command to roll back by hand, and
+        the delivery is acknowledged.
+        """
+        logs.error(
+            f"{alert.service.service} kept changing ({MAX_CONCURRENT_RETRIES} etag conflicts); no rollback",
+            decision="error",
+            reason="kept_changing",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+        )
+        text = (
+            f"Rollback watchdog did not roll back {alert.service} for incident {alert.incident_id}: the service "
+            f"changed under it {MAX_CONCURRENT_RETRIES} times in a row (etag conflicts; someone is deploying or "
+            f"moving traffic). Traffic was left as it is. If it still fails, roll back by hand: "
+            f"{_manual(alert, target)}"
+        )
+        message = report.Message(report.escape(text), [report._section(report.escape(text))], loud=True)
+        posted = self._post(message, deadline)
+        return Outcome("error", "kept_changing", alert.incident_id, str(alert.service), posted=posted.ok)
 
     def _post(self, message: report.Message, deadline: float, thread: str = ""):
         posted = self._notifier_factory(deadline).post(message, thread=thread)
@@ -389,6 +428,17 @@ class Watchdog:
             elapsed_ms=_ms(started),
             **extra,
         )
+
+
+def _status_of(error: Exception) -> str:
+    try:
+        return str(error.response.json()["error"]["status"])  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - any error shape: no status
+        return ""
+
+
+def _manual(alert: Alert, target: str = "") -> str:
+    return report.rollback_command(alert, target or "REVISION")
 
 
 def _ms(started: float) -> float:
