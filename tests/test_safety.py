@@ -233,13 +233,64 @@ class TestTransientAndPermanentErrors:
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         message = stack.messages[0]
         assert message["text"].startswith("<!here> ")
+        assert message["blocks"][1]["text"]["text"].startswith("<!here> ")
         assert "ROLLBACK FAILED" in message["text"]
         assert "Revision is not ready to serve traffic" in message["text"]
         assert "--to-revisions netra-backend-staging-00118-paz=100" in message["text"]
+        shown = json.dumps(message["blocks"])
+        assert "Serving now (trafficStatuses): netra-backend-staging-00119-qor 100%; traffic was not moved" in shown
         assert any(line.get("decision") == "rollback_failed" for line in stack.function.logs())
-        # the ledger does not claim a rollback that did not happen, so a later delivery may try again
+        # Cloud Run keeps the requested traffic in the spec; only trafficStatuses say what serves
+        service = stack.cloud_run.state.services[BACKEND]
+        assert [t.get("revision") for t in service["traffic"]] == [BACKEND_TARGET]
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
-        assert ledger.find(stack.cloud_run.state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        assert service["terminalCondition"]["state"] == "CONDITION_FAILED"
+        # the ledger does not claim a rollback that did not happen, so a later delivery may try again
+        assert ledger.find(service.get("annotations"), "0.backend-startup-1") is None
+        assert [p["query"]["updateMask"] for p in stack.patches()] == ["traffic,annotations", "annotations"]
+
+    def test_a_target_gone_before_the_update_fails_inside_the_operation(self, start_stack):
+        """Cloud Run accepts the update and reports the missing revision in the operation, not as a 400."""
+        stack = start_stack()
+        state = stack.cloud_run.state
+
+        def delete_target(request):
+            if request["path"].endswith("/revisions"):
+                state.revisions[BACKEND] = [
+                    r for r in state.revisions[BACKEND] if not r["name"].endswith(BACKEND_TARGET)
+                ]
+
+        state.on_served = delete_target
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [200]
+        [message] = stack.messages
+        assert f"Revision '{BACKEND_TARGET}' does not exist." in message["text"]
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+        assert ledger.find(state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        # a redelivery of the acknowledged incident would try once and report once: no loop inside a delivery
+        assert len(stack.traffic_attempts()) == 1
+
+
+class TestVerification:
+    def test_it_waits_for_reconciliation_before_confirming(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.reconciling_reads_after_done = 2
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        update = stack.traffic_updates()[0]
+        reads_after = [r for r in stack.cloud_run.state.requests if r["method"] == "GET"
+                       and r["path"].endswith("netra-backend-staging") and r["time"] > update["time"]]  # fmt: skip
+        assert len(reads_after) >= 3  # two while reconciling, then the settled one
+        assert stack.messages[0]["text"].startswith(f"Rolled back netra-backend-staging to {BACKEND_TARGET}")
+        assert "Verified" in json.dumps(stack.messages[0]["blocks"])
+
+    def test_reconciliation_that_never_ends_is_not_claimed_as_verified(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.reconciling_reads_after_done = 10_000
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        [message] = stack.messages
+        assert message["text"].startswith("Rollback of netra-backend-staging not verified")
+        record = ledger.find(stack.cloud_run.state.services[BACKEND]["annotations"], "0.backend-startup-1")
+        assert record.reported
 
 
 class TestSlackFaults:

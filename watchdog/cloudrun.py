@@ -26,6 +26,7 @@ from google.protobuf import field_mask_pb2, json_format
 from watchdog.config import ServiceRef
 
 PAGE_SIZE = 100
+SETTLE_MARGIN = 3.0  # seconds of the deadline kept for the report when waiting for reconciliation
 
 TRANSIENT = (
     exceptions.TooManyRequests,
@@ -178,7 +179,29 @@ class CloudRun:
             if _from_operation(error):
                 raise UpdateFailed(str(error)) from error
             raise  # polling itself failed (5xx, 404 …): the caller treats it as transient or permanent
-        return _to_dict(result)
+        return self.settled(ref, _to_dict(result), deadline)
+
+    def settled(self, ref: ServiceRef, service: dict, deadline: float) -> dict:
+        """The service once Cloud Run has finished reconciling the update ``service`` describes.
+
+        service.proto (``Service.reconciling``): while ``reconciling`` is true,
+        ``observedGeneration``, ``latestReadyRevision`` and ``trafficStatuses``
+        are transient; only when it is false and ``observedGeneration`` equals
+        ``generation`` do they say what serves the update. A done operation may
+        still carry a reconciling service, so read it again (backing off) until it
+        settles or only ``SETTLE_MARGIN`` of the deadline is left (for the report);
+        what it last said is returned either way,
+        and :func:`confirmed` tells the caller whether it proves anything.
+        """
+        delay = 0.1
+        while not _settled(service) and deadline - time.monotonic() > delay + SETTLE_MARGIN:
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            fresh = self.get_service(ref, deadline)
+            if int(fresh.get("generation") or 0) < int(service.get("generation") or 0):
+                continue  # a stale read from before the update: keep waiting for ours
+            service = fresh
+        return service
 
     def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
         """Replace the service annotations (no revision is created). Does not wait."""
@@ -196,6 +219,24 @@ class CloudRun:
             if is_etag_conflict(error):
                 raise ConcurrentChange(str(error)) from error
             raise  # every other 409 / 400 / 412 is permanent: the handler reports it
+
+
+def _settled(service: dict) -> bool:
+    return not service.get("reconciling") and int(service.get("observedGeneration") or 0) >= int(
+        service.get("generation") or 0
+    )
+
+
+def confirmed(service: dict, target: str) -> bool:
+    """``target`` serves 100%, as a settled service reports it in ``trafficStatuses`` (not ``traffic``)."""
+    if not _settled(service):
+        return False
+    serving = sum(
+        int(status.get("percent") or 0)
+        for status in service.get("trafficStatuses") or []
+        if (status.get("revision") or "").rsplit("/", 1)[-1] == target
+    )
+    return serving == 100
 
 
 def _polling(deadline: float) -> retry.Retry:

@@ -28,7 +28,7 @@ from google.api_core import exceptions as api_exceptions
 
 from watchdog import decision as rules
 from watchdog import ledger, logs, permissions, report
-from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
+from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed
 from watchdog.config import Config, ServiceRef
 from watchdog.intake import Alert, Ignored, parse
 
@@ -215,7 +215,7 @@ class Watchdog:
             return self._failed(alert, decided, error, deadline)
         serving = rules.traffic_split(result)
         elapsed = time.monotonic() - started
-        if serving.get(decided.target) == 100:
+        if confirmed(result, decided.target):  # settled, and trafficStatuses say 100% on the target
             action = report.Action(report.ROLLED_BACK, seconds=elapsed)
         else:
             action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
@@ -252,6 +252,24 @@ class Watchdog:
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
+        """The update was accepted but its operation ended in error: say what serves, and clean up.
+
+        Cloud Run keeps the requested traffic and annotations in the spec (so the
+        ledger record is there too) while ``trafficStatuses`` keep showing what
+        serves. The report says what serves now, from ``trafficStatuses``, and
+        the command to run. The record is removed (an annotations-only update,
+        the spec's traffic left as Cloud Run keeps it) unless the target does
+        serve 100%: the ledger never claims a rollback that did not happen. The
+        delivery is acknowledged, so it does not loop; a later notification of
+        the same incident may try once more, and reports again if it fails.
+        """
+        service: dict | None = None
+        try:
+            service = self.cloud_run.get_service(alert.service, deadline)
+        except Exception as read_error:  # noqa: BLE001 - the report goes out regardless
+            logs.warning(f"could not read the service after the failed rollback: {read_error}")
+        serving = rules.traffic_split(service) if service is not None else {}
+        now = ", ".join(f"{revision} {percent}%" for revision, percent in serving.items()) or "unknown"
         logs.error(
             f"ROLLBACK FAILED for {alert.service.service}: {error}",
             decision="rollback_failed",
@@ -259,12 +277,13 @@ class Watchdog:
             service=str(alert.service),
             from_revision=decided.failing,
             to_revision=decided.target,
+            serving=serving,
             manual_command=report.rollback_command(alert, decided.target),
         )
-        posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=str(error))), deadline)
+        detail = f"{error}. Serving now (trafficStatuses): {now}; traffic was not moved"
+        posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=detail)), deadline)
         try:  # drop the record so the ledger does not claim a rollback that did not happen
-            service = self.cloud_run.get_service(alert.service, deadline)
-            if rules.traffic_split(service).get(decided.target) != 100:
+            if service is not None and serving.get(decided.target) != 100:
                 kept = ledger.without(service.get("annotations"), alert.incident_id)
                 if kept is not None:
                     self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
