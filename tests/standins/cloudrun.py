@@ -5,10 +5,21 @@ v2 REST shape, and speaks enough of the API for the real ``google-cloud-run``
 client: get/list services, list revisions (newest first, paged), get revision,
 PATCH service with an update mask and an etag check, and operations.
 
+Updates behave as service.proto documents them: the requested traffic and
+annotations are stored at once with a new ``generation`` and ``reconciling:
+true``; ``trafficStatuses`` and ``observedGeneration`` follow only when the
+operation succeeds. A failed operation (scripted, or a target revision that is
+missing or not Ready, which Cloud Run reports inside the operation) leaves the
+spec as requested and what serves as it was, with a failed
+``terminalCondition``. ``validateOnly`` persists nothing. ``:testIamPermissions``
+and the 403s answer from a per-resource grant map (``granted``; None: all).
+
 Scripted faults make the failure cases testable over real HTTP: a status code
 (with Retry-After), a delay, a dropped connection, a concurrent deploy landing
 just before a request, or an update operation that ends in error. Every
 request is logged so tests can assert exactly what the watchdog sent.
+Every response it can serve is parsed with google-cloud-run's own types in
+tests/test_standin_schemas.py.
 
 Run it alone: ``python -m tests.standins.cloudrun --port 8085 --seed seed.json``.
 Control endpoints (not part of the Cloud Run API) live under ``/_control/``.
