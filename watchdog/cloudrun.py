@@ -334,7 +334,7 @@ def is_etag_conflict(error: exceptions.GoogleAPICallError) -> bool:
     configuration already exists", a ``FAILED_PRECONDITION`` about the service's
     state) would fail the same way on every retry.
     """
-    status = _rest_status(error) or getattr(getattr(error, "grpc_status_code", None), "name", "")
+    status = rest_status(error) or getattr(getattr(error, "grpc_status_code", None), "name", "")
     about_etag = "etag" in str(getattr(error, "message", "") or error).lower()
     if isinstance(error, exceptions.Conflict) or error.code == 409:
         return status == "ABORTED" or (not status and about_etag)
@@ -345,7 +345,7 @@ def is_etag_conflict(error: exceptions.GoogleAPICallError) -> bool:
     return False
 
 
-def _rest_status(error: exceptions.GoogleAPICallError) -> str:
+def rest_status(error: exceptions.GoogleAPICallError) -> str:
     try:
         return str(error.response.json()["error"]["status"])  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - any shape of error body: no status

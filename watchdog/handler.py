@@ -28,7 +28,7 @@ from google.api_core import exceptions as api_exceptions
 
 from watchdog import decision as rules
 from watchdog import ledger, logs, permissions, report
-from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed
+from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed, rest_status
 from watchdog.config import Config, ServiceRef
 from watchdog.intake import Alert, Ignored, parse
 
@@ -239,7 +239,7 @@ class Watchdog:
     def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
         """A rollback happened but its report was not recorded: report it now."""
         serving = rules.traffic_split(service)
-        kind = report.ROLLED_BACK if serving.get(decided.target) == 100 else report.UNVERIFIED
+        kind = report.ROLLED_BACK if confirmed(service, decided.target) else report.UNVERIFIED
         action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
         # The decision was rebuilt from the ledger: say what it knows.
         decided = replace(
@@ -367,7 +367,7 @@ class Watchdog:
         elif isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
             hint = "check the function's service account and its credentials"
         elif isinstance(error, (api_exceptions.Conflict, api_exceptions.PreconditionFailed)) or (
-            isinstance(error, api_exceptions.BadRequest) and "FAILED_PRECONDITION" in _status_of(error)
+            isinstance(error, api_exceptions.BadRequest) and rest_status(error) == "FAILED_PRECONDITION"
         ):
             # not an etag conflict (those are re-read and decided again): retrying cannot help
             hint = f"Cloud Run refused the update; roll back by hand if needed: {_manual(alert)}"
@@ -447,13 +447,6 @@ class Watchdog:
             elapsed_ms=_ms(started),
             **extra,
         )
-
-
-def _status_of(error: Exception) -> str:
-    try:
-        return str(error.response.json()["error"]["status"])  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - any error shape: no status
-        return ""
 
 
 def _manual(alert: Alert, target: str = "") -> str:
