@@ -215,6 +215,19 @@ class TestTransientAndPermanentErrors:
         assert f"grant the watchdog {names}: {command}" in shown
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
 
+    def test_without_act_as_on_the_runtime_account_the_update_is_refused_and_reported(self, start_stack):
+        """Grants, not a scripted fault: the stand-in refuses the update as Cloud Run words it."""
+        stack = start_stack()
+        account = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
+        stack.cloud_run.state.granted = {BACKEND: {"run.services.get", "run.services.update"}}
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [403]
+        [report] = stack.messages
+        shown = report["blocks"][0]["text"]["text"]
+        assert shown.startswith("<!here> ")
+        assert f"grant the watchdog iam.serviceAccounts.actAs on {account}: gcloud iam service-accounts " in shown
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+
     def test_invalid_config_is_acknowledged_with_an_error_log(self, start_stack):
         stack = start_stack(WATCHDOG_ROLLBACK_ON="everything")
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
