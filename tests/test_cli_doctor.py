@@ -347,3 +347,13 @@ def test_policy_rules_on_their_own():
     self_policy = doctor.policy_findings(policy(3, "self", threshold(), userLabels={"rollback_watchdog": "self"}))
     assert self_policy[0].status == "problem"
     assert doctor.exit_code([doctor.Finding("x", "unchecked", ""), doctor.Finding("x", "problem", "")]) == 1
+
+
+def test_the_compute_default_account_is_tested_given_the_project_number(monitoring, iam, cloud_run):
+    cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
+    cloud_run.state.granted = copy.deepcopy(EVERYTHING)
+    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012")
+    assert result.exit_code == 1, result.output
+    [finding] = [f for f in findings(result) if f["check"] == "runtime_sa_iam" and f["subject"].endswith("staging")]
+    assert finding["status"] == "problem"
+    assert "123456789012-compute@developer.gserviceaccount.com" in finding["message"]

@@ -288,6 +288,8 @@ class MonitoringStandIn:
 
     def _page(self, seeded: list[Message], request: Any) -> tuple[list[Message], str]:
         """Offset-token paging over resources under ``request.name`` (unnamed seeds always match)."""
+        if not re.fullmatch(r"projects/[^/]+", request.name):
+            raise ValueError(f"Name {request.name!r} is not projects/PROJECT")
         with self._lock:
             matching = [m for m in seeded if not m.name or m.name.startswith(request.name + "/")]  # type: ignore[attr-defined]
         start = int(request.page_token or 0)
