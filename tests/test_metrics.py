@@ -6,6 +6,7 @@ google-cloud-monitoring client over gRPC to tests/standins/monitoring.py.
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 
@@ -137,3 +138,25 @@ def test_a_rejected_write_is_logged_with_its_points(start_stack, monitoring):
     assert "5 minutes in the future" in rejected["message"]
     assert rejected["points"][0]["outcome"] == "rolled_back"
     assert rejected["severity"] == "WARNING"
+
+
+def test_concurrent_decisions_in_one_process_never_break_the_write_rules(monitoring):
+    """20 threads decide at once about two series: every point is accepted and every decision is counted."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from watchdog.monitoring import DecisionMetric
+
+    metric = DecisionMetric("netra-ops", monitoring.address)
+    alert = SimpleNamespace(service=SimpleNamespace(project="netra-staging", service="netra-backend-staging"))
+    outcomes = [SimpleNamespace(decision=None, result="failed" if i % 2 else "error") for i in range(20)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda outcome: metric(alert, outcome, time.monotonic() + 10), outcomes))
+    deadline = time.monotonic() + 12
+    while sum(v for points in monitoring.points.values() for _, v in points) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    counted = {dict(key[2])["outcome"]: sum(v for _, v in points) for key, points in monitoring.points.items()}
+    assert counted == {"failed": 10, "error": 10}
+    for points in monitoring.points.values():
+        ends = [end for end, _ in points]
+        assert all(b - a >= 5 for a, b in itertools.pairwise(ends))

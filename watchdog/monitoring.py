@@ -126,8 +126,11 @@ class DecisionMetric:
                 if s.pending and (s.last_end is None or now - s.last_end >= MIN_INTERVAL)
             ][:MAX_SERIES]
             batch = [(s, s.pending, max(now, (s.last_end or 0) + 0.001)) for s in due]
-            for series, count, _end in batch:
+            for series, count, end in batch:
+                # Reserved now, kept whatever the answer: a point that timed out may still have been
+                # written, and no other thread may write this series in the next 5 s.
                 series.pending -= count
+                series.last_end = end
             carried = any(s.pending for s in self._series.values())
         if carried:
             self._schedule()
@@ -163,9 +166,6 @@ class DecisionMetric:
             self._client.create_time_series(name=f"projects/{project}", time_series=series, retry=None, timeout=timeout)
         except exceptions.InvalidArgument as error:
             # A rule broken (or a label the descriptor lacks): these points are lost; say which.
-            with self._lock:
-                for s, _count, end in items:
-                    s.last_end = max(s.last_end or 0, end)
             logs.warning(
                 f"decision metric points rejected: {error}",
                 decision="metric_rejected",
@@ -173,13 +173,10 @@ class DecisionMetric:
             )
             raise
         except Exception:
-            with self._lock:  # not written: carried to the next write
+            with self._lock:  # probably not written: carried to the next write (at most a double count)
                 for s, count, _end in items:
                     s.pending += count
             raise
-        with self._lock:
-            for s, _count, end in items:
-                s.last_end = max(s.last_end or 0, end)
 
     def _schedule(self) -> None:
         """Flush what is carried once it is due, if no decision comes first."""
