@@ -194,6 +194,8 @@ class DecisionMetric:
             self._timer.start()
 
     def _flush_quietly(self) -> None:
+        with self._lock:
+            self._timer = None  # this timer is done: a flush that still carries something schedules the next
         try:
             self._flush()
         except Exception as error:  # noqa: BLE001 - a background flush has no caller to tell
