@@ -357,3 +357,13 @@ def test_the_compute_default_account_is_tested_given_the_project_number(monitori
     [finding] = [f for f in findings(result) if f["check"] == "runtime_sa_iam" and f["subject"].endswith("staging")]
     assert finding["status"] == "problem"
     assert "123456789012-compute@developer.gserviceaccount.com" in finding["message"]
+
+
+def test_with_every_service_in_scope_the_rights_are_unchecked(monitoring, iam, cloud_run):
+    result = run(monitoring, iam.address, cloud_run, "--json", WATCHDOG_SERVICES="*")
+    assert result.exit_code == 2, result.output
+    assert [(f["check"], f["status"]) for f in findings(result) if f["subject"] == "*"] == [
+        ("service", "ok"),
+        ("dry_run", "unchecked"),
+    ]
+    assert [r for r in cloud_run.state.requests if r["method"] != "GET"] == []

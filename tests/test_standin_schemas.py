@@ -264,3 +264,25 @@ def test_the_slack_stand_in_refuses_what_block_kit_refuses(blocks, problem):
         ok = client.chat_postMessage(channel="C1", text="t", blocks=[{"type": "section", "text": {
             "type": "mrkdwn", "text": "<!here> fine"}}])  # fmt: skip
         assert ok["ok"]
+
+
+def test_a_loud_message_mentions_here_in_its_blocks_by_webhook_too():
+    """Slack shows the blocks, not the fallback text: the mention must be in the blocks (bot and webhook)."""
+    from tests.standins.slack import TOKEN, SlackStandIn
+    from watchdog.config import SlackSettings
+    from watchdog.notify import SlackBot, SlackWebhook
+    from watchdog.report import Message
+
+    message = Message("failed", [{"type": "header", "text": {"type": "plain_text", "text": "ROLLBACK FAILED"}},
+                                 {"type": "section", "text": {"type": "mrkdwn", "text": "what happened"}}], loud=True)  # fmt: skip
+    with SlackStandIn() as slack:
+        remaining = lambda: 10.0  # noqa: E731
+        bot = SlackSettings(bot_token=TOKEN, channel="C1", webhook_url="", api_url=slack.api_url)
+        hook = SlackSettings(bot_token="", channel="", webhook_url=slack.webhook_url, api_url="")
+        assert SlackBot(bot, remaining).post(message).ok
+        assert SlackWebhook(hook, remaining).post(message).ok
+        for sent in slack.state.messages:
+            blocks = sent["blocks"] if isinstance(sent["blocks"], list) else json.loads(sent["blocks"])
+            assert blocks[1]["text"]["text"] == "<!here> what happened"
+            assert sent["text"] == "<!here> failed"
+        assert message.blocks[1]["text"]["text"] == "what happened"  # the Message itself is not changed

@@ -388,7 +388,11 @@ def _services(
     from watchdog.config import ServiceRef
 
     if config.services.everything:
-        return [Finding("service", OK, "WATCHDOG_SERVICES is '*': every service is in scope", "*")]
+        return [
+            Finding("service", OK, "WATCHDOG_SERVICES is '*': every service is in scope", "*"),
+            Finding("dry_run", UNCHECKED, "with '*' there is no list of services to prove rollback rights on: "
+                    "name the services in WATCHDOG_SERVICES to have them checked", "*"),
+        ]  # fmt: skip
     from google.auth.exceptions import GoogleAuthError
 
     try:
