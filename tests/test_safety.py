@@ -262,6 +262,22 @@ class TestTransientAndPermanentErrors:
         assert ledger.find(service.get("annotations"), "0.backend-startup-1") is None
         assert [p["query"]["updateMask"] for p in stack.patches()] == ["traffic,annotations", "annotations"]
 
+    def test_the_ledger_cleanup_survives_an_etag_conflict(self, start_stack):
+        stack = start_stack()
+        state = stack.cloud_run.state
+        state.faults.append(Fault(kind="operation_error", error={"code": 9, "message": "not ready"}))
+
+        def conflict_on_the_cleanup(request):
+            if request["method"] == "PATCH" and "traffic" in request["query"].get("updateMask", ""):
+                state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED", message="etag mismatch"))
+
+        state.on_served = conflict_on_the_cleanup
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [(p["query"]["updateMask"], p["status"]) for p in stack.patches()] == [
+            ("traffic,annotations", 200), ("annotations", 409), ("annotations", 200)]  # fmt: skip
+        assert ledger.find(state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        assert "traffic was not moved" in json.dumps(stack.messages[0]["blocks"])
+
     def test_a_target_gone_before_the_update_fails_inside_the_operation(self, start_stack):
         """Cloud Run accepts the update and reports the missing revision in the operation, not as a 400."""
         stack = start_stack()

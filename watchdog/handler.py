@@ -280,18 +280,32 @@ class Watchdog:
             serving=serving,
             manual_command=report.rollback_command(alert, decided.target),
         )
-        detail = f"{error}. Serving now (trafficStatuses): {now}; traffic was not moved"
+        moved = serving.get(decided.target) == 100
+        outcome = "the target serves 100% all the same" if moved else "traffic was not moved"
+        detail = f"{error}. Serving now (trafficStatuses): {now}; {outcome}"
         posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=detail)), deadline)
         try:  # drop the record so the ledger does not claim a rollback that did not happen
-            if service is not None and serving.get(decided.target) != 100:
-                kept = ledger.without(service.get("annotations"), alert.incident_id)
-                if kept is not None:
-                    self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
+            if service is not None and not moved:
+                self._drop_record(alert, service, deadline)
         except Exception as cleanup_error:  # noqa: BLE001 - already reported loudly
             logs.warning(
                 f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
             )
         return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _drop_record(self, alert: Alert, service: dict, deadline: float) -> None:
+        """Remove this incident's ledger record (annotations only); once more on a fresh read if the etag moved."""
+        for attempt in range(2):
+            kept = ledger.without(service.get("annotations"), alert.incident_id)
+            if kept is None:
+                return
+            try:
+                self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
+                return
+            except ConcurrentChange:
+                if attempt:
+                    raise
+                service = self.cloud_run.get_service(alert.service, deadline)
 
     def _settle_report(self, alert: Alert, service: dict, posted: Any, deadline: float) -> None:
         """Record a sent report; if it could not be sent but may be later, have Pub/Sub redeliver.
