@@ -129,9 +129,20 @@ class TestConcurrentDeploy:
         assert [a["status"] for a in stack.traffic_attempts()] == [409, 409, 409]
         [report] = stack.messages
         assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
-        assert "changed under it 3 times in a row" in report["text"]
+        assert "changed under it 3 time(s) in a row" in report["text"]
         assert f"--to-revisions {BACKEND_TARGET}=100" in report["text"]
         assert any(line.get("reason") == "kept_changing" for line in stack.function.logs())
+
+    def test_a_conflict_that_lasts_the_deadline_is_reported_before_it_runs_out(self, start_stack):
+        """1 s per Cloud Run call: after one conflict a second attempt would not fit, so it reports at once."""
+        stack = start_stack()
+        stack.cloud_run.state.latency = 1.0
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED",
+                                                  message="etag mismatch", times=100))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [409]
+        [report] = stack.messages
+        assert "changed under it 1 time(s) in a row" in report["text"]
 
 
 class TestTransientAndPermanentErrors:

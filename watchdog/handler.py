@@ -33,6 +33,7 @@ from watchdog.config import Config, ServiceRef
 from watchdog.intake import Alert, Ignored, parse
 
 MAX_CONCURRENT_RETRIES = 3
+REPORT_SECONDS = 2.0  # kept for the report when deciding whether another attempt fits in the deadline
 DEADLINE_MARGIN = 3.0  # seconds kept back so the response reaches Pub/Sub in time
 
 # REST answers map to the HTTP-named exceptions (Forbidden), gRPC ones to the status-named (PermissionDenied).
@@ -155,7 +156,9 @@ class Watchdog:
             return self._locks.setdefault(str(ref), threading.Lock())
 
     def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
+        conflicts = 0
         for _ in range(MAX_CONCURRENT_RETRIES):
+            attempt_started = time.monotonic()
             service, history = self.cloud_run.read(alert.service, deadline)
             memo: dict = {}  # revision pairs compared so far, kept across pages
             decided = rules.decide(
@@ -188,12 +191,16 @@ class Watchdog:
             try:
                 return self._roll_back(alert, decided, service, deadline, started)
             except ConcurrentChange as error:
+                conflicts += 1
                 logs.warning(
                     f"service changed while deciding; deciding again: {error}",
                     incident_id=alert.incident_id,
                     service=str(alert.service),
                 )
-        return self._kept_changing(alert, decided.target, deadline)  # the last decision's target
+                took = time.monotonic() - attempt_started
+                if deadline - time.monotonic() < took + REPORT_SECONDS:
+                    break  # another attempt would run into the deadline (500, then the same again): report now
+        return self._kept_changing(alert, decided.target, conflicts, deadline)  # the last decision's target
 
     def _roll_back(
         self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
@@ -403,8 +410,12 @@ class Watchdog:
         posted = self._post(message, deadline)
         return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
 
-    def _kept_changing(self, alert: Alert, target: str, deadline: float) -> Outcome:
+    def _kept_changing(self, alert: Alert, target: str, conflicts: int, deadline: float) -> Outcome:
         """Every attempt of this delivery lost the etag race: report it and acknowledge.
+
+        "Every attempt" is ``MAX_CONCURRENT_RETRIES``, or fewer when another one
+        would not fit in the deadline: a conflict that lasts the whole deadline
+        ends here too, not in a 500 that Pub/Sub would redeliver the same way.
 
         Someone is changing the service right now (a deploy, a person moving
         traffic). Answering 500 would have Pub/Sub redeliver until the dead
@@ -413,7 +424,7 @@ class Watchdog:
         the delivery is acknowledged.
         """
         logs.error(
-            f"{alert.service.service} kept changing ({MAX_CONCURRENT_RETRIES} etag conflicts); no rollback",
+            f"{alert.service.service} kept changing ({conflicts} etag conflicts); no rollback",
             decision="error",
             reason="kept_changing",
             incident_id=alert.incident_id,
@@ -421,9 +432,9 @@ class Watchdog:
         )
         text = (
             f"Rollback watchdog did not roll back {alert.service} for incident {alert.incident_id}: the service "
-            f"changed under it {MAX_CONCURRENT_RETRIES} times in a row (etag conflicts; someone is deploying or "
-            f"moving traffic). Traffic was left as it is. If it still fails, roll back by hand: "
-            f"{_manual(alert, target)}"
+            f"changed under it {conflicts} time(s) in a row (etag conflicts; someone is deploying or moving "
+            f"traffic), so it stopped trying for this incident. Traffic was left as it is. If it still fails, "
+            f"roll back by hand: {_manual(alert, target)}"
         )
         message = report.Message(report.escape(text), [report._section(report.escape(text))], loud=True)
         posted = self._post(message, deadline)
