@@ -93,8 +93,10 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
 # The watchdog writes one point per decision. The descriptor is created here
 # so the policy below can be created before the first decision is written
 # (Monitoring refuses a policy on an unknown metric type). Contract with
-# watchdog/monitoring.py: GAUGE, INT64, value 1 per decision, resource
-# global, labels service, action, outcome (all in var.decision_metric_labels).
+# watchdog/monitoring.py: GAUGE, INT64, value = decisions the point stands for
+# (usually 1; Monitoring takes one point per series every 5 s, so a burst is
+# carried into one point), resource global, labels service, action, outcome,
+# instance (all in var.decision_metric_labels). Alert with ALIGN_SUM.
 resource "google_monitoring_metric_descriptor" "decisions" {
   project      = local.metrics_project
   type         = "custom.googleapis.com/rollback_watchdog/decisions"
@@ -102,7 +104,7 @@ resource "google_monitoring_metric_descriptor" "decisions" {
   value_type   = "INT64"
   unit         = "1"
   display_name = "Rollback watchdog decisions"
-  description  = "One point (value 1) per decision of the rollback watchdog: label action is what it decided, outcome what came of it (failed when the action failed)."
+  description  = "Decisions of the rollback watchdog; a point's value is how many decisions it stands for (sum it): label action is what it decided, outcome what came of it (failed when the action failed), instance the writing process."
 
   dynamic "labels" {
     for_each = toset(var.decision_metric_labels)
@@ -143,7 +145,7 @@ resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
 
       aggregations {
         alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_COUNT"
+        per_series_aligner   = "ALIGN_SUM"
         cross_series_reducer = "REDUCE_SUM"
       }
     }

@@ -52,8 +52,14 @@ def cloud_run() -> Iterator[CloudRunStandIn]:
 
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
+    """The Slack stand-in; every message the watchdog sent in the test must have been valid Block Kit.
+
+    The watchdog falls back to text only when Slack refuses its blocks, so a
+    refusal would not fail the test by itself: it fails here.
+    """
     with SlackStandIn() as server:
         yield server
+        assert server.state.invalid == [], f"the watchdog sent invalid Block Kit: {server.state.invalid}"
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import AUTH, BACKEND
 from tests.pubsub_emulator.server import PubSubEmulator
+from tests.standins.iam import IamStandIn
 from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.pubsub_iam import PubSubIamStandIn
 from tests.support import free_port
@@ -100,11 +102,30 @@ def iam():
         yield standin
 
 
+AUTH_SA = "netra-netra-auth-service@netra-staging.iam.gserviceaccount.com"
+BACKEND_SA = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
+EVERYTHING = {
+    AUTH: {"run.services.get", "run.services.update"},
+    BACKEND: {"run.services.get", "run.services.update"},
+    f"projects/-/serviceAccounts/{AUTH_SA}": {"iam.serviceAccounts.actAs"},
+    f"projects/-/serviceAccounts/{BACKEND_SA}": {"iam.serviceAccounts.actAs"},
+}
+
+
+@pytest.fixture(autouse=True)
+def sa_iam(cloud_run):
+    """The IAM stand-in, sharing the Cloud Run stand-in's grants; every doctor run here is pointed at it."""
+    with IamStandIn(cloud_run.state) as standin:
+        cloud_run.iam_url = standin.url
+        yield standin
+
+
 def run(monitoring, pubsub_host: str, cloud_run, *args: str, **env: str):
     base = {
         "MONITORING_API_ENDPOINT": monitoring.address if monitoring else f"127.0.0.1:{free_port()}",
         "PUBSUB_EMULATOR_HOST": pubsub_host,
         "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
+        "IAM_API_ENDPOINT": getattr(cloud_run, "iam_url", ""),
         "WATCHDOG_TOPIC": TOPIC,
         "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",
         "WATCHDOG_DRY_RUN": "",
@@ -118,8 +139,10 @@ def findings(result) -> list[dict]:
     return json.loads(result.stdout)["findings"]
 
 
-def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run):
-    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012")
+def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run, sa_iam):
+    cloud_run.state.granted = copy.deepcopy(EVERYTHING)
+    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012",
+                 IAM_API_ENDPOINT=sa_iam.url)  # fmt: skip
     assert result.exit_code == 0, result.output
     found = findings(result)
     assert {f["status"] for f in found} == {"ok"}
@@ -133,8 +156,11 @@ def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run):
     assert ("GetIamPolicy", {"resource": TOPIC}) in iam.requests
     listed = monitoring.calls("ListAlertPolicies") + monitoring.calls("ListNotificationChannels")
     assert {c["name"] for c in listed} == {f"projects/{PROJECT}"}
-    text = run(monitoring, iam.address, cloud_run)
-    assert text.exit_code == 0
+    for check in ("service_iam", "runtime_sa_iam", "dry_run"):
+        assert {f["subject"] for f in found if f["check"] == check} == {
+            "netra-auth-service", "us-central1/netra-backend-staging"}, check  # fmt: skip
+    text = run(monitoring, iam.address, cloud_run, IAM_API_ENDPOINT=sa_iam.url)
+    assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[-1] == "doctor: healthy"
 
 
@@ -226,10 +252,87 @@ def test_configuration_warnings_and_errors(monitoring, iam, cloud_run):
     assert "invalid configuration: WATCHDOG_COOLDOWN_SECONDS: 'soon' is not a number" in broken.stdout
 
 
-def test_doctor_reads_only(monitoring, iam, cloud_run):
-    run(monitoring, iam.address, cloud_run)
+def test_doctor_changes_nothing(monitoring, iam, cloud_run, sa_iam):
+    """Reads, permission tests and a validate_only update: the stand-ins' state is untouched."""
+    before = copy.deepcopy(cloud_run.state.services)
+    run(monitoring, iam.address, cloud_run, IAM_API_ENDPOINT=sa_iam.url)
     assert {name for name, _ in monitoring.requests} == {"ListNotificationChannels", "ListAlertPolicies"}
-    assert {r["method"] for r in cloud_run.state.requests} == {"GET"}
+    assert cloud_run.state.services == before
+    assert cloud_run.state.operations == {}
+    methods = {(r["method"], r["path"].rsplit(":", 1)[-1] if ":" in r["path"] else "")
+               for r in cloud_run.state.requests}  # fmt: skip
+    assert methods == {("GET", ""), ("POST", "testIamPermissions"), ("PATCH", "")}
+    assert {p["path"] for p in sa_iam.state.requests} == {
+        f"/v1/projects/-/serviceAccounts/{AUTH_SA}:testIamPermissions",
+        f"/v1/projects/-/serviceAccounts/{BACKEND_SA}:testIamPermissions",
+    }
+
+
+def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_iam):
+    run(monitoring, iam.address, cloud_run, IAM_API_ENDPOINT=sa_iam.url)
+    patches = {r["path"]: r for r in cloud_run.state.requests if r["method"] == "PATCH"}
+    backend = patches[f"/v2/{BACKEND}"]
+    assert (backend["query"]["updateMask"], backend["query"]["validateOnly"]) == ("traffic,annotations", "true")
+    assert set(backend["body"]) == {"etag", "annotations", "traffic"}  # as pin_traffic sends it (name: in the path)
+    assert backend["body"]["etag"] == cloud_run.state.services[BACKEND]["etag"]
+    assert backend["body"]["traffic"] == [
+        {"type": 2, "revision": "netra-backend-staging-00119-qor", "percent": 100}  # enums as ints, like the client
+    ]
+    [record] = json.loads(backend["body"]["annotations"]["rollback-watchdog/rollbacks"])
+    assert record["incident"] == doctor.DOCTOR_INCIDENT
+
+
+@pytest.mark.parametrize(
+    ("granted_away", "check", "message"),
+    [
+        pytest.param(
+            (BACKEND, "run.services.update"),
+            "service_iam",
+            "the watchdog lacks run.services.update on netra-staging/us-central1/netra-backend-staging: "
+            "gcloud run services add-iam-policy-binding netra-backend-staging --region us-central1 --project "
+            "netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT --role roles/run.developer",
+            id="update",
+        ),
+        pytest.param(
+            (f"projects/-/serviceAccounts/{BACKEND_SA}", "iam.serviceAccounts.actAs"),
+            "runtime_sa_iam",
+            f"the watchdog lacks iam.serviceAccounts.actAs on the runtime service account {BACKEND_SA}; every "
+            f"rollback of netra-backend-staging would get a 403: gcloud iam service-accounts add-iam-policy-binding "
+            f"{BACKEND_SA} --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT "
+            "--role roles/iam.serviceAccountUser",
+            id="actAs",
+        ),
+    ],
+)
+def test_a_missing_permission_is_a_problem_with_its_grant(monitoring, iam, cloud_run, sa_iam, granted_away, check,
+                                                          message):  # fmt: skip
+    granted = copy.deepcopy(EVERYTHING)
+    granted[granted_away[0]].discard(granted_away[1])
+    cloud_run.state.granted = granted
+    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT=sa_iam.url)
+    assert result.exit_code == 1, result.output
+    problems = [(f["check"], f["subject"], f["message"]) for f in findings(result) if f["status"] == "problem"]
+    assert (check, "us-central1/netra-backend-staging", message) in problems
+    # the validate_only update meets the same grants as a real rollback would: refused, and it says why
+    dry_run = [m for c, subject, m in problems if c == "dry_run"]
+    assert len(dry_run) == 1
+    assert dry_run[0].startswith(f"Cloud Run refused the rollback update: {granted_away[1]}")
+    assert "netra-auth-service" not in {subject for _, subject, _ in problems}
+
+
+def test_what_cannot_be_tested_is_unchecked_never_ok(monitoring, iam, cloud_run):
+    """No IAM endpoint next to a local Cloud Run, and a service on the Compute Engine default account."""
+    cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
+    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT="")
+    assert result.exit_code == 2, result.output
+    unchecked = {(f["subject"], f["message"]) for f in findings(result) if f["check"] == "runtime_sa_iam"}
+    assert unchecked == {
+        ("netra-auth-service", f"no IAM endpoint for a local Cloud Run endpoint (IAM_API_ENDPOINT): actAs on "
+         f"{AUTH_SA} not tested"),
+        ("us-central1/netra-backend-staging", "the service runs as the Compute Engine default service account, "
+         "whose email needs the project number: give --project-number"),
+    }  # fmt: skip
+    assert {f["status"] for f in findings(result) if f["check"] == "runtime_sa_iam"} == {"unchecked"}
 
 
 def test_policy_rules_on_their_own():
@@ -244,3 +347,23 @@ def test_policy_rules_on_their_own():
     self_policy = doctor.policy_findings(policy(3, "self", threshold(), userLabels={"rollback_watchdog": "self"}))
     assert self_policy[0].status == "problem"
     assert doctor.exit_code([doctor.Finding("x", "unchecked", ""), doctor.Finding("x", "problem", "")]) == 1
+
+
+def test_the_compute_default_account_is_tested_given_the_project_number(monitoring, iam, cloud_run):
+    cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
+    cloud_run.state.granted = copy.deepcopy(EVERYTHING)
+    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012")
+    assert result.exit_code == 1, result.output
+    [finding] = [f for f in findings(result) if f["check"] == "runtime_sa_iam" and f["subject"].endswith("staging")]
+    assert finding["status"] == "problem"
+    assert "123456789012-compute@developer.gserviceaccount.com" in finding["message"]
+
+
+def test_with_every_service_in_scope_the_rights_are_unchecked(monitoring, iam, cloud_run):
+    result = run(monitoring, iam.address, cloud_run, "--json", WATCHDOG_SERVICES="*")
+    assert result.exit_code == 2, result.output
+    assert [(f["check"], f["status"]) for f in findings(result) if f["subject"] == "*"] == [
+        ("service", "ok"),
+        ("dry_run", "unchecked"),
+    ]
+    assert [r for r in cloud_run.state.requests if r["method"] != "GET"] == []

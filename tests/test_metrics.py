@@ -6,6 +6,7 @@ google-cloud-monitoring client over gRPC to tests/standins/monitoring.py.
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 
@@ -15,7 +16,7 @@ import pytest
 from tests.conftest import BACKEND
 from tests.standins.cloudrun import Fault
 from tests.standins.monitoring import MonitoringStandIn
-from tests.support import deliver, fixture, free_port, pubsub_body
+from tests.support import deliver, fixture, free_port, incident_alert, pubsub_body
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +31,11 @@ def monitoring():
 
 
 def series(request: dict) -> tuple[dict, float]:
-    """The request without its timestamp, and the timestamp."""
+    """The request without its timestamp and the per-process ``instance`` label, and the timestamp."""
     point = request["timeSeries"][0]["points"][0]
     end = point["interval"].pop("endTime")
+    instance = request["timeSeries"][0]["metric"]["labels"].pop("instance")
+    assert len(instance) == 12
     return request, datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()
 
 
@@ -105,3 +108,55 @@ def test_an_unreachable_monitoring_endpoint_costs_the_rollback_nothing(start_sta
     assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
     assert time.monotonic() - started < 6
     assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}
+
+
+def test_decisions_on_one_series_within_5_seconds_are_carried_not_rejected(start_stack, monitoring):
+    """Cloud Monitoring takes one point per series every 5 s: the second decision waits, then is written."""
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_DRY_RUN="true")
+    for incident in ("0.first", "0.second"):
+        body = pubsub_body(incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor",
+                                          incident_id=incident))  # fmt: skip
+        assert deliver(stack.function.url, body) == (200, "OK")
+    deadline = time.monotonic() + 10
+    while len(monitoring.calls("CreateTimeSeries")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first, second = monitoring.calls("CreateTimeSeries")
+    assert series(first)[0] == series(second)[0] == expected("netra-backend-staging", "report", "reported")
+    ends = [point[0] for points in monitoring.points.values() for point in points]
+    assert len(ends) == 2
+    assert ends[1] - ends[0] >= 5  # accepted by the stand-in's rules, which reject anything sooner
+    assert not [line for line in stack.function.logs() if line.get("decision") == "metric_rejected"]
+
+
+def test_a_rejected_write_is_logged_with_its_points(start_stack, monitoring):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address)
+    monitoring.clock = lambda: time.time() - 3600  # the watchdog's points look an hour in the future
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}
+    assert monitoring.points == {}
+    [rejected] = [line for line in stack.function.logs() if line.get("decision") == "metric_rejected"]
+    assert "5 minutes in the future" in rejected["message"]
+    assert rejected["points"][0]["outcome"] == "rolled_back"
+    assert rejected["severity"] == "WARNING"
+
+
+def test_concurrent_decisions_in_one_process_never_break_the_write_rules(monitoring):
+    """20 threads decide at once about two series: every point is accepted and every decision is counted."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from watchdog.monitoring import DecisionMetric
+
+    metric = DecisionMetric("netra-ops", monitoring.address)
+    alert = SimpleNamespace(service=SimpleNamespace(project="netra-staging", service="netra-backend-staging"))
+    outcomes = [SimpleNamespace(decision=None, result="failed" if i % 2 else "error") for i in range(20)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda outcome: metric(alert, outcome, time.monotonic() + 10), outcomes))
+    deadline = time.monotonic() + 12
+    while sum(v for points in monitoring.points.values() for _, v in points) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    counted = {dict(key[2])["outcome"]: sum(v for _, v in points) for key, points in monitoring.points.items()}
+    assert counted == {"failed": 10, "error": 10}
+    for points in monitoring.points.values():
+        ends = [end for end, _ in points]
+        assert all(b - a >= 5 for a, b in itertools.pairwise(ends))

@@ -81,15 +81,68 @@ class TestConcurrentDeploy:
         revisions = [r["name"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.revisions[BACKEND]]
         assert revisions[0].endswith("-dep")  # the deploy itself is intact
 
-    @pytest.mark.parametrize(("status", "grpc_status"), [(409, "ABORTED"), (400, "FAILED_PRECONDITION")])
-    def test_precondition_failures_make_it_read_again(self, start_stack, status, grpc_status):
+    @pytest.mark.parametrize(
+        ("status", "grpc_status", "message"),
+        [
+            pytest.param(409, "ABORTED", "etag mismatch: the resource has been modified", id="409-aborted"),
+            pytest.param(400, "FAILED_PRECONDITION", "The etag does not match", id="400-etag"),
+            pytest.param(412, "FAILED_PRECONDITION", "Precondition Failed: etag mismatch", id="412-etag"),
+        ],
+    )
+    def test_etag_conflicts_make_it_read_again(self, start_stack, status, grpc_status, message):
         stack = start_stack()
-        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status))
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status,
+                                                  message=message))  # fmt: skip
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))[0] == 200
         reads = [r for r in stack.cloud_run.state.requests if r["method"] == "GET" and r["path"].endswith("staging")]
         assert len(reads) == 2
         assert [a["status"] for a in stack.traffic_attempts()] == [status, 200]
         assert stack.serving(BACKEND) == {BACKEND_TARGET: 100}
+
+    @pytest.mark.parametrize(
+        ("status", "grpc_status", "message"),
+        [
+            pytest.param(409, "ALREADY_EXISTS", "Revision named 'netra-backend-staging-00118-paz' with different "
+                         "configuration already exists.", id="409-already-exists"),
+            pytest.param(400, "FAILED_PRECONDITION", "Service is being deleted", id="400-not-etag"),
+            pytest.param(412, "FAILED_PRECONDITION", "Precondition Failed", id="412-not-etag"),
+        ],
+    )  # fmt: skip
+    def test_other_conflicts_are_reported_once_not_retried(self, start_stack, status, grpc_status, message):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=status, grpc_status=grpc_status,
+                                                  message=message, times=5))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [status]
+        [report] = stack.messages
+        assert report["text"].startswith("<!here> ")
+        assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
+        assert message.replace("'", "&#x27;") in report["text"] or message in report["text"]
+        assert "--to-revisions REVISION=100" in report["text"]
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+
+    def test_a_conflict_that_lasts_is_reported_and_acknowledged(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED",
+                                                  message="etag mismatch", times=100))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [409, 409, 409]
+        [report] = stack.messages
+        assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
+        assert "changed under it 3 time(s) in a row" in report["text"]
+        assert f"--to-revisions {BACKEND_TARGET}=100" in report["text"]
+        assert any(line.get("reason") == "kept_changing" for line in stack.function.logs())
+
+    def test_a_conflict_that_lasts_the_deadline_is_reported_before_it_runs_out(self, start_stack):
+        """1 s per Cloud Run call: after one conflict a second attempt would not fit, so it reports at once."""
+        stack = start_stack()
+        stack.cloud_run.state.latency = 1.0
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED",
+                                                  message="etag mismatch", times=100))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [409]
+        [report] = stack.messages
+        assert "changed under it 1 time(s) in a row" in report["text"]
 
 
 class TestTransientAndPermanentErrors:
@@ -140,6 +193,52 @@ class TestTransientAndPermanentErrors:
         assert "grant the watchdog" in stack.messages[0]["text"]
         assert any(line["severity"] == "ERROR" for line in stack.function.logs())
 
+    @pytest.mark.parametrize(
+        ("message", "names", "command"),
+        [
+            pytest.param(
+                "Permission 'iam.serviceaccounts.actAs' denied on service account "
+                "backend-runtime@netra-staging.iam.gserviceaccount.com (or it may not exist).",
+                "iam.serviceAccounts.actAs on backend-runtime@netra-staging.iam.gserviceaccount.com",
+                "gcloud iam service-accounts add-iam-policy-binding backend-runtime@netra-staging.iam.gserviceaccount.com"
+                " --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT"
+                " --role roles/iam.serviceAccountUser",
+                id="actAs",
+            ),
+            pytest.param(
+                f"Permission 'run.services.update' denied on resource '{BACKEND}' (or resource may not exist).",
+                f"run.services.update on {BACKEND}",
+                "gcloud run services add-iam-policy-binding netra-backend-staging --region us-central1"
+                " --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT --role roles/run.developer",
+                id="update",
+            ),
+        ],
+    )
+    def test_a_403_on_the_update_is_loud_and_names_the_grant(self, start_stack, message, names, command):
+        stack = start_stack()
+        stack.cloud_run.state.faults.append(Fault(method="PATCH", status=403, grpc_status="PERMISSION_DENIED",
+                                                  message=message))  # fmt: skip
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        [report] = stack.messages
+        assert report["text"].startswith("<!here> ")
+        shown = report["blocks"][0]["text"]["text"]
+        assert shown.startswith("<!here> ")
+        assert f"grant the watchdog {names}: {command}" in shown
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+
+    def test_without_act_as_on_the_runtime_account_the_update_is_refused_and_reported(self, start_stack):
+        """Grants, not a scripted fault: the stand-in refuses the update as Cloud Run words it."""
+        stack = start_stack()
+        account = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
+        stack.cloud_run.state.granted = {BACKEND: {"run.services.get", "run.services.update"}}
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [403]
+        [report] = stack.messages
+        shown = report["blocks"][0]["text"]["text"]
+        assert shown.startswith("<!here> ")
+        assert f"grant the watchdog iam.serviceAccounts.actAs on {account}: gcloud iam service-accounts " in shown
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+
     def test_invalid_config_is_acknowledged_with_an_error_log(self, start_stack):
         stack = start_stack(WATCHDOG_ROLLBACK_ON="everything")
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
@@ -158,13 +257,80 @@ class TestTransientAndPermanentErrors:
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         message = stack.messages[0]
         assert message["text"].startswith("<!here> ")
+        assert message["blocks"][1]["text"]["text"].startswith("<!here> ")
         assert "ROLLBACK FAILED" in message["text"]
         assert "Revision is not ready to serve traffic" in message["text"]
         assert "--to-revisions netra-backend-staging-00118-paz=100" in message["text"]
+        shown = json.dumps(message["blocks"])
+        assert "Serving now (trafficStatuses): netra-backend-staging-00119-qor 100%; traffic was not moved" in shown
         assert any(line.get("decision") == "rollback_failed" for line in stack.function.logs())
-        # the ledger does not claim a rollback that did not happen, so a later delivery may try again
+        # Cloud Run keeps the requested traffic in the spec; only trafficStatuses say what serves
+        service = stack.cloud_run.state.services[BACKEND]
+        assert [t.get("revision") for t in service["traffic"]] == [BACKEND_TARGET]
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
-        assert ledger.find(stack.cloud_run.state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        assert service["terminalCondition"]["state"] == "CONDITION_FAILED"
+        # the ledger does not claim a rollback that did not happen, so a later delivery may try again
+        assert ledger.find(service.get("annotations"), "0.backend-startup-1") is None
+        assert [p["query"]["updateMask"] for p in stack.patches()] == ["traffic,annotations", "annotations"]
+
+    def test_the_ledger_cleanup_survives_an_etag_conflict(self, start_stack):
+        stack = start_stack()
+        state = stack.cloud_run.state
+        state.faults.append(Fault(kind="operation_error", error={"code": 9, "message": "not ready"}))
+
+        def conflict_on_the_cleanup(request):
+            if request["method"] == "PATCH" and "traffic" in request["query"].get("updateMask", ""):
+                state.faults.append(Fault(method="PATCH", status=409, grpc_status="ABORTED", message="etag mismatch"))
+
+        state.on_served = conflict_on_the_cleanup
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [(p["query"]["updateMask"], p["status"]) for p in stack.patches()] == [
+            ("traffic,annotations", 200), ("annotations", 409), ("annotations", 200)]  # fmt: skip
+        assert ledger.find(state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        assert "traffic was not moved" in json.dumps(stack.messages[0]["blocks"])
+
+    def test_a_target_gone_before_the_update_fails_inside_the_operation(self, start_stack):
+        """Cloud Run accepts the update and reports the missing revision in the operation, not as a 400."""
+        stack = start_stack()
+        state = stack.cloud_run.state
+
+        def delete_target(request):
+            if request["path"].endswith("/revisions"):
+                state.revisions[BACKEND] = [
+                    r for r in state.revisions[BACKEND] if not r["name"].endswith(BACKEND_TARGET)
+                ]
+
+        state.on_served = delete_target
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert [a["status"] for a in stack.traffic_attempts()] == [200]
+        [message] = stack.messages
+        assert f"Revision '{BACKEND_TARGET}' does not exist." in message["text"]
+        assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
+        assert ledger.find(state.services[BACKEND].get("annotations"), "0.backend-startup-1") is None
+        # a redelivery of the acknowledged incident would try once and report once: no loop inside a delivery
+        assert len(stack.traffic_attempts()) == 1
+
+
+class TestVerification:
+    def test_it_waits_for_reconciliation_before_confirming(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.reconciling_reads_after_done = 2
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        update = stack.traffic_updates()[0]
+        reads_after = [r for r in stack.cloud_run.state.requests if r["method"] == "GET"
+                       and r["path"].endswith("netra-backend-staging") and r["time"] > update["time"]]  # fmt: skip
+        assert len(reads_after) >= 3  # two while reconciling, then the settled one
+        assert stack.messages[0]["text"].startswith(f"Rolled back netra-backend-staging to {BACKEND_TARGET}")
+        assert "Verified" in json.dumps(stack.messages[0]["blocks"])
+
+    def test_reconciliation_that_never_ends_is_not_claimed_as_verified(self, start_stack):
+        stack = start_stack()
+        stack.cloud_run.state.reconciling_reads_after_done = 10_000
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        [message] = stack.messages
+        assert message["text"].startswith("Rollback of netra-backend-staging not verified")
+        record = ledger.find(stack.cloud_run.state.services[BACKEND]["annotations"], "0.backend-startup-1")
+        assert record.reported
 
 
 class TestSlackFaults:

@@ -593,11 +593,16 @@ Exit codes:
   0  healthy: nothing found that would stop the watchdog acting
   1  problems found (each printed with what to change)
   2  nothing wrong found, but something could not be checked (e.g. the topic's IAM policy
-     on an endpoint without the IAM API, an API error, a service entry without region)
+     on an endpoint without the IAM API, an API error, a service entry without region,
+     actAs on a Compute Engine default account without --project-number)
 
 \b
 Reads, never writes: notification channels and alert policies (Monitoring), the topic and
-its IAM policy (Pub/Sub), the services in WATCHDOG_SERVICES (Cloud Run).
+its IAM policy (Pub/Sub), the services in WATCHDOG_SERVICES (Cloud Run). For each service
+it proves a rollback would be allowed without changing anything: testIamPermissions on the
+service (run.services.get, run.services.update) and on its runtime service account
+(iam.serviceAccounts.actAs), and an UpdateService with validate_only=true and the same
+update mask (traffic,annotations), body and etag a rollback sends.
 """
 
 
@@ -655,7 +660,17 @@ def resume(project, region, service, cloud_run_endpoint) -> None:
 @click.option("--project", required=True, help="Project of the alert policies and channels.")
 @click.option("--topic", envvar="WATCHDOG_TOPIC", required=True, help="The watchdog's topic (WATCHDOG_TOPIC).")
 @click.option("--region", default="", help="Region for WATCHDOG_SERVICES entries that name none.")
-@click.option("--project-number", default="", help="Project number: check the exact notification agent.")
+@click.option(
+    "--project-number",
+    default="",
+    help="Project number: check the exact notification agent, and actAs on the Compute Engine default account.",
+)
+@click.option(
+    "--iam-endpoint",
+    envvar="IAM_API_ENDPOINT",
+    default="",
+    help="IAM API base URL for the service-account permission test (IAM_API_ENDPOINT); http:// = stand-in.",
+)
 @click.option(
     "--monitoring-endpoint",
     envvar="MONITORING_API_ENDPOINT",
@@ -664,7 +679,9 @@ def resume(project, region, service, cloud_run_endpoint) -> None:
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per API call.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_options
-def doctor(project, topic, region, project_number, monitoring_endpoint, timeout, as_json, **settings) -> None:
+def doctor(
+    project, topic, region, project_number, iam_endpoint, monitoring_endpoint, timeout, as_json, **settings
+) -> None:
     """Report what would stop the watchdog acting on an alert."""
     from watchdog import doctor as checks
 
@@ -681,6 +698,7 @@ def doctor(project, topic, region, project_number, monitoring_endpoint, timeout,
         if value is not None:
             env[names[key]] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     env["MONITORING_API_ENDPOINT"] = monitoring_endpoint or ""
+    env["IAM_API_ENDPOINT"] = iam_endpoint or ""
     findings = checks.run(
         project, topic, env, region=region, project_number=project_number, timeout=timeout, progress=progress
     )

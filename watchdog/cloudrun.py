@@ -27,6 +27,7 @@ from watchdog.config import ServiceRef
 
 PAGE_SIZE = 100  # the first page: usually all the decision needs
 MORE_PAGE_SIZE = 1000  # AIP-158's usual maximum; read only when the decision needs older history
+SETTLE_MARGIN = 3.0  # seconds of the deadline kept for the report when waiting for reconciliation
 
 TRANSIENT = (
     exceptions.TooManyRequests,
@@ -76,7 +77,8 @@ class CloudRun:
         from google.auth.credentials import AnonymousCredentials
         from google.auth.transport.requests import AuthorizedSession
 
-        if endpoint.startswith("http://"):
+        self.local = endpoint.startswith("http://")
+        if self.local:
             credentials = AnonymousCredentials()  # a local stand-in
         else:
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
@@ -91,6 +93,11 @@ class CloudRun:
         # listings go through the client.
         self._session = AuthorizedSession(credentials)
         self._base = (endpoint or "https://run.googleapis.com").rstrip("/") + "/v2/"
+
+    def identity(self) -> str:
+        """The service account the watchdog calls Cloud Run as, once a call has refreshed its token; else ""."""
+        email = getattr(self._session.credentials, "service_account_email", "") or ""
+        return "" if email == "default" else email
 
     def _retry(self, deadline: float) -> retry.Retry:
         return retry.Retry(
@@ -179,7 +186,86 @@ class CloudRun:
             if _from_operation(error):
                 raise UpdateFailed(str(error)) from error
             raise  # polling itself failed (5xx, 404 …): the caller treats it as transient or permanent
-        return _to_dict(result)
+        return self.settled(ref, _to_dict(result), deadline)
+
+    def settled(self, ref: ServiceRef, service: dict, deadline: float) -> dict:
+        """The service once Cloud Run has finished reconciling the update ``service`` describes.
+
+        service.proto (``Service.reconciling``): while ``reconciling`` is true,
+        ``observedGeneration``, ``latestReadyRevision`` and ``trafficStatuses``
+        are transient; only when it is false and ``observedGeneration`` equals
+        ``generation`` do they say what serves the update. A done operation may
+        still carry a reconciling service, so read it again (backing off) until it
+        settles or only ``SETTLE_MARGIN`` of the deadline is left (for the report);
+        what it last said is returned either way,
+        and :func:`confirmed` tells the caller whether it proves anything.
+        """
+        delay = 0.1
+        while not _settled(service) and deadline - time.monotonic() > delay + SETTLE_MARGIN:
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            fresh = self.get_service(ref, deadline)
+            if int(fresh.get("generation") or 0) < int(service.get("generation") or 0):
+                continue  # a stale read from before the update: keep waiting for ours
+            service = fresh
+        return service
+
+    def validate_update(
+        self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float
+    ) -> dict:
+        """Cloud Run's server-side dry run of a rollback: the same mask and body, ``validate_only=true``.
+
+        Nothing is persisted (service.proto: "validated and default values
+        populated, without persisting"); the operation is not polled (a dry run's
+        operation is not kept). Returns the would-be service the operation
+        carries (its ``response``, else its ``metadata``), or {} if it carries none.
+        """
+        service = run_v2.Service(
+            name=ref.name,
+            etag=etag,
+            annotations=annotations,
+            traffic=[run_v2.TrafficTarget(_traffic_target(t)) for t in traffic],
+        )
+        operation = self._update(service, ["traffic", "annotations"], deadline, validate_only=True)
+        raw = operation.operation
+        for packed in (raw.response, raw.metadata):
+            if packed.type_url.endswith("google.cloud.run.v2.Service"):
+                would_be = run_v2.Service.pb(run_v2.Service())
+                packed.Unpack(would_be)
+                return json_format.MessageToDict(would_be)
+        return {}
+
+    def test_permissions(self, resource: str, permissions: list[str], deadline: float) -> set[str]:
+        """Which of ``permissions`` the caller holds on a Cloud Run resource (``:testIamPermissions``)."""
+        from google.iam.v1 import iam_policy_pb2
+
+        response = self._services.test_iam_permissions(
+            request=iam_policy_pb2.TestIamPermissionsRequest(resource=resource, permissions=permissions),
+            retry=self._retry(deadline),
+            timeout=self._timeout(deadline),
+        )
+        return set(response.permissions)
+
+    def test_service_account_permissions(
+        self, iam_endpoint: str, email: str, permissions: list[str], deadline: float
+    ) -> set[str]:
+        """Which of ``permissions`` the caller holds on a service account (IAM API v1, REST).
+
+        ``POST {iam}/v1/projects/-/serviceAccounts/EMAIL:testIamPermissions`` with the
+        same credentials as the Cloud Run calls (google-auth's AuthorizedSession;
+        no IAM client library is a dependency).
+        """
+        url = f"{(iam_endpoint or 'https://iam.googleapis.com').rstrip('/')}/v1/projects/-/serviceAccounts/{email}"
+
+        def call() -> set[str]:
+            response = self._session.post(
+                url + ":testIamPermissions", json={"permissions": permissions}, timeout=self._timeout(deadline)
+            )
+            if response.status_code >= 400:
+                raise exceptions.from_http_response(response)
+            return set(response.json().get("permissions", []))
+
+        return self._retry(deadline)(call)()
 
     def set_traffic_and_annotations(
         self, ref: ServiceRef, traffic: list[dict] | None, annotations: dict[str, str], etag: str, deadline: float
@@ -195,18 +281,46 @@ class CloudRun:
         """Replace the service annotations (no revision is created). Does not wait."""
         self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"], deadline)
 
-    def _update(self, service: run_v2.Service, paths: list[str], deadline: float):
-        request = run_v2.UpdateServiceRequest(service=service, update_mask=field_mask_pb2.FieldMask(paths=paths))
+    def _update(self, service: run_v2.Service, paths: list[str], deadline: float, *, validate_only: bool = False):
+        request = run_v2.UpdateServiceRequest(
+            service=service, update_mask=field_mask_pb2.FieldMask(paths=paths), validate_only=validate_only
+        )
         try:
             return self._services.update_service(
                 request=request, retry=self._retry(deadline), timeout=self._timeout(deadline)
             )
-        except (exceptions.Conflict, exceptions.FailedPrecondition) as error:
-            raise ConcurrentChange(str(error)) from error
-        except exceptions.BadRequest as error:
-            if _rest_status(error) == "FAILED_PRECONDITION":
+        except exceptions.GoogleAPICallError as error:
+            if is_etag_conflict(error):
                 raise ConcurrentChange(str(error)) from error
-            raise
+            raise  # every other 409 / 400 / 412 is permanent: the handler reports it
+
+
+def _traffic_target(target: dict) -> dict:
+    """A v2 REST JSON traffic target as the proto-plus constructor takes it."""
+    out: dict = {"type_": target.get("type", "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION")}
+    for key in ("revision", "percent", "tag"):
+        if target.get(key):
+            out[key] = target[key]
+    return out
+
+
+def _settled(service: dict) -> bool:
+    return not service.get("reconciling") and int(service.get("observedGeneration") or 0) >= int(
+        service.get("generation") or 0
+    )
+
+
+def confirmed(service: dict, target: str | dict[str, int]) -> bool:
+    """``target`` serves 100% (or every revision of a split its share), as a settled service reports it in
+    ``trafficStatuses`` (not ``traffic``)."""
+    if not _settled(service):
+        return False
+    split = {target: 100} if isinstance(target, str) else {k: v for k, v in target.items() if v}
+    serving: dict[str, int] = {}
+    for status in service.get("trafficStatuses") or []:
+        revision = (status.get("revision") or "").rsplit("/", 1)[-1]
+        serving[revision] = serving.get(revision, 0) + int(status.get("percent") or 0)
+    return {k: v for k, v in serving.items() if v} == split
 
 
 def _traffic(entries: list[dict]) -> list:
@@ -234,7 +348,33 @@ def _from_operation(error: exceptions.GoogleAPICallError) -> bool:
     return type(getattr(error, "response", None)).__name__ == "Operation"
 
 
-def _rest_status(error: exceptions.GoogleAPICallError) -> str:
+def is_etag_conflict(error: exceptions.GoogleAPICallError) -> bool:
+    """Only a stale etag means "re-read and decide again"; every other conflict is permanent.
+
+    What the rules say (https://google.aip.dev/154, "Resource freshness validation"): a
+    request whose etag does not match "must" fail with ``ABORTED`` (HTTP 409); before
+    2021 the AIP said ``FAILED_PRECONDITION`` (HTTP 400), and APIs that take the etag as
+    an ``If-Match`` header answer HTTP 412 ``conditionNotMet``
+    (https://cloud.google.com/storage/docs/json_api/v1/status-codes#412_Precondition_Failed).
+    So: 409 ``ABORTED`` always counts (it is what the AIP reserves for read-modify-write
+    conflicts, https://cloud.google.com/apis/design/errors), while 400
+    ``FAILED_PRECONDITION`` and 412 count only when the message is about the etag.
+    Everything else (409 ``ALREADY_EXISTS`` "Revision named … with different
+    configuration already exists", a ``FAILED_PRECONDITION`` about the service's
+    state) would fail the same way on every retry.
+    """
+    status = rest_status(error) or getattr(getattr(error, "grpc_status_code", None), "name", "")
+    about_etag = "etag" in str(getattr(error, "message", "") or error).lower()
+    if isinstance(error, exceptions.Conflict) or error.code == 409:
+        return status == "ABORTED" or (not status and about_etag)
+    if isinstance(error, exceptions.PreconditionFailed) or error.code == 412:
+        return about_etag
+    if status == "FAILED_PRECONDITION" or isinstance(error, exceptions.FailedPrecondition):
+        return about_etag
+    return False
+
+
+def rest_status(error: exceptions.GoogleAPICallError) -> str:
     try:
         return str(error.response.json()["error"]["status"])  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - any shape of error body: no status

@@ -28,13 +28,14 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 
 from watchdog import decision as rules
-from watchdog import ledger, logs, report
-from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
+from watchdog import ledger, logs, permissions, report
+from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed, rest_status
 from watchdog.config import Config, ServiceRef
 from watchdog.deploys import DeployEvent
 from watchdog.intake import Alert, Ignored, parse
 
 MAX_CONCURRENT_RETRIES = 3
+REPORT_SECONDS = 2.0  # kept for the report when deciding whether another attempt fits in the deadline
 DEADLINE_MARGIN = 3.0  # seconds kept back so the response reaches Pub/Sub in time
 
 # REST answers map to the HTTP-named exceptions (Forbidden), gRPC ones to the status-named (PermissionDenied).
@@ -46,6 +47,9 @@ PERMANENT = (
     api_exceptions.Unauthorized,
     api_exceptions.BadRequest,
     api_exceptions.MethodNotAllowed,
+    # 409 / 412 that are not an etag conflict (cloudrun.is_etag_conflict): retrying cannot help
+    api_exceptions.Conflict,
+    api_exceptions.PreconditionFailed,
 )
 
 
@@ -203,7 +207,9 @@ class Watchdog:
             return self._locks.setdefault(str(ref), threading.Lock())
 
     def _open(self, alert: Alert, deadline: float, started: float) -> Outcome:
+        conflicts = 0
         for _ in range(MAX_CONCURRENT_RETRIES):
+            attempt_started = time.monotonic()
             service, history = self.cloud_run.read(alert.service, deadline)
             memo: dict = {}  # revision pairs compared so far, kept across pages
             decided = rules.decide(
@@ -232,12 +238,16 @@ class Watchdog:
             try:
                 return self._roll_back(alert, decided, service, deadline, started)
             except ConcurrentChange as error:
+                conflicts += 1
                 logs.warning(
                     f"service changed while deciding; deciding again: {error}",
                     incident_id=alert.incident_id,
                     service=str(alert.service),
                 )
-        raise ConcurrentChange(f"{alert.service} kept changing; giving up for this delivery")
+                took = time.monotonic() - attempt_started
+                if deadline - time.monotonic() < took + REPORT_SECONDS:
+                    break  # another attempt would run into the deadline (500, then the same again): report now
+        return self._kept_changing(alert, decided.target, conflicts, deadline)  # the last decision's target
 
     def _report_once(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
         """Post a report-only decision, and remember it so that later deliveries of the incident stay quiet.
@@ -303,7 +313,7 @@ class Watchdog:
             return self._failed(alert, decided, error, deadline)
         serving = {k: v for k, v in rules.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
-        if serving == {k: v for k, v in decided.split.items() if v}:
+        if confirmed(result, decided.split):  # settled, and trafficStatuses show the split the rollback set
             action = report.Action(report.ROLLED_BACK, seconds=elapsed)
         else:
             action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
@@ -327,7 +337,7 @@ class Watchdog:
     def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
         """A rollback happened but its report was not recorded: report it now."""
         serving = rules.traffic_split(service)
-        kind = report.ROLLED_BACK if serving.get(decided.target) == 100 else report.UNVERIFIED
+        kind = report.ROLLED_BACK if confirmed(service, decided.target) else report.UNVERIFIED
         action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
         # The decision was rebuilt from the ledger: say what it knows.
         decided = replace(
@@ -340,6 +350,24 @@ class Watchdog:
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
+        """The update was accepted but its operation ended in error: say what serves, and clean up.
+
+        Cloud Run keeps the requested traffic and annotations in the spec (so the
+        ledger record is there too) while ``trafficStatuses`` keep showing what
+        serves. The report says what serves now, from ``trafficStatuses``, and
+        the command to run. The record is removed (an annotations-only update,
+        the spec's traffic left as Cloud Run keeps it) unless the target does
+        serve 100%: the ledger never claims a rollback that did not happen. The
+        delivery is acknowledged, so it does not loop; a later notification of
+        the same incident may try once more, and reports again if it fails.
+        """
+        service: dict | None = None
+        try:
+            service = self.cloud_run.get_service(alert.service, deadline)
+        except Exception as read_error:  # noqa: BLE001 - the report goes out regardless
+            logs.warning(f"could not read the service after the failed rollback: {read_error}")
+        serving = rules.traffic_split(service) if service is not None else {}
+        now = ", ".join(f"{revision} {percent}%" for revision, percent in serving.items()) or "unknown"
         logs.error(
             f"ROLLBACK FAILED for {alert.service.service}: {error}",
             decision="rollback_failed",
@@ -347,20 +375,35 @@ class Watchdog:
             service=str(alert.service),
             from_revision=decided.failing,
             to_revision=decided.target,
+            serving=serving,
             manual_command=report.rollback_command(alert, decided.target),
         )
-        posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=str(error))), deadline)
+        moved = serving.get(decided.target) == 100
+        outcome = "the target serves 100% all the same" if moved else "traffic was not moved"
+        detail = f"{error}. Serving now (trafficStatuses): {now}; {outcome}"
+        posted = self._post(report.render(alert, decided, report.Action(report.FAILED, error=detail)), deadline)
         try:  # drop the record so the ledger does not claim a rollback that did not happen
-            service = self.cloud_run.get_service(alert.service, deadline)
-            if rules.traffic_split(service).get(decided.target) != 100:
-                kept = ledger.without(service.get("annotations"), alert.incident_id)
-                if kept is not None:
-                    self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
+            if service is not None and not moved:
+                self._drop_record(alert, service, deadline)
         except Exception as cleanup_error:  # noqa: BLE001 - already reported loudly
             logs.warning(
                 f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
             )
         return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _drop_record(self, alert: Alert, service: dict, deadline: float) -> None:
+        """Remove this incident's ledger record (annotations only); once more on a fresh read if the etag moved."""
+        for attempt in range(2):
+            kept = ledger.without(service.get("annotations"), alert.incident_id)
+            if kept is None:
+                return
+            try:
+                self.cloud_run.annotate(alert.service, kept, service.get("etag", ""), deadline)
+                return
+            except ConcurrentChange:
+                if attempt:
+                    raise
+                service = self.cloud_run.get_service(alert.service, deadline)
 
     def _settle_report(self, alert: Alert, service: dict, posted: Any, deadline: float) -> None:
         """Record a sent report; if it could not be sent but may be later, have Pub/Sub redeliver.
@@ -431,12 +474,22 @@ class Watchdog:
     # --- edges -------------------------------------------------------------
 
     def _permanent(self, alert: Alert, error: Exception, deadline: float) -> Outcome:
+        loud = False
         if isinstance(error, api_exceptions.NotFound):
             hint = "check the service name and region in the alert policy"
         elif isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
-            hint = "grant the watchdog's service account the operator role on this service (terraform/)"
+            # The watchdog cannot act on this service at all: as loud as a failed rollback.
+            missing = permissions.missing_permission(str(error), alert.service, self.cloud_run.identity())
+            hint = f"grant the watchdog {missing.permission} on {missing.resource}: {missing.command}"
+            loud = True
         elif isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
             hint = "check the function's service account and its credentials"
+        elif isinstance(error, (api_exceptions.Conflict, api_exceptions.PreconditionFailed)) or (
+            isinstance(error, api_exceptions.BadRequest) and rest_status(error) == "FAILED_PRECONDITION"
+        ):
+            # not an etag conflict (those are re-read and decided again): retrying cannot help
+            hint = f"Cloud Run refused the update; roll back by hand if needed: {_manual(alert)}"
+            loud = True
         else:
             hint = "check the alert policy and the watchdog's configuration"
         logs.error(
@@ -450,9 +503,39 @@ class Watchdog:
             f"Rollback watchdog could not handle incident {alert.incident_id} for "
             f"{alert.service}: {type(error).__name__}: {str(error)[:300]}. What to do: {hint}."
         )
-        message = report.Message(report.escape(text), [report._section(report.escape(text))])
+        message = report.Message(report.escape(text), [report._section(report.escape(text))], loud=loud)
         posted = self._post(message, deadline)
         return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
+
+    def _kept_changing(self, alert: Alert, target: str, conflicts: int, deadline: float) -> Outcome:
+        """Every attempt of this delivery lost the etag race: report it and acknowledge.
+
+        "Every attempt" is ``MAX_CONCURRENT_RETRIES``, or fewer when another one
+        would not fit in the deadline: a conflict that lasts the whole deadline
+        ends here too, not in a 500 that Pub/Sub would redeliver the same way.
+
+        Someone is changing the service right now (a deploy, a person moving
+        traffic). Answering 500 would have Pub/Sub redeliver until the dead
+        letter with nobody told; fighting them is not the watchdog's job. So the
+        last attempt reports, loudly, with the command to roll back by hand, and
+        the delivery is acknowledged.
+        """
+        logs.error(
+            f"{alert.service.service} kept changing ({conflicts} etag conflicts); no rollback",
+            decision="error",
+            reason="kept_changing",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+        )
+        text = (
+            f"Rollback watchdog did not roll back {alert.service} for incident {alert.incident_id}: the service "
+            f"changed under it {conflicts} time(s) in a row (etag conflicts; someone is deploying or moving "
+            f"traffic), so it stopped trying for this incident. Traffic was left as it is. If it still fails, "
+            f"roll back by hand: {_manual(alert, target)}"
+        )
+        message = report.Message(report.escape(text), [report._section(report.escape(text))], loud=True)
+        posted = self._post(message, deadline)
+        return Outcome("error", "kept_changing", alert.incident_id, str(alert.service), posted=posted.ok)
 
     def _post(self, message: report.Message, deadline: float, thread: str = ""):
         posted = self._notifier_factory(deadline).post(message, thread=thread)
@@ -486,6 +569,10 @@ class Watchdog:
             elapsed_ms=_ms(started),
             **extra,
         )
+
+
+def _manual(alert: Alert, target: str = "") -> str:
+    return report.rollback_command(alert, target or "REVISION")
 
 
 def _ms(started: float) -> float:

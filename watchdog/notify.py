@@ -77,7 +77,7 @@ class SlackBot:
             response = self._client.chat_postMessage(
                 channel=channel or self._channel,
                 text=text,
-                blocks=redact_json(message.blocks) or None,
+                blocks=redact_json(_blocks(message)) or None,
                 thread_ts=ts or None,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -114,7 +114,7 @@ class SlackWebhook:
         text = redact(("<!here> " if message.loud else "") + message.text)
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
-            response = self._client.send(text=text, blocks=redact_json(message.blocks) or None)
+            response = self._client.send(text=text, blocks=redact_json(_blocks(message)) or None)
         except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
             return Posted(False, error=f"slack unreachable: {type(error).__name__}", retryable=True)
         if response.status_code != 200:
@@ -124,6 +124,25 @@ class SlackWebhook:
                 retryable=response.status_code == 429 or response.status_code >= 500,
             )
         return Posted(True)
+
+
+def _blocks(message: Message) -> list[dict]:
+    """The blocks as sent: a loud message carries ``<!here>`` in its first section too.
+
+    Slack shows the blocks, not ``text``, when both are given, and notifies from
+    what is shown: a mention only in the fallback text would not ping anyone.
+    """
+    if not message.loud or not message.blocks:
+        return message.blocks
+    blocks = [dict(b) for b in message.blocks]
+    for block in blocks:
+        if block.get("type") == "section" and (block.get("text") or {}).get("type") == "mrkdwn":
+            text = block["text"]["text"]
+            if text.startswith("<!here>"):  # the report put it there already
+                return blocks
+            block["text"] = {**block["text"], "text": ("<!here> " + text)[:3000]}
+            return blocks
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}, *blocks]
 
 
 def notifier(settings: SlackSettings, remaining: Callable[[], float]) -> Notifier:

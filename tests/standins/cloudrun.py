@@ -5,10 +5,21 @@ v2 REST shape, and speaks enough of the API for the real ``google-cloud-run``
 client: get/list services, list revisions (newest first, paged), get revision,
 PATCH service with an update mask and an etag check, and operations.
 
+Updates behave as service.proto documents them: the requested traffic and
+annotations are stored at once with a new ``generation`` and ``reconciling:
+true``; ``trafficStatuses`` and ``observedGeneration`` follow only when the
+operation succeeds. A failed operation (scripted, or a target revision that is
+missing or not Ready, which Cloud Run reports inside the operation) leaves the
+spec as requested and what serves as it was, with a failed
+``terminalCondition``. ``validateOnly`` persists nothing. ``:testIamPermissions``
+and the 403s answer from a per-resource grant map (``granted``; None: all).
+
 Scripted faults make the failure cases testable over real HTTP: a status code
 (with Retry-After), a delay, a dropped connection, a concurrent deploy landing
 just before a request, or an update operation that ends in error. Every
 request is logged so tests can assert exactly what the watchdog sent.
+Every response it can serve is parsed with google-cloud-run's own types in
+tests/test_standin_schemas.py.
 
 Run it alone: ``python -m tests.standins.cloudrun --port 8085 --seed seed.json``.
 Control endpoints (not part of the Cloud Run API) live under ``/_control/``.
@@ -42,6 +53,8 @@ _SERVICES = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+)/services$")
 _REVISIONS = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+)/revisions$")
 _REVISION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+/revisions/[^/]+)$")
 _OPERATION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)$")
+_SERVICE_TEST_IAM = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/:]+):testIamPermissions$")
+SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 
 
 @dataclass
@@ -78,10 +91,16 @@ class CloudRunState:
         self.services: dict[str, dict] = {}
         self.revisions: dict[str, list[dict]] = {}
         self.operations: dict[str, dict] = {}
+        self.pending_reconcile: dict[str, dict] = {}
         self.requests: list[dict] = []
         self.faults: list[Fault] = []
         self.latency = latency
         self.operation_polls_before_done = 0
+        # After its operation is done the service stays reconciling for this many more reads.
+        self.reconciling_reads_after_done = 0
+        # Permissions the caller holds, per resource (a service name, or projects/-/serviceAccounts/EMAIL
+        # for a runtime service account; the IAM stand-in reads the same map). None: everything granted.
+        self.granted: dict[str, set[str]] | None = None
         # Called with each logged request after it took effect, before the answer is sent
         # (crash tests kill the function process here).
         self.on_served: Callable[[dict], None] | None = None
@@ -94,10 +113,14 @@ class CloudRunState:
             self.services.clear()
             self.revisions.clear()
             self.operations.clear()
+            self.pending_reconcile.clear()
             self.requests.clear()
             self.faults.clear()
             self.on_served = None
             self.latency = 0.0
+            self.operation_polls_before_done = 0
+            self.reconciling_reads_after_done = 0
+            self.granted = None
             if seed:
                 self.load(seed)
 
@@ -118,11 +141,37 @@ class CloudRunState:
 
     # --- what the API does ---------------------------------------------------
 
-    def patch_service(self, name: str, mask: list[str], body: dict) -> tuple[int, dict]:
+    def allowed(self, resource: str, permission: str) -> bool:
+        return self.granted is None or permission in self.granted.get(resource, set())
+
+    def patch_service(self, name: str, mask: list[str], body: dict, validate_only: bool = False) -> tuple[int, dict]:
+        """UpdateService as Cloud Run does it: the spec is stored at once, serving follows the operation.
+
+        The requested ``traffic``/``annotations`` land in the spec with a new
+        ``generation`` and ``reconciling: true``; ``trafficStatuses`` and
+        ``observedGeneration`` keep describing what serves until the operation
+        is done. A target revision that does not exist or is not Ready is not an
+        upfront 400: the operation ends in error and the spec keeps the request
+        (service.proto, ``reconciling``). ``validate_only`` checks the same and
+        persists nothing: the operation is done at once, carrying the would-be
+        service, and polling it answers 404.
+        """
         with self.lock:
             service = self.services.get(name)
             if service is None:
+                if not self.allowed(name, "run.services.get"):
+                    return 403, _denied("run.services.update", name)
                 return 404, _error(404, "NOT_FOUND", f"Resource '{name}' was not found")
+            if not self.allowed(name, "run.services.update"):
+                return 403, _denied("run.services.update", name)
+            account = (service.get("template") or {}).get("serviceAccount", "")
+            if account and not self.allowed(f"projects/-/serviceAccounts/{account}", "iam.serviceAccounts.actAs"):
+                return 403, _error(
+                    403,
+                    "PERMISSION_DENIED",
+                    f"Permission 'iam.serviceaccounts.actAs' denied on service account {account} "
+                    "(or it may not exist).",
+                )
             if body.get("etag") and body["etag"] != service["etag"]:
                 return 409, _error(409, "ABORTED", "etag mismatch: the resource has been modified")
             if not mask:
@@ -131,9 +180,8 @@ class CloudRunState:
             for path in mask:
                 if path == "traffic":
                     traffic = [_normal_traffic(t) for t in body.get("traffic", [])]
-                    problem = self._check_traffic(name, traffic)
-                    if problem:
-                        return 400, _error(400, "INVALID_ARGUMENT", problem)
+                    if sum(int(t.get("percent", 0)) for t in traffic) != 100:
+                        return 400, _error(400, "INVALID_ARGUMENT", "traffic percentages must add up to 100")
                     updated["traffic"] = traffic
                 elif path == "annotations":
                     updated["annotations"] = dict(body.get("annotations", {}))
@@ -142,11 +190,13 @@ class CloudRunState:
                 else:
                     return 400, _error(400, "INVALID_ARGUMENT", f"unsupported update_mask path {path!r}")
             updated["generation"] = str(int(updated.get("generation", "1")) + 1)
-            updated["etag"] = _etag()
             updated["updateTime"] = _now()
-            self._refresh_status(updated)
+            updated["reconciling"] = True
+            if validate_only:
+                return 200, _validated(name, updated)
+            updated["etag"] = _etag()
             self.services[name] = updated
-            operation = self._operation(name, updated, previous=service)
+            operation = self._operation(name, updated)
             return 200, operation
 
     def deploy(self, service_name: str, revision: dict, *, to_latest: bool = True) -> dict:
@@ -170,20 +220,19 @@ class CloudRunState:
             self._refresh_status(service)
             return revision
 
-    def _check_traffic(self, name: str, traffic: list[dict]) -> str:
+    def _traffic_problem(self, name: str, traffic: list[dict]) -> str:
         names = {r["name"].rsplit("/", 1)[-1]: r for r in self.revisions.get(name, [])}
-        if sum(int(t.get("percent", 0)) for t in traffic) != 100:
-            return "traffic percentages must add up to 100"
         for target in traffic:
             if target["type"].endswith("REVISION"):
                 revision = names.get(target.get("revision", ""))
                 if revision is None:
-                    return f"Revision {target.get('revision')!r} does not exist"
+                    return f"Revision '{target.get('revision')}' does not exist."
                 if not _ready(revision):
-                    return f"Revision {target.get('revision')!r} is not ready"
+                    return f"Revision '{target.get('revision')}' is not ready and cannot serve traffic."
         return ""
 
     def _refresh_status(self, service: dict) -> None:
+        """Serving follows the spec: the reconciliation of ``service`` succeeded."""
         latest = service.get("latestReadyRevision", "").rsplit("/", 1)[-1]
         statuses = []
         for target in service.get("traffic") or [{"type": _TRAFFIC_TYPES[1], "percent": 100}]:
@@ -194,19 +243,20 @@ class CloudRunState:
             statuses.append(status)
         service["trafficStatuses"] = statuses
         service["observedGeneration"] = service.get("generation", "1")
+        service["reconciling"] = False
+        service["terminalCondition"] = {
+            "type": "Ready",
+            "state": "CONDITION_SUCCEEDED",
+            "lastTransitionTime": _now(),
+        }
 
-    def _operation(self, service_name: str, service: dict, previous: dict) -> dict:
+    def _operation(self, service_name: str, service: dict) -> dict:
         location = service_name.split("/services/")[0]
         name = f"{location}/operations/{uuid.uuid4()}"
-        metadata = dict(copy.deepcopy(service), **{"@type": "type.googleapis.com/google.cloud.run.v2.Service"})
+        metadata = dict(copy.deepcopy(service), **{"@type": SERVICE_TYPE})
         operation = {"name": name, "metadata": metadata, "done": False}
         fault = self.take_fault("PATCH", "/operation-error", kind="operation_error")
-        self.operations[name] = {
-            "operation": operation,
-            "polls": 0,
-            "error": fault.error if fault else None,
-            "previous": previous,
-        }
+        self.operations[name] = {"operation": operation, "polls": 0, "error": fault.error if fault else None}
         return operation
 
     def get_operation(self, name: str) -> tuple[int, dict]:
@@ -215,21 +265,61 @@ class CloudRunState:
             if entry is None:
                 return 404, _error(404, "NOT_FOUND", f"operation {name} not found")
             entry["polls"] += 1
-            operation = dict(entry["operation"])
             if entry["polls"] > self.operation_polls_before_done:
-                operation["done"] = True
-                if entry["error"]:
-                    operation["error"] = entry["error"]
-                    previous = entry.pop("previous", None)
-                    if previous is not None:  # a failed update leaves the service as it was
-                        self.services[previous["name"]] = previous
-                else:
-                    service_name = operation["metadata"]["name"]
-                    operation["response"] = dict(
-                        copy.deepcopy(self.services[service_name]),
-                        **{"@type": "type.googleapis.com/google.cloud.run.v2.Service"},
-                    )
-            return 200, operation
+                self._finish(entry)
+            return 200, copy.deepcopy(entry["operation"])
+
+    def _finish(self, entry: dict) -> None:
+        """The operation is done: it failed (a fault, a missing or not-Ready target) or serving follows."""
+        operation = entry["operation"]
+        if operation["done"]:
+            return
+        operation["done"] = True
+        service_name = operation["metadata"]["name"]
+        service = self.services[service_name]
+        error = entry["error"] or self._failure(service)
+        if error:
+            operation["error"] = error
+            # The spec keeps the request; what serves, observedGeneration and latestReadyRevision
+            # stay those of the last serving state (service.proto, ``reconciling``).
+            service["reconciling"] = False
+            service["terminalCondition"] = {
+                "type": "Ready",
+                "state": "CONDITION_FAILED",
+                "message": error.get("message", ""),
+                "lastTransitionTime": _now(),
+            }
+            return
+        if self.reconciling_reads_after_done:
+            entry["reads_left"] = self.reconciling_reads_after_done
+            self.pending_reconcile[service_name] = entry
+            operation["response"] = dict(copy.deepcopy(service), **{"@type": SERVICE_TYPE})
+            return
+        self._refresh_status(service)
+        operation["response"] = dict(copy.deepcopy(service), **{"@type": SERVICE_TYPE})
+
+    def _failure(self, service: dict) -> dict | None:
+        problem = self._traffic_problem(service["name"], service.get("traffic") or [])
+        return {"code": 9, "message": problem} if problem else None
+
+    def read_service(self, name: str) -> dict | None:
+        """GET service: an update nobody polls still finishes (Cloud Run reconciles on its own)."""
+        with self.lock:
+            for entry in self.operations.values():
+                if entry["operation"]["metadata"]["name"] == name and not entry["operation"]["done"]:
+                    self._finish(entry)
+            pending = self.pending_reconcile.get(name)
+            if pending is not None:
+                pending["reads_left"] -= 1
+                if pending["reads_left"] < 0:
+                    del self.pending_reconcile[name]
+                    self._refresh_status(self.services[name])
+            service = self.services.get(name)
+            return copy.deepcopy(service) if service is not None else None
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> dict:
+        granted = [p for p in permissions if self.allowed(resource, p)]
+        return {"permissions": granted} if granted else {}
 
     def take_fault(self, method: str, path: str, kind: str | None = None) -> Fault | None:
         with self.lock:
@@ -264,6 +354,23 @@ def _etag() -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+def _validated(name: str, service: dict) -> dict:
+    """A validate_only update: done at once, nothing persisted, the would-be service inside."""
+    location = name.split("/services/")[0]
+    would_be = dict(copy.deepcopy(service), **{"@type": SERVICE_TYPE})
+    return {
+        "name": f"{location}/operations/{uuid.uuid4()}",
+        "metadata": would_be,
+        "done": True,
+        "response": would_be,
+    }
+
+
+def _denied(permission: str, resource: str) -> dict:
+    return _error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource '{resource}' "
+                  "(or resource may not exist).")  # fmt: skip
 
 
 def _error(code: int, status: str, message: str) -> dict:
@@ -344,12 +451,14 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             if method == "GET" and (m := _SERVICE.match(path)):
-                service = state.services.get(m.group(1))
-                return (
-                    (200, copy.deepcopy(service))
-                    if service
-                    else (404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found"))
-                )
+                if not state.allowed(m.group(1), "run.services.get"):
+                    return 403, _denied("run.services.get", m.group(1))
+                service = state.read_service(m.group(1))
+                return (200, service) if service else (404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found"))
+            if method == "POST" and (m := _SERVICE_TEST_IAM.match(path)):
+                if m.group(1) not in state.services:  # IAM answers for missing resources too; Cloud Run: 404
+                    return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
+                return 200, state.test_iam_permissions(m.group(1), list(body.get("permissions", [])))
             if method == "GET" and (m := _SERVICES.match(path)):
                 items = [s for n, s in sorted(state.services.items()) if n.startswith(m.group(1) + "/")]
                 return 200, _page(copy.deepcopy(items), query, "services")
@@ -368,7 +477,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return state.get_operation(m.group(1))
             if method == "PATCH" and (m := _SERVICE.match(path)):
                 mask = [p for p in (query.get("updateMask") or [""])[0].split(",") if p]
-                return state.patch_service(m.group(1), [_snake_to_camel(p) for p in mask], body)
+                validate_only = (query.get("validateOnly") or ["false"])[0].lower() == "true"
+                return state.patch_service(m.group(1), [_snake_to_camel(p) for p in mask], body, validate_only)
         return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}")
 
     def _control(self, path: str, body: dict) -> None:
@@ -387,6 +497,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_control/deploy":
                 revision = state.deploy(body["service"], body["revision"], to_latest=body.get("to_latest", True))
                 return self._send(200, revision)
+            if path == "/_control/granted":
+                state.granted = None if body.get("all") else {k: set(v) for k, v in body.get("granted", {}).items()}
+                return self._send(200, {"ok": True})
             if path == "/_control/latency":
                 state.latency = float(body.get("seconds", 0))
                 return self._send(200, {"ok": True})

@@ -6,7 +6,10 @@ library's own protobuf classes, so a wire-level mismatch shows up here, not in p
 
 Served methods:
 
-* ``google.monitoring.v3.MetricService/CreateTimeSeries`` — recorded, returns Empty;
+* ``google.monitoring.v3.MetricService/CreateTimeSeries`` — recorded and held to Cloud Monitoring's
+  rules for writing points (see :meth:`MonitoringStandIn._create`; the watchdog's
+  ``watchdog/monitoring.py`` cites the sources): a broken rule is INVALID_ARGUMENT, as the real API
+  answers, and only the valid series of a request are kept (``.points``);
 * ``google.monitoring.v3.AlertPolicyService/ListAlertPolicies`` and
   ``google.monitoring.v3.NotificationChannelService/ListNotificationChannels`` — seeded,
   paged (``page_size``/``page_token``), filtered by the ``name`` project prefix only
@@ -43,8 +46,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -86,6 +91,9 @@ class MonitoringStandIn:
         self._faults: dict[str, list[tuple[grpc.StatusCode, str]]] = defaultdict(list)
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.on_request: Callable[[str, dict[str, Any]], None] | None = None
+        self.points: dict[tuple, list[tuple[float, Any]]] = {}  # accepted points per series: (end, value)
+        self.min_interval = 5.0  # seconds between two points of one series
+        self.clock: Callable[[], float] = time.time
         self.alert_policies: list[Message] = []
         self.notification_channels: list[Message] = []
         self.seed(seed or {})
@@ -182,7 +190,89 @@ class MonitoringStandIn:
         return handler
 
     def _create(self, request: Any) -> Message:
+        """CreateTimeSeries as Cloud Monitoring checks it.
+
+        * ``name`` is ``projects/P``; 1 to 200 series; each names a metric type, a
+          resource type and (for ``global``) ``project_id``;
+        * each series appears once in the request and has exactly one point, whose
+          value matches the series' value type (INT64: ``int64_value``);
+        * GAUGE: the start time is unset or equals the end time; the end time is not
+          more than 25 h in the past or 5 min in the future;
+        * the point is at least 1 ms newer than the series' newest point, and at
+          least ``min_interval`` (5 s) after it.
+
+        Like the real API, the valid series of a request are written and the
+        request fails with INVALID_ARGUMENT naming the first broken rule
+        ("One or more TimeSeries could not be written: …").
+        """
+        if not re.fullmatch(r"projects/[^/]+", request.name):
+            raise ValueError(f"Name {request.name!r} is not projects/PROJECT")
+        if not 1 <= len(request.time_series) <= 200:
+            raise ValueError("between 1 and 200 TimeSeries per request")
+        problems: list[str] = []
+        seen: set[tuple] = set()
+        now = self.clock()
+        with self._lock:
+            for index, series in enumerate(request.time_series):
+                key = (
+                    request.name,
+                    series.metric.type,
+                    tuple(sorted(series.metric.labels.items())),
+                    series.resource.type,
+                    tuple(sorted(series.resource.labels.items())),
+                )
+                problem = self._series_problem(series, key, seen, now)
+                seen.add(key)
+                if problem:
+                    problems.append(f"timeSeries[{index}]: {problem}")
+                    continue
+                point = series.points[0]
+                end = point.interval.end_time.seconds + point.interval.end_time.nanos / 1e9
+                self.points.setdefault(key, []).append((end, point.value.int64_value))
+        if problems:
+            raise ValueError("One or more TimeSeries could not be written: " + "; ".join(problems))
         return empty_pb2.Empty()
+
+    def _series_problem(self, series: Any, key: tuple, seen: set, now: float) -> str:
+        from google.api import metric_pb2
+
+        if not series.metric.type or not series.resource.type:
+            return "metric.type and resource.type are required"
+        if series.resource.type == "global" and not series.resource.labels.get("project_id"):
+            return "resource global needs the label project_id"
+        if key in seen:
+            return "Duplicate TimeSeries encountered. Only one point can be written per TimeSeries per request."
+        if len(series.points) != 1:
+            return f"exactly one point per TimeSeries, got {len(series.points)}"
+        point = series.points[0]
+        if series.value_type == metric_pb2.MetricDescriptor.ValueType.INT64 and point.value.WhichOneof("value") != (
+            "int64_value"
+        ):
+            return "the point's value does not match the INT64 value type"
+        interval = point.interval
+        end = interval.end_time.seconds + interval.end_time.nanos / 1e9
+        if not interval.HasField("end_time"):
+            return "the point has no end time"
+        gauge = series.metric_kind == metric_pb2.MetricDescriptor.MetricKind.GAUGE
+        start = (interval.start_time.seconds, interval.start_time.nanos)
+        if gauge and interval.HasField("start_time") and start != (interval.end_time.seconds, interval.end_time.nanos):
+            return "a GAUGE interval's start time must equal its end time"
+        if end > now + 300 or end < now - 25 * 3600:
+            return "the end time is more than 5 minutes in the future or 25 hours in the past"
+        previous = self.points.get(key)
+        if previous:
+            last = previous[-1][0]
+            if end < last + 0.001:
+                return (
+                    "Points must be written in order. One or more of the points specified had an older start "
+                    "time than the most recent point."
+                )
+            if end - last < self.min_interval:
+                return (
+                    "One or more points were written more frequently than the maximum sampling period "
+                    "configured for the metric."
+                )
+        return ""
 
     def _list_policies(self, request: Any) -> Message:
         items, token = self._page(self.alert_policies, request)
@@ -198,6 +288,8 @@ class MonitoringStandIn:
 
     def _page(self, seeded: list[Message], request: Any) -> tuple[list[Message], str]:
         """Offset-token paging over resources under ``request.name`` (unnamed seeds always match)."""
+        if not re.fullmatch(r"projects/[^/]+", request.name):
+            raise ValueError(f"Name {request.name!r} is not projects/PROJECT")
         with self._lock:
             matching = [m for m in seeded if not m.name or m.name.startswith(request.name + "/")]  # type: ignore[attr-defined]
         start = int(request.page_token or 0)

@@ -47,6 +47,8 @@ class SlackState:
         self.echo = echo
         self.messages: list[dict] = []  # accepted posts
         self.requests: list[dict] = []  # every request, accepted or not
+        # posts refused for their blocks ({"problem", "blocks"}); kept across reset() for the test's teardown
+        self.invalid: list[dict] = []
         self.faults: list[SlackFault] = []
         self._ts = 1_700_000_000
         self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
@@ -162,6 +164,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/chat.postMessage"):
             return self._post_message(payload)
         if path.startswith("/webhook/"):
+            problem = _block_problem(payload.get("blocks"))
+            if problem:
+                with state.lock:
+                    state.invalid.append({"problem": problem, "blocks": payload.get("blocks")})
+                return self._text(400, "invalid_blocks")
             state.accept("webhook", payload)
             return self._text(200, "ok")
         return self._json(404, {"ok": False, "error": "unknown_method"})
@@ -176,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": False, "error": "no_text"})
         problem = _block_problem(payload.get("blocks"))
         if problem:
+            with state.lock:
+                state.invalid.append({"problem": problem, "blocks": payload.get("blocks")})
             return self._json(
                 200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}}
             )
@@ -221,7 +230,18 @@ def _payload(raw: bytes, content_type: str) -> dict:
 
 
 def _block_problem(blocks: Any) -> str:
-    """Enforce the Block Kit limits the watchdog promises to keep."""
+    """Hold every message to Block Kit as slack-sdk's own models define it, plus the limits Slack states.
+
+    Each block must parse (``slack_sdk.models.blocks.Block.parse``) into a known
+    block type, pass ``validate_json()`` (lengths, required fields, element
+    counts), and come back from ``to_dict()`` unchanged, so a misspelled or
+    invented key fails instead of being dropped. Header text must be
+    ``plain_text`` (Block Kit reference, header block), which the model does not
+    check. Answers like Slack's ``invalid_blocks`` (gcp-wire-formats.md section 4).
+    """
+    from slack_sdk.errors import SlackObjectFormationError
+    from slack_sdk.models.blocks import Block
+
     if blocks is None:
         return ""
     if isinstance(blocks, str):
@@ -229,6 +249,17 @@ def _block_problem(blocks: Any) -> str:
     if len(blocks) > 50:
         return "[ERROR] no more than 50 items allowed [json-pointer:/blocks]"
     for i, block in enumerate(blocks):
+        parsed = Block.parse(block) if isinstance(block, dict) else None
+        if parsed is None or type(parsed) is Block:
+            return f"[ERROR] unknown block type {block.get('type')!r} [json-pointer:/blocks/{i}/type]"
+        try:
+            parsed.validate_json()
+        except SlackObjectFormationError as error:
+            return f"[ERROR] {error} [json-pointer:/blocks/{i}]"
+        if parsed.to_dict() != block:
+            return f"[ERROR] unknown or malformed field [json-pointer:/blocks/{i}]"
+        if block.get("type") == "header" and (block.get("text") or {}).get("type") != "plain_text":
+            return f"[ERROR] must be a plain_text object [json-pointer:/blocks/{i}/text]"
         text = (block.get("text") or {}).get("text", "")
         limit = 150 if block.get("type") == "header" else 3000
         if len(text) > limit:

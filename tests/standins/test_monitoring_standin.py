@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def test_create_time_series_is_recorded(standin: MonitoringStandIn) -> None:
         resource={"type": "global", "labels": {"project_id": "demo-project"}},
         points=[
             {
-                "interval": {"end_time": {"seconds": 1_700_000_000}},
+                "interval": {"end_time": {"seconds": int(time.time())}},
                 "value": {"int64_value": 1},
             }
         ],
@@ -84,6 +85,60 @@ def test_create_time_series_is_recorded(standin: MonitoringStandIn) -> None:
     assert logged["metric"]["type"] == "custom.googleapis.com/rollback_watchdog/rollbacks"
     assert logged["points"][0]["value"] == {"int64Value": "1"}
     assert standin.requests[0][0] == "CreateTimeSeries"
+
+
+def gauge(end: float | None = None, *, labels: dict | None = None, start: float | None = None, points: int = 1,
+          value: dict | None = None) -> monitoring_v3.TimeSeries:  # fmt: skip
+    end = time.time() if end is None else end
+
+    def stamp(t: float) -> dict:
+        return {"seconds": int(t), "nanos": int((t % 1) * 1e9)}
+
+    interval = {"end_time": stamp(end), **({"start_time": stamp(start)} if start is not None else {})}
+    return monitoring_v3.TimeSeries(
+        metric={"type": "custom.googleapis.com/rollback_watchdog/decisions", "labels": labels or {"service": "api"}},
+        resource={"type": "global", "labels": {"project_id": "demo-project"}},
+        metric_kind="GAUGE",
+        value_type="INT64",
+        points=[{"interval": interval, "value": value or {"int64_value": 1}}] * points,
+    )
+
+
+NOW = time.time()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "rule"),
+    [
+        pytest.param([gauge(NOW)], [gauge(NOW - 10)], "Points must be written in order", id="older-point"),
+        pytest.param([gauge(NOW)], [gauge(NOW)], "Points must be written in order", id="same-end-time"),
+        pytest.param([gauge(NOW)], [gauge(NOW + 2)], "more frequently than the maximum sampling period",
+                     id="within-5s"),
+        pytest.param([], [gauge(NOW), gauge(NOW + 6)], "Duplicate TimeSeries", id="one-point-per-series-per-request"),
+        pytest.param([], [gauge(NOW, points=2)], "exactly one point", id="two-points"),
+        pytest.param([], [gauge(NOW, start=NOW - 60)], "start time must equal its end time", id="gauge-interval"),
+        pytest.param([], [gauge(NOW - 26 * 3600)], "25 hours in the past", id="too-old"),
+        pytest.param([], [gauge(NOW, value={"double_value": 1.0})], "INT64", id="wrong-value-type"),
+        pytest.param([], [], "between 1 and 200", id="empty"),
+    ],
+)  # fmt: skip
+def test_writes_are_held_to_cloud_monitorings_rules(standin: MonitoringStandIn, first, second, rule) -> None:
+    client = insecure_client(monitoring_v3.MetricServiceClient, standin.address)
+    if first:
+        client.create_time_series(name=PROJECT, time_series=first)
+    with pytest.raises(exceptions.InvalidArgument) as rejected:
+        client.create_time_series(name=PROJECT, time_series=second)
+    assert rule in str(rejected.value)
+
+
+def test_valid_series_of_a_partly_rejected_request_are_kept(standin: MonitoringStandIn) -> None:
+    client = insecure_client(monitoring_v3.MetricServiceClient, standin.address)
+    client.create_time_series(name=PROJECT, time_series=[gauge(NOW)])
+    with pytest.raises(exceptions.InvalidArgument):
+        client.create_time_series(name=PROJECT, time_series=[gauge(NOW + 1), gauge(NOW + 1, labels={"service": "b"})])
+    assert sorted(len(points) for points in standin.points.values()) == [1, 1]
+    client.create_time_series(name=PROJECT, time_series=[gauge(NOW + 5)])  # 5 s after: accepted
+    assert sorted(len(points) for points in standin.points.values()) == [1, 2]
 
 
 def test_list_alert_policies_pages_and_scopes_by_project(standin: MonitoringStandIn) -> None:
@@ -112,8 +167,8 @@ def test_unavailable_surfaces_as_service_unavailable(standin: MonitoringStandIn)
     standin.fail_next("CreateTimeSeries", grpc.StatusCode.UNAVAILABLE, n=1)
 
     with pytest.raises(exceptions.ServiceUnavailable):
-        client.create_time_series(name=PROJECT, time_series=[])
-    client.create_time_series(name=PROJECT, time_series=[])  # fault consumed
+        client.create_time_series(name=PROJECT, time_series=[gauge()])
+    client.create_time_series(name=PROJECT, time_series=[gauge()])  # fault consumed
     assert len(standin.calls("CreateTimeSeries")) == 2
 
 
