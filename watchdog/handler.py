@@ -337,7 +337,8 @@ class Watchdog:
     def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
         """A rollback happened but its report was not recorded: report it now."""
         serving = rules.traffic_split(service)
-        kind = report.ROLLED_BACK if confirmed(service, decided.target) else report.UNVERIFIED
+        expected = dict(decided.record.after) if decided.record and decided.record.after else decided.target
+        kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
         action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
         # The decision was rebuilt from the ledger: say what it knows.
         decided = replace(
