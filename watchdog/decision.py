@@ -68,7 +68,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from watchdog import ledger
+from watchdog import ledger, precheck
 from watchdog.changes import Change, template_changes
 from watchdog.config import Config
 from watchdog.intake import Alert
@@ -107,6 +107,8 @@ class Decision:
     traffic: tuple[dict, ...] = ()  # the complete v2 traffic list to send, tags kept
     moved_from: tuple[str, ...] = ()  # revisions whose share moves: the failing one and any with its value
     trust: str = ""  # why the target is trusted
+    fixes: tuple[tuple[str, str], ...] = ()  # (precheck rule, what to do about it) for the change rolled back
+    breaking_creator: str = ""  # who deployed the breaking revision (its ``creator``)
     loud: bool = False  # page on-call: the watchdog cannot help and someone must look now
 
     @property
@@ -325,6 +327,8 @@ def _decide(
         breaking_at = deleted_at
     changes = tuple(history.changes(revisions[ti], failing_rev))
     trigger = tuple(c for c in changes if c.kind in history.kinds)
+    verdict = precheck.evaluate(revisions[ti], failing_rev)  # the same rules (and fixes) as `check`
+    fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
     found = {
         "failing": failing,
         "target": target,
@@ -339,6 +343,8 @@ def _decide(
         "traffic": tuple(rollback_traffic(service, split)),
         "moved_from": moved_from,
         "trust": trust,
+        "fixes": fixes,
+        "breaking_creator": str(revisions[breaking_at].get("creator", "")),
         "would_roll_back": True,
     }
     why = f"{names[breaking_at]} changed {_describe(trigger)}"
@@ -347,6 +353,36 @@ def _decide(
         reason, sentence = guard
         return Decision(REPORT, reason, f"{why}; would roll back to {target}, but {sentence}", **found)
     return Decision(ROLLBACK, "rollback", f"{why}; rolling back to {target} ({trust})", **found)
+
+
+def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, serving: dict[str, int]) -> Decision:
+    """The decision of a rollback already made, from its ledger record and the revisions (a re-sent report)."""
+    by_name = {short_name(r.get("name", "")): r for r in revisions}
+    failing, target = by_name.get(record.from_revision), by_name.get(record.to_revision)
+    breaking = by_name.get(record.breaking) or failing
+    changes: tuple[Change, ...] = ()
+    fixes: tuple[tuple[str, str], ...] = ()
+    if failing is not None and target is not None:
+        changes = tuple(template_changes(target, failing))
+        verdict = precheck.evaluate(target, failing)
+        fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
+    kinds = KINDS_FOR[config.rollback_on]
+    return Decision(
+        RESEND_REPORT,
+        "already_handled",
+        f"rolled back {record.from_revision} → {record.to_revision}",
+        failing=record.from_revision,
+        target=record.to_revision,
+        breaking=record.breaking or record.from_revision,
+        breaking_created=str((breaking or {}).get("createTime", "")),
+        breaking_creator=str((breaking or {}).get("creator", "")),
+        changes=changes,
+        trigger_changes=tuple(c for c in changes if c.kind in kinds),
+        fixes=fixes,
+        record=record,
+        serving=serving,
+        split=dict(record.after) or {record.to_revision: 100},
+    )
 
 
 def _failing_from_traffic(service: dict, history: _History, serving: dict[str, int]) -> str | Decision:

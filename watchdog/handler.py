@@ -135,6 +135,11 @@ class Watchdog:
             raise TransientError(str(error)) from error
         return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
 
+    @property
+    def _buttons(self) -> bool:
+        """The card's buttons need a bot token (chat.update) and the slack_actions endpoint's workspace."""
+        return self.config.slack.mode == "bot" and bool(self.config.slack_team)
+
     def _first_telling(self, key: str) -> bool:
         with self._locks_guard:
             if key in self._told:
@@ -232,7 +237,7 @@ class Watchdog:
             if decided.action == rules.IN_PROGRESS:
                 raise InProgress(decided.detail)
             if decided.action == rules.RESEND_REPORT:
-                return self._resend(alert, decided, service, deadline)
+                return self._resend(alert, decided, service, deadline, history.loaded)
             if decided.action == rules.REPORT:
                 return self._report_once(alert, decided, service, deadline)
             try:
@@ -303,6 +308,7 @@ class Watchdog:
             before=rules.traffic_before(service),
             after=tuple((r, p) for r, p in decided.split.items() if p),
             latest=rules.short_name(service.get("latestCreatedRevision", "")),
+            breaking=decided.breaking,
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         try:
@@ -329,24 +335,34 @@ class Watchdog:
             elapsed_ms=round(elapsed * 1000, 1),
         )
         posted = self._post(
-            report.render(alert, decided, action, related=self._related_lines(alert, decided, deadline)), deadline
+            report.render(
+                alert, decided, action, related=self._related_lines(alert, decided, deadline), buttons=self._buttons
+            ),
+            deadline,
         )
         self._settle_report(alert, result, posted, deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
-    def _resend(self, alert: Alert, decided: rules.Decision, service: dict, deadline: float) -> Outcome:
-        """A rollback happened but its report was not recorded: report it now."""
+    def _resend(
+        self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, revisions: list[dict]
+    ) -> Outcome:
+        """A rollback happened but its report was not recorded: report it now, as completely as the first time.
+
+        The ledger record says from, to, the split and the breaking revision; the
+        revisions just read give the diff and the fix again.
+        """
         serving = rules.traffic_split(service)
-        expected = dict(decided.record.after) if decided.record and decided.record.after else decided.target
+        record = decided.record
+        expected = dict(record.after) if record and record.after else decided.target
         kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
         action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
-        # The decision was rebuilt from the ledger: say what it knows.
+        decided = rules.rebuilt(record, revisions, self.config, serving) if record else decided
         decided = replace(
             decided,
             detail=f"rolled back {decided.failing} → {decided.target} "
             f"for incident {alert.incident_id} (report sent on redelivery)",
         )
-        posted = self._post(report.render(alert, decided, action), deadline)
+        posted = self._post(report.render(alert, decided, action, buttons=self._buttons), deadline)
         self._settle_report(alert, service, posted, deadline)
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 

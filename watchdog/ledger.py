@@ -53,6 +53,7 @@ class Record:
     after: tuple = ()  # the split the rollback set, as [revision, percent]
     latest: str = ""  # the service's latest created revision when it rolled back (a later deploy changes it)
     events: tuple = ()  # what on-call did from the card: [action, user, at, action_ts]
+    breaking: str = ""  # the revision that made the change, so a report re-sent later is as complete
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ def _from_json(item: Any) -> Record:
         before=tuple((str(r), int(p), str(t)) for r, p, t in before),
         after=tuple((str(r), int(p)) for r, p in after),
         latest=str(item.get("latest", "")),
+        breaking=str(item.get("breaking", "")),
         events=tuple((str(a), str(u), _finite(t), str(ts)) for a, u, t, ts in events),
     )
 

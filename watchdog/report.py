@@ -19,10 +19,12 @@ MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_TEXT = 3500  # well under chat.postMessage's 40,000; the fallback is a summary
 
+ROLLING_BACK = "rolling_back"  # the traffic update was accepted; the operation is running
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
 UNVERIFIED = "unverified"
 NO_ACTION = "no_action"
+CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,29 @@ def rollback_command(alert: Alert, target: str, split: dict[str, int] | None = N
 
 
 def render(
-    alert: Alert, decision: Decision, action: Action, dry_run: bool = False, related: Sequence[str] = ()
+    alert: Alert,
+    decision: Decision,
+    action: Action,
+    dry_run: bool = False,
+    related: Sequence[str] = (),
+    buttons: bool = False,
 ) -> Message:
-    """The message for one decision about an open incident.
+    """The message for one decision about an open incident: the incident card (watchdog/card.py) once
+    traffic moved, a report otherwise.
 
     ``related`` are plain-text lines about other services that made the same
     change (the blast radius); they are escaped here like everything else.
     """
+    if action.kind in CARD_STATES:
+        from watchdog import card
+
+        text, blocks = card.render(
+            alert, decision, card.CardState(action.kind, action.error, action.seconds), buttons=buttons, dry_run=dry_run
+        )
+        if related:
+            lines = [f"• {escape(line)}" for line in related[:15]]
+            blocks.insert(len(blocks) - 1, _section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
+        return Message(text, blocks[:MAX_BLOCKS], loud=action.kind == FAILED or decision.loud)
     title = _title(alert, decision, action)
     loud = action.kind == FAILED or decision.loud
     lines = [("<!here> " if loud else "") + f"*{escape(decision.detail)}*"]

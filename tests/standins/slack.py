@@ -50,6 +50,10 @@ class SlackState:
         # posts refused for their blocks ({"problem", "blocks"}); kept across reset() for the test's teardown
         self.invalid: list[dict] = []
         self.faults: list[SlackFault] = []
+        self.ephemeral: list[dict] = []  # chat.postEphemeral: what one user was told
+        # users.info and usergroups.users.list, as a workspace would answer them
+        self.users: dict[str, dict] = {}
+        self.usergroups: dict[str, list[str]] = {}
         self._ts = 1_700_000_000
         self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
 
@@ -58,6 +62,9 @@ class SlackState:
             self.messages.clear()
             self.requests.clear()
             self.faults.clear()
+            self.ephemeral.clear()
+            self.users.clear()
+            self.usergroups.clear()
             self.on_served = None
 
     def take_fault(self, path: str) -> SlackFault | None:
@@ -163,6 +170,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"ok": False, "error": fault.error})
         if path.endswith("/chat.postMessage"):
             return self._post_message(payload)
+        if path.endswith(("/chat.update", "/chat.postEphemeral", "/users.info", "/usergroups.users.list")):
+            if self.headers.get("Authorization", "") != f"Bearer {state.token}":
+                return self._json(200, {"ok": False, "error": "invalid_auth"})
+            return self._json(200, getattr(self, "_" + path.rsplit("/", 1)[-1].replace(".", "_"))(payload))
         if path.startswith("/webhook/"):
             problem = _block_problem(payload.get("blocks"))
             if problem:
@@ -203,6 +214,45 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             },
         )
+
+    def _chat_update(self, payload: dict) -> dict:
+        """chat.update: the message must exist in that channel; its text and blocks are replaced in place."""
+        state = self.server.state
+        problem = _block_problem(payload.get("blocks"))
+        if problem:
+            with state.lock:
+                state.invalid.append({"problem": problem, "blocks": payload.get("blocks")})
+            return {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}}
+        with state.lock:
+            found = next(
+                (
+                    m
+                    for m in state.messages
+                    if m.get("ts") == payload.get("ts") and m.get("channel") == payload.get("channel")
+                ),
+                None,
+            )
+            if found is None:
+                return {"ok": False, "error": "message_not_found"}
+            for key in ("text", "blocks"):
+                if key in payload:
+                    found[key] = payload[key]
+            found.setdefault("updates", []).append({k: payload.get(k) for k in ("text", "blocks")})
+        return {"ok": True, "channel": payload["channel"], "ts": payload["ts"], "text": payload.get("text", "")}
+
+    def _chat_postEphemeral(self, payload: dict) -> dict:
+        state = self.server.state
+        with state.lock:
+            state.ephemeral.append(dict(payload))
+        return {"ok": True, "message_ts": f"{time.time():.6f}"}
+
+    def _users_info(self, payload: dict) -> dict:
+        user = self.server.state.users.get(payload.get("user", ""))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _usergroups_users_list(self, payload: dict) -> dict:
+        users = self.server.state.usergroups.get(payload.get("usergroup", ""))
+        return {"ok": True, "users": users} if users is not None else {"ok": False, "error": "no_such_subteam"}
 
     def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
@@ -268,6 +318,23 @@ def _block_problem(blocks: Any) -> str:
         if len(fields) > 10 or any(len(f.get("text", "")) > 2000 for f in fields):
             return f"[ERROR] fields over the limit [json-pointer:/blocks/{i}/fields]"
     return ""
+
+
+def user(user_id: str, team: str = "T0WATCH", **flags: bool) -> dict:
+    """A users.info ``user`` object (``is_restricted``: guest, ``is_ultra_restricted``: single-channel guest,
+    ``is_stranger``: external, ``deleted``: deactivated)."""
+    base = {"is_restricted": False, "is_ultra_restricted": False, "deleted": False, "is_bot": False}
+    return {"id": user_id, "team_id": team, "name": user_id.lower(), **base, **flags}
+
+
+def signed(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack signs an interactivity request with: ``v0=HMAC-SHA256(secret, "v0:ts:body")``."""
+    import hashlib
+    import hmac
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
 
 
 class SlackStandIn(StandIn):
