@@ -110,7 +110,7 @@ class TestWhatTheCardSays:
 @pytest.mark.e2e
 def test_a_card_resent_after_a_slack_outage_is_as_complete_as_the_first(start_stack):
     stack = start_stack()
-    stack.slack.state.faults.append(SlackFault(kind="status", status=503, times=2))
+    stack.slack.state.faults.append(SlackFault(kind="status", status=503, times=4, path="chat.postMessage"))
     first, _ = deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT)))
     assert first == 500  # rolled back, report pending
     assert stack.serving(BACKEND) == {"netra-backend-staging-00118-paz": 100}

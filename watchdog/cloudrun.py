@@ -173,13 +173,15 @@ class CloudRun:
         deploy fail the update (:class:`ConcurrentChange`) instead of being
         overwritten. Returns the service as the finished operation reports it.
         """
-        service = run_v2.Service(
-            name=ref.name,
-            etag=etag,
-            annotations=annotations,
-            traffic=_traffic(traffic),
-        )
-        operation = self._update(service, ["traffic", "annotations"], deadline)
+        return self.await_pin(ref, self.start_pin(ref, traffic, etag, annotations, deadline), deadline)
+
+    def start_pin(self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float):
+        """The update of :meth:`pin_traffic`, accepted by Cloud Run: returns its operation, not yet done."""
+        service = run_v2.Service(name=ref.name, etag=etag, annotations=annotations, traffic=_traffic(traffic))
+        return self._update(service, ["traffic", "annotations"], deadline)
+
+    def await_pin(self, ref: ServiceRef, operation, deadline: float) -> dict:
+        """Wait for the operation of :meth:`start_pin` and for the service to settle (:class:`UpdateFailed`)."""
         try:
             result = operation.result(timeout=max(1.0, deadline - time.monotonic()), polling=_polling(deadline))
         except exceptions.GoogleAPICallError as error:

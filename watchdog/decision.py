@@ -8,7 +8,7 @@ instead. Rules, in the order they win:
    traffic and the annotations are left alone.
 2. ``already_handled``: the ledger records a rollback for this incident.
    Reported: nothing at all (duplicates are silent). Not reported and younger
-   than the handling deadline: ``in_progress`` (the caller asks Pub/Sub to
+   than :data:`REPORT_LEASE`: ``in_progress`` (the caller asks Pub/Sub to
    redeliver later). Not reported and older: ``resend_report``.
 3. ``already_closed``: the incident was seen ``closed`` before this ``open``
    arrived (out-of-order delivery): nothing.
@@ -79,6 +79,11 @@ RESEND_REPORT = "resend_report"
 IN_PROGRESS = "in_progress"
 NOTHING = "nothing"
 NEED_MORE = "need_more_revisions"
+
+# How long after a rollback another delivery assumes the one that made it is still posting its card: the
+# card goes out right after the update is accepted, so a crash there is reported on the first redelivery
+# (Pub/Sub's minimum backoff is 10 s), not after the whole handling deadline.
+REPORT_LEASE = 8.0
 
 REVISION_TYPE = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
 LATEST_TYPE = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
@@ -167,7 +172,7 @@ def _already_handled(alert: Alert, record: ledger.Record, config: Config, now: f
     moved = f"{record.from_revision} → {record.to_revision}"
     if record.reported:
         action, detail = NOTHING, f"incident {alert.incident_id} was already rolled back ({moved})"
-    elif now - record.at < config.deadline_seconds:
+    elif now - record.at < min(config.deadline_seconds, REPORT_LEASE):
         action = IN_PROGRESS
         detail = (
             f"incident {alert.incident_id} is being rolled back by another delivery ({moved}); "

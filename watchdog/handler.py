@@ -311,11 +311,20 @@ class Watchdog:
             breaking=decided.breaking,
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
+        operation = self.cloud_run.start_pin(
+            alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
+        )
+        # Traffic is moving: on-call hears it now, not after the operation (bot mode: one card, updated in place).
+        early = None
+        if self.config.slack.mode == "bot":
+            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started)
+            early = self._post(report.render(alert, decided, rolling, buttons=self._buttons), deadline)
         try:
-            result = self.cloud_run.pin_traffic(
-                alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
-            )
+            result = self.cloud_run.await_pin(alert.service, operation, deadline)
         except UpdateFailed as error:
+            if early is not None and early.ok:
+                failed = report.Action(report.FAILED, error=str(error)[:500])
+                self._notifier_factory(deadline).update(report.render(alert, decided, failed), early.thread)
             return self._failed(alert, decided, error, deadline)
         serving = {k: v for k, v in rules.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
@@ -334,12 +343,13 @@ class Watchdog:
             to_revision=decided.target,
             elapsed_ms=round(elapsed * 1000, 1),
         )
-        posted = self._post(
-            report.render(
-                alert, decided, action, related=self._related_lines(alert, decided, deadline), buttons=self._buttons
-            ),
-            deadline,
+        card = report.render(
+            alert, decided, action, related=self._related_lines(alert, decided, deadline), buttons=self._buttons
         )
+        posted = self._card(card, early.thread if early is not None and early.ok else "", record.at, deadline)
+        if not posted.ok and early is not None and early.ok:
+            logs.warning(f"could not update the card: {posted.error}", incident_id=alert.incident_id)
+            posted = early  # the card is out; its first state stands
         self._settle_report(alert, result, posted, deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
@@ -362,9 +372,23 @@ class Watchdog:
             detail=f"rolled back {decided.failing} → {decided.target} "
             f"for incident {alert.incident_id} (report sent on redelivery)",
         )
-        posted = self._post(report.render(alert, decided, action, buttons=self._buttons), deadline)
+        card = report.render(alert, decided, action, buttons=self._buttons)
+        posted = self._card(card, "", record.at if record else time.time(), deadline)
         self._settle_report(alert, service, posted, deadline)
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _card(self, card: report.Message, posted: str, since: float, deadline: float):
+        """Show ``card``: update it where it was posted, or where a lost post of it is found, else post it.
+
+        One card per incident, whatever Slack's timeouts or a crash did: a post whose answer never came
+        is found again by its metadata before a second one is made.
+        """
+        notifier = self._notifier_factory(deadline)
+        where = posted or notifier.find(card.card, since - 60)
+        result = notifier.update(card, where) if where else notifier.post(card)
+        if not result.ok:
+            logs.warning(f"slack post failed: {result.error}", decision="slack_failed")
+        return result
 
     def _failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
         """The update was accepted but its operation ended in error: say what serves, and clean up.

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from watchdog import logs
 from watchdog.config import SlackSettings
 from watchdog.redact import redact, redact_json
 from watchdog.report import Message
 
 POST_TIMEOUT = 5.0
+CARD_EVENT = "rollback_watchdog_card"  # Slack message metadata event_type of the incident card
 
 
 # ok:false errors that a later attempt may get past; every other code is permanent.
@@ -44,12 +46,26 @@ class Posted:
 class Notifier(Protocol):
     def post(self, message: Message, thread: str = "") -> Posted: ...
 
+    def update(self, message: Message, posted: str) -> Posted:
+        """Replace the message ``posted`` ("channel:ts") in place; where that cannot be done, post anew."""
+        ...
+
+    def find(self, card: str, since: float) -> str:
+        """The message already posted for the incident card ``card``, or ""."""
+        ...
+
 
 class NoSlack:
     """Slack is not configured: the structured log line is the report."""
 
     def post(self, message: Message, thread: str = "") -> Posted:
         return Posted(True)
+
+    def update(self, message: Message, posted: str) -> Posted:
+        return Posted(True)
+
+    def find(self, card: str, since: float) -> str:
+        return ""
 
 
 class SlackBot:
@@ -60,7 +76,11 @@ class SlackBot:
 
         kwargs = {"base_url": settings.api_url} if settings.api_url else {}
         self._client = WebClient(
-            token=settings.bot_token, timeout=int(POST_TIMEOUT), retry_handlers=_retry_handlers(remaining), **kwargs
+            token=settings.bot_token,
+            timeout=int(POST_TIMEOUT),
+            # no blind retry of a post whose answer was lost: it may have been accepted (find() looks first)
+            retry_handlers=_retry_handlers(remaining, connection_errors=False),
+            **kwargs,
         )
         self._channel = settings.channel
         self._remaining = remaining
@@ -74,6 +94,11 @@ class SlackBot:
             return Posted(False, error="no time left to post", retryable=True)
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
+            extra = (
+                {"metadata": {"event_type": CARD_EVENT, "event_payload": {"card": message.card}}}
+                if message.card
+                else {}
+            )
             response = self._client.chat_postMessage(
                 channel=channel or self._channel,
                 text=text,
@@ -81,6 +106,7 @@ class SlackBot:
                 thread_ts=ts or None,
                 unfurl_links=False,
                 unfurl_media=False,
+                **extra,
             )
         except SlackApiError as error:
             code = str(error.response.get("error", "")) if error.response is not None else ""
@@ -95,6 +121,52 @@ class SlackBot:
         except Exception as error:  # noqa: BLE001 - a failed post must never stop the watchdog
             return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}", retryable=True)
         return Posted(True, thread=f"{response.get('channel', channel)}:{response.get('ts', '')}")
+
+    def find(self, card: str, since: float) -> str:
+        """The card ("channel:ts") posted for ``card`` since ``since`` (epoch s), found by its metadata; "" if none.
+
+        A post whose answer was lost (a slow Slack that accepted after the client gave up, a crash right
+        after posting) is found here, so a retry updates that card instead of posting another.
+        """
+        if not card or self._remaining() < 1:
+            return ""
+        try:
+            self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
+            history = self._client.conversations_history(
+                channel=self._channel, oldest=f"{max(0.0, since):.6f}", include_all_metadata=True, limit=100
+            )
+        except Exception as error:  # noqa: BLE001 - not found is the safe answer: a second card, never none
+            logs.warning(f"could not look for the incident card: {error}")
+            return ""
+        for found in history.get("messages") or []:
+            metadata = found.get("metadata") or {}
+            if metadata.get("event_type") == CARD_EVENT and (metadata.get("event_payload") or {}).get("card") == card:
+                return f"{self._channel}:{found.get('ts', '')}"
+        return ""
+
+    def update(self, message: Message, posted: str) -> Posted:
+        """chat.update of the card. A mention added by an update notifies nobody, so loud news is also posted."""
+        from slack_sdk.errors import SlackApiError
+
+        channel, _, ts = posted.partition(":")
+        if not ts or self._remaining() < 1:
+            return self.post(message)
+        try:
+            self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
+            self._client.chat_update(
+                channel=channel, ts=ts, text=redact(message.text), blocks=redact_json(_blocks(message)) or None
+            )
+        except SlackApiError as error:
+            code = str(error.response.get("error", "")) if error.response is not None else ""
+            if code in ("message_not_found", "cant_update_message", "edit_window_closed"):
+                return self.post(message)
+            status = error.response.status_code if error.response is not None else 0
+            return Posted(
+                False, error=f"slack error: {code or error}", retryable=code in _RETRYABLE_CODES or status >= 429
+            )
+        except Exception as error:  # noqa: BLE001 - a failed update must never stop the watchdog
+            return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}", retryable=True)
+        return Posted(True, thread=posted)
 
 
 class SlackWebhook:
@@ -153,7 +225,7 @@ def notifier(settings: SlackSettings, remaining: Callable[[], float]) -> Notifie
     return NoSlack()
 
 
-def _retry_handlers(remaining: Callable[[], float]) -> list:
+def _retry_handlers(remaining: Callable[[], float], connection_errors: bool = True) -> list:
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
@@ -173,11 +245,8 @@ def _retry_handlers(remaining: Callable[[], float]) -> list:
                 return False
             return seconds + 2 < remaining()
 
-    return [
-        DeadlineAwareRateLimit(max_retry_count=2),
-        ServerErrorRetryHandler(max_retry_count=1),
-        ConnectionErrorRetryHandler(max_retry_count=1),
-    ]
+    handlers = [DeadlineAwareRateLimit(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=1)]
+    return [*handlers, ConnectionErrorRetryHandler(max_retry_count=1)] if connection_errors else handlers
 
 
 def remaining_until(deadline: float) -> Callable[[], float]:

@@ -41,6 +41,7 @@ class Message:
     text: str
     blocks: list[dict] = field(default_factory=list)
     loud: bool = False  # prefix <!here>: a rollback failed
+    card: str = ""  # the incident card's key (the incident id): carried as Slack message metadata, to find it again
 
 
 def escape(text: object) -> str:
@@ -90,7 +91,7 @@ def render(
         if related:
             lines = [f"• {escape(line)}" for line in related[:15]]
             blocks.insert(len(blocks) - 1, _section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
-        return Message(text, blocks[:MAX_BLOCKS], loud=action.kind == FAILED or decision.loud)
+        return Message(text, blocks[:MAX_BLOCKS], loud=action.kind == FAILED or decision.loud, card=alert.incident_id)
     title = _title(alert, decision, action)
     loud = action.kind == FAILED or decision.loud
     lines = [("<!here> " if loud else "") + f"*{escape(decision.detail)}*"]

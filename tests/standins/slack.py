@@ -54,7 +54,7 @@ class SlackState:
         # users.info and usergroups.users.list, as a workspace would answer them
         self.users: dict[str, dict] = {}
         self.usergroups: dict[str, list[str]] = {}
-        self._ts = 1_700_000_000
+        self._ts = 0.0
         self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
 
     def reset(self) -> None:
@@ -77,8 +77,8 @@ class SlackState:
 
     def accept(self, kind: str, payload: dict) -> dict:
         with self.lock:
-            self._ts += 1
-            ts = f"{self._ts}.000100"
+            self._ts = max(self._ts + 0.0001, time.time())  # like Slack: the post's epoch time, unique
+            ts = f"{self._ts:.6f}"
             message = {"kind": kind, "ts": ts, **payload}
             self.messages.append(message)
         if self.echo:
@@ -170,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"ok": False, "error": fault.error})
         if path.endswith("/chat.postMessage"):
             return self._post_message(payload)
-        if path.endswith(("/chat.update", "/chat.postEphemeral", "/users.info", "/usergroups.users.list")):
+        if path.endswith(
+            ("/chat.update", "/chat.postEphemeral", "/users.info", "/usergroups.users.list", "/conversations.history")
+        ):
             if self.headers.get("Authorization", "") != f"Bearer {state.token}":
                 return self._json(200, {"ok": False, "error": "invalid_auth"})
             return self._json(200, getattr(self, "_" + path.rsplit("/", 1)[-1].replace(".", "_"))(payload))
@@ -245,6 +247,24 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.ephemeral.append(dict(payload))
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
+
+    def _conversations_history(self, payload: dict) -> dict:
+        """Newest first, from ``oldest`` on; message metadata only with ``include_all_metadata``."""
+        state = self.server.state
+        oldest = float(payload.get("oldest") or 0)
+        with_metadata = str(payload.get("include_all_metadata", "")).lower() in ("1", "true")
+        with state.lock:
+            found = [
+                m for m in state.messages if m.get("channel") == payload.get("channel") and float(m["ts"]) >= oldest
+            ]
+        messages = []
+        for message in reversed(found[-int(payload.get("limit") or 100) :]):
+            shown = {"type": "message", "ts": message["ts"], "text": message.get("text", "")}
+            if with_metadata and message.get("metadata"):
+                metadata = message["metadata"]
+                shown["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+            messages.append(shown)
+        return {"ok": True, "messages": messages, "has_more": False}
 
     def _users_info(self, payload: dict) -> dict:
         user = self.server.state.users.get(payload.get("user", ""))
