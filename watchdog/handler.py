@@ -32,7 +32,7 @@ from watchdog import ledger, logs, report
 from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed
 from watchdog.config import Config, ServiceRef
 from watchdog.deploys import DeployEvent
-from watchdog.intake import Alert, Ignored, parse
+from watchdog.intake import Alert, Ignored, Tick, parse
 
 MAX_CONCURRENT_RETRIES = 3
 DEADLINE_MARGIN = 3.0  # seconds kept back so the response reaches Pub/Sub in time
@@ -149,6 +149,10 @@ class Watchdog:
             return self._ignored(parsed, delivery_id, deadline)
         if isinstance(parsed, DeployEvent):
             return self._deploy(parsed, deadline, delivery_id)
+        if isinstance(parsed, Tick):  # verification (watchdog/on_tick.py): never a rollback
+            from watchdog.on_tick import ticks
+
+            return ticks(self).handle(parsed, deadline)
         alert = parsed
         try:
             with self._turn(alert, deadline):
@@ -170,6 +174,10 @@ class Watchdog:
             self._extras(alert, Outcome("retry", type(error).__name__, alert.incident_id, str(alert.service)), deadline)
             raise TransientError(str(error)) from error
         self._extras(alert, outcome, deadline)
+        if outcome.result in ("rolled_back", "unverified") or outcome.reason == "rollback_did_not_fix":
+            from watchdog.on_tick import after_alert  # verification follows the rollback (watchdog/on_tick.py)
+
+            after_alert(self, alert, outcome, deadline)
         return outcome
 
     def _extras(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
@@ -290,6 +298,7 @@ class Watchdog:
             alert_at=alert.started_at,
             drill=alert.drill,
             before=rules.traffic_before(service),
+            metric=alert.metric_type,
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         try:
