@@ -53,6 +53,9 @@ READER_PERMISSIONS = {
     "monitoring.notificationChannels.list",
 }
 
+# terraform/verify.tf: reading the restored revision's time series (tests/terraform/test_verify_tf.py).
+VERIFIER_PERMISSIONS = {"monitoring.timeSeries.list"}
+
 GROUP_BY = {"resource.label.service_name", "resource.label.revision_name", "resource.label.location"}
 
 
@@ -652,7 +655,7 @@ def test_custom_role_ids() -> None:
 
 def test_no_custom_role_outside_the_allowed_set() -> None:
     for name, body in resources("google_project_iam_custom_role").items():
-        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS, name
+        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS | VERIFIER_PERMISSIONS, name
 
 
 def test_operator_role_is_bound_per_watched_service() -> None:
@@ -666,7 +669,7 @@ def test_operator_role_is_bound_per_watched_service() -> None:
 
 def test_only_the_reader_role_is_granted_on_a_project() -> None:
     grants = resources("google_project_iam_member")
-    assert set(grants) == {"function_reads"}
+    assert set(grants) == {"function_reads", "function_verifies"}  # function_verifies: terraform/verify.tf
     assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
 
 
