@@ -286,3 +286,52 @@ def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monito
         assert record(stack).state == "recovered"
     finally:
         other.stop()
+
+
+def test_webhook_mode_posts_the_verdict_as_a_new_message(start_stack, monitoring, slack):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, SLACK_BOT_TOKEN="", SLACK_CHANNEL="",
+                        SLACK_WEBHOOK_URL=slack.webhook_url)  # fmt: skip
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    [_, verdict] = stack.messages
+    assert verdict["kind"] != "chat.postMessage"
+    assert "thread_ts" not in verdict
+    assert "Recovered" in text_of(verdict)
+
+
+def test_a_verdict_slack_could_not_take_is_posted_by_a_later_tick_once(stack, monitoring):
+    from tests.standins.slack import SlackFault
+
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    stack.slack.state.faults.append(SlackFault(kind="status", status=503, times=20))
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 1
+    recorded = record(stack)
+    assert recorded.state == "recovered"  # recorded before the post: not lost
+    assert recorded.told_at is None
+    stack.slack.state.faults.clear()
+    assert tick(stack.function.url) == 200  # within the writer's deadline: left to it
+    assert len(stack.messages) == 1
+    with stack.cloud_run.state.lock:  # the writer's deadline (8 s here) has passed
+        service = stack.cloud_run.state.services[BACKEND]
+        items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
+        items[-1]["verdict_at"] -= 30
+        service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
+    assert tick(stack.function.url) == 200
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2  # posted once, by the first tick after the deadline
+    assert "Recovered" in text_of(stack.messages[1])
+    assert record(stack).told_at is not None
+
+
+def test_the_incident_closing_after_a_confirmed_recovery_posts_nothing_more(stack, monitoring):
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2
+    closed = fixture(BACKEND_ALERT)
+    closed["incident"]["state"], closed["incident"]["ended_at"] = "closed", int(time.time())
+    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+    assert len(stack.messages) == 2

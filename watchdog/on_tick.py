@@ -122,16 +122,19 @@ class Ticks:
             self._forget(ref)  # the alert path reports it loudly; nothing here writes over it
             return []
         now = self._watchdog._clock()
+        untold = False  # a verdict recorded but not posted keeps the service watched
         for record in read.records:
             if verify.due_to_tell(record, now, self.config.deadline_seconds):
-                self._tell(ref, record, None, deadline)  # recorded earlier, never posted
+                untold |= not self._tell(ref, record, None, deadline)  # recorded earlier, never posted
+            elif record.state and record.told_at is None:
+                untold = True  # its writer may still be posting it
         verdicts = []
         for record in [r for r in read.records if verify.under_verification(r, now)]:
             verdict = self._verify(ref, service, record, now, deadline)
             verdicts.append(verdict)
             if verdict.final:
-                self._settle(ref, record, verdict, now, deadline)
-        if not any(v.action == verify.WAIT for v in verdicts):
+                untold |= not self._settle(ref, record, verdict, now, deadline)
+        if not untold and not any(v.action == verify.WAIT for v in verdicts):
             self._forget(ref)
         return verdicts
 
@@ -226,16 +229,19 @@ class Ticks:
         now: float,
         deadline: float,
         service: dict | None = None,
-    ) -> None:
-        """Record, post, record that it was posted: see the module docstring for why in this order."""
+    ) -> bool:
+        """Record, post, record that it was posted: see the module docstring for why in this order.
+
+        True when nothing is left to post (posted, or another delivery recorded a verdict first)."""
         claimed = self._update(
             ref, record.incident, lambda r: None if r.state else verify.decided(r, verdict, now), deadline, service
         )
         if claimed is None:
-            return  # another delivery recorded a verdict first: it posts
-        self._tell(ref, claimed, verdict, deadline)
+            return True  # another delivery recorded a verdict first: it posts
+        return self._tell(ref, claimed, verdict, deadline)
 
-    def _tell(self, ref: ServiceRef, record: ledger.Record, verdict: verify.Verdict | None, deadline: float) -> None:
+    def _tell(self, ref: ServiceRef, record: ledger.Record, verdict: verify.Verdict | None, deadline: float) -> bool:
+        """Post a recorded verdict and record that it was; False when it must be posted again later."""
         message = verify.render(ref, record, verdict, self._watchdog._clock())
         posted = self._watchdog._notifier_factory(deadline).post(message, thread=record.thread)
         if not posted.ok and posted.retryable:
@@ -244,7 +250,7 @@ class Ticks:
                 service=str(ref),
                 incident_id=record.incident,
             )
-            return
+            return False
         if not posted.ok:
             logs.error(f"Slack refused the verdict for good: {posted.error}: {message.text}", service=str(ref))
         told_at = round(self._watchdog._clock(), 3)
@@ -260,6 +266,7 @@ class Ticks:
             alert_to_rollback_s=round(record.at - record.alert_at, 1) if record.alert_at else None,
             rollback_to_verdict_s=round((record.verdict_at or told_at) - record.at, 1),
         )
+        return True
 
     def _update(
         self, ref: ServiceRef, incident: str, change: Any, deadline: float, service: dict | None = None

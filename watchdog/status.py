@@ -112,7 +112,8 @@ def assess(ref: ServiceRef, service: dict, revisions: list[dict], config: Config
 
 
 def _rollback(record: ledger.Record, now: float) -> Rollback:
-    if record.state:
+    closed_after = record.recovered_at is not None and record.recovered_at > (record.verdict_at or 0)
+    if record.state and not (record.state == verify.ESCALATED and closed_after):
         outcome = record.state
     elif record.recovered_at is not None:
         outcome = "recovered"

@@ -227,8 +227,10 @@ def alert_fired_again(record: Record, now: float) -> Record | None:
 
 
 def decided(record: Record, verdict: Verdict, now: float) -> Record:
-    """The record with ``verdict`` recorded (not yet told)."""
-    return replace(record, state=verdict.action, why=verdict.reason, verdict_at=round(now, 3))
+    """The record with ``verdict`` recorded (not yet told). Recovered also sets ``recovered_at``, so the
+    incident's later ``closed`` notification does not announce the recovery a second time."""
+    recorded = replace(record, state=verdict.action, why=verdict.reason, verdict_at=round(now, 3))
+    return replace(recorded, recovered_at=round(now, 3)) if verdict.action == RECOVERED else recorded
 
 
 def due_to_tell(record: Record, now: float, claim_seconds: float) -> bool:
