@@ -180,3 +180,13 @@ def test_doctor_reports_the_same_needs_a_human_findings(world):
         ("problem", "escalated-svc",
          "needs a human: rollback for incident 0.inc-escalated-svc did not fix it (failures_continue)"),
     ]  # fmt: skip
+
+
+def test_a_star_scope_lists_the_services_of_the_given_project_and_region(world):
+    code, out = run(world, "--json", services="*")
+    assert code == 2  # '*' without --project/--region cannot be located
+    assert json.loads(out)["services"][0]["error"] == "WATCHDOG_SERVICES is '*': give --project and --region"
+    code, out = run(world, "--json", "--project", "netra-staging", "--region", "us-central1", services="*")
+    names = sorted(s["service"].rsplit("/", 1)[-1] for s in json.loads(out)["services"])
+    assert names == ["clear-svc", "escalated-svc", "forgotten-svc", "paused-svc", "pinned-svc"]
+    assert code == 1
