@@ -335,3 +335,34 @@ def test_the_incident_closing_after_a_confirmed_recovery_posts_nothing_more(stac
     closed["incident"]["state"], closed["incident"]["ended_at"] = "closed", int(time.time())
     assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
     assert len(stack.messages) == 2
+
+
+def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(stack, monitoring, monkeypatch):
+    """The message terraform's job publishes (its data and attributes, read from verify.tf), through the pstest
+    Pub/Sub fake and a pull-to-CloudEvent bridge: acknowledged, and the rollback is confirmed."""
+    from google.cloud import pubsub_v1
+
+    from tests.eventarc_bridge import EventarcBridge
+    from tests.pubsub_emulator.server import PubSubEmulator
+    from tests.terraform.test_wiring import block, resource
+
+    target = block(resource("google_cloud_scheduler_job", "verify_tick"), "pubsub_target")
+    assert target["data"] == '${base64encode("tick")}'
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    topic = "projects/netra-staging/topics/rollback-watchdog-alerts"
+    subscription = "projects/netra-staging/subscriptions/watchdog-push"
+    with PubSubEmulator() as emulator:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        try:
+            publisher.create_topic(name=topic)
+            subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+            publisher.publish(topic, b"tick", **target["attributes"]).result(10)  # as the job publishes it
+            [attempt] = EventarcBridge(subscriber, subscription, stack.function.url).pump()
+        finally:
+            subscriber.close()
+            publisher.transport.close()
+    assert (attempt.status, attempt.acked, attempt.attributes) == (200, True, TICK)
+    assert record(stack).state == "recovered"
+    assert "Recovered" in text_of(stack.messages[-1])
