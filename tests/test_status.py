@@ -49,6 +49,8 @@ def pause_info(by: str, at: float, reason: str) -> dict:
 
 @pytest.fixture
 def world(cloud_run):
+    global NOW  # each world is built at its own "now": ages ("3h00m") are read against the clock
+    NOW = time.time()
     seed = fixture("cloudrun/incident_seed.json")
     cloud_run.state.reset()
     for part in [
@@ -141,7 +143,7 @@ def test_a_service_that_cannot_be_read_or_located_is_exit_2(world):
 
 
 def test_a_rollback_left_without_a_verdict_needs_a_human(world):
-    old = ledger.with_record({}, record("clear-svc", NOW - 3 * 3600))  # no verdict three hours later
+    old = ledger.with_record({}, record("clear-svc", time.time() - 3 * 3600))  # no verdict three hours later
     world.state.services[f"{LOCATION}/services/clear-svc"]["annotations"] = old
     code, out = run(world, "--json", "--service", "clear-svc")
     [status] = json.loads(out)["services"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -206,7 +207,11 @@ class Ticks:
     # --- recording and posting ----------------------------------------------
 
     def alert_fired_again(self, alert: Any, revision: str, deadline: float) -> None:
-        """The decision reported ``rollback_did_not_fix`` loudly: record the escalation on the rollback to it."""
+        """The decision reported ``rollback_did_not_fix`` loudly: record the escalation on the rollback to it.
+
+        Recorded as already told: the decision's own report is the escalation (``<!here>``, no further
+        rollback); a second ``<!here>`` for the same alert would page on-call twice.
+        """
         service = self.cloud_run.get_service(alert.service, deadline)
         read = ledger.read(service.get("annotations"))
         if isinstance(read, ledger.Unreadable):
@@ -214,12 +219,21 @@ class Ticks:
         record = read.rolled_to.get(revision)
         if record is None or record.state:
             return
-        verdict = verify.Verdict(
-            verify.ESCALATED,
-            "alert_fired_again",
-            f"incident {alert.incident_id} opened for {revision} after the rollback",
-        )
-        self._settle(alert.service, record, verdict, self._watchdog._clock(), deadline, service)
+        now = round(self._watchdog._clock(), 3)
+
+        def escalate(found: ledger.Record) -> ledger.Record | None:
+            escalated = verify.alert_fired_again(found, now)
+            return None if escalated is None else replace(escalated, told_at=now)
+
+        if self._update(alert.service, record.incident, escalate, deadline, service) is not None:
+            logs.error(
+                f"{alert.service.service}: escalated (alert_fired_again): incident {alert.incident_id} "
+                f"opened for {revision}, the revision it was rolled back to",
+                decision="escalated",
+                reason="alert_fired_again",
+                incident_id=record.incident,
+                service=str(alert.service),
+            )
 
     def _settle(
         self,
@@ -294,8 +308,6 @@ class Ticks:
 
 
 def _told(record: ledger.Record, at: float) -> ledger.Record:
-    from dataclasses import replace
-
     return replace(record, told_at=at)
 
 
