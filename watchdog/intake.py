@@ -105,9 +105,7 @@ class Tick:
 _TELL = {"no_region", "no_project", "no_service"}
 
 
-def parse(
-    body: Any, attributes: Any = None, published_at: float | None = None
-) -> Alert | DeployEvent | Tick | Ignored:
+def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | DeployEvent | Tick | Ignored:
     """Parse a delivery body (CloudEvent data, Pub/Sub message or notification).
 
     ``published_at`` (epoch seconds, e.g. the CloudEvent ``time``) is used when
