@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tests.support import PYTHON, ROOT
 from watchdog.cli import cli
 
-COMMANDS = ("drill", "explain", "check", "doctor", "pause", "resume")
+COMMANDS = ("drill", "explain", "check", "doctor", "pause", "resume", "status")
 
 
 def watchdog_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:

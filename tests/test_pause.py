@@ -19,7 +19,9 @@ def test_pausing_writes_only_the_annotation_and_creates_no_revision(cloud_run):
     assert set_paused(CloudRun(cloud_run.url), REF, True)
     patches = [r for r in cloud_run.state.requests if r["method"] == "PATCH"]
     assert [p["query"]["updateMask"] for p in patches] == ["annotations"]
-    assert patches[0]["body"]["annotations"] == {ledger.PAUSED_KEY: "true"}
+    written = patches[0]["body"]["annotations"]
+    assert set(written) == {ledger.PAUSED_KEY, ledger.PAUSE_INFO_KEY}  # the switch, and who/when/why beside it
+    assert written[ledger.PAUSED_KEY] == "true"
     assert "template" not in patches[0]["body"]
     assert len(cloud_run.state.revisions[BACKEND]) == revisions_before
     assert cloud_run.state.services[BACKEND]["template"] == template_before

@@ -613,13 +613,23 @@ Exit codes:
 """
 
 
-def _set_paused(project: str, region: str, service: str, cloud_run_endpoint: str | None, paused: bool) -> None:
+def _set_paused(
+    project: str,
+    region: str,
+    service: str,
+    cloud_run_endpoint: str | None,
+    paused: bool,
+    by: str = "",
+    reason: str = "",
+) -> None:
     from watchdog.cloudrun import CloudRun
     from watchdog.pause import set_paused
 
     ref = service_ref(project, region, service)
     with waiting(f"{'pausing' if paused else 'resuming'} the watchdog for {ref}"):
-        changed = _cloud_run_call(lambda: set_paused(CloudRun(cloud_run_endpoint or ""), ref, paused))
+        changed = _cloud_run_call(
+            lambda: set_paused(CloudRun(cloud_run_endpoint or ""), ref, paused, by=by, reason=reason)
+        )
     state = "paused" if paused else "active"
     click.echo(f"{ref}: watchdog {state}" + ("" if changed else " (no change)"))
 
@@ -640,13 +650,18 @@ def _pause_options(function):
 
 @cli.command(epilog=PAUSE_EPILOG, context_settings=CONTEXT)
 @_pause_options
-def pause(project, region, service, cloud_run_endpoint) -> None:
+@click.option("--reason", default="", help="Why (shown by `status`); e.g. 'migrating the database'.")
+@click.option("--by", "by", default="", help="Who pauses (shown by `status`); default: $USER.")
+def pause(project, region, service, cloud_run_endpoint, reason, by) -> None:
     """Stop automatic rollbacks of one service: alerts are reported, traffic is left alone.
 
     Sets the service annotation rollback-watchdog/paused=true with an annotations-only
-    update: no new revision, no traffic change. WATCHDOG_PAUSED=true pauses every service.
+    update: no new revision, no traffic change. rollback-watchdog/paused-by records who,
+    when and why. WATCHDOG_PAUSED=true pauses every service.
     """
-    _set_paused(project, region, service, cloud_run_endpoint, True)
+    import getpass
+
+    _set_paused(project, region, service, cloud_run_endpoint, True, by=by or getpass.getuser(), reason=reason)
 
 
 @cli.command(epilog=PAUSE_EPILOG, context_settings=CONTEXT)
@@ -711,6 +726,48 @@ def doctor(
             click.echo(f"{finding.status.upper():9} {finding.check}{subject}: {finding.message}")
         summary = {0: "healthy", 1: "problems found", 2: "could not check everything"}[code]
         click.echo(f"doctor: {summary}")
+    sys.exit(code)
+
+
+# --- status -----------------------------------------------------------------------------------
+
+STATUS_EPILOG = """\b
+Exit codes:
+  0  all clear
+  1  something needs a human: paused or pinned for more than a day, a rollback that did not
+     fix the service (escalated), or one never verified
+  2  could not read a service (or locate one: give --project/--region for entries without them)
+
+\b
+Reads, never writes: each watched service and its newest revisions (Cloud Run).
+"""
+
+
+@cli.command(epilog=STATUS_EPILOG, context_settings=CONTEXT)
+@click.option("--project", default="", help="Project for WATCHDOG_SERVICES entries that name none (and '*').")
+@click.option("--region", default="", help="Region for WATCHDOG_SERVICES entries that name none (and '*').")
+@click.option("--service", "only", default="", help="Only this service: SERVICE or PROJECT/REGION/SERVICE.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds for all the reads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_options
+def status(project, region, only, timeout, as_json, **settings) -> None:
+    """What the watchdog holds: pauses, pinned traffic, rollbacks and their verdicts, cooldowns."""
+    from watchdog import status as view
+    from watchdog.cloudrun import CloudRun
+
+    config = load_config(**settings)
+    statuses = view.gather(
+        config, CloudRun(config.cloud_run_endpoint), project=project, region=region, only=only, timeout=timeout,
+        progress=progress,
+    )  # fmt: skip
+    code = view.exit_code(statuses)
+    if as_json:
+        emit_json({"exit_code": code, "services": [s.as_dict() for s in statuses]})
+    else:
+        from watchdog.redact import redact
+
+        click.echo(redact(view.render_text(statuses, time.time())))
+        click.echo(f"status: {({0: 'all clear', 1: 'needs a human', 2: 'could not read everything'})[code]}")
     sys.exit(code)
 
 

@@ -125,6 +125,9 @@ class CloudRun:
     def get_service(self, ref: ServiceRef, deadline: float) -> dict:
         return self._get_json(ref.name, {}, deadline)
 
+    def get_revision(self, ref: ServiceRef, revision: str, deadline: float) -> dict:
+        return self._get_json(f"{ref.name}/revisions/{revision}", {}, deadline)
+
     def read(self, ref: ServiceRef, deadline: float) -> tuple[dict, RevisionHistory]:
         """The service and the first page of its revisions, read concurrently (the service on this thread)."""
         history = self._pool.submit(self.history, ref, deadline)

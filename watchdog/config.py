@@ -29,6 +29,7 @@ ENV_VARS = (
     "WATCHDOG_METRICS_PROJECT",
     "WATCHDOG_SENTINEL",
     "WATCHDOG_SERVICE_ACCOUNT",
+    "WATCHDOG_VERIFY_MINUTES",
     "CLOUD_RUN_API_ENDPOINT",
     "MONITORING_API_ENDPOINT",
     "SLACK_BOT_TOKEN",
@@ -142,6 +143,7 @@ class Config:
     metrics_project: str = ""
     sentinel: str = "warn"  # deploy events: off, or warn on risky configuration
     own_principal: str = ""  # the watchdog's own service account: its writes are not deploys
+    verify_minutes: float = 10.0  # quiet time after a rollback before it is called recovered (watchdog/verification.py)
     cloud_run_endpoint: str = ""
     monitoring_endpoint: str = ""
     slack: SlackSettings = SlackSettings()
@@ -191,6 +193,8 @@ class Config:
             metrics_project=env.get("WATCHDOG_METRICS_PROJECT", "").strip(),
             sentinel=sentinel,
             own_principal=env.get("WATCHDOG_SERVICE_ACCOUNT", "").strip(),
+            # fractions allowed (tests, drills); a day at most: a verdict later than that helps nobody
+            verify_minutes=_number(env, "WATCHDOG_VERIFY_MINUTES", 10, minimum=0.05, maximum=1440),
             cloud_run_endpoint=endpoint,
             monitoring_endpoint=env.get("MONITORING_API_ENDPOINT", "").strip(),
             slack=slack,

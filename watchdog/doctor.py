@@ -334,7 +334,25 @@ def run(
             project_number=project_number,
             iam_endpoint=env.get("IAM_API_ENDPOINT", "").strip(),
         )
+        findings += _needs_human(config, project, region, timeout, progress)
     return findings
+
+
+def _needs_human(config: Any, project: str, region: str, timeout: float, progress) -> list[Finding]:
+    """What ``status`` says needs a human (watchdog/status.py), as problems: a forgotten pause or pin,
+    an escalated or never verified rollback."""
+    from watchdog import status
+    from watchdog.cloudrun import CloudRun
+
+    try:
+        cloud_run = CloudRun(config.cloud_run_endpoint)
+    except Exception as error:  # noqa: BLE001 - no credentials: _services already says so
+        return [Finding("attention", UNCHECKED, f"no credentials for Cloud Run: {error}", "WATCHDOG_SERVICES")]
+    found = []
+    for item in status.gather(config, cloud_run, project=project, region=region, timeout=timeout, progress=progress):
+        # a service that cannot be read or located is already the "service" check's finding
+        found += [Finding("attention", PROBLEM, f"needs a human: {text}", item.service) for text in item.needs_human]
+    return found
 
 
 def _topic(topic: str, project_number: str, timeout: float, progress: Callable[[str], None]) -> list[Finding]:

@@ -32,7 +32,7 @@ from watchdog import ledger, logs, permissions, report
 from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed, rest_status
 from watchdog.config import Config, ServiceRef
 from watchdog.deploys import DeployEvent
-from watchdog.intake import Alert, Ignored, parse
+from watchdog.intake import Alert, Ignored, Tick, parse
 
 MAX_CONCURRENT_RETRIES = 3
 REPORT_SECONDS = 2.0  # kept for the report when deciding whether another attempt fits in the deadline
@@ -159,6 +159,10 @@ class Watchdog:
             return self._ignored(parsed, delivery_id, deadline)
         if isinstance(parsed, DeployEvent):
             return self._deploy(parsed, deadline, delivery_id)
+        if isinstance(parsed, Tick):  # verification (watchdog/on_tick.py): never a rollback
+            from watchdog.on_tick import ticks
+
+            return ticks(self).handle(parsed, deadline)
         alert = parsed
         try:
             with self._turn(alert.service, deadline):
@@ -180,6 +184,10 @@ class Watchdog:
             self._extras(alert, Outcome("retry", type(error).__name__, alert.incident_id, str(alert.service)), deadline)
             raise TransientError(str(error)) from error
         self._extras(alert, outcome, deadline)
+        if outcome.result in ("rolled_back", "unverified") or outcome.reason == "rollback_did_not_fix":
+            from watchdog.on_tick import after_alert  # verification follows the rollback (watchdog/on_tick.py)
+
+            after_alert(self, alert, outcome, deadline)
         return outcome
 
     def _extras(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
@@ -309,6 +317,7 @@ class Watchdog:
             after=tuple((r, p) for r, p in decided.split.items() if p),
             latest=rules.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
+            metric=alert.metric_type,
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         operation = self.cloud_run.start_pin(

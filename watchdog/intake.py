@@ -30,6 +30,8 @@ from watchdog.deploys import DeployEvent
 # "dry-run" (the default) or "live".
 DRILL_LABEL = "rollback_watchdog_drill"
 DRILL_ATTRIBUTE = "rollback-watchdog-drill"
+# Cloud Scheduler's verification tick (terraform/verify.tf) carries this message attribute.
+TICK_ATTRIBUTE = "rollback-watchdog-tick"
 
 _SERVICE_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _REVISION_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
@@ -67,6 +69,7 @@ class Alert:
     drill_live: bool = False  # a drill that may change traffic (``--live``)
     schema: str = "1.2"
     published_at: float | None = None  # when Pub/Sub accepted the message (publishTime); None if unknown
+    metric_type: str = ""  # the condition's metric (incident.metric.type, else metric.type in its filter)
 
     @property
     def sends_close(self) -> bool:
@@ -91,11 +94,18 @@ class Ignored:
     policy: str = ""
 
 
+@dataclass(frozen=True)
+class Tick:
+    """A verification tick (watchdog/on_tick.py): never an alert, so never a rollback."""
+
+    published_at: float | None = None
+
+
 # Cloud Run incidents that name a service but cannot be located: the policy needs fixing.
 _TELL = {"no_region", "no_project", "no_service"}
 
 
-def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | DeployEvent | Ignored:
+def parse(body: Any, attributes: Any = None, published_at: float | None = None) -> Alert | DeployEvent | Tick | Ignored:
     """Parse a delivery body (CloudEvent data, Pub/Sub message or notification).
 
     ``published_at`` (epoch seconds, e.g. the CloudEvent ``time``) is used when
@@ -105,6 +115,8 @@ def parse(body: Any, attributes: Any = None, published_at: float | None = None) 
     """
     try:
         notification, attrs, problem, published = _unwrap(body, attributes)
+        if _text(_obj(attrs).get(TICK_ATTRIBUTE)):  # first: whatever a tick's data says, it is a tick
+            return Tick(published or published_at)
         if problem:
             return Ignored("unparseable", problem)
         if deploys.is_audit_entry(notification):  # a Cloud Run deploy, from a Logging sink or Eventarc
@@ -164,7 +176,20 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
         drill=drill_mode in ("true", "dry-run", "live"),
         drill_live=drill_mode == "live",
         schema=version or "unknown",
+        metric_type=_metric_type(incident),
     )
+
+
+def _metric_type(incident: dict) -> str:
+    """The metric the alert's condition watches: what verification reads for the restored revision."""
+    named = _text(_obj(incident.get("metric")).get("type"))
+    if named:
+        return named[:300]
+    for value in _obj(incident.get("condition")).values():
+        match = re.search(r'metric\.type\s*=\s*"([^"]+)"', _text(_obj(value).get("filter")))
+        if match:
+            return match.group(1)[:300]
+    return ""
 
 
 def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str, float | None]:

@@ -30,6 +30,9 @@ from typing import Any
 ROLLBACKS_KEY = "rollback-watchdog/rollbacks"
 MEMORY_KEY = "rollback-watchdog/memory"
 PAUSED_KEY = "rollback-watchdog/paused"
+# Who paused, when and why (JSON {"by", "at", "reason"}): separate from PAUSED_KEY, whose
+# true/yes/1/on every existing reader (and a human with kubectl-style edits) understands.
+PAUSE_INFO_KEY = "rollback-watchdog/paused-by"
 KEEP = 10  # rollback records kept per service; what they must not forget moves to ``memory``
 KEEP_AWAY = 200  # revisions rolled away from (about 30 characters each)
 KEEP_INCIDENTS = 50  # closed and noticed incidents, each list
@@ -54,6 +57,12 @@ class Record:
     latest: str = ""  # the service's latest created revision when it rolled back (a later deploy changes it)
     events: tuple = ()  # what on-call did from the card: [action, user, at, action_ts]
     breaking: str = ""  # the revision that made the change, so a report re-sent later is as complete
+    # Verification (watchdog/verification.py); absent in records written before it existed.
+    metric: str = ""  # the alert's own metric type, read back for the restored revision
+    state: str = ""  # "" under verification, then "recovered", "escalated" or "undone"
+    why: str = ""  # the verdict's reason code
+    verdict_at: float | None = None  # when the verdict was recorded (before it is posted)
+    told_at: float | None = None  # when the verdict was posted
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,23 @@ def find(annotations: dict[str, str] | None, incident: str) -> Record | None:
 def paused(annotations: dict[str, str] | None) -> bool:
     """The per-service pause switch: ``true``, ``yes``, ``1``, ``on``, in any case, like WATCHDOG_PAUSED."""
     return str((annotations or {}).get(PAUSED_KEY, "")).strip().lower() in TRUE_VALUES
+
+
+def pause_info(annotations: dict[str, str] | None) -> dict:
+    """Who paused the service, when and why (``by``, ``at``, ``reason``); {} when not recorded or unreadable."""
+    raw = (annotations or {}).get(PAUSE_INFO_KEY, "")
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    at = value.get("at")
+    return {
+        "by": str(value.get("by", ""))[:200],
+        "at": float(at) if isinstance(at, (int, float)) and not isinstance(at, bool) and at == at else None,
+        "reason": str(value.get("reason", ""))[:500],
+    }
 
 
 def with_record(annotations: dict[str, str] | None, record: Record, away: tuple[str, ...] = ()) -> dict[str, str]:
@@ -262,6 +288,11 @@ def _from_json(item: Any) -> Record:
         latest=str(item.get("latest", "")),
         breaking=str(item.get("breaking", "")),
         events=tuple((str(a), str(u), _finite(t), str(ts)) for a, u, t, ts in events),
+        metric=str(item.get("metric", "")),
+        state=str(item.get("state", "")),
+        why=str(item.get("why", "")),
+        verdict_at=_finite(item["verdict_at"]) if item.get("verdict_at") is not None else None,
+        told_at=_finite(item["told_at"]) if item.get("told_at") is not None else None,
     )
 
 

@@ -15,6 +15,13 @@ Served methods:
   paged (``page_size``/``page_token``), filtered by the ``name`` project prefix only
   (``filter``/``order_by`` are logged, not evaluated).
 
+* ``google.monitoring.v3.MetricService/ListTimeSeries`` — over points seeded with
+  ``store.add(...)`` (see :class:`TimeSeriesStore`): the filter (``metric.type``, ``resource.type``,
+  ``resource.labels.*``, ``metric.labels.*``, ``=``/``!=`` joined by ``AND``), the read interval
+  ``(startTime, endTime]``, ``ALIGN_NONE``/``ALIGN_SUM``/``ALIGN_COUNT`` per alignment period
+  (periods end at the interval's end), ``REDUCE_NONE``/``REDUCE_SUM`` by ``group_by_fields``, newest
+  point first; a point is visible only ``store.ingest_delay`` seconds after its end time.
+
 Faults: ``fail_next("CreateTimeSeries", grpc.StatusCode.UNAVAILABLE, n=2)``. Note that the
 generated client retries UNAVAILABLE on the two List methods by default (30s deadline),
 but not on CreateTimeSeries.
@@ -57,6 +64,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import grpc
+from google.api import metric_pb2
 from google.cloud import monitoring_v3
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import Message
@@ -99,6 +107,8 @@ class MonitoringStandIn:
         self.seed(seed or {})
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         self._server.add_generic_rpc_handlers(self._handlers())
+        self._server.add_generic_rpc_handlers(self._time_series_handlers())  # ListTimeSeries: TimeSeriesStore
+        self.store = TimeSeriesStore()
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
 
@@ -188,6 +198,15 @@ class MonitoringStandIn:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
         return handler
+
+    def _time_series_handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+        """ListTimeSeries, served by its own generic handler: the MetricService table above stays as it is."""
+        method = grpc.unary_unary_rpc_method_handler(
+            self._wrap("ListTimeSeries", lambda request: self.store.list(request)),
+            request_deserializer=_pb(monitoring_v3.ListTimeSeriesRequest).FromString,
+            response_serializer=lambda msg: msg.SerializeToString(),
+        )
+        return [grpc.method_handlers_generic_handler("google.monitoring.v3.MetricService", {"ListTimeSeries": method})]
 
     def _create(self, request: Any) -> Message:
         """CreateTimeSeries as Cloud Monitoring checks it.
@@ -295,6 +314,179 @@ class MonitoringStandIn:
         start = int(request.page_token or 0)
         end = start + request.page_size if request.page_size > 0 else len(matching)
         return matching[start:end], str(end) if end < len(matching) else ""
+
+
+_FILTER_TERM = re.compile(
+    r"^\s*(metric\.type|resource\.type|(?:resource|metric)\.labels?\.[A-Za-z_][A-Za-z0-9_]*)\s*(!=|=)\s*"
+    r'(?:"([^"]*)"|([A-Za-z0-9_.:/-]+))\s*$'
+)
+
+
+def parse_filter(text: str) -> list[tuple[str, str, str]]:
+    """``[(field, op, value)]`` of a Monitoring filter of ``AND``-joined comparisons; ValueError otherwise.
+
+    Only what the watchdog sends is understood; anything else is INVALID_ARGUMENT rather than
+    silently matching everything, so a filter the real API would read differently fails here.
+    """
+    terms = []
+    for part in re.split(r"\s+AND\s+", text.strip()):
+        match = _FILTER_TERM.match(part)
+        if not match:
+            raise ValueError(f"unsupported filter term {part!r}")
+        field, op, quoted, bare = match.groups()
+        terms.append((field.replace(".label.", ".labels."), op, quoted if quoted is not None else bare))
+    if not any(field == "metric.type" and op == "=" for field, op, _ in terms):
+        raise ValueError("the filter must specify a single metric type")
+    return terms
+
+
+def _label_value(series: Message, field: str) -> str:
+    if field == "metric.type":
+        return series.metric.type  # type: ignore[attr-defined]
+    if field == "resource.type":
+        return series.resource.type  # type: ignore[attr-defined]
+    kind, _, key = field.partition(".labels.")
+    labels = series.resource.labels if kind == "resource" else series.metric.labels  # type: ignore[attr-defined]
+    return labels.get(key, "")
+
+
+def _seconds(timestamp: Any) -> float:
+    return timestamp.seconds + timestamp.nanos / 1e9
+
+
+def _number(point: Message) -> float:
+    value = point.value  # type: ignore[attr-defined]
+    kind = value.WhichOneof("value")
+    if kind == "int64_value":
+        return value.int64_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return float(value.bool_value)
+    if kind == "distribution_value":
+        return value.distribution_value.count
+    raise ValueError(f"cannot aggregate a {kind} point")
+
+
+class TimeSeriesStore:
+    """The points ListTimeSeries reads: seeded by tests, never by CreateTimeSeries (kept apart on purpose)."""
+
+    def __init__(self, ingest_delay: float = 0.0) -> None:
+        self._lock = threading.Lock()
+        self._series: list[Message] = []
+        self.ingest_delay = ingest_delay  # seconds after a point's end time before reads see it
+        self.clock: Callable[[], float] = time.time
+
+    def add(self, series: dict[str, Any]) -> None:
+        """Add one TimeSeries in proto-JSON (``metric``, ``resource``, ``metricKind``, ``valueType``, ``points``)."""
+        parsed = json_format.ParseDict(series, _pb(monitoring_v3.TimeSeries)())
+        with self._lock:
+            self._series.append(parsed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._series.clear()
+
+    def list(self, request: Any) -> Message:
+        terms = parse_filter(request.filter)
+        if not request.HasField("interval") or not request.interval.HasField("end_time"):
+            raise ValueError("interval.end_time is required")
+        end = _seconds(request.interval.end_time)
+        start = _seconds(request.interval.start_time) if request.interval.HasField("start_time") else end
+        if start > end:
+            raise ValueError("interval.start_time is later than interval.end_time")
+        visible_until = self.clock() - self.ingest_delay
+        with self._lock:
+            chosen = [s for s in self._series if request.name.endswith("/" + s.resource.labels.get("project_id", ""))
+                      or not s.resource.labels.get("project_id")]  # fmt: skip
+        matching = []
+        for series in chosen:
+            if not all((_label_value(series, f) == v) == (op == "=") for f, op, v in terms):
+                continue
+            points = [
+                p for p in series.points  # type: ignore[attr-defined]
+                if (start < _seconds(p.interval.end_time) <= end or start == end == _seconds(p.interval.end_time))
+                and _seconds(p.interval.end_time) <= visible_until
+            ]  # fmt: skip
+            if points:
+                matching.append((series, points))
+        out = (
+            self._aggregate(matching, request.aggregation, start, end)
+            if request.HasField("aggregation")
+            else [self._copy(series, points) for series, points in matching]
+        )
+        if request.view == monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.HEADERS:
+            for series in out:
+                del series.points[:]  # type: ignore[attr-defined]
+        return _pb(monitoring_v3.ListTimeSeriesResponse)(time_series=out)
+
+    @staticmethod
+    def _copy(series: Message, points: list[Message]) -> Message:
+        copy = type(series)()
+        copy.CopyFrom(series)
+        del copy.points[:]  # type: ignore[attr-defined]
+        newest_first = sorted(points, key=lambda p: _seconds(p.interval.end_time), reverse=True)
+        copy.points.extend(newest_first)  # type: ignore[attr-defined]
+        return copy
+
+    def _aggregate(self, matching: list, aggregation: Any, start: float, end: float) -> list[Message]:
+        aligner = monitoring_v3.Aggregation.Aligner(aggregation.per_series_aligner).name
+        reducer = monitoring_v3.Aggregation.Reducer(aggregation.cross_series_reducer).name
+        if aligner not in ("ALIGN_NONE", "ALIGN_SUM", "ALIGN_COUNT"):
+            raise ValueError(f"per_series_aligner {aligner} is not implemented by the stand-in")
+        if reducer not in ("REDUCE_NONE", "REDUCE_SUM"):
+            raise ValueError(f"cross_series_reducer {reducer} is not implemented by the stand-in")
+        period = _seconds(aggregation.alignment_period)
+        if aligner == "ALIGN_NONE":
+            if reducer != "REDUCE_NONE":
+                raise ValueError("a cross-series reducer needs a per-series aligner")
+            return [self._copy(series, points) for series, points in matching]
+        if period <= 0:
+            raise ValueError("alignment_period is required with a per-series aligner")
+        # one output point per period ending at end, end - period, ... (the real API's alignment)
+        aligned = []
+        for series, points in matching:
+            buckets: dict[int, float] = defaultdict(float)
+            for point in points:
+                k = int((end - _seconds(point.interval.end_time)) // period)
+                buckets[k] += 1 if aligner == "ALIGN_COUNT" else _number(point)
+            aligned.append((series, buckets))
+        if reducer == "REDUCE_SUM":
+            groups: dict[tuple, tuple[Message, dict[int, float]]] = {}
+            fields = [f.replace(".label.", ".labels.") for f in aggregation.group_by_fields]
+            for series, buckets in aligned:
+                key = tuple(_label_value(series, f) for f in fields)
+                if key not in groups:
+                    head = type(series)(metric_kind=series.metric_kind, value_type=series.value_type)
+                    head.metric.type = series.metric.type
+                    head.resource.type = series.resource.type
+                    for field, value in zip(fields, key, strict=True):
+                        kind, _, name = field.partition(".labels.")
+                        (head.resource.labels if kind == "resource" else head.metric.labels)[name] = value
+                    groups[key] = (head, defaultdict(float))
+                for k, value in buckets.items():
+                    groups[key][1][k] += value
+            aligned = list(groups.values())
+        out = []
+        for series, buckets in aligned:
+            result = type(series)()
+            result.CopyFrom(series)
+            del result.points[:]
+            result.metric_kind = metric_pb2.MetricDescriptor.MetricKind.DELTA if aligner == "ALIGN_SUM" else (
+                metric_pb2.MetricDescriptor.MetricKind.GAUGE)  # fmt: skip
+            as_int = aligner == "ALIGN_COUNT" or series.value_type == metric_pb2.MetricDescriptor.ValueType.INT64
+            if aligner == "ALIGN_COUNT":
+                result.value_type = metric_pb2.MetricDescriptor.ValueType.INT64
+            for k in sorted(buckets):  # newest first
+                point = result.points.add()
+                point.interval.end_time.FromNanoseconds(int((end - k * period) * 1e9))
+                point.interval.start_time.FromNanoseconds(int((end - (k + 1) * period) * 1e9))
+                if as_int:
+                    point.value.int64_value = int(buckets[k])
+                else:
+                    point.value.double_value = buckets[k]
+            out.append(result)
+        return out
 
 
 def main() -> None:

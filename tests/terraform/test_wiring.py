@@ -56,6 +56,9 @@ READER_PERMISSIONS = {
     "monitoring.notificationChannels.list",
 }
 
+# terraform/verify.tf: reading the restored revision's time series (tests/terraform/test_verify_tf.py).
+VERIFIER_PERMISSIONS = {"monitoring.timeSeries.list"}
+
 GROUP_BY = {"resource.label.service_name", "resource.label.revision_name", "resource.label.location"}
 
 
@@ -769,7 +772,7 @@ def test_custom_role_ids_are_per_instance() -> None:
 
 def test_no_custom_role_outside_the_allowed_set() -> None:
     for name, body in resources("google_project_iam_custom_role").items():
-        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS, name
+        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS | VERIFIER_PERMISSIONS, name
 
 
 def test_operator_role_is_bound_per_watched_service() -> None:
@@ -783,7 +786,7 @@ def test_operator_role_is_bound_per_watched_service() -> None:
 
 def test_only_the_reader_and_build_roles_are_granted_on_a_project() -> None:
     grants = resources("google_project_iam_member")
-    assert set(grants) == {"function_reads", "build_builds"}
+    assert set(grants) == {"function_reads", "build_builds", "function_verifies"}  # function_verifies: verify.tf
     assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
     assert grants["function_reads"]["member"] == "serviceAccount:${google_service_account.function.email}"
 

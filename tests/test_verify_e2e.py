@@ -1,0 +1,366 @@
+"""Know that the rollback worked: ticks through the real functions-framework server.
+
+A real rollback is made by an alert; then the record is aged on the Cloud Run stand-in (its
+``at`` moved back, as if the rollback had happened minutes ago), points are seeded in the
+Monitoring stand-in, and verification ticks (Pub/Sub messages with the ``rollback-watchdog-tick``
+attribute, as Cloud Scheduler publishes them) are delivered. What the watchdog concluded is read
+off the stand-ins: Slack messages, ledger annotations and the request logs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import grpc
+import pytest
+
+from tests.conftest import BACKEND
+from tests.standins.monitoring import MonitoringStandIn
+from tests.support import FunctionProcess, deliver, fixture, incident_alert, pubsub_body
+from watchdog import ledger
+
+pytestmark = pytest.mark.e2e
+
+BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
+RESTORED = "netra-backend-staging-00118-paz"
+FAILING = "netra-backend-staging-00119-qor"
+FAILURES = "logging.googleapis.com/user/cloud_run_startup_failures"
+PROBES = "run.googleapis.com/container/completed_probe_count"
+TICK = {"rollback-watchdog-tick": "1"}
+FULL_SCOPE = "netra-staging/us-central1/netra-auth-service,netra-staging/us-central1/netra-backend-staging"
+
+
+@pytest.fixture
+def monitoring():
+    with MonitoringStandIn() as standin:
+        standin.store.ingest_delay = 120  # Google's figure for completed_probe_count
+        yield standin
+
+
+@pytest.fixture
+def stack(start_stack, monitoring):
+    return start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_VERIFY_MINUTES="10")
+
+
+def tick(url: str) -> int:
+    status, _ = deliver(url, pubsub_body(b"tick", attributes=TICK))
+    return status
+
+
+def roll_back(stack) -> dict:
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    assert stack.serving(BACKEND) == {RESTORED: 100}
+    [report] = stack.messages
+    return report
+
+
+def record(stack) -> ledger.Record:
+    [found] = ledger.records(stack.cloud_run.state.services[BACKEND]["annotations"])
+    return found
+
+
+def age(stack, minutes: float) -> float:
+    """Move the rollback ``minutes`` into the past (and its alert one more minute back); returns its time."""
+    with stack.cloud_run.state.lock:
+        service = stack.cloud_run.state.services[BACKEND]
+        items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
+        at = time.time() - minutes * 60
+        items[-1]["at"], items[-1]["alert_at"] = at, at - 60
+        service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
+    return at
+
+
+def points(revision: str, metric: str, times: list[float], value: int = 1, **labels: str) -> dict:
+    return {
+        "metric": {"type": metric, "labels": labels},
+        "resource": {
+            "type": "cloud_run_revision",
+            "labels": {"project_id": "netra-staging", "service_name": "netra-backend-staging",
+                       "location": "us-central1", "revision_name": revision,
+                       "configuration_name": "netra-backend-staging"},
+        },
+        "metricKind": "DELTA",
+        "valueType": "INT64",
+        "points": [{"interval": {"startTime": _ts(t - 60), "endTime": _ts(t)}, "value": {"int64Value": str(value)}}
+                   for t in times],
+    }  # fmt: skip
+
+
+def _ts(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def healthy_startup(monitoring, at: float) -> None:
+    monitoring.store.add(points(RESTORED, PROBES, [at + 60, at + 120], 2, is_healthy="true", probe_type="Startup"))
+
+
+def text_of(message: dict) -> str:
+    return json.dumps(message.get("blocks", []), ensure_ascii=False) + message.get("text", "")
+
+
+def cloud_run_calls(stack) -> int:
+    return len(stack.cloud_run.state.requests)
+
+
+def test_a_rollback_that_recovers_is_confirmed_once_in_its_thread(stack, monitoring):
+    report = roll_back(stack)
+    assert record(stack).metric == FAILURES  # the alert's own metric, stored at rollback time
+    at = age(stack, 14)
+    healthy_startup(monitoring, at)
+    # the failing revision still logs failures: not the restored revision's, so not evidence
+    monitoring.store.add(points(FAILING, FAILURES, [at + 60, at + 300]))
+
+    assert tick(stack.function.url) == 200
+
+    assert len(stack.messages) == 2
+    verdict = stack.messages[1]
+    assert verdict["thread_ts"] == report["ts"]
+    body = text_of(verdict)
+    assert "Recovered" in body
+    assert RESTORED in body
+    assert "alert → rollback 60s" in body
+    assert "rollback → recovered 14m" in body
+    assert f"{FAILURES}: 0 for {RESTORED}" in body
+    assert f"{PROBES}: 4 healthy, 0 unhealthy" in body
+    assert "<!here>" not in body
+    done = record(stack)
+    assert (done.state, done.why) == ("recovered", "quiet")
+    assert done.told_at is not None
+    assert done.verdict_at <= done.told_at
+
+    calls = monitoring.calls("ListTimeSeries")
+    assert sorted(c["filter"].split('"')[1] for c in calls) == [FAILURES, PROBES]
+    for call in calls:
+        assert f'resource.labels.revision_name = "{RESTORED}"' in call["filter"]
+        end = time.mktime(time.strptime(call["interval"]["endTime"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        assert end <= time.time() - 180  # the evidence window ends before the ingest delay
+        assert call["aggregation"]["perSeriesAligner"] == "ALIGN_SUM"
+
+    # a duplicate tick and the next minute's tick: the service was forgotten, nothing is called or posted
+    before_run, before_mon = cloud_run_calls(stack), len(monitoring.requests)
+    assert tick(stack.function.url) == 200
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2
+    assert (cloud_run_calls(stack), len(monitoring.requests)) == (before_run, before_mon)
+
+
+def test_verification_waits_for_the_quiet_time_beyond_the_ingest_delay(stack, monitoring):
+    roll_back(stack)
+    at = age(stack, 11)  # 11 minutes, but Monitoring shows only up to 3 minutes ago: 8 of 10 quiet minutes
+    healthy_startup(monitoring, at)
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 1
+    assert record(stack).state == ""
+    waited = [line for line in stack.function.logs() if line.get("reason") == "waiting_for_quiet"]
+    assert waited
+    assert "quiet for 8m" in waited[0]["message"]
+    age(stack, 14)
+    assert tick(stack.function.url) == 200
+    assert record(stack).state == "recovered"
+
+
+def test_failures_continuing_on_the_restored_revision_escalate_loudly_and_never_roll_back(stack, monitoring):
+    report = roll_back(stack)
+    at = age(stack, 5)
+    monitoring.store.add(points(RESTORED, FAILURES, [at + 60, at + 120], 3))
+
+    assert tick(stack.function.url) == 200
+
+    [_, escalation] = stack.messages
+    assert escalation["thread_ts"] == report["ts"]
+    blocks = json.dumps(escalation["blocks"], ensure_ascii=False)
+    assert "<!here>" in blocks
+    assert "Not recovered" in blocks
+    assert "The egress change was probably not the cause" in blocks
+    assert f"6 new {FAILURES}" in blocks  # what was seen
+    assert (record(stack).state, record(stack).why) == ("escalated", "failures_continue")
+    # later ticks post nothing more; a new alert on the restored revision does not roll back again
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2
+    again = pubsub_body(incident_alert("netra-backend-staging", RESTORED))
+    assert deliver(stack.function.url, again) == (200, "OK")
+    assert len(stack.traffic_updates()) == 1
+    assert stack.serving(BACKEND) == {RESTORED: 100}
+
+
+def test_unhealthy_probes_on_the_restored_revision_escalate(stack, monitoring):
+    roll_back(stack)
+    at = age(stack, 5)
+    monitoring.store.add(points(RESTORED, PROBES, [at + 60], 2, is_healthy="false", probe_type="Startup"))
+    assert tick(stack.function.url) == 200
+    assert (record(stack).state, record(stack).why) == ("escalated", "probes_failing")
+    assert "2 unhealthy" in text_of(stack.messages[-1])
+
+
+def test_an_alert_on_the_restored_revision_records_the_escalation(stack, monitoring):
+    roll_back(stack)
+    again = pubsub_body(incident_alert("netra-backend-staging", RESTORED, incident_id="0.again-1"))
+    assert deliver(stack.function.url, again) == (200, "OK")
+
+    assert len(stack.traffic_updates()) == 1  # no further automatic rollback
+    [_, decision] = stack.messages  # the decision's loud report is the escalation: on-call is paged once
+    assert "<!here>" in decision["text"]
+    assert "<!here>" in json.dumps(decision["blocks"])
+    done = record(stack)
+    assert (done.state, done.why) == ("escalated", "alert_fired_again")
+    assert done.told_at is not None
+    # a redelivery of that alert and the ticks that follow add nothing
+    assert deliver(stack.function.url, again) == (200, "OK")
+    age(stack, 20)
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2
+    assert (record(stack).state, record(stack).told_at) == ("escalated", done.told_at)
+
+
+def test_monitoring_unavailable_means_retry_on_the_next_tick_never_recovered(stack, monitoring):
+    roll_back(stack)
+    at = age(stack, 14)
+    healthy_startup(monitoring, at)
+    monitoring.fail_next("ListTimeSeries", grpc.StatusCode.UNAVAILABLE, n=1)
+
+    assert tick(stack.function.url) == 200  # acknowledged: the next tick is the retry
+    assert len(stack.messages) == 1
+    assert record(stack).state == ""
+    assert any(line.get("reason") == "monitoring_unavailable" for line in stack.function.logs())
+
+    monitoring.fail_next("ListTimeSeries", grpc.StatusCode.PERMISSION_DENIED, n=1)
+    assert tick(stack.function.url) == 200
+    assert record(stack).state == ""
+
+    assert tick(stack.function.url) == 200
+    assert record(stack).state == "recovered"
+    assert len(stack.messages) == 2
+
+
+def test_a_tick_with_nothing_to_verify_calls_nothing(stack, monitoring):
+    for _ in range(3):
+        assert tick(stack.function.url) == 200
+    assert stack.cloud_run.state.requests == []
+    assert monitoring.requests == []
+    assert stack.messages == []
+
+
+def test_a_tick_is_never_an_alert(stack, monitoring):
+    """An incident in a tick's data is still a tick: no read, no rollback."""
+    body = pubsub_body(fixture(BACKEND_ALERT), attributes=TICK)
+    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.cloud_run.state.requests == []
+    assert stack.traffic_updates() == []
+
+
+def test_cold_start_reads_fully_qualified_scope_once(start_stack, monitoring):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_SERVICES=FULL_SCOPE)
+    assert tick(stack.function.url) == 200
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.requests) == [
+        "netra-auth-service", "netra-backend-staging"
+    ]  # fmt: skip
+    assert tick(stack.function.url) == 200
+    assert len(stack.cloud_run.state.requests) == 2  # nothing under verification: forgotten
+    assert monitoring.requests == []
+
+
+def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monitoring, tmp_path):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_SERVICES=FULL_SCOPE,
+                        WATCHDOG_VERIFY_MINUTES="10")  # fmt: skip
+    roll_back(stack)
+    at = age(stack, 14)
+    healthy_startup(monitoring, at)
+    other = FunctionProcess(stack.function.env, log_path=tmp_path / "other.log").start()  # a second instance
+    try:
+        statuses: list[int] = []
+        senders = [
+            threading.Thread(target=lambda url=url: statuses.append(tick(url)))
+            for url in [stack.function.url, other.url] * 4
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        assert statuses == [200] * 8
+        verdicts = [m for m in stack.messages if "Recovered" in text_of(m)]
+        assert len(verdicts) == 1
+        assert record(stack).state == "recovered"
+    finally:
+        other.stop()
+
+
+def test_webhook_mode_posts_the_verdict_as_a_new_message(start_stack, monitoring, slack):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, SLACK_BOT_TOKEN="", SLACK_CHANNEL="",
+                        SLACK_WEBHOOK_URL=slack.webhook_url)  # fmt: skip
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    [_, verdict] = stack.messages
+    assert verdict["kind"] != "chat.postMessage"
+    assert "thread_ts" not in verdict
+    assert "Recovered" in text_of(verdict)
+
+
+def test_a_verdict_slack_could_not_take_is_posted_by_a_later_tick_once(stack, monitoring):
+    from tests.standins.slack import SlackFault
+
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    stack.slack.state.faults.append(SlackFault(kind="status", status=503, times=20))
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 1
+    recorded = record(stack)
+    assert recorded.state == "recovered"  # recorded before the post: not lost
+    assert recorded.told_at is None
+    stack.slack.state.faults.clear()
+    assert tick(stack.function.url) == 200  # within the writer's deadline: left to it
+    assert len(stack.messages) == 1
+    with stack.cloud_run.state.lock:  # the writer's deadline (8 s here) has passed
+        service = stack.cloud_run.state.services[BACKEND]
+        items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
+        items[-1]["verdict_at"] -= 30
+        service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
+    assert tick(stack.function.url) == 200
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2  # posted once, by the first tick after the deadline
+    assert "Recovered" in text_of(stack.messages[1])
+    assert record(stack).told_at is not None
+
+
+def test_the_incident_closing_after_a_confirmed_recovery_posts_nothing_more(stack, monitoring):
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    assert len(stack.messages) == 2
+    closed = fixture(BACKEND_ALERT)
+    closed["incident"]["state"], closed["incident"]["ended_at"] = "closed", int(time.time())
+    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+    assert len(stack.messages) == 2
+
+
+def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(stack, monitoring, monkeypatch):
+    """The message terraform's job publishes (its data and attributes, read from verify.tf), through the pstest
+    Pub/Sub fake and a pull-to-CloudEvent bridge: acknowledged, and the rollback is confirmed."""
+    from google.cloud import pubsub_v1
+
+    from tests.eventarc_bridge import EventarcBridge
+    from tests.pubsub_emulator.server import PubSubEmulator
+    from tests.terraform.test_wiring import block, resource
+
+    target = block(resource("google_cloud_scheduler_job", "verify_tick"), "pubsub_target")
+    assert target["data"] == '${base64encode("tick")}'
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    topic = "projects/netra-staging/topics/rollback-watchdog-alerts"
+    subscription = "projects/netra-staging/subscriptions/watchdog-push"
+    with PubSubEmulator() as emulator:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        try:
+            publisher.create_topic(name=topic)
+            subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+            publisher.publish(topic, b"tick", **target["attributes"]).result(10)  # as the job publishes it
+            [attempt] = EventarcBridge(subscriber, subscription, stack.function.url).pump()
+        finally:
+            subscriber.close()
+            publisher.transport.close()
+    assert (attempt.status, attempt.acked, attempt.attributes) == (200, True, TICK)
+    assert record(stack).state == "recovered"
+    assert "Recovered" in text_of(stack.messages[-1])

@@ -1,0 +1,269 @@
+"""``python -m watchdog status``: what the watchdog holds, per watched service, and what needs a human.
+
+:func:`assess` is pure: the service and its first page of revisions (v2 REST JSON), the
+configuration and the clock in, a :class:`Status` out. :func:`gather` is the read edge (one
+concurrent round trip per service: the service ∥ its newest revisions). ``doctor`` calls the same
+two functions, so both tools name the same things.
+
+Needs a human (exit code 1), each a line in ``needs_human``:
+
+* ``paused``: paused for more than a day, or since an unknown time (a pause set before the
+  ``rollback-watchdog/paused-by`` annotation existed, or by hand);
+* ``pinned``: the watchdog pinned the traffic more than a day ago (new deploys get 0% until
+  someone rolls forward);
+* ``escalated``: the newest rollback did not fix the service;
+* ``unverified``: the newest rollback has no verdict although verification should have
+  decided by now (its quiet time, the ingest delay and 30 minutes of ticks have passed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from watchdog import ledger
+from watchdog import verification as verify
+from watchdog.config import Config, ServiceRef
+from watchdog.decision import short_name, traffic_split
+
+DAY = 86400.0
+SHOWN_ROLLBACKS = 5
+VERIFY_SLACK = 1800.0  # ticks get 30 minutes past the earliest verdict before "unverified" needs a human
+
+
+@dataclass(frozen=True)
+class Rollback:
+    incident: str
+    from_revision: str
+    to_revision: str
+    at: float
+    reported: bool
+    outcome: str  # verifying, recovered, escalated, undone, unverified
+    why: str = ""
+    drill: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    service: str
+    readable: bool = True
+    error: str = ""
+    paused: bool = False
+    paused_by: str = ""
+    paused_at: float | None = None
+    paused_reason: str = ""
+    paused_everywhere: bool = False  # WATCHDOG_PAUSED
+    pinned: bool = False
+    pinned_to: str = ""
+    pinned_since: float | None = None
+    waiting: tuple[str, ...] = ()  # newer revisions at 0% behind the pin
+    rollbacks: tuple[Rollback, ...] = ()  # newest first
+    cooldown_until: float | None = None
+    deploy_warnings: int = 0  # deploys warned about, remembered in the ledger
+    needs_human: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["waiting"] = list(self.waiting)
+        data["needs_human"] = list(self.needs_human)
+        data["rollbacks"] = [asdict(r) for r in self.rollbacks]
+        return data
+
+
+def assess(ref: ServiceRef, service: dict, revisions: list[dict], config: Config, now: float) -> Status:
+    """Everything ``status`` shows for one service, and what of it needs a human."""
+    annotations = service.get("annotations") or {}
+    read = ledger.read(annotations)
+    if isinstance(read, ledger.Unreadable):
+        return Status(str(ref), paused=read.paused, needs_human=(f"the ledger is unreadable: {read.reason}",))
+    info = ledger.pause_info(annotations)
+    newest = read.newest
+    split = traffic_split(service)
+    explicit = all("LATEST" not in str(t.get("type", "")) for t in service.get("traffic") or [{}])
+    pinned = newest is not None and explicit and split.get(newest.to_revision) == 100
+    waiting: tuple[str, ...] = ()
+    if pinned and newest is not None:
+        created = {short_name(r.get("name", "")): r.get("createTime", "") for r in revisions}
+        target_created = created.get(newest.to_revision, "")
+        waiting = tuple(
+            name for name, at in created.items() if target_created and at > target_created and not split.get(name)
+        )
+    rollbacks = tuple(_rollback(r, now) for r in sorted(read.records, key=lambda r: r.at, reverse=True))
+    cooldown = newest.at + config.cooldown_seconds if newest is not None else None
+    status = Status(
+        str(ref),
+        paused=read.paused,
+        paused_by=info.get("by", "") if read.paused else "",
+        paused_at=info.get("at") if read.paused else None,
+        paused_reason=info.get("reason", "") if read.paused else "",
+        paused_everywhere=config.paused,
+        pinned=pinned,
+        pinned_to=newest.to_revision if pinned and newest else "",
+        pinned_since=newest.at if pinned and newest else None,
+        waiting=waiting,
+        rollbacks=rollbacks[:SHOWN_ROLLBACKS],
+        cooldown_until=cooldown if cooldown is not None and cooldown > now else None,
+        deploy_warnings=len(read.warned),
+    )
+    return _with_findings(status, newest, config, now)
+
+
+def _rollback(record: ledger.Record, now: float) -> Rollback:
+    closed_after = record.recovered_at is not None and record.recovered_at > (record.verdict_at or 0)
+    if record.state and not (record.state == verify.ESCALATED and closed_after):
+        outcome = record.state
+    elif record.recovered_at is not None:
+        outcome = "recovered"
+    elif verify.under_verification(record, now):
+        outcome = "verifying"
+    else:
+        outcome = "unverified"
+    why = record.why or ("incident closed" if record.recovered_at is not None and not record.state else "")
+    return Rollback(record.incident, record.from_revision, record.to_revision, record.at, record.reported,
+                    outcome, why, record.drill)  # fmt: skip
+
+
+def _with_findings(status: Status, newest: ledger.Record | None, config: Config, now: float) -> Status:
+    found = []
+    if status.paused:
+        if status.paused_at is None:
+            found.append("paused since an unknown time (no who/when recorded): resume it or pause again with --reason")
+        elif now - status.paused_at > DAY:
+            found.append(f"paused for {_age(now - status.paused_at)} by {status.paused_by or 'unknown'}"
+                         + (f": {status.paused_reason}" if status.paused_reason else ""))  # fmt: skip
+    if status.pinned and status.pinned_since is not None and now - status.pinned_since > DAY:
+        found.append(f"traffic pinned to {status.pinned_to} for {_age(now - status.pinned_since)}"
+                     + (f"; waiting at 0%: {', '.join(status.waiting)}" if status.waiting else ""))  # fmt: skip
+    if newest is not None and status.rollbacks:
+        latest = status.rollbacks[0]
+        if latest.outcome == "escalated":
+            found.append(f"rollback for incident {latest.incident} did not fix it ({latest.why or 'escalated'})")
+        due = newest.at + config.verify_minutes * 60 + verify.INGEST_DELAY + VERIFY_SLACK
+        if latest.outcome == "unverified" or (latest.outcome == "verifying" and now > due):
+            found.append(f"rollback for incident {latest.incident} ({_age(now - newest.at)} ago) was never verified")
+    return replace(status, needs_human=tuple(found))
+
+
+def exit_code(statuses: Iterable[Status]) -> int:
+    """0 all clear, 1 something needs a human, 2 something could not be read (wins: the view is incomplete)."""
+    statuses = list(statuses)
+    if any(not s.readable for s in statuses):
+        return 2
+    return 1 if any(s.needs_human for s in statuses) else 0
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def watched(config: Config, cloud_run: Any, project: str, region: str, deadline: float) -> list[ServiceRef | Status]:
+    """The services in WATCHDOG_SERVICES; entries that name no project or region take --project/--region,
+    ``*`` lists the services of --project in --region. An entry that cannot be located is a Status
+    that could not be read."""
+    found: list[ServiceRef | Status] = []
+    if config.services.everything:
+        if not (project and region):
+            found.append(Status("*", readable=False, error="WATCHDOG_SERVICES is '*': give --project and --region"))
+        else:
+            for item in cloud_run.list_services(project, region, deadline):
+                found.append(ServiceRef(project, region, short_name(item.get("name", ""))))
+    for entry in config.services.entries:
+        parts = {1: (project, region, *entry), 2: (project, *entry)}.get(len(entry), entry)
+        if not all(parts):
+            missing = "--project and --region" if len(entry) == 1 else "--project"
+            found.append(Status("/".join(entry), readable=False, error=f"give {missing} to locate it"))
+        else:
+            found.append(ServiceRef(*parts))
+    unique: dict[str, ServiceRef | Status] = {}
+    for item in found:
+        unique.setdefault(str(item) if isinstance(item, ServiceRef) else item.service, item)
+    return list(unique.values())
+
+
+def gather(
+    config: Config,
+    cloud_run: Any,
+    *,
+    project: str = "",
+    region: str = "",
+    only: str = "",
+    timeout: float = 15.0,
+    now: Callable[[], float] = time.time,
+    progress: Callable[[str], None] = lambda _text: None,
+) -> list[Status]:
+    """Read and assess every watched service (or the one ``only`` names: SERVICE or PROJECT/REGION/SERVICE)."""
+    deadline = time.monotonic() + timeout
+    try:
+        targets = watched(config, cloud_run, project, region, deadline)
+    except Exception as error:  # noqa: BLE001 - the listing failed: nothing can be shown
+        return [Status("*", readable=False, error=f"could not list services: {type(error).__name__}: {error}")]
+    if only:
+        targets = [t for t in targets if only in (str(t), getattr(t, "service", None))]
+        if not targets:
+            return [Status(only, readable=False, error="not a watched service (WATCHDOG_SERVICES)")]
+    statuses = []
+    for target in targets:
+        if isinstance(target, Status):
+            statuses.append(target)
+            continue
+        progress(f"reading {target}")
+        try:
+            service, history = cloud_run.read(target, deadline)
+        except Exception as error:  # noqa: BLE001 - any failure to read is "could not read"
+            statuses.append(Status(str(target), readable=False, error=f"{type(error).__name__}: {error}"[:300]))
+            continue
+        statuses.append(assess(target, service, history.loaded, config, now()))
+    return statuses
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def render_text(statuses: list[Status], now: float) -> str:
+    lines = []
+    for s in statuses:
+        if not s.readable:
+            lines.append(f"{s.service}: COULD NOT READ: {s.error}")
+            continue
+        mark = "NEEDS A HUMAN" if s.needs_human else "ok"
+        lines.append(f"{s.service}: {mark}")
+        if s.paused_everywhere:
+            lines.append("  paused everywhere (WATCHDOG_PAUSED=true)")
+        if s.paused:
+            when = f"since {_when(s.paused_at)} ({_age(now - s.paused_at)})" if s.paused_at else "since unknown"
+            who = f" by {s.paused_by}" if s.paused_by else ""
+            lines.append(f"  paused{who} {when}" + (f": {s.paused_reason}" if s.paused_reason else ""))
+        if s.pinned and s.pinned_since is not None:
+            lines.append(f"  traffic pinned to {s.pinned_to} since {_when(s.pinned_since)} "
+                         f"({_age(now - s.pinned_since)})")  # fmt: skip
+            if s.waiting:
+                lines.append(f"  waiting at 0%: {', '.join(s.waiting)}")
+        if s.cooldown_until:
+            lines.append(f"  cooldown until {_when(s.cooldown_until)} (in {_age(s.cooldown_until - now)})")
+        if s.deploy_warnings:
+            lines.append(f"  deploy warnings on record: {s.deploy_warnings}")
+        for r in s.rollbacks:
+            reported = "reported" if r.reported else "NOT reported"
+            why = f" ({r.why})" if r.why else ""
+            lines.append(f"  rollback {_when(r.at)} incident {r.incident}: {r.from_revision} → {r.to_revision}, "
+                         f"{reported}, {r.outcome}{why}" + (" [drill]" if r.drill else ""))  # fmt: skip
+        if not s.rollbacks:
+            lines.append("  no rollbacks on record")
+        for finding in s.needs_human:
+            lines.append(f"  ! {finding}")
+    return "\n".join(lines)
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch or 0, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * DAY:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400} days"
