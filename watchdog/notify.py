@@ -197,6 +197,12 @@ class SlackWebhook:
             )
         return Posted(True)
 
+    def update(self, message: Message, posted: str) -> Posted:
+        return self.post(message)  # a webhook cannot edit: the new state is a new message
+
+    def find(self, card: str, since: float) -> str:
+        return ""  # a webhook cannot read the channel
+
 
 def _blocks(message: Message) -> list[dict]:
     """The blocks as sent: a loud message carries ``<!here>`` in its first section too.
