@@ -31,6 +31,8 @@ locals {
     WATCHDOG_SENTINEL              = var.sentinel
     # Its own traffic and annotation updates are audit-logged too: never deploys.
     WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
+    # The card shows its buttons only when the slack_actions function answers them (slack_actions.tf).
+    WATCHDOG_SLACK_TEAM = var.slack_actions == null ? "" : var.slack_actions.team_id
   }
 }
 

@@ -63,3 +63,8 @@ output "alert_policies" {
     slow_db_connect       = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
   }
 }
+
+output "slack_actions_url" {
+  description = "The Slack app's Interactivity Request URL (slack_actions.tf), or null without var.slack_actions. Public: every request is authenticated by its Slack signature."
+  value       = var.slack_actions == null ? null : google_cloudfunctions2_function.actions["actions"].service_config[0].uri
+}

@@ -503,3 +503,37 @@ variable "sentinel_folder_id" {
     error_message = "sentinel_folder_id must be folders/NUMBER or NUMBER."
   }
 }
+
+variable "slack_actions" {
+  description = <<-EOT
+    Optional: the Slack card's buttons (undo, pause, acknowledge) through the slack_actions function (slack_actions.tf).
+    signing_secret: the Secret Manager secret holding the Slack app's signing secret (never the value itself).
+    team_id: the workspace the buttons answer (T…). approvers: Slack user IDs (U…/W…) and user-group IDs (S…)
+    allowed to click. min_instances: 1 keeps a warm instance so a cold start does not eat Slack's 3 seconds.
+  EOT
+  type = object({
+    signing_secret = string
+    team_id        = string
+    approvers      = list(string)
+    min_instances  = optional(number, 0)
+  })
+  default = null
+
+  validation {
+    condition     = var.slack_actions == null || can(regex("^T[A-Z0-9]+$", var.slack_actions.team_id))
+    error_message = "slack_actions.team_id must be a Slack team id (T followed by capitals and digits)."
+  }
+
+  validation {
+    condition = var.slack_actions == null || (
+      length(var.slack_actions.approvers) > 0 &&
+      alltrue([for a in var.slack_actions.approvers : can(regex("^[UWS][A-Z0-9]+$", a))])
+    )
+    error_message = "slack_actions.approvers must list Slack user IDs (U…/W…) or user-group IDs (S…); nobody can click otherwise."
+  }
+
+  validation {
+    condition     = var.slack_actions == null || contains([0, 1], var.slack_actions.min_instances)
+    error_message = "slack_actions.min_instances must be 0 or 1."
+  }
+}

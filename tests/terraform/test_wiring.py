@@ -34,6 +34,7 @@ ALLOWED_ENV = {
     "WATCHDOG_MAX_ALERT_AGE_SECONDS",
     "WATCHDOG_SENTINEL",
     "WATCHDOG_SERVICE_ACCOUNT",
+    "WATCHDOG_SLACK_TEAM",
     "SLACK_CHANNEL",
 }
 ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
@@ -449,13 +450,23 @@ def test_no_variable_carries_a_slack_credential() -> None:
 
 def test_function_reads_only_the_slack_secrets() -> None:
     grants = resources("google_secret_manager_secret_iam_member")
-    assert {g["secret_id"] for g in grants.values()} == {
+    function = {
+        n: g for n, g in grants.items() if g["member"] == "serviceAccount:${google_service_account.function.email}"
+    }
+    assert {g["secret_id"] for g in function.values()} == {
         "${var.slack_bot_token_secret}",
         "${var.slack_webhook_url_secret}",
     }
+    # the Slack actions function (slack_actions.tf): the bot token and the app's signing secret, nothing else
+    actions = {n: g for n, g in grants.items() if n not in function}
+    assert {g["secret_id"] for g in actions.values()} == {
+        "${var.slack_bot_token_secret}",
+        "${each.value.signing_secret}",
+    }
+    for g in actions.values():
+        assert g["member"] == 'serviceAccount:${google_service_account.actions["actions"].email}'
     for g in grants.values():
         assert g["role"] == "roles/secretmanager.secretAccessor"
-        assert g["member"] == "serviceAccount:${google_service_account.function.email}"
 
 
 # ---------------------------------------------------------------------------
@@ -710,18 +721,28 @@ def _members(body: dict) -> list[str]:
     return out
 
 
-def test_no_public_member_anywhere() -> None:
+# The one public endpoint: Slack's interactivity URL, authenticated by each request's Slack signature.
+PUBLIC_ON_PURPOSE = ("google_cloud_run_v2_service_iam_member", "slack_invokes_actions")
+
+
+def test_no_public_member_anywhere_but_the_signed_slack_endpoint() -> None:
     iam = [(t, n, b) for t, n, b in all_resources() if re.search(r"_iam_(member|binding|policy)$", t)]
     assert iam
     for t, n, b in iam:
         assert not t.endswith(("_iam_binding", "_iam_policy")), f"{t}.{n}: authoritative IAM clobbers others' grants"
+        if (t, n) == PUBLIC_ON_PURPOSE:
+            assert (b["role"], _members(b)) == ("roles/run.invoker", ["allUsers"])
+            assert b["name"] == '${google_cloudfunctions2_function.actions["actions"].service_config[0].service}'
+            continue
         for m in _members(b):
             assert not any(p in m for p in PUBLIC), f"{t}.{n} grants to {m}"
-    # Outside comments and error messages, the words do not occur at all.
+    # Outside comments, error messages and that one grant, the words do not occur at all.
     code = "\n".join(
-        line for line in module_text().splitlines() if not line.strip().startswith("#") and "error_message" not in line
-    )
+        line for line in module_text().splitlines()
+        if not line.strip().startswith("#") and "error_message" not in line and line.strip() != 'member   = "allUsers"'
+    )  # fmt: skip
     assert not any(p in code for p in PUBLIC)
+    assert module_text().count('"allUsers"') == 1
 
 
 DRILL_INVOKER_REGEX = r"^(user|group|serviceAccount):[^\s]+$"
@@ -813,11 +834,17 @@ def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
         for g in resources("google_service_account_iam_member").values()
         if g["role"] == "roles/iam.serviceAccountUser"
     ]
-    assert len(grants) == 1
-    grant = grants[0]
-    assert grant["for_each"] == "${toset(values(local.runtime_service_accounts))}"
-    assert grant["service_account_id"] == "projects/-/serviceAccounts/${each.value}"
-    assert grant["member"] == "serviceAccount:${google_service_account.function.email}"
+    assert len(grants) == 2  # the alert function's, and the Slack actions function's (an undo moves traffic)
+    function, actions = sorted(grants, key=lambda g: "actions" in g["member"])
+    assert function["for_each"] == "${toset(values(local.runtime_service_accounts))}"
+    assert function["member"] == "serviceAccount:${google_service_account.function.email}"
+    assert (
+        actions["for_each"]
+        == "${var.slack_actions == null ? toset([]) : toset(values(local.runtime_service_accounts))}"
+    )
+    assert actions["member"] == 'serviceAccount:${google_service_account.actions["actions"].email}'
+    for grant in grants:
+        assert grant["service_account_id"] == "projects/-/serviceAccounts/${each.value}"
     assert "roles/iam.serviceAccountUser" not in {g["role"] for g in resources("google_project_iam_member").values()}
 
 

@@ -1,0 +1,144 @@
+# The Slack card's buttons (undo, pause, acknowledge): the slack_actions HTTP
+# function, Slack's interactivity Request URL. Optional: set var.slack_actions.
+#
+# This is the one publicly invokable endpoint of the module. Slack cannot
+# present a Google identity token, so Cloud Run IAM cannot authenticate its
+# requests; instead every request is authenticated by the function itself
+# (watchdog/slack_actions.py): the X-Slack-Signature HMAC over the raw body
+# with the app's signing secret, timestamps older than 5 minutes refused, the
+# workspace (team id) checked, and the clicking user checked against the
+# approvers. It runs as its own service account, which may do only what the
+# three buttons need, on the watched services only.
+
+locals {
+  actions = var.slack_actions == null ? {} : { "actions" = var.slack_actions }
+}
+
+resource "google_service_account" "actions" {
+  for_each = local.actions
+
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-act"
+  display_name = "Rollback watchdog Slack actions"
+  description  = "Runtime identity of the slack_actions function: undo, pause and acknowledge on watched services."
+
+  depends_on = [google_project_service.apis]
+}
+
+# Read the service, update its traffic and annotations (one etag-guarded update; the operation is not awaited).
+resource "google_project_iam_custom_role" "actions" {
+  for_each = var.slack_actions == null ? toset([]) : local.watched_projects
+
+  project     = each.value
+  role_id     = "rollbackWatchdogActions_${local.role_suffix}"
+  title       = "Rollback watchdog Slack actions"
+  description = "Read a Cloud Run service and update its traffic and annotations. Bound per watched service."
+  permissions = ["run.services.get", "run.services.update"]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "actions_operate_watched" {
+  for_each = var.slack_actions == null ? {} : local.watched
+
+  project  = each.value.project
+  location = each.value.region
+  name     = each.value.name
+  role     = google_project_iam_custom_role.actions[each.value.project].name
+  member   = "serviceAccount:${google_service_account.actions["actions"].email}"
+}
+
+# An undo is a traffic update: Cloud Run checks actAs on the runtime service account, as for the rollback.
+resource "google_service_account_iam_member" "actions_act_as_runtime" {
+  for_each = var.slack_actions == null ? toset([]) : toset(values(local.runtime_service_accounts))
+
+  service_account_id = "projects/-/serviceAccounts/${each.value}"
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.actions["actions"].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "actions_read_bot_token" {
+  for_each = local.actions
+
+  project   = local.secret_project
+  secret_id = var.slack_bot_token_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.actions["actions"].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "actions_read_signing_secret" {
+  for_each = local.actions
+
+  project   = local.secret_project
+  secret_id = each.value.signing_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.actions["actions"].email}"
+}
+
+resource "google_cloudfunctions2_function" "actions" {
+  # checkov:skip=CKV_GCP_124: Slack's servers must reach the interactivity URL from the internet; each request is authenticated by its Slack signature instead (see the top of this file).
+  for_each = local.actions
+
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-slack-actions"
+  description = "Rollback watchdog: the Slack card's buttons (public; every request is signature-checked and authorized)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "slack_actions"
+    service_account = local.build_service_account_name
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    max_instance_count               = 3
+    min_instance_count               = each.value.min_instances
+    max_instance_request_concurrency = 1
+    available_memory                 = var.function_memory
+    timeout_seconds                  = 10
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.actions["actions"].email
+    environment_variables = merge(local.function_env, {
+      WATCHDOG_SLACK_APPROVERS = join(",", each.value.approvers)
+    })
+
+    secret_environment_variables {
+      key        = "SLACK_BOT_TOKEN"
+      project_id = local.secret_project
+      secret     = var.slack_bot_token_secret
+      version    = "latest"
+    }
+
+    secret_environment_variables {
+      key        = "SLACK_SIGNING_SECRET"
+      project_id = local.secret_project
+      secret     = each.value.signing_secret
+      version    = "latest"
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_project_iam_member.build_builds,
+    google_secret_manager_secret_iam_member.actions_read_bot_token,
+    google_secret_manager_secret_iam_member.actions_read_signing_secret,
+  ]
+}
+
+# Public on purpose: see the top of this file for how each request is authenticated instead.
+resource "google_cloud_run_v2_service_iam_member" "slack_invokes_actions" {
+  for_each = local.actions
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.actions["actions"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
