@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from tests.bench import figures, sentinel
+from tests.bench import card, figures, sentinel
 from tests.bench.harness import cloud_run_standin, compile_sources
 from tests.standins.slack import SlackStandIn
 from tests.support import ROOT
@@ -25,6 +25,7 @@ SUITES = {
     "storm": figures.storm,
     "storm_latency": lambda api, slack: figures.storm(api, slack, latency=0.05),
     "deploys": sentinel.deploy_warnings,
+    "card": card.card_figures,
 }
 
 

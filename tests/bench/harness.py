@@ -207,7 +207,10 @@ class Function:
         source: Path = ROOT / "main.py",
         stderr_path: Path | None = None,
         stdout_path: Path | None = None,
+        target: str = "handle_alert",
+        signature: str = "cloudevent",
     ) -> None:
+        self.target, self.signature = target, signature
         self.port = free_port()
         self.env = {**runtime_env(self.port), **env}
         self.source = source
@@ -227,9 +230,9 @@ class Function:
             "--source",
             str(self.source),
             "--target",
-            "handle_alert",
+            self.target,
             "--signature-type",
-            "cloudevent",
+            self.signature,
             "--host",
             "127.0.0.1",
             "--port",
