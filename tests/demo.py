@@ -75,6 +75,48 @@ def deploy_warnings(api: CloudRunStandIn, slack: SlackStandIn, function: Functio
     api.state.requests.clear()
 
 
+ACTIONS = {"SLACK_SIGNING_SECRET": "demo-signing-secret-0123456789abcd", "WATCHDOG_SLACK_TEAM": "T0NETRA",
+           "WATCHDOG_SLACK_APPROVERS": "U0ONCALL"}  # fmt: skip
+
+
+def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -> bool:
+    """On-call clicks the backend card's Undo: refused for someone not on call, done for the on-call engineer."""
+    from urllib.parse import urlencode
+
+    from tests.standins.slack import signed, user
+    from tests.support import post
+
+    say("\n9. The card's buttons, through the slack_actions function (signed requests, approvers only):")
+    slack.state.users.update(
+        {"U0ONCALL": user("U0ONCALL", team="T0NETRA"), "U0VISITOR": user("U0VISITOR", team="T0NETRA")}
+    )
+    card = next(m for m in slack.state.messages if "netra-backend-staging" in m.get("text", "") and m.get("blocks"))
+    [block] = [b for b in card["blocks"] if b["type"] == "actions"]
+    undo = next(e for e in block["elements"] if e["action_id"] == "undo_rollback")
+    with FunctionProcess(env, target="slack_actions", signature="http", log_path=where / "actions.log") as actions:
+        for who in ("U0VISITOR", "U0ONCALL"):
+            payload = {"type": "block_actions", "team": {"id": "T0NETRA"}, "user": {"id": who},
+                       "channel": {"id": card["channel"]},
+                       "container": {"type": "message", "message_ts": card["ts"], "channel_id": card["channel"]},
+                       "message": {"ts": card["ts"], "blocks": card["blocks"]},
+                       "actions": [{"action_id": "undo_rollback", "value": undo["value"],
+                                    "action_ts": f"{time.time():.6f}"}]}  # fmt: skip
+            raw = urlencode({"payload": json.dumps(payload)}).encode()
+            status, _ = post(actions.url, raw, {"Content-Type": "application/x-www-form-urlencoded",
+                                                **signed(ACTIONS["SLACK_SIGNING_SECRET"], raw)})  # fmt: skip
+            told = [e["text"] for e in slack.state.ephemeral if e["user"] == who]
+            say(f"   {who} clicks Undo → HTTP {status}" + (f"; told: {told[-1]}" if told else ""))
+    api.state.read_service(PREFIX + "netra-backend-staging")  # the undo's operation finishes
+    say("   The card after the undo:")
+    print_message(card)
+    say("  netra-backend-staging")
+    history(api, "netra-backend-staging")
+    serving = {
+        s["revision"]: s["percent"] for s in api.state.services[PREFIX + "netra-backend-staging"]["trafficStatuses"]
+    }
+    return serving == {"netra-backend-staging-00119-qor": 100} and "Undone by" in json.dumps(card["blocks"])
+
+
 def fix_while_pinned(slack: SlackStandIn, function: FunctionProcess) -> bool:
     """The fix (egress back to private-ranges-only, a new image) is deployed while traffic is pinned."""
     say("\n8. The fix is deployed while the watchdog keeps auth's traffic pinned:")
@@ -108,6 +150,7 @@ def main() -> None:
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_CHANNEL": "C0ONCALL",
             "SLACK_API_URL": slack.api_url,
+            **ACTIONS,
         }
         log = Path(tempfile.mkdtemp(prefix="watchdog-demo-")) / "function.log"
         say("\n2. Starting: functions-framework --source main.py --target handle_alert --signature-type cloudevent")
@@ -152,6 +195,7 @@ def main() -> None:
             ok = updates_after == before_updates and len(slack.state.messages) == before_messages
             say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
             ok = fix_while_pinned(slack, function) and ok
+            ok = buttons(api, slack, env, log.parent) and ok
     say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")
     say("   gcloud run services update-traffic SERVICE --to-latest --region us-central1 --project netra-staging")
     if not ok:

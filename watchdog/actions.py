@@ -149,9 +149,14 @@ def _entry(revision: str, percent: int, tag: str) -> dict:
 def updated_card(blocks: tuple, click: Click, when: str) -> list[dict]:
     """The card after a click: a line saying who did what and when; buttons that no longer apply removed."""
     gone = {UNDO: {UNDO}, PAUSE: {PAUSE}, ACK: {ACK}}[click.action]
+    headline = {UNDO: ":repeat: Undone: ", PAUSE: ":double_vertical_bar: Paused: "}.get(click.action)
     out = []
     for block in blocks:
         if not isinstance(block, dict):
+            continue
+        if block.get("type") == "header" and headline:  # the state, first thing on the card
+            words = str((block.get("text") or {}).get("text", "")).split(" ", 1)[-1]
+            out.append({**block, "text": {**block["text"], "text": (headline + words)[:150]}})
             continue
         if block.get("type") == "actions":
             elements = [e for e in block.get("elements", []) if e.get("action_id") not in gone]

@@ -320,6 +320,7 @@ class Watchdog:
             metric=alert.metric_type,
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
+        decided = replace(decided, record=record)  # the card's undo command reads the traffic before
         operation = self.cloud_run.start_pin(
             alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
         )
