@@ -62,11 +62,11 @@ class TestWhatTheCardSays:
     def test_undo_roll_forward_and_pause_commands_in_code_blocks(self):
         text = text_of(card())
         assert (
-            "```gcloud run services update-traffic netra-auth-service --to-latest --region us-central1 --project netra-staging```"
+            "```gcloud run services update-traffic netra-auth-service \\\\\\n  --to-latest \\\\\\n  --region us-central1 --project netra-staging```"
             in text
         )
         assert (
-            "```python -m watchdog pause --project netra-staging --region us-central1 --service netra-auth-service```"
+            "```python -m watchdog pause \\\\\\n  --project netra-staging --region us-central1 \\\\\\n  --service netra-auth-service```"
             in text
         )
         assert "*Undo*" in text

@@ -41,7 +41,7 @@ def test_staging_incident_is_rolled_back_once_per_service(start_stack):
     assert "vpc egress" in auth_message
     assert "`private-ranges-only` → `all-traffic`" in auth_message
     assert "netra-auth-service-00043-nul` → `netra-auth-service-00041-kip" in auth_message
-    assert "update-traffic netra-auth-service --to-latest" in auth_message
+    assert "update-traffic netra-auth-service \\\\\\n  --to-latest" in auth_message
 
     # Pub/Sub redelivers, Monitoring re-notifies: nothing more happens.
     for body in (auth, backend, pubsub_body(fixture(AUTH_ALERT))):

@@ -30,7 +30,10 @@ class TestContent:
         assert "deployed 2025-09-15 04:27 UTC, 37h14m before the alert" in text
         assert "`netra-auth-service-00043-nul` → `netra-auth-service-00041-kip` 100%" in text
         assert "Skipped: `netra-auth-service-00042-vex`" in text
-        assert "update-traffic netra-auth-service --to-latest --region us-central1 --project netra-staging" in text
+        assert (
+            "update-traffic netra-auth-service \\\\\\n  --to-latest \\\\\\n  --region us-central1 --project netra-staging"
+            in text
+        )
         assert message.text.startswith("Rolled back netra-auth-service to netra-auth-service-00041-kip")
         assert not message.loud
 

@@ -197,28 +197,32 @@ def _links(alert: Alert, decision: Decision) -> str:
 
 
 def _commands(alert: Alert, decision: Decision) -> str:
+    """Each command in its own code block, one option group per line (a trailing backslash): nothing wraps mid-word."""
     ref = alert.service
     where = f"--region {ref.region} --project {ref.project}"
     before = decision.record.before if decision.record else ()
-    undo = _undo_command(ref.service, where, before, decision)
+    traffic = f"gcloud run services update-traffic {ref.service}"
+    pause = ("python -m watchdog pause", f"--project {ref.project} --region {ref.region}", f"--service {ref.service}")
     lines = [
         "*Undo* (traffic as it was before the rollback):",
-        block_code(undo),
+        block_code(_lines(traffic, _undo(before, decision), where)),
         "*Roll forward* once the fix is deployed:",
-        block_code(f"gcloud run services update-traffic {ref.service} --to-latest {where}"),
+        block_code(_lines(traffic, "--to-latest", where)),
         "*Pause* the watchdog for this service:",
-        block_code(f"python -m watchdog pause --project {ref.project} --region {ref.region} --service {ref.service}"),
+        block_code(_lines(*pause)),
     ]
     return "\n".join(lines)
 
 
-def _undo_command(service: str, where: str, before: tuple, decision: Decision) -> str:
+def _lines(*parts: str) -> str:
+    return " \\\n  ".join(parts)
+
+
+def _undo(before: tuple, decision: Decision) -> str:
     shares = [(r, p) for r, p, _tag in before if p] if before else [(r, p) for r, p in decision.serving.items() if p]
     if shares == [("LATEST", 100)]:
-        return f"gcloud run services update-traffic {service} --to-latest {where}"
-    return (
-        f"gcloud run services update-traffic {service} --to-revisions {','.join(f'{r}={p}' for r, p in shares)} {where}"
-    )
+        return "--to-latest"
+    return "--to-revisions " + ",".join(f"{r}={p}" for r, p in shares)
 
 
 def _buttons(alert: Alert) -> dict:
