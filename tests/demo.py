@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from tests.standins.cloudrun import CloudRunStandIn
+from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.slack import TOKEN, SlackStandIn, print_message
 from tests.support import FunctionProcess, deliver, fixture, pubsub_body
 
@@ -79,6 +80,37 @@ ACTIONS = {"SLACK_SIGNING_SECRET": "demo-signing-secret-0123456789abcd", "WATCHD
            "WATCHDOG_SLACK_APPROVERS": "U0ONCALL"}  # fmt: skip
 
 
+def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringStandIn, function) -> bool:
+    """Recovery confirmed from Cloud Monitoring: startup probes of the restored revision healthy, quietly."""
+    from watchdog import ledger
+
+    say("\n9. Recovery, confirmed from Cloud Monitoring (the demo moves auth's rollback 14 minutes into the past")
+    say("   instead of waiting; the Monitoring stand-in holds the restored revision's healthy startup probes):")
+    service = api.state.services[PREFIX + "netra-auth-service"]
+    with api.state.lock:
+        items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
+        at = time.time() - 14 * 60
+        items[-1]["at"], items[-1]["alert_at"] = at, at - 60
+        service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    monitoring.store.add({
+        "metric": {"type": "run.googleapis.com/container/completed_probe_count",
+                   "labels": {"is_healthy": "true", "probe_type": "Startup"}},
+        "resource": {"type": "cloud_run_revision", "labels": {
+            "project_id": "netra-staging", "service_name": "netra-auth-service", "location": "us-central1",
+            "revision_name": "netra-auth-service-00041-kip", "configuration_name": "netra-auth-service"}},
+        "metricKind": "DELTA", "valueType": "INT64",
+        "points": [{"interval": {"startTime": stamp(t - 60), "endTime": stamp(t)}, "value": {"int64Value": "2"}}
+                   for t in (at + 60, at + 120)],
+    })  # fmt: skip
+    before = len(slack.state.messages)
+    status, _ = deliver(function.url, pubsub_body(b"tick", attributes={"rollback-watchdog-tick": "1"}))
+    say(f"   the minute's tick (Cloud Scheduler → Pub/Sub) → HTTP {status}")
+    for message in slack.state.messages[before:]:
+        print_message(message)
+    return any("ecovered" in m.get("text", "") for m in slack.state.messages[before:])
+
+
 def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -> bool:
     """On-call clicks the backend card's Undo: refused for someone not on call, done for the on-call engineer."""
     from urllib.parse import urlencode
@@ -86,7 +118,7 @@ def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -
     from tests.standins.slack import signed, user
     from tests.support import post
 
-    say("\n9. The card's buttons, through the slack_actions function (signed requests, approvers only):")
+    say("\n10. The card's buttons, through the slack_actions function (signed requests, approvers only):")
     slack.state.users.update(
         {"U0ONCALL": user("U0ONCALL", team="T0NETRA"), "U0VISITOR": user("U0VISITOR", team="T0NETRA")}
     )
@@ -137,7 +169,11 @@ def main() -> None:
     say("=" * 100)
     say("Rollback watchdog demo: the VPC egress incident (staging, 2025-09-15/16), replayed locally")
     say("=" * 100)
-    with CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api, SlackStandIn() as slack:
+    with (
+        CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api,
+        SlackStandIn() as slack,
+        MonitoringStandIn() as monitoring,
+    ):
         say(
             "\n1. State before: one deploy (2025-09-15 04:27:41) flipped --vpc-egress private-ranges-only → all-traffic"
         )
@@ -150,6 +186,7 @@ def main() -> None:
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_CHANNEL": "C0ONCALL",
             "SLACK_API_URL": slack.api_url,
+            "MONITORING_API_ENDPOINT": monitoring.address,
             **ACTIONS,
         }
         log = Path(tempfile.mkdtemp(prefix="watchdog-demo-")) / "function.log"
@@ -195,6 +232,7 @@ def main() -> None:
             ok = updates_after == before_updates and len(slack.state.messages) == before_messages
             say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
             ok = fix_while_pinned(slack, function) and ok
+            ok = recovered(api, slack, monitoring, function) and ok
             ok = buttons(api, slack, env, log.parent) and ok
     say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")
     say("   gcloud run services update-traffic SERVICE --to-latest --region us-central1 --project netra-staging")
