@@ -29,6 +29,7 @@ locals {
     # 0 disables the age check.
     WATCHDOG_MAX_ALERT_AGE_SECONDS = tostring(var.max_alert_age_seconds)
     WATCHDOG_SENTINEL              = var.sentinel
+    WATCHDOG_VERIFY_MINUTES        = tostring(var.verify_minutes)
     # Its own traffic and annotation updates are audit-logged too: never deploys.
     WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
     # The card shows its buttons only when the slack_actions function answers them (slack_actions.tf).

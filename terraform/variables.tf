@@ -537,3 +537,14 @@ variable "slack_actions" {
     error_message = "slack_actions.min_instances must be 0 or 1."
   }
 }
+
+variable "verify_minutes" {
+  description = "WATCHDOG_VERIFY_MINUTES: after a rollback, the failure signal must stay quiet this long (and startup probes be healthy) before the card says recovered (verify.tf ticks every minute)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.verify_minutes >= 1 && var.verify_minutes <= 1440
+    error_message = "verify_minutes must be between 1 and 1440 (a day)."
+  }
+}
