@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -121,4 +122,29 @@ def test_a_card_resent_after_a_slack_outage_is_as_complete_as_the_first(start_st
     assert "*vpc egress*: `private-ranges-only` \\u2192 `all-traffic`" in text
     assert "*The fix* (all-traffic-cloud-sql)" in text
     assert "`netra-backend-staging-00119-qor` \\u2192 `netra-backend-staging-00118-paz` 100%" in text
+    assert len(stack.traffic_updates()) == 1
+
+
+@pytest.mark.e2e
+def test_a_crash_between_the_update_and_the_card_is_reported_on_the_first_redelivery(start_stack):
+    """Not after the whole handling deadline (60 s here): Pub/Sub's first redelivery comes 10 s later."""
+    stack = start_stack(WATCHDOG_DEADLINE_SECONDS="60")
+
+    def die_after_the_update(request):
+        if request["method"] == "PATCH" and "traffic" in request["query"].get("updateMask", ""):
+            stack.function.kill()
+
+    stack.cloud_run.state.on_served = die_after_the_update
+    body = pubsub_body(fixture(BACKEND_ALERT))
+    with contextlib.suppress(OSError):  # no answer: it died
+        deliver(stack.function.url, body, timeout=20)
+    assert stack.messages == []  # it died before the card
+    stack.cloud_run.state.on_served = None
+    stack.function.stop()
+    stack.function.start()
+    time.sleep(10)  # Pub/Sub's minimum backoff (terraform sets it)
+    assert deliver(stack.function.url, body) == (200, "OK")
+    [card] = stack.messages
+    assert card["text"].startswith("Rolled back netra-backend-staging to netra-backend-staging-00118-paz")
+    assert "*The fix*" in json.dumps(card["blocks"])
     assert len(stack.traffic_updates()) == 1
