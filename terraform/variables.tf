@@ -483,13 +483,13 @@ variable "decision_metric_labels" {
 }
 
 variable "sentinel" {
-  description = "WATCHDOG_SENTINEL: what the watchdog does with Cloud Run deploy events (audit log sink, sentinel.tf): warn (post a Slack warning about risky configuration at deploy time) or off (no sink)."
+  description = "WATCHDOG_SENTINEL: what the watchdog does with Cloud Run deploy events (audit log sink, sentinel.tf): warn (post a Slack warning about risky configuration at deploy time), hold (warn, then pin traffic back to the revision that served before as soon as a blocking deploy serves; watched services only) or off (no sink)."
   type        = string
   default     = "warn"
 
   validation {
-    condition     = contains(["off", "warn"], var.sentinel)
-    error_message = "sentinel must be off or warn."
+    condition     = contains(["off", "warn", "hold"], var.sentinel)
+    error_message = "sentinel must be off, warn or hold."
   }
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -234,3 +235,48 @@ def test_malformed_deploy_entries_are_acknowledged_and_change_nothing(start_stac
     assert stack.patches() == []
     assert stack.messages == []
     assert any(line.get("decision") == "ignored" for line in stack.function.logs())
+
+
+@pytest.mark.e2e
+def test_hold_pins_traffic_back_once_the_risky_deploy_serves_and_undo_applies(start_stack):
+    stack = start_stack(WATCHDOG_SENTINEL="hold")
+    before_the_breaking_deploy(stack)
+    event = entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
+    event["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5))
+    body = pubsub_body(event)
+    assert deliver(stack.function.url, body)[0] == 500  # warned; its revision does not serve yet: redeliver
+    [warning] = stack.messages
+    assert "will pin traffic back to netra-auth-service-00041-kip as soon as the new revision serves" in warning["text"]
+    assert stack.traffic_attempts() == []
+    # the deploy goes ahead: its revision is created and takes all the traffic
+    good = next(r for r in stack.cloud_run.state.revisions[AUTH] if r["name"].endswith("00041-kip"))
+    risky = copy.deepcopy(good)
+    risky.update(
+        name=good["name"].replace("00041-kip", "00044-new"),
+        createTime=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+    )
+    risky["vpcAccess"]["egress"] = "ALL_TRAFFIC"
+    stack.cloud_run.state.deploy(AUTH, risky)
+    assert deliver(stack.function.url, body) == (200, "OK")  # the redelivery holds it
+    assert stack.serving(AUTH) == {"netra-auth-service-00041-kip": 100}
+    record = ledger.find(stack.cloud_run.state.services[AUTH]["annotations"], f"hold-{parse(event).key}")
+    assert (record.from_revision, record.to_revision) == (
+        "netra-auth-service-00044-new",
+        "netra-auth-service-00041-kip",
+    )
+    assert len(stack.messages) == 2  # the warning, then the hold's card
+    assert stack.messages[1]["text"].startswith("Rolled back netra-auth-service to netra-auth-service-00041-kip")
+    # more copies of the entry change nothing; the cooldown and the ledger apply as for any rollback
+    assert deliver(stack.function.url, body) == (200, "OK")
+    assert len(stack.traffic_updates()) == 1
+
+
+@pytest.mark.e2e
+def test_hold_never_touches_services_out_of_scope(start_stack):
+    stack = start_stack(WATCHDOG_SENTINEL="hold", WATCHDOG_SERVICES="other")
+    before_the_breaking_deploy(stack)
+    event = entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
+    assert deliver(stack.function.url, pubsub_body(event)) == (200, "OK")
+    [warning] = stack.messages
+    assert "will only report" in warning["text"]
+    assert stack.patches() == []

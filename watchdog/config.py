@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 ROLLBACK_KINDS = ("egress", "network", "any")
-SENTINEL_MODES = ("off", "warn")
+SENTINEL_MODES = ("off", "warn", "hold")
 
 # Names of every environment variable the watchdog reads. terraform/ and the
 # tests check against this list, so add new settings here.
@@ -141,7 +141,7 @@ class Config:
     projects: frozenset[str] = frozenset()
     paused: bool = False
     metrics_project: str = ""
-    sentinel: str = "warn"  # deploy events: off, or warn on risky configuration
+    sentinel: str = "warn"  # deploy events: off, warn on risky configuration, or hold (warn, then pin back)
     own_principal: str = ""  # the watchdog's own service account: its writes are not deploys
     verify_minutes: float = 10.0  # quiet time after a rollback before it is called recovered (watchdog/verification.py)
     cloud_run_endpoint: str = ""

@@ -116,10 +116,15 @@ class Watchdog:
 
     def _deploy(self, event: DeployEvent, deadline: float, delivery_id: str) -> Outcome:
         """A deploy event goes to its own flow (watchdog/on_deploy.py); it never changes traffic."""
-        from watchdog.on_deploy import DeployWatch
+        from watchdog.on_deploy import DeployWatch, HoldPending
 
         if self._deploy_watch is None:
-            self._deploy_watch = DeployWatch(self.config, self.cloud_run, self._notifier_factory)
+            self._deploy_watch = DeployWatch(
+                self.config,
+                self.cloud_run,
+                self._notifier_factory,
+                hold=lambda alert, until: self._open(alert, until, time.monotonic()),
+            )
         try:
             with self._turn(event.service, deadline):  # copies of one deploy read what the first remembered
                 result, reason, posted = self._deploy_watch.handle(event, deadline, delivery_id)
@@ -130,8 +135,8 @@ class Watchdog:
                 service=str(event.service),
             )
             return Outcome("error", type(error).__name__, event.incident_id, str(event.service))
-        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress) as error:
-            logs.warning(f"deploy event: transient error, Pub/Sub will redeliver: {error}", service=str(event.service))
+        except (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress, HoldPending) as error:
+            logs.warning(f"deploy event: Pub/Sub will redeliver: {error}", service=str(event.service))
             raise TransientError(str(error)) from error
         return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
 

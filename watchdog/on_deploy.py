@@ -21,13 +21,25 @@ from watchdog import ledger, logs, sentinel
 from watchdog.cloudrun import CloudRun, ConcurrentChange
 from watchdog.config import Config
 from watchdog.deploys import DeployEvent
+from watchdog.intake import Alert, rfc3339
+
+
+class HoldPending(Exception):
+    """WATCHDOG_SENTINEL=hold: the risky deploy's revision does not serve yet; Pub/Sub redelivers to look again."""
 
 
 class DeployWatch:
-    def __init__(self, config: Config, cloud_run: CloudRun, notifier_factory: Callable[[float], Any]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        cloud_run: CloudRun,
+        notifier_factory: Callable[[float], Any],
+        hold: Callable[[Alert, float], Any] | None = None,
+    ) -> None:
         self.config = config
         self.cloud_run = cloud_run
         self._notifier_factory = notifier_factory
+        self._hold = hold  # the alert path: the same decision, update, ledger and card as an alert-driven rollback
         self._warned: OrderedDict[str, None] = OrderedDict()
         self._guard = threading.Lock()
 
@@ -36,7 +48,7 @@ class DeployWatch:
         started = time.monotonic()
         if self.config.sentinel == "off":
             return "ignored", "sentinel_off", False
-        if event.key in self._warned:
+        if event.key in self._warned and self.config.sentinel != "hold":
             return "nothing", "already_warned", False
         service, history = self.cloud_run.read(event.service, deadline)
         verdict = sentinel.judge(event, service, history.loaded, self.config)
@@ -55,6 +67,38 @@ class DeployWatch:
         )
         if verdict.action == sentinel.NOTHING:
             return "nothing", verdict.reason, False
+        posted_ok = False
+        if not verdict.repeat and event.key not in self._warned:
+            posted_ok = self._warn(event, verdict, service, deadline)
+        if verdict.hold:
+            return self._held(event, service, history.loaded, deadline, posted_ok)
+        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted_ok
+
+    def _held(self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool):
+        """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
+        from watchdog import decision as rules
+
+        revision = sentinel.new_revision(event, service, revisions)
+        if revision and rules.traffic_split(service).get(revision, 0) > 0 and self._hold is not None:
+            alert = Alert(
+                incident_id=f"hold-{event.key}",
+                state="open",
+                service=event.service,
+                revision=revision,
+                policy_name="deploy-time hold (WATCHDOG_SENTINEL=hold)",
+                condition_kind="sentinel",
+                started_at=rfc3339(event.at),
+                found_by="the deploy's audit log entry",
+            )
+            outcome = self._hold(alert, deadline)
+            return "held", getattr(outcome, "reason", "held"), posted
+        deployed = rfc3339(event.at)
+        if deployed is not None and time.time() - deployed > sentinel.HOLD_WAIT:
+            logs.info(f"hold of {event.service}: the deploy never took traffic; nothing to hold", reason="hold_expired")
+            return "nothing", "hold_expired", posted
+        raise HoldPending(f"{event.service}: the deploy's revision does not serve yet ({revision or 'pending'})")
+
+    def _warn(self, event: DeployEvent, verdict, service: dict, deadline: float) -> bool:
         thread = verdict.pinned.thread if verdict.action == sentinel.NOTE and verdict.pinned else ""
         posted = self._notifier_factory(deadline).post(sentinel.render(event, verdict), thread=thread)
         if not posted.ok:
@@ -62,7 +106,7 @@ class DeployWatch:
                 raise ConnectionError(f"deploy warning not posted yet: {posted.error}")
             logs.error(f"Slack refused the deploy warning for good: {posted.error}", service=str(event.service))
         self._remember(event, service, deadline)
-        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted.ok
+        return posted.ok
 
     def _remember(self, event: DeployEvent, service: dict, deadline: float) -> None:
         with self._guard:

@@ -36,6 +36,9 @@ from watchdog.report import Message, code, escape
 WARN = "warn"
 NOTE = "note"  # a message in the pinned incident's thread
 NOTHING = "nothing"
+# Rules that WATCHDOG_SENTINEL=hold acts on: the staging incident's combination, and a connector removed.
+BLOCKING = ("all-traffic-cloud-sql", "connector-removed")
+HOLD_WAIT = 900.0  # seconds after the deploy to wait for its revision to take traffic, then give up
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class DeployVerdict:
     would: str = ""  # what the watchdog does if the deploy's symptoms alert
     pinned: ledger.Record | None = None
     undoes: bool | None = None  # pinned: the deploy puts the target's value back
+    hold: bool = False  # WATCHDOG_SENTINEL=hold and a blocking rule: pin traffic back once the deploy serves
+    repeat: bool = False  # already warned: a redelivery that only checks the hold
 
 
 def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Config) -> DeployVerdict:
@@ -58,7 +63,8 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
     if config.own_principal and event.principal == config.own_principal:
         return DeployVerdict(NOTHING, "own_write", f"written by the watchdog itself ({event.principal})")
     memory = ledger.read(service.get("annotations"))
-    if isinstance(memory, ledger.Ledger) and event.key in memory.warned:
+    repeat = isinstance(memory, ledger.Ledger) and event.key in memory.warned
+    if repeat and config.sentinel != "hold":
         return DeployVerdict(NOTHING, "already_warned", f"deploy {event.key} was already warned about")
     baseline = _baseline(service, revisions, event.at)
     name = rules.short_name(baseline.get("name", "")) if baseline else ""
@@ -88,13 +94,16 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
     if verdict.ok:
         return DeployVerdict(NOTHING, "no_risky_change", "no precheck rule fails", baseline=name, changes=changes)
     in_scope = event.service in config.services
-    if in_scope and name:
+    failed = tuple(f for f in verdict.findings if f.severity == precheck.FAIL)
+    hold = config.sentinel == "hold" and in_scope and any(f.rule in BLOCKING and not f.allowed for f in failed)
+    if hold and name:
+        would = f"will pin traffic back to {name} as soon as the new revision serves (WATCHDOG_SENTINEL=hold)"
+    elif in_scope and name:
         would = f"will roll back to {name} if startup failures or slow DB connects alert"
     elif in_scope:
         would = "has no serving revision to roll back to"
     else:
         would = f"will only report: {event.service.service} is not in WATCHDOG_SERVICES"
-    failed = tuple(f for f in verdict.findings if f.severity == precheck.FAIL)
     return DeployVerdict(
         WARN,
         "risky",
@@ -103,7 +112,23 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
         findings=verdict.findings,
         changes=changes,
         would=would,
+        hold=hold and bool(name),
+        repeat=repeat,
     )
+
+
+def new_revision(event: DeployEvent, service: dict, revisions: list[dict]) -> str:
+    """The revision the deploy created, once it exists: named by the request, or the newest one created after
+    the entry with the requested template; "" while there is none."""
+    if event.revision and any(rules.short_name(r.get("name", "")) == event.revision for r in revisions):
+        return event.revision
+    wanted = comparable(event.template)
+    for revision in revisions:  # newest first
+        if _before(revision, event.at):
+            return ""
+        if comparable(revision) == wanted:
+            return rules.short_name(revision.get("name", ""))
+    return ""
 
 
 def _baseline(service: dict, revisions: list[dict], at: str) -> dict | None:
