@@ -279,8 +279,8 @@ def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monito
         for sender in senders:
             sender.join()
         assert statuses == [200] * 8
-        verdicts = [m for m in stack.messages if "Recovered" in text_of(m)]
-        assert len(verdicts) == 1
+        verdicts = [m for m in stack.messages if "Recovered" in text_of(m) and m.get("thread_ts")]
+        assert len(verdicts) == 1  # one reply in the thread (the card itself also says so, updated in place)
         assert record(stack).state == "recovered"
     finally:
         other.stop()
@@ -364,3 +364,13 @@ def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(stack, m
     assert (attempt.status, attempt.acked, attempt.attributes) == (200, True, TICK)
     assert record(stack).state == "recovered"
     assert "Recovered" in text_of(stack.messages[-1])
+
+
+def test_the_card_itself_moves_to_recovered(stack, monitoring):
+    roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    card = stack.messages[0]
+    assert card["updates"], "the card was updated in place"
+    assert card["blocks"][0]["text"]["text"].startswith(":white_check_mark: Recovered: netra-backend-staging")
+    assert "*The fix*" in json.dumps(card["blocks"])  # still the whole card, rebuilt from the ledger

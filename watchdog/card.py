@@ -27,6 +27,8 @@ HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also 
     "rolled_back": (":white_check_mark:", "Rolled back {service} to {target}, verified"),
     "unverified": (":warning:", "Rollback of {service} not verified"),
     "failed": (":rotating_light:", "ROLLBACK FAILED for {service}"),
+    "recovered": (":white_check_mark:", "Recovered: {service} on {target}"),
+    "escalated": (":rotating_light:", "NOT recovered: {service} still fails on {target}"),
 }
 SECTION = 3000
 
@@ -110,7 +112,7 @@ def render(
         blocks.append(_section(reverted))
     blocks.append(_section(_links(alert, decision)))
     blocks.append(_section(_commands(alert, decision)))
-    if buttons and state.kind in ("rolled_back", "unverified", "rolling_back"):
+    if buttons and state.kind in ("rolled_back", "unverified", "rolling_back", "recovered", "escalated"):
         blocks.append(_buttons(alert))
     footer = (
         "The rollback watchdog moved traffic only: no revision was created or deleted. "

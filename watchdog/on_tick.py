@@ -267,6 +267,8 @@ class Ticks:
             return False
         if not posted.ok:
             logs.error(f"Slack refused the verdict for good: {posted.error}: {message.text}", service=str(ref))
+        if posted.ok:
+            self._restate_card(ref, record, deadline)
         told_at = round(self._watchdog._clock(), 3)
         self._update(ref, record.incident, lambda r: None if r.told_at else _told(r, told_at), deadline)
         logs.log(
@@ -281,6 +283,25 @@ class Ticks:
             rollback_to_verdict_s=round((record.verdict_at or told_at) - record.at, 1),
         )
         return True
+
+    def _restate_card(self, ref: ServiceRef, record: ledger.Record, deadline: float) -> None:
+        """The card itself moves to recovered / not recovered (the thread reply above is what pages)."""
+        if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:
+            return
+        from watchdog import decision as rules
+        from watchdog import report
+        from watchdog.intake import Alert
+
+        try:
+            service, history = self.cloud_run.read(ref, deadline)
+            decided = rules.rebuilt(record, history.loaded, self._watchdog.config, rules.traffic_split(service))
+            alert = Alert(record.incident, "open", ref, record.from_revision, started_at=record.alert_at)
+            card = report.render(alert, decided, report.Action(record.state), buttons=self._watchdog._buttons)
+            updated = self._watchdog._notifier_factory(deadline).update(card, record.thread)
+            if not updated.ok:
+                logs.warning(f"could not update the card: {updated.error}", service=str(ref))
+        except Exception as error:  # noqa: BLE001 - the verdict is posted; the card's headline is a courtesy
+            logs.warning(f"could not update the card: {type(error).__name__}: {error}", service=str(ref))
 
     def _update(
         self, ref: ServiceRef, incident: str, change: Any, deadline: float, service: dict | None = None

@@ -24,7 +24,9 @@ ROLLED_BACK = "rolled_back"
 FAILED = "failed"
 UNVERIFIED = "unverified"
 NO_ACTION = "no_action"
-CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED)
+RECOVERED = "recovered"  # verification (watchdog/verification.py) confirmed it
+ESCALATED = "escalated"  # verification saw the restored revision fail too
+CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED, RECOVERED, ESCALATED)
 
 
 @dataclass(frozen=True)
