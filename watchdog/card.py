@@ -20,6 +20,7 @@ from urllib.parse import quote
 from watchdog import actions as card_actions
 from watchdog.decision import Decision
 from watchdog.intake import Alert
+from watchdog.report import duration
 
 ROLLING_BACK = "rolling_back"
 HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also in the notification text
@@ -163,7 +164,7 @@ def _when_and_who(alert: Alert, decision: Decision) -> str:
     if created is not None:
         bits.append(f"deployed {created.strftime('%Y-%m-%d %H:%M')} UTC")
         if alert.started_at and alert.started_at > created.timestamp():
-            bits.append(f"{_duration(alert.started_at - created.timestamp())} before the alert")
+            bits.append(f"{duration(alert.started_at - created.timestamp())} before the alert")
     if decision.breaking_creator:
         bits.append(f"by {decision.breaking_creator}")
     return (", " + escape(", ".join(bits))) if bits else ""
@@ -267,14 +268,3 @@ def _buttons(alert: Alert) -> dict:
 
 def _section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text)}}
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 72 * 3600:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400} days"

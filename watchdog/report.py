@@ -149,8 +149,8 @@ def render_recovery(alert: Alert, recovered: Recovery) -> Message:
     """The thread reply when an incident the watchdog acted on closes."""
     parts = []
     if recovered.alert_to_rollback is not None:
-        parts.append(f"alert → rollback {_duration(recovered.alert_to_rollback)}")
-    parts.append(f"rollback → recovery {_duration(recovered.rollback_to_recovery)}")
+        parts.append(f"alert → rollback {duration(recovered.alert_to_rollback)}")
+    parts.append(f"rollback → recovery {duration(recovered.rollback_to_recovery)}")
     text = (
         f":white_check_mark: {escape(alert.service.service)} recovered: incident "
         f"{escape(alert.incident_id)} closed ({', '.join(parts)}). Traffic is still pinned to "
@@ -201,7 +201,7 @@ def _deployed(decision: Decision, alert: Alert) -> str:
     if alert.started_at:
         gap = alert.started_at - created.timestamp()
         if gap > 0:
-            text += f", {_duration(gap)} before the alert"
+            text += f", {duration(gap)} before the alert"
     return escape(text)
 
 
@@ -261,7 +261,8 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``37h14m``: how long, in the units on-call reads (the card, the recovery reply, the verdicts)."""
     seconds = round(seconds)
     if seconds < 120:
         return f"{seconds}s"

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from watchdog.config import ServiceRef
 from watchdog.decision import is_ready, traffic_split
 from watchdog.ledger import Record
-from watchdog.report import Message, _duration, _section, code, escape
+from watchdog.report import Message, _section, code, duration, escape
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
 HORIZON = 86400.0  # a rollback older than a day without a verdict is not verified any more
@@ -213,10 +213,10 @@ def verify(
         return Verdict(
             WAIT,
             "waiting_for_quiet",
-            f"quiet for {_duration(max(0.0, quiet))} of {_duration(verify_seconds)} so far; due at {_clock(due)}",
+            f"quiet for {duration(max(0.0, quiet))} of {duration(verify_seconds)} so far; due at {_clock(due)}",
             seen,
         )
-    return Verdict(RECOVERED, "quiet", f"{target} Ready, serving 100%, quiet for {_duration(quiet)}", seen)
+    return Verdict(RECOVERED, "quiet", f"{target} Ready, serving 100%, quiet for {duration(quiet)}", seen)
 
 
 def alert_fired_again(record: Record, now: float) -> Record | None:
@@ -252,11 +252,11 @@ def render(ref: ServiceRef, record: Record, verdict: Verdict | None, now: float)
     seen = "; ".join(verdict.evidence) if verdict and verdict.evidence else ""
     times = []
     if record.alert_at:
-        times.append(f"alert → rollback {_duration(max(0.0, record.at - record.alert_at))}")
+        times.append(f"alert → rollback {duration(max(0.0, record.at - record.alert_at))}")
     stamp = record.verdict_at or now
     name = escape(ref.service)
     if state == RECOVERED:
-        times.append(f"rollback → recovered {_duration(max(0.0, stamp - record.at))}")
+        times.append(f"rollback → recovered {duration(max(0.0, stamp - record.at))}")
         text = (
             f":white_check_mark: *Recovered:* {name} on {code(record.to_revision)} "
             f"({escape(verdict.detail if verdict else 'quiet since the rollback')}). {', '.join(times)}."
@@ -279,7 +279,7 @@ def render(ref: ServiceRef, record: Record, verdict: Verdict | None, now: float)
             "probes_failing": "the restored revision fails its probes",
             "restored_not_ready": "the restored revision is not Ready",
         }.get(why, why.replace("_", " "))
-        times.append(f"rollback → escalation {_duration(max(0.0, stamp - record.at))}")
+        times.append(f"rollback → escalation {duration(max(0.0, stamp - record.at))}")
         lines = [
             f"<!here> :rotating_light: *Not recovered:* {name} still fails after the rollback "
             f"{code(record.from_revision)} → {code(record.to_revision)}: {escape(what)}.",
@@ -337,4 +337,4 @@ def _clock(epoch: float) -> str:
 
 
 def _ago(seconds: float) -> str:
-    return _duration(seconds)
+    return duration(seconds)
