@@ -84,7 +84,7 @@ def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringS
     """Recovery confirmed from Cloud Monitoring: startup probes of the restored revision healthy, quietly."""
     from watchdog import ledger
 
-    say("\n9. Recovery, confirmed from Cloud Monitoring (the demo moves auth's rollback 14 minutes into the past")
+    say("\n10. Recovery, confirmed from Cloud Monitoring (the demo moves auth's rollback 14 minutes into the past")
     say("   instead of waiting; the Monitoring stand-in holds the restored revision's healthy startup probes):")
     service = api.state.services[PREFIX + "netra-auth-service"]
     with api.state.lock:
@@ -108,6 +108,9 @@ def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringS
     say(f"   the minute's tick (Cloud Scheduler → Pub/Sub) → HTTP {status}")
     for message in slack.state.messages[before:]:
         print_message(message)
+    card = next(m for m in slack.state.messages if m.get("text", "").startswith("Recovered: netra-auth-service"))
+    say("   and the incident's card itself, updated in place:")
+    print_message(card)
     return any("ecovered" in m.get("text", "") for m in slack.state.messages[before:])
 
 
@@ -118,7 +121,7 @@ def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -
     from tests.standins.slack import signed, user
     from tests.support import post
 
-    say("\n10. The card's buttons, through the slack_actions function (signed requests, approvers only):")
+    say("\n9. The card's buttons, through the slack_actions function (signed requests, approvers only):")
     slack.state.users.update(
         {"U0ONCALL": user("U0ONCALL", team="T0NETRA"), "U0VISITOR": user("U0VISITOR", team="T0NETRA")}
     )
@@ -232,8 +235,8 @@ def main() -> None:
             ok = updates_after == before_updates and len(slack.state.messages) == before_messages
             say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
             ok = fix_while_pinned(slack, function) and ok
-            ok = recovered(api, slack, monitoring, function) and ok
             ok = buttons(api, slack, env, log.parent) and ok
+            ok = recovered(api, slack, monitoring, function) and ok
     say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")
     say("   gcloud run services update-traffic SERVICE --to-latest --region us-central1 --project netra-staging")
     if not ok:
