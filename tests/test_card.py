@@ -148,3 +148,14 @@ def test_a_crash_between_the_update_and_the_card_is_reported_on_the_first_redeli
     assert card["text"].startswith("Rolled back netra-backend-staging to netra-backend-staging-00118-paz")
     assert "*The fix*" in json.dumps(card["blocks"])
     assert len(stack.traffic_updates()) == 1
+
+
+@pytest.mark.e2e
+def test_a_slow_slack_that_accepted_the_post_still_shows_one_card(start_stack):
+    """The answer to the first post comes after the client gave up (5 s); the card is found and updated."""
+    stack = start_stack(WATCHDOG_DEADLINE_SECONDS="30")
+    stack.slack.state.faults.append(SlackFault(kind="slow_answer", seconds=6, path="chat.postMessage"))
+    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    [card] = stack.messages
+    assert card["text"].startswith("Rolled back netra-backend-staging to netra-backend-staging-00118-paz")
+    assert card["updates"]  # the late-answered post was found by its metadata and updated, not posted again

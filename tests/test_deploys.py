@@ -280,3 +280,20 @@ def test_hold_never_touches_services_out_of_scope(start_stack):
     [warning] = stack.messages
     assert "will only report" in warning["text"]
     assert stack.patches() == []
+
+
+def test_a_hold_can_be_undone_like_any_rollback():
+    """The hold's ledger record is a rollback record: the card's undo puts the deploy's traffic back."""
+    from watchdog import actions
+    from watchdog.config import ServiceRef
+
+    service, _ = auth_state("netra-auth-service-00041-kip")
+    record = ledger.Record("hold-abc", "netra-auth-service-00044-new", "netra-auth-service-00041-kip", 1000.0,
+                           before=(("LATEST", 100, ""),), after=(("netra-auth-service-00041-kip", 100),),
+                           latest=service["latestCreatedRevision"].rsplit("/", 1)[-1])  # fmt: skip
+    service["annotations"] = ledger.with_record({}, record)
+    ref = ServiceRef("netra-staging", "us-central1", "netra-auth-service")
+    click = actions.Click(actions.UNDO, "U0ONCALL", "T0", "C0", "1.0", "2.0", ref, "hold-abc")
+    plan = actions.plan(click, service, 2000.0)
+    assert plan.outcome == "apply"
+    assert plan.traffic == ({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100},)

@@ -29,7 +29,8 @@ TOKEN = "xoxb-standin-token"
 @dataclass
 class SlackFault:
     """kind: ``error`` (HTTP 200 ok:false ``error``), ``status`` (HTTP ``status``,
-    with Retry-After when set), ``delay`` (sleep ``seconds``, then answer), ``reset``."""
+    with Retry-After when set), ``delay`` (sleep ``seconds``, then answer), ``reset``, ``slow_answer``
+    (accept the post at once, answer only after ``seconds``: a slow Slack that did take the message)."""
 
     kind: str = "error"
     error: str = "channel_not_found"
@@ -162,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
+            elif fault.kind == "slow_answer" and path.endswith("/chat.postMessage"):
+                self._post_message(payload, answer_after=fault.seconds)
+                return None
             elif fault.kind == "status":
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
@@ -186,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._text(200, "ok")
         return self._json(404, {"ok": False, "error": "unknown_method"})
 
-    def _post_message(self, payload: dict) -> None:
+    def _post_message(self, payload: dict, answer_after: float = 0.0) -> None:
         state = self.server.state
         if self.headers.get("Authorization", "") != f"Bearer {state.token}":
             return self._json(200, {"ok": False, "error": "invalid_auth"})
@@ -202,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
                 200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [problem]}}
             )
         message = state.accept("chat.postMessage", payload)
+        if answer_after:
+            time.sleep(answer_after)  # the message is in the channel; the answer is late
         return self._json(
             200,
             {
