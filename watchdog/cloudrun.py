@@ -282,6 +282,21 @@ class CloudRun:
         service = run_v2.Service(name=ref.name, etag=etag, annotations=annotations, traffic=_traffic(traffic))
         self._update(service, ["traffic", "annotations"], deadline)
 
+    def reannotate(self, ref: ServiceRef, service: dict, change, deadline: float) -> None:
+        """``change(annotations)`` → the new map (None: nothing to write), written etag-guarded; on a conflict
+        the service is read once more and ``change`` applied again. Does not wait."""
+        for attempt in range(2):
+            annotations = change(service.get("annotations"))
+            if annotations is None:
+                return
+            try:
+                self.annotate(ref, annotations, service.get("etag", ""), deadline)
+                return
+            except ConcurrentChange:
+                if attempt:
+                    raise
+                service = self.get_service(ref, deadline)
+
     def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
         """Replace the service annotations (no revision is created). Does not wait."""
         self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"], deadline)

@@ -294,17 +294,7 @@ class Watchdog:
     def _remember(self, alert: Alert, service: dict, change: Callable, deadline: float) -> None:
         """Best effort: an annotation-only update of the ledger's memory; never in the way of the answer."""
         try:
-            for attempt in range(2):
-                annotations = change(service.get("annotations"), alert.incident_id)
-                if annotations is None:
-                    return
-                try:
-                    self.cloud_run.annotate(alert.service, annotations, service.get("etag", ""), deadline)
-                    return
-                except ConcurrentChange:
-                    if attempt:
-                        raise
-                    service = self.cloud_run.get_service(alert.service, deadline)
+            self.cloud_run.reannotate(alert.service, service, lambda a: change(a, alert.incident_id), deadline)
         except Exception as error:  # noqa: BLE001 - the report went out; the memory is a courtesy
             logs.warning(f"could not remember incident {alert.incident_id} in the ledger: {error}")
 

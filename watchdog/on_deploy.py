@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from watchdog import ledger, logs, sentinel
-from watchdog.cloudrun import CloudRun, ConcurrentChange
+from watchdog.cloudrun import CloudRun
 from watchdog.config import Config
 from watchdog.deploys import DeployEvent
 from watchdog.intake import Alert, rfc3339
@@ -116,16 +116,6 @@ class DeployWatch:
         if event.service not in self.config.services:
             return  # the watchdog may not write to services out of scope
         try:
-            for attempt in range(2):
-                annotations = ledger.with_warned(service.get("annotations"), event.key)
-                if annotations is None:
-                    return
-                try:
-                    self.cloud_run.annotate(event.service, annotations, service.get("etag", ""), deadline)
-                    return
-                except ConcurrentChange:
-                    if attempt:
-                        raise
-                    service = self.cloud_run.get_service(event.service, deadline)
+            self.cloud_run.reannotate(event.service, service, lambda a: ledger.with_warned(a, event.key), deadline)
         except Exception as error:  # noqa: BLE001 - the warning went out; the memory is a courtesy
             logs.warning(f"could not remember the deploy warning in the ledger: {error}", service=str(event.service))
