@@ -9,8 +9,8 @@ into the same CloudEvent). Returning normally answers 200 (Pub/Sub
 acknowledges); raising answers 500 and Pub/Sub redelivers, which the watchdog
 only does for transient failures.
 
-``drill`` is an HTTP function for on-call drills (watchdog/drill.py);
-``slack_actions`` is the Slack card's interactivity endpoint (watchdog/slack_actions.py).
+``drill`` is an HTTP function for on-call drills (watchdog/flows/drills.py);
+``slack_actions`` is the Slack card's interactivity endpoint (watchdog/flows/slack_actions.py).
 """
 
 import os
@@ -48,8 +48,8 @@ _load_own_watchdog()
 
 import functions_framework
 
-from watchdog import app
 from watchdog.config import ConfigError
+from watchdog.flows import app
 
 
 @functions_framework.cloud_event
@@ -64,7 +64,7 @@ def handle_alert(cloud_event):
 
 def _event_time(cloud_event) -> float | None:
     """The CloudEvent ``time`` (when Pub/Sub published the message), for bodies without a publishTime."""
-    from watchdog.intake import rfc3339
+    from watchdog.core.intake import rfc3339
 
     try:
         return rfc3339(cloud_event["time"])
@@ -74,15 +74,15 @@ def _event_time(cloud_event) -> float | None:
 
 @functions_framework.http
 def slack_actions(request):
-    """The Slack card's buttons (watchdog/slack_actions.py): every request is signature-checked and authorized."""
-    from watchdog import slack_actions as flow  # not on handle_alert's cold-start path
+    """The Slack card's buttons (watchdog/flows/slack_actions.py): every request is signature-checked and authorized."""
+    from watchdog.flows import slack_actions as flow  # not on handle_alert's cold-start path
 
     return flow.respond(request)
 
 
 @functions_framework.http
 def drill(request):
-    """A synthetic incident (watchdog/drill.py): dry run unless "live"; 400 for anything not a drill."""
-    from watchdog import drill as drills  # not on handle_alert's cold-start path
+    """A synthetic incident (watchdog/flows/drills.py): dry run unless "live"; 400 for anything not a drill."""
+    from watchdog.flows import drills  # not on handle_alert's cold-start path
 
     return drills.respond(request)

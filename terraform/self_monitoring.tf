@@ -93,7 +93,7 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
 # The watchdog writes one point per decision. The descriptor is created here
 # so the policy below can be created before the first decision is written
 # (Monitoring refuses a policy on an unknown metric type). Contract with
-# watchdog/monitoring.py: GAUGE, INT64, value = decisions the point stands for
+# watchdog/edges/monitoring.py: GAUGE, INT64, value = decisions the point stands for
 # (usually 1; Monitoring takes one point per series every 5 s, so a burst is
 # carried into one point), resource global, labels service, action, outcome,
 # instance (all in var.decision_metric_labels). Alert with ALIGN_SUM.

@@ -1,4 +1,4 @@
-# Deploy events in (the sentinel, watchdog/sentinel.py): a Logging sink per
+# Deploy events in (the sentinel, watchdog/core/sentinel.py): a Logging sink per
 # watched project sends the Admin Activity audit entries of Cloud Run service
 # creates and updates to the watchdog's topic, where handle_alert warns on-call
 # about risky configuration at deploy time. Admin Activity audit logs are

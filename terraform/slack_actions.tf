@@ -4,7 +4,7 @@
 # This is the one publicly invokable endpoint of the module. Slack cannot
 # present a Google identity token, so Cloud Run IAM cannot authenticate its
 # requests; instead every request is authenticated by the function itself
-# (watchdog/slack_actions.py): the X-Slack-Signature HMAC over the raw body
+# (watchdog/flows/slack_actions.py): the X-Slack-Signature HMAC over the raw body
 # with the app's signing secret, timestamps older than 5 minutes refused, the
 # workspace (team id) checked, and the clicking user checked against the
 # approvers. It runs as its own service account, which may do only what the

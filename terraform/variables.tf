@@ -472,7 +472,7 @@ variable "metrics_project_oncall_channels" {
 }
 
 variable "decision_metric_labels" {
-  description = "Labels of the watchdog's metric custom.googleapis.com/rollback_watchdog/decisions. The descriptor is created up front so its alert policy can be created before the first decision; the watchdog writes service, action, outcome and instance (watchdog/monitoring.py); a label it writes that is missing here makes its writes fail."
+  description = "Labels of the watchdog's metric custom.googleapis.com/rollback_watchdog/decisions. The descriptor is created up front so its alert policy can be created before the first decision; the watchdog writes service, action, outcome and instance (watchdog/edges/monitoring.py); a label it writes that is missing here makes its writes fail."
   type        = list(string)
   default     = ["service", "action", "outcome", "instance"]
 

@@ -1,9 +1,9 @@
 # Verification ticks (issue 13): Cloud Scheduler publishes a tick to the
 # watchdog's topic every minute; the function recognises it by the message
-# attribute rollback-watchdog-tick (watchdog/intake.py Tick), never treats it
+# attribute rollback-watchdog-tick (watchdog/core/intake.py Tick), never treats it
 # as an alert, and checks the rollbacks under verification: the restored
 # revision's startup probes and the alert's own log-based metric
-# (watchdog/verification.py). With nothing under verification a tick costs no
+# (watchdog/core/verification.py). With nothing under verification a tick costs no
 # API call.
 #
 # Publishing: the job publishes as the Cloud Scheduler service agent, whose

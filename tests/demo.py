@@ -82,7 +82,7 @@ ACTIONS = {"SLACK_SIGNING_SECRET": "demo-signing-secret-0123456789abcd", "WATCHD
 
 def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringStandIn, function) -> bool:
     """Recovery confirmed from Cloud Monitoring: startup probes of the restored revision healthy, quietly."""
-    from watchdog import ledger
+    from watchdog.core import ledger
 
     say("\n10. Recovery, confirmed from Cloud Monitoring (the demo moves auth's rollback 14 minutes into the past")
     say("   instead of waiting; the Monitoring stand-in holds the restored revision's healthy startup probes):")

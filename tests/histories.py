@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.cloudrun_seeds import CONNECTOR, PARENT, SQL, stamp
-from watchdog import ledger
 from watchdog.config import Config, ServiceRef, ServiceScope
-from watchdog.intake import Alert
+from watchdog.core import ledger
+from watchdog.core.intake import Alert
 
 HISTORIES = Path(__file__).resolve().parent / "fixtures" / "histories"
 NOW = 1_760_000_000.0  # 2025-10-09; every history is placed before it

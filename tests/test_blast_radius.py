@@ -16,11 +16,11 @@ from tests.cloudrun_seeds import revision, service, short
 from tests.conftest import AUTH
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.support import deliver, fixture, pubsub_body
-from watchdog import blast_radius
-from watchdog.cloudrun import CloudRun
 from watchdog.config import Config, ServiceRef, ServiceScope
-from watchdog.decision import decide
-from watchdog.intake import Alert
+from watchdog.core.decision import decide
+from watchdog.core.intake import Alert
+from watchdog.edges.cloudrun import CloudRun
+from watchdog.flows import blast_radius
 
 SEED = fixture("cloudrun/incident_seed.json")
 # createTime of netra-auth-service-00042-vex, the revision that flipped egress

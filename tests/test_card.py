@@ -12,7 +12,7 @@ from tests.conftest import BACKEND
 from tests.standins.slack import SlackFault
 from tests.support import deliver, fixture, pubsub_body
 from tests.test_decision import alert, config, decide, state
-from watchdog.report import FAILED, ROLLED_BACK, ROLLING_BACK, Action, render
+from watchdog.core.report import FAILED, ROLLED_BACK, ROLLING_BACK, Action, render
 
 NOW = 1758044554.0
 BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"

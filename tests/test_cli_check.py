@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.cloudrun_seeds import PARENT, revision, service, short
 from tests.conftest import BACKEND
-from watchdog.cli import cli
+from watchdog.tools.cli import cli
 
 NOW = 1_758_000_000.0
 

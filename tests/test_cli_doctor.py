@@ -15,8 +15,8 @@ from tests.standins.iam import IamStandIn
 from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.pubsub_iam import PubSubIamStandIn
 from tests.support import free_port
-from watchdog import doctor
-from watchdog.cli import cli
+from watchdog.tools import doctor
+from watchdog.tools.cli import cli
 
 PROJECT = "netra-staging"
 TOPIC = f"projects/{PROJECT}/topics/rollback-watchdog-alerts"

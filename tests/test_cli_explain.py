@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from tests.cloudrun_seeds import revision, service, short
 from tests.conftest import BACKEND
 from tests.support import fixture, incident_alert, pubsub_body
-from watchdog.cli import cli
+from watchdog.tools.cli import cli
 
 BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
 AUTH_ALERT = "alerts/incident_auth_db_timeout_log_match.json"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support import PYTHON, ROOT
-from watchdog.cli import cli
+from watchdog.tools.cli import cli
 
 COMMANDS = ("drill", "explain", "check", "doctor", "pause", "resume", "status")
 
@@ -71,9 +71,9 @@ def test_main_refuses_a_watchdog_package_that_is_not_ours(tmp_path):
 def test_main_py_keeps_the_cli_and_its_clients_off_the_cold_start_path():
     script = (
         "import sys, main\n"
-        # watchdog.precheck is not here: its rules (and their fixes) are part of the pure core now
-        "heavy = ('watchdog.cli', 'watchdog.drill', 'watchdog.doctor', 'watchdog.monitoring', 'watchdog.blast_radius',"
-        " 'watchdog.slack_actions', 'watchdog.on_deploy', 'slack_sdk', 'google.cloud.pubsub_v1',"
+        # watchdog.core.precheck is not here: its rules (and their fixes) are part of the pure core now
+        "heavy = ('watchdog.tools.cli', 'watchdog.flows.drills', 'watchdog.tools.doctor', 'watchdog.edges.monitoring', 'watchdog.flows.blast_radius',"
+        " 'watchdog.flows.slack_actions', 'watchdog.flows.deploy_events', 'slack_sdk', 'google.cloud.pubsub_v1',"
         " 'google.cloud.monitoring_v3')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "print(callable(main.drill), callable(main.handle_alert))"

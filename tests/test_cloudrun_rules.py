@@ -13,9 +13,9 @@ import pytest
 import requests
 from google.api_core import exceptions
 
-from watchdog.cloudrun import confirmed, is_etag_conflict
 from watchdog.config import ServiceRef
-from watchdog.permissions import missing_permission
+from watchdog.core.permissions import missing_permission
+from watchdog.edges.cloudrun import confirmed, is_etag_conflict
 
 REF = ServiceRef("netra-staging", "us-central1", "netra-backend-staging")
 

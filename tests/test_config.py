@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support import deliver, fixture, pubsub_body
-from watchdog.cli import cli
 from watchdog.config import Config, ConfigError
+from watchdog.tools.cli import cli
 
 NUMERIC = ["WATCHDOG_COOLDOWN_SECONDS", "WATCHDOG_DEADLINE_SECONDS", "WATCHDOG_MAX_ALERT_AGE_SECONDS"]
 BAD = ["inf", "-inf", "nan", "NaN", "1e400", "-1", "ten", "1e9"]

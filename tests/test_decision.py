@@ -8,11 +8,20 @@ import json
 import pytest
 
 from tests.support import fixture
-from watchdog import ledger
-from watchdog.changes import template_changes
 from watchdog.config import Config, ServiceRef, ServiceScope
-from watchdog.decision import IN_PROGRESS, NEED_MORE, NOTHING, REPORT, RESEND_REPORT, ROLLBACK, decide, traffic_split
-from watchdog.intake import Alert
+from watchdog.core import ledger
+from watchdog.core.changes import template_changes
+from watchdog.core.decision import (
+    IN_PROGRESS,
+    NEED_MORE,
+    NOTHING,
+    REPORT,
+    RESEND_REPORT,
+    ROLLBACK,
+    decide,
+    traffic_split,
+)
+from watchdog.core.intake import Alert
 
 AUTH = "netra-auth-service"
 NOW = 1758044554.0 + 3600  # an hour after the symptoms appeared

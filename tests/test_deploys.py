@@ -9,11 +9,11 @@ import time
 import pytest
 
 from tests.support import FIXTURES, deliver, fixture, post, pubsub_body
-from watchdog import ledger, precheck
 from watchdog.config import Config, ServiceScope
-from watchdog.deploys import DeployEvent
-from watchdog.intake import Ignored, parse
-from watchdog.sentinel import NOTHING, WARN, judge
+from watchdog.core import ledger, precheck
+from watchdog.core.deploys import DeployEvent
+from watchdog.core.intake import Ignored, parse
+from watchdog.core.sentinel import NOTHING, WARN, judge
 
 AUTH = "projects/netra-staging/locations/us-central1/services/netra-auth-service"
 SEED = fixture("cloudrun/incident_seed.json")
@@ -113,7 +113,7 @@ def test_the_sentinel_and_check_agree(name):
 
 
 def test_the_warning_names_the_rule_its_fix_who_and_what_the_watchdog_will_do():
-    from watchdog.sentinel import render
+    from watchdog.core.sentinel import render
 
     event = parse(entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"))
     service, revisions = auth_state()
@@ -284,8 +284,8 @@ def test_hold_never_touches_services_out_of_scope(start_stack):
 
 def test_a_hold_can_be_undone_like_any_rollback():
     """The hold's ledger record is a rollback record: the card's undo puts the deploy's traffic back."""
-    from watchdog import actions
     from watchdog.config import ServiceRef
+    from watchdog.core import actions
 
     service, _ = auth_state("netra-auth-service-00041-kip")
     record = ledger.Record("hold-abc", "netra-auth-service-00044-new", "netra-auth-service-00041-kip", 1000.0,

@@ -16,7 +16,7 @@ from tests.conftest import BACKEND
 from tests.standins.slack import TOKEN
 from tests.support import PYTHON, ROOT, FunctionProcess, fixture, post
 from watchdog.config import ServiceRef
-from watchdog.drill import notification
+from watchdog.flows.drills import notification
 
 pytestmark = pytest.mark.e2e
 

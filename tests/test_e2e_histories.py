@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests import histories
 from tests.credentials import CREDENTIALS
 from tests.support import deliver, incident_alert, pubsub_body
-from watchdog.cli import cli
+from watchdog.tools.cli import cli
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests import histories
 from tests.credentials import CREDENTIALS, HARMLESS
-from watchdog.changes import HIDDEN
-from watchdog.decision import NEED_MORE, decide
+from watchdog.core.changes import HIDDEN
+from watchdog.core.decision import NEED_MORE, decide
 
 
 @pytest.mark.parametrize("name", histories.names())
@@ -55,7 +55,7 @@ class TestCredentialsStayHidden:
     """Env values of a breaking revision that look like credentials are hidden whatever their name."""
 
     def test_credential_shapes_are_hidden_and_clues_stay(self):
-        from watchdog.changes import template_changes
+        from watchdog.core.changes import template_changes
 
         history = histories.load("incident_egress_flip")
         newest, older = history.revisions()[0], history.revisions()[1]

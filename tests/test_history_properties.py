@@ -13,7 +13,7 @@ earlier rollbacks. For every decision:
 6. when a serving revision other than the failing one is Ready, has the good
    value and was never rolled away from, the target is one of those.
 
-The oracles here are written independently of watchdog/decision.py.
+The oracles here are written independently of watchdog/core/decision.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.histories import History
-from watchdog.changes import template_changes
-from watchdog.decision import KINDS_FOR, NEED_MORE, NOTHING, ROLLBACK, decide, traffic_split
+from watchdog.core.changes import template_changes
+from watchdog.core.decision import KINDS_FOR, NEED_MORE, NOTHING, ROLLBACK, decide, traffic_split
 
 
 @st.composite
@@ -146,6 +146,6 @@ def test_a_decision_never_makes_things_worse(history):
 
 
 def _records(service: dict):
-    from watchdog import ledger
+    from watchdog.core import ledger
 
     return ledger.records(service.get("annotations"))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.support import fixture, pubsub_body
-from watchdog.intake import Alert, Ignored, parse, parse_notification
+from watchdog.core.intake import Alert, Ignored, parse, parse_notification
 
 
 def _eventarc(name: str) -> dict:

@@ -145,7 +145,7 @@ def test_concurrent_decisions_in_one_process_never_break_the_write_rules(monitor
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    from watchdog.monitoring import DecisionMetric
+    from watchdog.edges.monitoring import DecisionMetric
 
     metric = DecisionMetric("netra-ops", monitoring.address)
     alert = SimpleNamespace(service=SimpleNamespace(project="netra-staging", service="netra-backend-staging"))

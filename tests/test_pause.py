@@ -5,10 +5,10 @@ from __future__ import annotations
 from tests.conftest import BACKEND
 from tests.standins.cloudrun import Fault
 from tests.support import deliver, fixture, pubsub_body
-from watchdog import ledger
-from watchdog.cloudrun import CloudRun
 from watchdog.config import ServiceRef
-from watchdog.pause import set_paused
+from watchdog.core import ledger
+from watchdog.edges.cloudrun import CloudRun
+from watchdog.tools.pause import set_paused
 
 REF = ServiceRef("netra-staging", "us-central1", "netra-backend-staging")
 
@@ -58,7 +58,7 @@ def test_paused_service_gets_a_report_not_a_rollback(start_stack):
 def test_cli_pause_and_resume(cloud_run):
     from click.testing import CliRunner
 
-    from watchdog.cli import cli
+    from watchdog.tools.cli import cli
 
     where = ["--project", "netra-staging", "--region", "us-central1", "--service", "netra-backend-staging"]
     env = {"CLOUD_RUN_API_ENDPOINT": cloud_run.url}

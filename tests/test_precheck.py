@@ -1,4 +1,4 @@
-"""The pre-deploy gate's rules (watchdog/precheck.py): two revisions in, a verdict out."""
+"""The pre-deploy gate's rules (watchdog/core/precheck.py): two revisions in, a verdict out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.cloudrun_seeds import revision
 from tests.support import fixture
-from watchdog import precheck
+from watchdog.core import precheck
 
 NOW = 1_758_000_000.0
 SEED = {r["name"].rsplit("/", 1)[-1]: r for r in fixture("cloudrun/incident_seed.json")["revisions"]}

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.support import fixture, pubsub_body
-from watchdog.app import build
 from watchdog.config import Config
-from watchdog.intake import Alert, Ignored, parse
+from watchdog.core.intake import Alert, Ignored, parse
+from watchdog.flows.app import build
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.credentials import CREDENTIALS, HARMLESS
-from watchdog import ledger
-from watchdog.redact import looks_secret, redact, redact_json
+from watchdog.core import ledger
+from watchdog.core.redact import looks_secret, redact, redact_json
 
 
 @pytest.mark.parametrize("name", sorted(CREDENTIALS))

@@ -6,9 +6,9 @@ import json
 from dataclasses import replace
 
 from tests.test_decision import alert, config, decide, state
-from watchdog.changes import Change
-from watchdog.decision import Decision
-from watchdog.report import FAILED, ROLLED_BACK, Action, render
+from watchdog.core.changes import Change
+from watchdog.core.decision import Decision
+from watchdog.core.report import FAILED, ROLLED_BACK, Action, render
 
 NOW = 1758044554.0
 

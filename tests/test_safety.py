@@ -16,7 +16,7 @@ from tests.conftest import BACKEND
 from tests.standins.cloudrun import Fault
 from tests.standins.slack import TOKEN, SlackFault
 from tests.support import deliver, deliver_until_acked, fixture, incident_alert, pubsub_body
-from watchdog import ledger
+from watchdog.core import ledger
 
 pytestmark = pytest.mark.e2e
 

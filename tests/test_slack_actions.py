@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import BACKEND
 from tests.standins.slack import signed, user
 from tests.support import FunctionProcess, deliver, fixture, post, pubsub_body
-from watchdog import ledger
+from watchdog.core import ledger
 
 pytestmark = pytest.mark.e2e
 

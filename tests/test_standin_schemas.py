@@ -270,8 +270,8 @@ def test_a_loud_message_mentions_here_in_its_blocks_by_webhook_too():
     """Slack shows the blocks, not the fallback text: the mention must be in the blocks (bot and webhook)."""
     from tests.standins.slack import TOKEN, SlackStandIn
     from watchdog.config import SlackSettings
-    from watchdog.notify import SlackBot, SlackWebhook
-    from watchdog.report import Message
+    from watchdog.core.report import Message
+    from watchdog.edges.slack import SlackBot, SlackWebhook
 
     message = Message("failed", [{"type": "header", "text": {"type": "plain_text", "text": "ROLLBACK FAILED"}},
                                  {"type": "section", "text": {"type": "mrkdwn", "text": "what happened"}}], loud=True)  # fmt: skip

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support import fixture
-from watchdog import ledger
-from watchdog.cli import cli
+from watchdog.core import ledger
+from watchdog.tools.cli import cli
 
 LOCATION = "projects/netra-staging/locations/us-central1"
 NOW = time.time()
@@ -171,7 +171,7 @@ def test_pause_reason_is_recorded_and_shown(world):
 
 
 def test_doctor_reports_the_same_needs_a_human_findings(world):
-    from watchdog import doctor
+    from watchdog.tools import doctor
 
     env = {"CLOUD_RUN_API_ENDPOINT": world.url, "WATCHDOG_SERVICES": "netra-staging/us-central1/forgotten-svc,"
            "netra-staging/us-central1/escalated-svc,netra-staging/us-central1/clear-svc"}  # fmt: skip

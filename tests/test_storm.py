@@ -12,7 +12,7 @@ import collections
 import pytest
 
 from tests.storm import run_storm, storm_bodies, storm_seed
-from watchdog import ledger
+from watchdog.core import ledger
 
 pytestmark = pytest.mark.e2e
 

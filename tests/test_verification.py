@@ -1,4 +1,4 @@
-"""The pure verdict (watchdog/verification.py): a table of named cases, one per rule and where rules meet."""
+"""The pure verdict (watchdog/core/verification.py): a table of named cases, one per rule and where rules meet."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from tests.support import fixture
-from watchdog import verification as v
 from watchdog.config import Config, ConfigError, ServiceRef
-from watchdog.intake import Tick, parse
-from watchdog.ledger import Record, read, with_record
+from watchdog.core import verification as v
+from watchdog.core.intake import Tick, parse
+from watchdog.core.ledger import Record, read, with_record
 
 NOW = 1_800_000_000.0
 VERIFY = 600.0

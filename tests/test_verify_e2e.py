@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import BACKEND
 from tests.standins.monitoring import MonitoringStandIn
 from tests.support import FunctionProcess, deliver, fixture, incident_alert, pubsub_body
-from watchdog import ledger
+from watchdog.core import ledger
 
 pytestmark = pytest.mark.e2e
 

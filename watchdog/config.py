@@ -143,7 +143,9 @@ class Config:
     metrics_project: str = ""
     sentinel: str = "warn"  # deploy events: off, warn on risky configuration, or hold (warn, then pin back)
     own_principal: str = ""  # the watchdog's own service account: its writes are not deploys
-    verify_minutes: float = 10.0  # quiet time after a rollback before it is called recovered (watchdog/verification.py)
+    verify_minutes: float = (
+        10.0  # quiet time after a rollback before it is called recovered (watchdog/core/verification.py)
+    )
     cloud_run_endpoint: str = ""
     monitoring_endpoint: str = ""
     slack: SlackSettings = SlackSettings()

@@ -32,7 +32,7 @@ FLOOR = Path(__file__).resolve().parent / "floor" / "main.py"
 LATENCY = 0.100  # injected per-call latency for the warm critical-path figures
 
 # Modules that must not be imported before the traffic update (prefixes).
-FORBIDDEN = ("slack_sdk", "google.cloud.monitoring", "google.cloud.pubsub", "watchdog.cli", "pyinstrument")
+FORBIDDEN = ("slack_sdk", "google.cloud.monitoring", "google.cloud.pubsub", "watchdog.tools.cli", "pyinstrument")
 
 
 def entry(name, value, unit, goal, met, baseline=None, **detail) -> dict:

@@ -8,7 +8,7 @@ Served methods:
 
 * ``google.monitoring.v3.MetricService/CreateTimeSeries`` — recorded and held to Cloud Monitoring's
   rules for writing points (see :meth:`MonitoringStandIn._create`; the watchdog's
-  ``watchdog/monitoring.py`` cites the sources): a broken rule is INVALID_ARGUMENT, as the real API
+  ``watchdog/edges/monitoring.py`` cites the sources): a broken rule is INVALID_ARGUMENT, as the real API
   answers, and only the valid series of a request are kept (``.points``);
 * ``google.monitoring.v3.AlertPolicyService/ListAlertPolicies`` and
   ``google.monitoring.v3.NotificationChannelService/ListNotificationChannels`` — seeded,

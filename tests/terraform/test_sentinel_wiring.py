@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.terraform.test_wiring import locals_, module, resource
-from watchdog.deploys import METHODS
+from watchdog.core.deploys import METHODS
 
 
 def test_the_sink_filter_names_exactly_the_methods_the_watchdog_reads():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.terraform.test_wiring import block, resource
-from watchdog.intake import TICK_ATTRIBUTE
+from watchdog.core.intake import TICK_ATTRIBUTE
 
 
 def test_the_tick_is_published_every_minute_to_the_watchdog_topic_with_the_attribute_intake_reads() -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.config import ServiceRef
-from watchdog.intake import DRILL_ATTRIBUTE, DRILL_LABEL, Alert, parse_notification
+from watchdog.core.intake import DRILL_ATTRIBUTE, DRILL_LABEL, Alert, parse_notification
 
 DRY_RUN = "dry-run"
 LIVE = "live"
@@ -199,9 +199,9 @@ def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
         request = parse_request(body)
     except DrillRequestError as error:
         return 400, {"error": str(error)}
-    from watchdog import app
     from watchdog.config import ConfigError
-    from watchdog.handler import TransientError
+    from watchdog.flows import app
+    from watchdog.flows.alerts import TransientError
 
     try:
         watchdog = app.instance()

@@ -1,4 +1,4 @@
-"""The deploy-event flow: read → judge (watchdog/sentinel.py) → post → remember. A thin shell.
+"""The deploy-event flow: read → judge (watchdog/core/sentinel.py) → post → remember. A thin shell.
 
 One read round trip (the service ∥ the first page of revisions), then at most
 one Slack post: the requested template is compared with the revision serving
@@ -17,11 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from watchdog import ledger, logs, sentinel
-from watchdog.cloudrun import CloudRun
 from watchdog.config import Config
-from watchdog.deploys import DeployEvent
-from watchdog.intake import Alert, rfc3339
+from watchdog.core import ledger, sentinel
+from watchdog.core.deploys import DeployEvent
+from watchdog.core.intake import Alert, rfc3339
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import CloudRun
 
 
 class HoldPending(Exception):
@@ -76,7 +77,7 @@ class DeployWatch:
 
     def _held(self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool):
         """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
-        from watchdog import decision as rules
+        from watchdog.core import decision as rules
 
         revision = sentinel.new_revision(event, service, revisions)
         if revision and rules.traffic_split(service).get(revision, 0) > 0 and self._hold is not None:

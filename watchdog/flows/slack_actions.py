@@ -13,7 +13,7 @@ this order, before anything is read or changed:
    deactivated user (``users.info``). A refusal is a 200 with an ephemeral
    message to that user, and nothing changes;
 4. the button: the card's own action on a service in ``WATCHDOG_SERVICES``
-   with a rollback the watchdog made (watchdog/actions.py decides).
+   with a rollback the watchdog made (watchdog/core/actions.py decides).
 
 Then, inside Slack's 3 seconds: one read, one etag-guarded update (the
 operation is not awaited), a structured log line, and the card updated.
@@ -25,8 +25,9 @@ import json
 import time
 from urllib.parse import parse_qs
 
-from watchdog import actions, logs
 from watchdog.config import Config, ConfigError
+from watchdog.core import actions
+from watchdog.edges import logs
 
 DEADLINE = 2.5  # seconds: Slack times out at 3
 
@@ -76,7 +77,7 @@ def _act(config: Config, click: actions.Click, retry: str):
         logs.warning(f"slack action refused: {refusal}", decision="action_refused", **fields)
         _ephemeral(slack, click, f":no_entry: {refusal}. Nothing was changed.")
         return "", 200, {}
-    from watchdog.cloudrun import CloudRun, ConcurrentChange
+    from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
 
     cloud_run = CloudRun(config.cloud_run_endpoint, call_timeout=1.0)
     try:

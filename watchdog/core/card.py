@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from watchdog import actions as card_actions
-from watchdog.decision import Decision
-from watchdog.intake import Alert
-from watchdog.report import duration
+from watchdog.core import actions as card_actions
+from watchdog.core.decision import Decision
+from watchdog.core.intake import Alert
+from watchdog.core.report import duration
 
 ROLLING_BACK = "rolling_back"
 HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also in the notification text

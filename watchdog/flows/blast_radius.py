@@ -6,7 +6,7 @@ at the other Cloud Run services in the same project and region and names
 those whose newest revision made the same kind of change within 24 hours of
 the breaking revision: for each, whether it is in scope
 (``WATCHDOG_SERVICES``) and what the watchdog would do if it alerted —
-the answer comes from :func:`watchdog.decision.decide`, the same rules.
+the answer comes from :func:`watchdog.core.decision.decide`, the same rules.
 
 "The same kind of change" is the same set of change kinds that
 ``WATCHDOG_ROLLBACK_ON`` looks for (egress; egress+network; any), and for an
@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog import decision as rules
-from watchdog.changes import Change, template_changes
 from watchdog.config import Config, ServiceRef
-from watchdog.intake import Alert
+from watchdog.core import decision as rules
+from watchdog.core.changes import Change, template_changes
+from watchdog.core.intake import Alert
 
 WINDOW_SECONDS = 24 * 3600
 MAX_SERVICES = 20

@@ -38,7 +38,7 @@ Any report (rules 4–10) for an incident already reported once is
 Definitions. Only **Ready** revisions count as a cause or a baseline; a
 revision that never became Ready is skipped. A revision's *trigger value* is
 its configuration in the fields ``WATCHDOG_ROLLBACK_ON`` names; two revisions
-"have the same value" when :func:`watchdog.changes.template_changes` finds no
+"have the same value" when :func:`watchdog.core.changes.template_changes` finds no
 change of those kinds between them. The **breaking** revision is the oldest
 Ready revision after the target that has the failing revision's value (a
 deleted one, if the history shows it, is named as such).
@@ -68,10 +68,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from watchdog import ledger, precheck
-from watchdog.changes import Change, template_changes
 from watchdog.config import Config
-from watchdog.intake import Alert
+from watchdog.core import ledger, precheck
+from watchdog.core.changes import Change, template_changes
+from watchdog.core.intake import Alert
 
 ROLLBACK = "rollback"
 REPORT = "report"

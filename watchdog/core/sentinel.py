@@ -1,6 +1,6 @@
 """The sentinel: a deploy's requested template against the revision serving now → a :class:`DeployVerdict`.
 
-Pure code. The verdict is :func:`watchdog.precheck.evaluate`, the same rules
+Pure code. The verdict is :func:`watchdog.core.precheck.evaluate`, the same rules
 as ``python -m watchdog check``, so a deploy-time warning and ``check``
 always agree. Rules, first match wins:
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watchdog import decision as rules
-from watchdog import ledger, precheck
-from watchdog.changes import Change, egress
 from watchdog.config import Config
-from watchdog.deploys import DeployEvent, comparable
-from watchdog.intake import rfc3339
-from watchdog.report import Message, code, escape
+from watchdog.core import decision as rules
+from watchdog.core import ledger, precheck
+from watchdog.core.changes import Change, egress
+from watchdog.core.deploys import DeployEvent, comparable
+from watchdog.core.intake import rfc3339
+from watchdog.core.report import Message, code, escape
 
 WARN = "warn"
 NOTE = "note"  # a message in the pinned incident's thread

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog import ledger
-from watchdog import verification as verify
 from watchdog.config import Config, ServiceRef
-from watchdog.decision import short_name, traffic_split
+from watchdog.core import ledger
+from watchdog.core import verification as verify
+from watchdog.core.decision import short_name, traffic_split
 
 DAY = 86400.0
 SHOWN_ROLLBACKS = 5

@@ -5,18 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from watchdog import logs
-from watchdog.cloudrun import CloudRun
 from watchdog.config import Config, ConfigError
-from watchdog.handler import Watchdog
-from watchdog.notify import notifier, remaining_until
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import CloudRun
+from watchdog.edges.slack import notifier, remaining_until
+from watchdog.flows.alerts import Watchdog
 
 _lock = threading.Lock()
 _instance: Watchdog | None = None
 
 
 def build(config: Config) -> Watchdog:
-    from watchdog.extras import after_decision, related
+    from watchdog.flows.extras import after_decision, related
 
     cloud_run = CloudRun(config.cloud_run_endpoint)
     return Watchdog(
@@ -66,7 +66,7 @@ def _report_config_error(error: ConfigError, env: Mapping[str, str] | None) -> N
     import time
 
     from watchdog.config import SlackSettings
-    from watchdog.report import Message, escape
+    from watchdog.core.report import Message, escape
 
     env = os.environ if env is None else env
     settings = SlackSettings(

@@ -1,4 +1,4 @@
-"""The verification tick: read → verify (watchdog/verification.py) → record → post → record. A thin shell.
+"""The verification tick: read → verify (watchdog/core/verification.py) → record → post → record. A thin shell.
 
 Cloud Scheduler publishes a tick to the watchdog's topic every minute (terraform/verify.tf). A tick
 looks only at services with a rollback under verification, and knows them without listing: an
@@ -34,10 +34,11 @@ from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog import ledger, logs
-from watchdog import verification as verify
-from watchdog.cloudrun import ConcurrentChange
 from watchdog.config import ServiceRef
+from watchdog.core import ledger
+from watchdog.core import verification as verify
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import ConcurrentChange
 
 MONITORING_TIMEOUT = 5.0  # seconds per list_time_series; a slow Monitoring waits for the next tick
 
@@ -91,7 +92,7 @@ class Ticks:
     # --- the tick ------------------------------------------------------------
 
     def handle(self, tick: Any, deadline: float) -> Any:
-        from watchdog.handler import Outcome
+        from watchdog.flows.alerts import Outcome
 
         refs = self.watched()
         if not refs:
@@ -176,7 +177,7 @@ class Ticks:
         from google.cloud import monitoring_v3
         from google.protobuf import json_format
 
-        from watchdog.monitoring import client
+        from watchdog.edges.monitoring import client
 
         if self.config.cloud_run_endpoint.startswith("http://") and not self.config.monitoring_endpoint:
             raise ConnectionError("a local Cloud Run stand-in and no MONITORING_API_ENDPOINT: not reading Monitoring")
@@ -288,9 +289,9 @@ class Ticks:
         """The card itself moves to recovered / not recovered (the thread reply above is what pages)."""
         if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:
             return
-        from watchdog import decision as rules
-        from watchdog import report
-        from watchdog.intake import Alert
+        from watchdog.core import decision as rules
+        from watchdog.core import report
+        from watchdog.core.intake import Alert
 
         try:
             service, history = self.cloud_run.read(ref, deadline)

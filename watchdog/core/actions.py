@@ -1,6 +1,6 @@
 """On-call acts from the Slack card: undo, pause, acknowledge. Pure code: a click in, a plan out.
 
-The HTTP shell (watchdog/slack_actions.py) verifies the signature and the
+The HTTP shell (watchdog/flows/slack_actions.py) verifies the signature and the
 clicking user first; this module decides what the click may change:
 
 - ``undo_rollback``: traffic back to exactly how it was before the rollback,
@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from watchdog import decision as rules
-from watchdog import ledger
 from watchdog.config import ServiceRef
+from watchdog.core import decision as rules
+from watchdog.core import ledger
 
 UNDO, PAUSE, ACK = "undo_rollback", "pause_service", "acknowledge"
 ACTIONS = (UNDO, PAUSE, ACK)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import time
 
-from watchdog import ledger
-from watchdog.cloudrun import CloudRun, ConcurrentChange
 from watchdog.config import ServiceRef
+from watchdog.core import ledger
+from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
 
 
 def set_paused(

@@ -1,9 +1,9 @@
 """Did the rollback work? The pure verdict on one rollback record: evidence in, a :class:`Verdict` out.
 
-Pure code: the record (watchdog/ledger.py), the service and the restored revision as Cloud Run
+Pure code: the record (watchdog/core/ledger.py), the service and the restored revision as Cloud Run
 returns them (v2 REST JSON), the Monitoring :class:`Evidence` read for the restored revision only
 (or None when Monitoring could not be read), the clock and the quiet time. The shell
-(watchdog/on_tick.py) does the reads, the posting and the recording.
+(watchdog/flows/ticks.py) does the reads, the posting and the recording.
 
 Evidence, and why the window ends early. Both metrics are read for the restored revision only
 (``resource.labels.revision_name``), from the rollback to ``now - INGEST_DELAY``:
@@ -49,9 +49,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from watchdog.config import ServiceRef
-from watchdog.decision import is_ready, traffic_split
-from watchdog.ledger import Record
-from watchdog.report import Message, _section, code, duration, escape
+from watchdog.core.decision import is_ready, traffic_split
+from watchdog.core.ledger import Record
+from watchdog.core.report import Message, _section, code, duration, escape
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
 HORIZON = 86400.0  # a rollback older than a day without a verdict is not verified any more
@@ -236,7 +236,7 @@ def decided(record: Record, verdict: Verdict, now: float) -> Record:
 def due_to_tell(record: Record, now: float, claim_seconds: float) -> bool:
     """A recorded verdict whose post is missing, and whose writer had its whole deadline to post it.
 
-    Posting follows the recording (see watchdog/on_tick.py), so a verdict younger than the
+    Posting follows the recording (see watchdog/flows/ticks.py), so a verdict younger than the
     deadline may be being posted by the delivery that recorded it: leave it to that one.
     """
     return bool(record.state) and record.told_at is None and now - (record.verdict_at or 0) >= claim_seconds

@@ -1,6 +1,6 @@
 """The imperative shell: intake → read → decide → act → verify → report.
 
-All judgement lives in :mod:`watchdog.decision`; this module does the I/O in
+All judgement lives in :mod:`watchdog.core.decision`; this module does the I/O in
 the order that keeps Pub/Sub's at-least-once delivery safe:
 
 1. read the service and its revisions (one concurrent round trip);
@@ -27,12 +27,13 @@ from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog import decision as rules
-from watchdog import ledger, logs, permissions, report
-from watchdog.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed, rest_status
 from watchdog.config import Config, ServiceRef
-from watchdog.deploys import DeployEvent
-from watchdog.intake import Alert, Ignored, Tick, parse
+from watchdog.core import decision as rules
+from watchdog.core import ledger, permissions, report
+from watchdog.core.deploys import DeployEvent
+from watchdog.core.intake import Alert, Ignored, Tick, parse
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import TRANSIENT, CloudRun, ConcurrentChange, UpdateFailed, confirmed, rest_status
 
 MAX_CONCURRENT_RETRIES = 3
 REPORT_SECONDS = 2.0  # kept for the report when deciding whether another attempt fits in the deadline
@@ -115,8 +116,8 @@ class Watchdog:
         return Outcome("ignored", ignored.reason, ignored.incident_id, ignored.service, posted=posted)
 
     def _deploy(self, event: DeployEvent, deadline: float, delivery_id: str) -> Outcome:
-        """A deploy event goes to its own flow (watchdog/on_deploy.py); it never changes traffic."""
-        from watchdog.on_deploy import DeployWatch, HoldPending
+        """A deploy event goes to its own flow (watchdog/flows/deploy_events.py); it never changes traffic."""
+        from watchdog.flows.deploy_events import DeployWatch, HoldPending
 
         if self._deploy_watch is None:
             self._deploy_watch = DeployWatch(
@@ -164,8 +165,8 @@ class Watchdog:
             return self._ignored(parsed, delivery_id, deadline)
         if isinstance(parsed, DeployEvent):
             return self._deploy(parsed, deadline, delivery_id)
-        if isinstance(parsed, Tick):  # verification (watchdog/on_tick.py): never a rollback
-            from watchdog.on_tick import ticks
+        if isinstance(parsed, Tick):  # verification (watchdog/flows/ticks.py): never a rollback
+            from watchdog.flows.ticks import ticks
 
             return ticks(self).handle(parsed, deadline)
         alert = parsed
@@ -190,7 +191,7 @@ class Watchdog:
             raise TransientError(str(error)) from error
         self._extras(alert, outcome, deadline)
         if outcome.result in ("rolled_back", "unverified") or outcome.reason == "rollback_did_not_fix":
-            from watchdog.on_tick import after_alert  # verification follows the rollback (watchdog/on_tick.py)
+            from watchdog.flows.ticks import after_alert  # verification follows the rollback (watchdog/flows/ticks.py)
 
             after_alert(self, alert, outcome, deadline)
         return outcome

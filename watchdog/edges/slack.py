@@ -5,7 +5,7 @@ retry handlers retry 429 (honouring Retry-After only while it fits in the time
 left), 500/503 and dropped connections; whatever still fails comes back as a
 :class:`Posted` with ``ok=False`` and the handler carries on. slack-sdk is
 imported only when a message is sent, after any traffic update. Every text
-and block goes through :func:`watchdog.redact.redact` on its way out.
+and block goes through :func:`watchdog.core.redact.redact` on its way out.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from watchdog import logs
 from watchdog.config import SlackSettings
-from watchdog.redact import redact, redact_json
-from watchdog.report import Message
+from watchdog.core.redact import redact, redact_json
+from watchdog.core.report import Message
+from watchdog.edges import logs
 
 POST_TIMEOUT = 5.0
 CARD_EVENT = "rollback_watchdog_card"  # Slack message metadata event_type of the incident card

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from watchdog.changes import (
+from watchdog.core.changes import (
     Change,
     cloud_sql_instances,
     connector,

@@ -1,7 +1,7 @@
 """Deploy events: a Cloud Audit Logs entry of a Cloud Run service write → :class:`DeployEvent`, or Ignored.
 
 Pure code. The entry (a ``LogEntry`` JSON with an ``AuditLog`` ``protoPayload``)
-reaches the function two ways, both handled by :func:`watchdog.intake.parse`:
+reaches the function two ways, both handled by :func:`watchdog.core.intake.parse`:
 the Pub/Sub message of a Logging sink (``message.data`` is the entry) and an
 Eventarc ``google.cloud.audit.log.v1.written`` CloudEvent (the data is the
 entry). Methods read:
@@ -15,7 +15,7 @@ entry). Methods read:
   ``template.vpcAccess``, ``template.volumes[].cloudSqlInstance``).
 
 The requested template is turned into a v2 revision-shaped dict, so that the
-same diff and the same precheck rules (:mod:`watchdog.precheck`) judge it as
+same diff and the same precheck rules (:mod:`watchdog.core.precheck`) judge it as
 ``python -m watchdog check`` judges a revision. An entry without a request
 (the second entry of a v2 long-running operation) or without a template (a
 traffic- or annotations-only update, such as the watchdog's own) is Ignored.

@@ -57,7 +57,7 @@ class Record:
     latest: str = ""  # the service's latest created revision when it rolled back (a later deploy changes it)
     events: tuple = ()  # what on-call did from the card: [action, user, at, action_ts]
     breaking: str = ""  # the revision that made the change, so a report re-sent later is as complete
-    # Verification (watchdog/verification.py); absent in records written before it existed.
+    # Verification (watchdog/core/verification.py); absent in records written before it existed.
     metric: str = ""  # the alert's own metric type, read back for the restored revision
     state: str = ""  # "" under verification, then "recovered", "escalated" or "undone"
     why: str = ""  # the verdict's reason code

@@ -3,7 +3,7 @@
 ``severity`` and ``message`` are Cloud Logging's special fields; everything
 else (incident id, service, decision, revisions, timings) lands in
 ``jsonPayload`` where an auditor can filter on it. Every line goes through
-:func:`watchdog.redact.redact` last: credential shapes are masked, whatever
+:func:`watchdog.core.redact.redact` last: credential shapes are masked, whatever
 field they end up in.
 """
 
@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from watchdog.redact import redact
+from watchdog.core.redact import redact
 
 
 def log(severity: str, message: str, **fields: Any) -> None:

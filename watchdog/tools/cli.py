@@ -134,17 +134,17 @@ def read_json(path: str, what: str) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    from watchdog.redact import redact
+    from watchdog.core.redact import redact
 
     click.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def service_ref(project: str, region: str, service: str) -> ServiceRef:
     """Validated like an alert's labels (intake's name rules)."""
-    from watchdog.intake import Alert, parse_notification
+    from watchdog.core.intake import Alert, parse_notification
 
     ref = ServiceRef(project.strip(), region.strip(), service.strip())
-    from watchdog.drill import notification
+    from watchdog.flows.drills import notification
 
     parsed = parse_notification(notification(ref))
     if not isinstance(parsed, Alert):
@@ -194,7 +194,7 @@ def drill(ctx, project, region, service, live, topic, url, id_token, timeout) ->
     revision; incident_id drill-<uuid>) is marked as a drill in the policy user labels and the
     message attributes. It is a dry run (decide and report, marked DRILL in Slack) unless --live.
     """
-    from watchdog import drill as drills
+    from watchdog.flows import drills
 
     ref = service_ref(project, region, service)
     topic_given = ctx.get_parameter_source("topic") == ParameterSource.COMMANDLINE
@@ -287,8 +287,8 @@ Nothing is ever changed: explain only reads.
 @config_options
 def explain(alert_path, service_json, revisions_json, as_json, deadline, **settings) -> None:
     """Show what the watchdog would decide for an alert, with the revision diff and reasons."""
-    from watchdog import decision as rules
-    from watchdog.intake import Alert, parse
+    from watchdog.core import decision as rules
+    from watchdog.core.intake import Alert, parse
 
     if bool(service_json) != bool(revisions_json):
         raise click.UsageError("give both --service-json and --revisions-json, or neither (live lookup)")
@@ -316,7 +316,7 @@ def explain(alert_path, service_json, revisions_json, as_json, deadline, **setti
         complete = True
         history = None
     else:
-        from watchdog.cloudrun import CloudRun
+        from watchdog.edges.cloudrun import CloudRun
 
         cloud_run = CloudRun(config.cloud_run_endpoint)
         with waiting(f"reading {alert.service} and its revisions"):
@@ -334,7 +334,7 @@ def explain(alert_path, service_json, revisions_json, as_json, deadline, **setti
         revisions, complete = history.loaded, history.complete
         decided = rules.decide(alert, service, revisions, config, now, history_complete=complete)
     if cloud_run is not None and decided.breaking:
-        from watchdog import blast_radius
+        from watchdog.flows import blast_radius
 
         with waiting("looking for the same change in other services"):
             related = _cloud_run_call(
@@ -444,7 +444,7 @@ def _show_decision(alert, decided, related: list[str], config: Config, revisions
 
 def _say(text: str = "") -> None:
     """Print a line of a human-readable result; credential shapes are masked on the way out."""
-    from watchdog.redact import redact
+    from watchdog.core.redact import redact
 
     click.echo(redact(text))
 
@@ -512,9 +512,9 @@ def check(project, region, service, revision, allow, as_json, deadline, cloud_ru
     revision serving traffic now; when the candidate already serves, with the newest Ready
     revision before it.
     """
-    from watchdog import decision as rules
-    from watchdog import precheck
-    from watchdog.cloudrun import CloudRun
+    from watchdog.core import decision as rules
+    from watchdog.core import precheck
+    from watchdog.edges.cloudrun import CloudRun
 
     unknown = sorted(set(allow) - set(precheck.RULES))
     if unknown:
@@ -622,8 +622,8 @@ def _set_paused(
     by: str = "",
     reason: str = "",
 ) -> None:
-    from watchdog.cloudrun import CloudRun
-    from watchdog.pause import set_paused
+    from watchdog.edges.cloudrun import CloudRun
+    from watchdog.tools.pause import set_paused
 
     ref = service_ref(project, region, service)
     with waiting(f"{'pausing' if paused else 'resuming'} the watchdog for {ref}"):
@@ -698,7 +698,7 @@ def doctor(
     project, topic, region, project_number, iam_endpoint, monitoring_endpoint, timeout, as_json, **settings
 ) -> None:
     """Report what would stop the watchdog acting on an alert."""
-    from watchdog import doctor as checks
+    from watchdog.tools import doctor as checks
 
     if not TOPIC_RE.match(topic):
         raise click.UsageError(f"--topic {topic!r} is not projects/PROJECT/topics/TOPIC")
@@ -752,8 +752,8 @@ Reads, never writes: each watched service and its newest revisions (Cloud Run).
 @config_options
 def status(project, region, only, timeout, as_json, **settings) -> None:
     """What the watchdog holds: pauses, pinned traffic, rollbacks and their verdicts, cooldowns."""
-    from watchdog import status as view
-    from watchdog.cloudrun import CloudRun
+    from watchdog.core import status as view
+    from watchdog.edges.cloudrun import CloudRun
 
     config = load_config(**settings)
     statuses = view.gather(
@@ -764,7 +764,7 @@ def status(project, region, only, timeout, as_json, **settings) -> None:
     if as_json:
         emit_json({"exit_code": code, "services": [s.as_dict() for s in statuses]})
     else:
-        from watchdog.redact import redact
+        from watchdog.core.redact import redact
 
         click.echo(redact(view.render_text(statuses, time.time())))
         click.echo(f"status: {({0: 'all clear', 1: 'needs a human', 2: 'could not read everything'})[code]}")

@@ -53,7 +53,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog import logs
+from watchdog.edges import logs
 
 METRIC_TYPE = "custom.googleapis.com/rollback_watchdog/decisions"
 WRITE_TIMEOUT = 3.0  # seconds; a metric point is never worth more

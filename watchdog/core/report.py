@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchdog.decision import Decision, Recovery
-from watchdog.intake import Alert, Ignored
+from watchdog.core.decision import Decision, Recovery
+from watchdog.core.intake import Alert, Ignored
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -24,7 +24,7 @@ ROLLED_BACK = "rolled_back"
 FAILED = "failed"
 UNVERIFIED = "unverified"
 NO_ACTION = "no_action"
-RECOVERED = "recovered"  # verification (watchdog/verification.py) confirmed it
+RECOVERED = "recovered"  # verification (watchdog/core/verification.py) confirmed it
 ESCALATED = "escalated"  # verification saw the restored revision fail too
 CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED, RECOVERED, ESCALATED)
 
@@ -78,14 +78,14 @@ def render(
     related: Sequence[str] = (),
     buttons: bool = False,
 ) -> Message:
-    """The message for one decision about an open incident: the incident card (watchdog/card.py) once
+    """The message for one decision about an open incident: the incident card (watchdog/core/card.py) once
     traffic moved, a report otherwise.
 
     ``related`` are plain-text lines about other services that made the same
     change (the blast radius); they are escaped here like everything else.
     """
     if action.kind in CARD_STATES:
-        from watchdog import card
+        from watchdog.core import card
 
         text, blocks = card.render(
             alert, decision, card.CardState(action.kind, action.error, action.seconds), buttons=buttons, dry_run=dry_run

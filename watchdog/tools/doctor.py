@@ -291,7 +291,7 @@ def run(
 
     from google.cloud import monitoring_v3
 
-    from watchdog.monitoring import client
+    from watchdog.edges.monitoring import client
 
     mine: list[dict] = []
     progress(f"reading notification channels of {project}")
@@ -339,10 +339,10 @@ def run(
 
 
 def _needs_human(config: Any, project: str, region: str, timeout: float, progress) -> list[Finding]:
-    """What ``status`` says needs a human (watchdog/status.py), as problems: a forgotten pause or pin,
+    """What ``status`` says needs a human (watchdog/core/status.py), as problems: a forgotten pause or pin,
     an escalated or never verified rollback."""
-    from watchdog import status
-    from watchdog.cloudrun import CloudRun
+    from watchdog.core import status
+    from watchdog.edges.cloudrun import CloudRun
 
     try:
         cloud_run = CloudRun(config.cloud_run_endpoint)
@@ -402,8 +402,8 @@ def _services(
 ) -> list[Finding]:
     from google.api_core import exceptions
 
-    from watchdog.cloudrun import CloudRun
     from watchdog.config import ServiceRef
+    from watchdog.edges.cloudrun import CloudRun
 
     if config.services.everything:
         return [
@@ -469,7 +469,7 @@ def rollback_rights(
     """
     from google.api_core import exceptions
 
-    from watchdog import ledger, permissions
+    from watchdog.core import ledger, permissions
 
     found: list[Finding] = []
     member = cloud_run.identity()
@@ -527,7 +527,7 @@ def rollback_rights(
                              f"{missing.resource}: {missing.command}", label))  # fmt: skip
         return found
     except Exception as error:  # noqa: BLE001 - a conflict, an outage: not proven either way
-        from watchdog.cloudrun import ConcurrentChange
+        from watchdog.edges.cloudrun import ConcurrentChange
 
         status = PROBLEM if isinstance(error, exceptions.BadRequest) else UNCHECKED
         if isinstance(error, ConcurrentChange):

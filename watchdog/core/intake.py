@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog import deploys
 from watchdog.config import ServiceRef
-from watchdog.deploys import DeployEvent
+from watchdog.core import deploys
+from watchdog.core.deploys import DeployEvent
 
 # Drills are marked in the policy user labels and the message attributes:
 # "dry-run" (the default) or "live".
@@ -96,7 +96,7 @@ class Ignored:
 
 @dataclass(frozen=True)
 class Tick:
-    """A verification tick (watchdog/on_tick.py): never an alert, so never a rollback."""
+    """A verification tick (watchdog/flows/ticks.py): never an alert, so never a rollback."""
 
     published_at: float | None = None
 

@@ -14,7 +14,7 @@ the order on-call should read them in. Secret-backed env vars show their
 secret reference only; values of env vars whose names look like credentials,
 and values that look like credentials whatever their name (URL userinfo,
 token shapes, JWTs, PEM blocks, webhook URLs, high-entropy strings: see
-:mod:`watchdog.redact`), are hidden. So are command lines and arguments that
+:mod:`watchdog.core.redact`), are hidden. So are command lines and arguments that
 carry one.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.redact import looks_secret
+from watchdog.core.redact import looks_secret
 
 HIDDEN = "(value hidden)"
 KIND_ORDER = {"egress": 0, "network": 1, "other": 2}

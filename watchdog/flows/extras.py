@@ -12,26 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from watchdog.cloudrun import CloudRun
 from watchdog.config import Config
+from watchdog.edges.cloudrun import CloudRun
 
 
 def after_decision(config: Config) -> Callable | None:
-    """One point of ``custom.googleapis.com/rollback_watchdog/decisions`` per decision (watchdog/monitoring.py).
+    """One point of ``custom.googleapis.com/rollback_watchdog/decisions`` per decision (watchdog/edges/monitoring.py).
 
     Off when Cloud Run is a local ``http://`` stand-in and no Monitoring endpoint is
     set: a local run never writes to the real Monitoring API.
     """
     if config.cloud_run_endpoint.startswith("http://") and not config.monitoring_endpoint:
         return None
-    from watchdog.monitoring import DecisionMetric
+    from watchdog.edges.monitoring import DecisionMetric
 
     return DecisionMetric(config.metrics_project, config.monitoring_endpoint)
 
 
 def related(config: Config, cloud_run: CloudRun) -> Callable | None:
-    """Other services in the project and region with the same change (watchdog/blast_radius.py)."""
-    from watchdog import blast_radius
+    """Other services in the project and region with the same change (watchdog/flows/blast_radius.py)."""
+    from watchdog.flows import blast_radius
 
     def lines(alert, decided, deadline: float) -> list[str]:
         return blast_radius.related(config, cloud_run, alert, decided, deadline)
