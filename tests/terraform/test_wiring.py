@@ -671,7 +671,7 @@ def test_slow_db_connect_metric_is_a_distribution_from_variables() -> None:
 
 def _decision_metric_contract() -> tuple[str, set[str]]:
     """METRIC_TYPE and the label keys decision_labels() returns, read from watchdog/edges/monitoring.py."""
-    path = ROOT / "watchdog" / "monitoring.py"
+    path = ROOT / "watchdog" / "edges" / "monitoring.py"
     assert path.exists(), "watchdog/edges/monitoring.py (the decision metric writer) is missing"
     tree = ast.parse(path.read_text())
     metric_type, labels = "", set()
