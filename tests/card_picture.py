@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tests.test_decision import alert, config, decide, state
 from watchdog.core import ledger
-from watchdog.core.decision import traffic_before
 from watchdog.core.report import ROLLED_BACK, Action, render
+from watchdog.core.traffic import traffic_before
 
 EMOJI = {":white_check_mark:": "✅", ":rotating_light:": "🚨", ":hourglass_flowing_sand:": "⏳", ":warning:": "⚠️",
          ":repeat:": "🔁", ":double_vertical_bar:": "⏸", ":leftwards_arrow_with_hook:": "↩️", ":eyes:": "👀"}  # fmt: skip

@@ -19,9 +19,9 @@ from watchdog.core.decision import (
     RESEND_REPORT,
     ROLLBACK,
     decide,
-    traffic_split,
 )
 from watchdog.core.intake import Alert
+from watchdog.core.traffic import traffic_split
 
 AUTH = "netra-auth-service"
 NOW = 1758044554.0 + 3600  # an hour after the symptoms appeared

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from tests.histories import History
 from watchdog.core.changes import template_changes
-from watchdog.core.decision import KINDS_FOR, NEED_MORE, NOTHING, ROLLBACK, decide, traffic_split
+from watchdog.core.decision import KINDS_FOR, NEED_MORE, NOTHING, ROLLBACK, decide
+from watchdog.core.traffic import traffic_split
 
 
 @st.composite

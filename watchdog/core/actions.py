@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from watchdog.config import ServiceRef
-from watchdog.core import decision as rules
 from watchdog.core import ledger
+from watchdog.core.traffic import LATEST_TYPE, REVISION_TYPE, short_name, traffic_split
 
 UNDO, PAUSE, ACK = "undo_rollback", "pause_service", "acknowledge"
 ACTIONS = (UNDO, PAUSE, ACK)
@@ -112,7 +112,7 @@ def plan(click: Click, service: dict, now: float) -> Plan:
     if click.action == PAUSE:
         return Plan("apply", "paused", "paused", annotations={**written, ledger.PAUSED_KEY: "true"})
     # undo: only while the service is as the rollback left it
-    latest = rules.short_name(service.get("latestCreatedRevision", ""))
+    latest = short_name(service.get("latestCreatedRevision", ""))
     if record.latest and latest and latest != record.latest:
         return Plan(
             "refused",
@@ -120,7 +120,7 @@ def plan(click: Click, service: dict, now: float) -> Plan:
             f"{latest} was deployed after the rollback: an undo now would route traffic without looking at it. "
             "Decide again with `python -m watchdog explain`, or move traffic by hand",
         )
-    split = {k: v for k, v in rules.traffic_split(service).items() if v}
+    split = {k: v for k, v in traffic_split(service).items() if v}
     if split != {record.to_revision: 100} and split != dict(record.after):
         return Plan(
             "refused",
@@ -138,9 +138,9 @@ def plan(click: Click, service: dict, now: float) -> Plan:
 
 def _entry(revision: str, percent: int, tag: str) -> dict:
     if revision == "LATEST":
-        entry = {"type": rules.LATEST_TYPE, "percent": percent}
+        entry = {"type": LATEST_TYPE, "percent": percent}
     else:
-        entry = {"type": rules.REVISION_TYPE, "revision": revision, "percent": percent}
+        entry = {"type": REVISION_TYPE, "revision": revision, "percent": percent}
     if tag:
         entry["tag"] = tag
     return entry

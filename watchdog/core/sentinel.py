@@ -26,12 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from watchdog.config import Config
-from watchdog.core import decision as rules
 from watchdog.core import ledger, precheck
 from watchdog.core.changes import Change, egress
 from watchdog.core.deploys import DeployEvent, comparable
 from watchdog.core.intake import rfc3339
 from watchdog.core.report import Message, code, escape
+from watchdog.core.traffic import is_ready, short_name, traffic_split
 
 WARN = "warn"
 NOTE = "note"  # a message in the pinned incident's thread
@@ -67,10 +67,10 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
     if repeat and config.sentinel != "hold":
         return DeployVerdict(NOTHING, "already_warned", f"deploy {event.key} was already warned about")
     baseline = _baseline(service, revisions, event.at)
-    name = rules.short_name(baseline.get("name", "")) if baseline else ""
+    name = short_name(baseline.get("name", "")) if baseline else ""
     previous = next((r for r in revisions if _before(r, event.at)), None)
     if previous is not None and comparable(previous) == comparable(event.template):
-        previous_name = rules.short_name(previous.get("name", ""))
+        previous_name = short_name(previous.get("name", ""))
         return DeployVerdict(
             NOTHING, "no_template_change", f"the requested template equals {previous_name}'s", baseline=name
         )
@@ -78,7 +78,7 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
     changes = verdict.changes
     pinned = _pinned(memory, service)
     if pinned is not None:
-        target = next((r for r in revisions if rules.short_name(r.get("name", "")) == pinned.to_revision), None)
+        target = next((r for r in revisions if short_name(r.get("name", "")) == pinned.to_revision), None)
         undoes = target is not None and egress(target) == egress(event.template)
         return DeployVerdict(
             NOTE,
@@ -120,25 +120,25 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
 def new_revision(event: DeployEvent, service: dict, revisions: list[dict]) -> str:
     """The revision the deploy created, once it exists: named by the request, or the newest one created after
     the entry with the requested template; "" while there is none."""
-    if event.revision and any(rules.short_name(r.get("name", "")) == event.revision for r in revisions):
+    if event.revision and any(short_name(r.get("name", "")) == event.revision for r in revisions):
         return event.revision
     wanted = comparable(event.template)
     for revision in revisions:  # newest first
         if _before(revision, event.at):
             return ""
         if comparable(revision) == wanted:
-            return rules.short_name(revision.get("name", ""))
+            return short_name(revision.get("name", ""))
     return ""
 
 
 def _baseline(service: dict, revisions: list[dict], at: str) -> dict | None:
-    by_name = {rules.short_name(r.get("name", "")): r for r in revisions}
-    serving = sorted(rules.traffic_split(service).items(), key=lambda kv: -kv[1])
+    by_name = {short_name(r.get("name", "")): r for r in revisions}
+    serving = sorted(traffic_split(service).items(), key=lambda kv: -kv[1])
     for name, percent in serving:
         revision = by_name.get(name)
         if percent > 0 and revision is not None and _before(revision, at):
             return revision
-    return next((r for r in revisions if rules.is_ready(r) and _before(r, at)), None)
+    return next((r for r in revisions if is_ready(r) and _before(r, at)), None)
 
 
 def _before(revision: dict, at: str) -> bool:
@@ -151,7 +151,7 @@ def _pinned(memory, service: dict) -> ledger.Record | None:
     """The watchdog's newest rollback, while its target still takes all the traffic."""
     if not isinstance(memory, ledger.Ledger) or memory.newest is None:
         return None
-    split = {k: v for k, v in rules.traffic_split(service).items() if v}
+    split = {k: v for k, v in traffic_split(service).items() if v}
     return memory.newest if split == {memory.newest.to_revision: 100} else None
 
 

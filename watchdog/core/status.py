@@ -27,7 +27,7 @@ from typing import Any
 from watchdog.config import Config, ServiceRef
 from watchdog.core import ledger
 from watchdog.core import verification as verify
-from watchdog.core.decision import short_name, traffic_split
+from watchdog.core.traffic import short_name, traffic_split
 
 DAY = 86400.0
 SHOWN_ROLLBACKS = 5

@@ -49,9 +49,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from watchdog.config import ServiceRef
-from watchdog.core.decision import is_ready, traffic_split
 from watchdog.core.ledger import Record
 from watchdog.core.report import Message, _section, code, duration, escape
+from watchdog.core.traffic import is_ready, traffic_split
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
 HORIZON = 86400.0  # a rollback older than a day without a verdict is not verified any more

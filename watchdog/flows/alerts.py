@@ -29,7 +29,7 @@ from google.api_core import exceptions as api_exceptions
 
 from watchdog.config import Config, ServiceRef
 from watchdog.core import decision as rules
-from watchdog.core import ledger, permissions, report
+from watchdog.core import ledger, permissions, report, traffic
 from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, Ignored, Tick, parse
 from watchdog.edges import logs
@@ -309,9 +309,9 @@ class Watchdog:
             at=round(self._clock(), 3),
             alert_at=alert.started_at,
             drill=alert.drill,
-            before=rules.traffic_before(service),
+            before=traffic.traffic_before(service),
             after=tuple((r, p) for r, p in decided.split.items() if p),
-            latest=rules.short_name(service.get("latestCreatedRevision", "")),
+            latest=traffic.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
             metric=alert.metric_type,
         )
@@ -332,7 +332,7 @@ class Watchdog:
                 failed = report.Action(report.FAILED, error=str(error)[:500])
                 self._notifier_factory(deadline).update(report.render(alert, decided, failed), early.thread)
             return self._failed(alert, decided, error, deadline)
-        serving = {k: v for k, v in rules.traffic_split(result).items() if v}
+        serving = {k: v for k, v in traffic.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
         if confirmed(result, decided.split):  # settled, and trafficStatuses show the split the rollback set
             action = report.Action(report.ROLLED_BACK, seconds=elapsed)
@@ -367,7 +367,7 @@ class Watchdog:
         The ledger record says from, to, the split and the breaking revision; the
         revisions just read give the diff and the fix again.
         """
-        serving = rules.traffic_split(service)
+        serving = traffic.traffic_split(service)
         record = decided.record
         expected = dict(record.after) if record and record.after else decided.target
         kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
@@ -413,7 +413,7 @@ class Watchdog:
             service = self.cloud_run.get_service(alert.service, deadline)
         except Exception as read_error:  # noqa: BLE001 - the report goes out regardless
             logs.warning(f"could not read the service after the failed rollback: {read_error}")
-        serving = rules.traffic_split(service) if service is not None else {}
+        serving = traffic.traffic_split(service) if service is not None else {}
         now = ", ".join(f"{revision} {percent}%" for revision, percent in serving.items()) or "unknown"
         logs.error(
             f"ROLLBACK FAILED for {alert.service.service}: {error}",

@@ -26,6 +26,7 @@ from typing import Any
 
 from watchdog.config import Config, ServiceRef
 from watchdog.core import decision as rules
+from watchdog.core import traffic
 from watchdog.core.changes import Change, template_changes
 from watchdog.core.intake import Alert
 
@@ -121,7 +122,7 @@ def _look(
     scope = "in scope" if ref in config.services else "out of scope"
     when = _when(created - breaking_at)
     head = f"{ref.service}: {name} changed {_describe(changes)} ({when}; {scope})"
-    serving = rules.traffic_split(service)
+    serving = traffic.traffic_split(service)
     if serving.get(name, 0) == 0:
         return f"{head}: not serving traffic yet; run `python -m watchdog check` before migrating"
     return f"{head}: {_would(config, cloud_run, ref, service, history, now, deadline)}"

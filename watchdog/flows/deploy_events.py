@@ -77,7 +77,7 @@ class DeployWatch:
 
     def _held(self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool):
         """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
-        from watchdog.core import decision as rules
+        from watchdog.core import traffic as rules
 
         revision = sentinel.new_revision(event, service, revisions)
         if revision and rules.traffic_split(service).get(revision, 0) > 0 and self._hold is not None:

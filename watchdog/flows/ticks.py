@@ -290,12 +290,12 @@ class Ticks:
         if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:
             return
         from watchdog.core import decision as rules
-        from watchdog.core import report
+        from watchdog.core import report, traffic
         from watchdog.core.intake import Alert
 
         try:
             service, history = self.cloud_run.read(ref, deadline)
-            decided = rules.rebuilt(record, history.loaded, self._watchdog.config, rules.traffic_split(service))
+            decided = rules.rebuilt(record, history.loaded, self._watchdog.config, traffic.traffic_split(service))
             alert = Alert(record.incident, "open", ref, record.from_revision, started_at=record.alert_at)
             card = report.render(alert, decided, report.Action(record.state), buttons=self._watchdog._buttons)
             updated = self._watchdog._notifier_factory(deadline).update(card, record.thread)

@@ -512,8 +512,8 @@ def check(project, region, service, revision, allow, as_json, deadline, cloud_ru
     revision serving traffic now; when the candidate already serves, with the newest Ready
     revision before it.
     """
-    from watchdog.core import decision as rules
     from watchdog.core import precheck
+    from watchdog.core import traffic as rules
     from watchdog.edges.cloudrun import CloudRun
 
     unknown = sorted(set(allow) - set(precheck.RULES))
