@@ -16,7 +16,7 @@ test: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA) lint
 	$(BIN)/python -m pytest -q
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_intake.py tests/test_decision.py
+	$(BIN)/python -m pytest -q tests/test_intake.py tests/test_decision.py tests/test_layout.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
