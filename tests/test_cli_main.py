@@ -40,10 +40,11 @@ def test_help_everywhere_with_exit_codes_in_the_epilog():
 
 def test_the_operator_tools_section_documents_the_same_exit_codes():
     readme = (ROOT / "README.md").read_text()
-    doc = readme if "## Operator tools" in readme else (ROOT / "docs" / "operator-tools.md").read_text()
-    section = doc.split("## Operator tools", 1)[1]
+    doc = readme if "\n## Operate\n" in readme else (ROOT / "docs" / "operator-tools.md").read_text()
+    section = doc.split("\n## Operate\n", 1)[1]
     for command in COMMANDS:
-        part = section.split(f"### `python -m watchdog {command}`", 1)[1].split("\n### ", 1)[0]
+        heading = re.compile(rf"^### `(?:rollback-watchdog|python -m watchdog) {command}`$", re.M)
+        part = heading.split(section, 1)[1].split("\n### ", 1)[0]
         documented = set(re.findall(r"^\| `(\d)` \|", part, re.M))
         assert documented == help_exit_codes(watchdog_cli(command, "--help").stdout), command
 
