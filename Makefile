@@ -1,5 +1,6 @@
 # The two commands a new machine needs: `make demo` (the staging incident, replayed locally)
-# and `make test`. Both set everything up themselves.
+# and `make test`. Both set everything up themselves. `make playground` keeps the incident's
+# stand-ins running and prints the exports, to try every command by hand.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,10 +8,13 @@ STAMP := $(VENV)/.installed
 # The real provider schemas (google, google-beta, archive, time) for tests/terraform/test_schema.py.
 TF_SCHEMA := tests/terraform/.schema/.installed
 
-.PHONY: demo test unit lint fmt bench setup clean
+.PHONY: demo playground test unit lint fmt bench setup clean
 
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
+
+playground: $(STAMP) build/pstest
+	$(BIN)/python -m tests.playground
 
 test: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA) lint
 	$(BIN)/python -m pytest -q

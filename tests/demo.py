@@ -14,16 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.incident import ACTIONS, PREFIX, standins
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.monitoring import MonitoringStandIn
-from tests.standins.slack import TOKEN, SlackStandIn, print_message
+from tests.standins.slack import SlackStandIn, print_message
 from tests.support import FunctionProcess, deliver, fixture, pubsub_body
 
 SERVICES = {
     "netra-auth-service": "alerts/incident_auth_db_timeout_log_match.json",
     "netra-backend-staging": "alerts/incident_backend_startup_metric_threshold.json",
 }
-PREFIX = "projects/netra-staging/locations/us-central1/services/"
 
 
 def say(text: str = "") -> None:
@@ -74,10 +74,6 @@ def deploy_warnings(api: CloudRunStandIn, slack: SlackStandIn, function: Functio
         state.services[PREFIX + service]["traffic"] = traffic
         state._refresh_status(state.services[PREFIX + service])
     api.state.requests.clear()
-
-
-ACTIONS = {"SLACK_SIGNING_SECRET": "demo-signing-secret-0123456789abcd", "WATCHDOG_SLACK_TEAM": "T0NETRA",
-           "WATCHDOG_SLACK_APPROVERS": "U0ONCALL"}  # fmt: skip
 
 
 def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringStandIn, function) -> bool:
@@ -172,26 +168,15 @@ def main() -> None:
     say("=" * 100)
     say("Rollback watchdog demo: the VPC egress incident (staging, 2025-09-15/16), replayed locally")
     say("=" * 100)
-    with (
-        CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api,
-        SlackStandIn() as slack,
-        MonitoringStandIn() as monitoring,
-    ):
+    with standins() as world:
+        api, slack, monitoring = world.cloud_run, world.slack, world.monitoring
         say(
             "\n1. State before: one deploy (2025-09-15 04:27:41) flipped --vpc-egress private-ranges-only → all-traffic"
         )
         for service in SERVICES:
             say(f"  {service}")
             history(api, service)
-        env = {
-            "CLOUD_RUN_API_ENDPOINT": api.url,
-            "WATCHDOG_SERVICES": "netra-auth-service,netra-backend-staging",
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_CHANNEL": "C0ONCALL",
-            "SLACK_API_URL": slack.api_url,
-            "MONITORING_API_ENDPOINT": monitoring.address,
-            **ACTIONS,
-        }
+        env = world.env()
         log = Path(tempfile.mkdtemp(prefix="watchdog-demo-")) / "function.log"
         say("\n2. Starting: functions-framework --source main.py --target handle_alert --signature-type cloudevent")
         with FunctionProcess(env, log_path=log) as function:

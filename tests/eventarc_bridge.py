@@ -14,9 +14,12 @@ It uses the real ``SubscriberClient`` against the pstest emulator and
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from google.api_core.exceptions import GoogleAPIError
 from google.cloud import pubsub_v1
 
 from tests.support import deliver
@@ -62,6 +65,27 @@ class EventarcBridge:
             if response.received_messages:
                 return [self._deliver(received) for received in response.received_messages]
         raise AssertionError(f"no message on {self.subscription} within {timeout}s")
+
+    def serve(self, stop: threading.Event, told: Callable[[Attempt], None] = lambda _attempt: None) -> None:
+        """Deliver every message as it arrives until ``stop`` is set (pstest's pull waits 0.5 s when empty).
+
+        A refused delivery is retried a second later, not at once: Pub/Sub backs off too.
+        """
+        while not stop.is_set():
+            try:  # no retries: a stop must not wait out a retry deadline
+                response = self.subscriber.pull(subscription=self.subscription, max_messages=10, timeout=5, retry=None)
+            except GoogleAPIError:
+                stop.wait(1)  # the emulator is going away (Ctrl-C reaches it too), or busy
+                continue
+            for received in response.received_messages:
+                try:
+                    attempt = self._deliver(received)
+                except OSError:  # no answer: redelivered once the ack deadline passes
+                    stop.wait(1)
+                    continue
+                told(attempt)
+                if not attempt.acked:
+                    stop.wait(1)
 
     def pending(self) -> int:
         """How many messages a pull returns now (they are nacked again at once)."""

@@ -169,8 +169,9 @@ class FunctionProcess:
         signature: str = "cloudevent",
         cwd: Path = ROOT,
         log_path: Path | None = None,
+        port: int = 0,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.command = [
             FUNCTIONS_FRAMEWORK,

@@ -89,13 +89,14 @@ class SlackState:
         return message
 
 
-def print_message(message: dict) -> None:
+def print_message(message: dict, note: str = "") -> None:
     """Show a message roughly as Slack would: header, sections, fields, context."""
     bar = "─" * 78
     lines = [
         bar,
         f"SLACK {message.get('channel', 'webhook')}"
-        + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else ""),
+        + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else "")
+        + (f" ({note})" if note else ""),
     ]
     blocks = message.get("blocks") or []
     if isinstance(blocks, str):
@@ -246,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if key in payload:
                     found[key] = payload[key]
             found.setdefault("updates", []).append({k: payload.get(k) for k in ("text", "blocks")})
+        if state.echo:
+            print_message(found, note=f"card {found['ts']} updated in place")
         return {"ok": True, "channel": payload["channel"], "ts": payload["ts"], "text": payload.get("text", "")}
 
     def _chat_postEphemeral(self, payload: dict) -> dict:

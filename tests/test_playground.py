@@ -1,0 +1,116 @@
+"""`make playground` as a user meets it: started as a process with --env-file, the exports sourced by a
+shell, the CLI run against it (explain, status, a live drill whose card lands in Slack, status again),
+then SIGTERM: a clean exit with everything it started stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import PYTHON, ROOT, get_json
+from watchdog.config import ENV_VARS
+
+pytestmark = pytest.mark.e2e
+
+ALERT = "tests/fixtures/alerts/incident_backend_startup_metric_threshold.json"
+WHERE = ["--project", "netra-staging", "--region", "us-central1"]
+# the playground's exports are the whole configuration: nothing from the test's own environment
+OURS = {*ENV_VARS, "PUBSUB_EMULATOR_HOST", "IAM_API_ENDPOINT", "CLOUDSDK_CORE_PROJECT", "CLOUDSDK_RUN_REGION"}
+CLEAN = {name: value for name, value in os.environ.items() if name not in OURS}
+
+
+def sourced(env_file: Path, *args: str) -> subprocess.CompletedProcess:
+    """``source`` the exports in bash, then run ``python -m watchdog ARGS`` from the repository root."""
+    script = 'source "$1" && shift && exec "$@"'
+    return subprocess.run(["bash", "-c", script, "bash", str(env_file), PYTHON, "-m", "watchdog", *args],
+                          cwd=ROOT, env=CLEAN, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def exported(env_file: Path) -> dict[str, str]:
+    printed = subprocess.run(["bash", "-c", 'source "$1" && env -0', "bash", str(env_file)], env=CLEAN,
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return dict(item.split("=", 1) for item in printed.split("\0") if "=" in item)
+
+
+def listening(address: str) -> bool:
+    host, port = address.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_playground_runs_every_command_against_the_incident_and_stops_cleanly(tmp_path):
+    env_file, out = tmp_path / "playground.env", tmp_path / "playground.out"
+    with out.open("wb") as sink:
+        playground = subprocess.Popen([PYTHON, "-m", "tests.playground", "--free-ports", "--env-file", str(env_file)],
+                                      cwd=ROOT, env=CLEAN, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists():
+            assert playground.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, "no env file after 30 s:\n" + out.read_text()
+            time.sleep(0.1)
+        env = exported(env_file)
+        assert (env["CLOUDSDK_CORE_PROJECT"], env["CLOUDSDK_RUN_REGION"]) == ("netra-staging", "us-central1")
+        assert env["WATCHDOG_TOPIC"] == "projects/netra-staging/topics/rollback-watchdog-alerts"
+        assert env["PATH"].startswith(str(Path(PYTHON).parent) + ":")
+
+        explained = sourced(env_file, "explain", "--alert", ALERT, "--json")
+        assert explained.returncode == 0, explained.stderr
+        decision = json.loads(explained.stdout)["decision"]
+        assert (decision["action"], decision["breaking"], decision["target"]) == (
+            "rollback", "netra-backend-staging-00119-qor", "netra-backend-staging-00118-paz")  # fmt: skip
+
+        before = sourced(env_file, "status", *WHERE, "--json")
+        assert before.returncode == 0, before.stderr
+        backend = next(s for s in json.loads(before.stdout)["services"] if s["service"].endswith("backend-staging"))
+        assert (backend["pinned"], backend["rollbacks"]) == (False, [])
+
+        drilled = sourced(env_file, "drill", *WHERE, "--service", "netra-backend-staging", "--live")
+        assert drilled.returncode == 0, drilled.stderr
+        assert "LIVE drill" in drilled.stderr
+        messages = env["SLACK_API_URL"].removesuffix("/api/") + "/_control/messages"
+        deadline = time.monotonic() + 20
+        while not any("Rolled back netra-backend-staging" in m["text"] for m in get_json(messages)["messages"]):
+            assert time.monotonic() < deadline, "no card in Slack:\n" + out.read_text()
+            time.sleep(0.2)
+        [card] = get_json(messages)["messages"]
+        assert card["channel"] == "C0ONCALL"
+        assert card["text"].startswith("[DRILL] Rolled back netra-backend-staging to netra-backend-staging-00118-paz")
+
+        after = sourced(env_file, "status", *WHERE, "--json")
+        assert after.returncode == 0, after.stderr
+        backend = next(s for s in json.loads(after.stdout)["services"] if s["service"].endswith("backend-staging"))
+        assert (backend["pinned"], backend["pinned_to"]) == (True, "netra-backend-staging-00118-paz")
+        [rollback] = backend["rollbacks"]
+        assert (rollback["from_revision"], rollback["drill"]) == ("netra-backend-staging-00119-qor", True)
+        assert rollback["incident"].startswith("drill-")
+
+        playground.send_signal(signal.SIGTERM)
+        assert playground.wait(20) == 0
+    finally:  # a failed assertion still stops it the clean way, so nothing it started is left behind
+        if playground.poll() is None:
+            playground.send_signal(signal.SIGTERM)
+            try:
+                playground.wait(20)
+            except subprocess.TimeoutExpired:
+                playground.kill()
+                playground.wait(10)
+    shown = out.read_text()
+    assert "Rolled back netra-backend-staging to netra-backend-staging-00118-paz" in shown  # the card, printed
+    assert "message m0 (rollback-watchdog-drill=live) → HTTP 200" in shown
+    assert shown.rstrip().endswith("Playground stopped.")
+    function = re.search(r"^Function: (http://\S+)", shown, re.MULTILINE).group(1)
+    for address in (function, env["CLOUD_RUN_API_ENDPOINT"], env["SLACK_API_URL"], env["PUBSUB_EMULATOR_HOST"],
+                    env["MONITORING_API_ENDPOINT"], env["IAM_API_ENDPOINT"]):  # fmt: skip
+        assert not listening(address), f"{address} still listening after the playground stopped"
