@@ -18,7 +18,7 @@ from tests.support import PYTHON, ROOT, free_port
 from watchdog.tools import gcloud
 from watchdog.tools.cli import cli
 
-EVERY_COMMAND = ("drill", "explain", "check", "doctor", "pause", "resume", "status")
+EVERY_COMMAND = ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo")
 BACKEND = ["--service", "netra-backend-staging"]
 WHERE = ["--project", "netra-staging", "--region", "us-central1", *BACKEND]
 
@@ -188,6 +188,8 @@ def closed() -> int:
                      "CLOUD_RUN_API_ENDPOINT", "Cloud Run API at 127.0.0.1:{port} is unreachable", id="status"),
         pytest.param(["pause", *WHERE], "CLOUD_RUN_API_ENDPOINT", "Cloud Run API at 127.0.0.1:{port} is unreachable",
                      id="pause"),
+        pytest.param(["undo", *WHERE], "CLOUD_RUN_API_ENDPOINT", "Cloud Run API at 127.0.0.1:{port} is unreachable",
+                     id="undo"),
         pytest.param(["drill", *WHERE, "--topic", "projects/netra-staging/topics/t"], "PUBSUB_EMULATOR_HOST",
                      "Pub/Sub API emulator at 127.0.0.1:{port} is unreachable", id="drill --topic"),
     ],

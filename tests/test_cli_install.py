@@ -51,7 +51,7 @@ def test_the_installed_command_runs_from_any_directory(command, tmp_path):
     top = run(command, "--help", cwd=elsewhere)
     assert top.returncode == 0, top.stderr
     assert top.stdout.startswith("Usage: rollback-watchdog [OPTIONS] COMMAND [ARGS]...")
-    for name in ("drill", "explain", "check", "doctor", "pause", "resume", "status"):
+    for name in ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo"):
         assert re.search(rf"^  {name} ", top.stdout, re.M), name
         assert run(command, name, "--help", cwd=elsewhere).stdout.startswith(f"Usage: rollback-watchdog {name} ")
     assert run(command, "--version", cwd=elsewhere).stdout == "rollback-watchdog 0.1.0\n"

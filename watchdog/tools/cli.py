@@ -21,6 +21,7 @@ from watchdog.tools.explain import explain
 from watchdog.tools.options import CONTEXT, ROOT
 from watchdog.tools.pause import pause, resume
 from watchdog.tools.status import status
+from watchdog.tools.undo import undo
 
 NAME = "rollback-watchdog"
 
@@ -47,7 +48,7 @@ def cli() -> None:
     """
 
 
-for command in (drill, explain, check, doctor, pause, resume, status):
+for command in (drill, explain, check, doctor, pause, resume, status, undo):
     cli.add_command(command)
 
 
