@@ -154,6 +154,15 @@ def test_an_error_names_the_flag_or_the_variable_that_was_set(args, env, says):
     assert says in result.stderr
 
 
+def test_a_bad_project_in_the_gcloud_configuration_is_named_with_its_file(tmp_path):
+    env = configuration(tmp_path, "default", "[core]\nproject = Bad_Project\n")
+    result = CliRunner().invoke(cli, ["check", "--region", "us-central1", *BACKEND], env=env)
+    assert result.exit_code == 2
+    path = tmp_path / "gcloud" / "configurations" / "config_default"
+    assert (f"the project 'Bad_Project' (from gcloud configuration 'default', core/project in {path}) is not a valid "
+            "name") in result.stderr  # fmt: skip
+
+
 def test_a_bad_setting_from_the_environment_is_a_doctor_problem_under_its_own_name(tmp_path):
     endpoints = {"MONITORING_API_ENDPOINT": f"127.0.0.1:{free_port()}", "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",
                  "CLOUD_RUN_API_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # fmt: skip

@@ -272,7 +272,12 @@ def service_ref(project: str, region: str, service: str) -> ServiceRef:
         ctx = click.get_current_context(silent=True)
         for label in ("service", "region", "project"):
             if ctx is not None and f"the alert's {label} " in detail and label in ctx.params:
-                detail = detail.replace(f"the alert's {label}", named(ctx, label))
+                where = named(ctx, label)
+                value = getattr(ref, label)
+                if " " in where:  # a gcloud configuration file
+                    detail = f"the {label} {value!r} (from {where}) is not a valid name"
+                else:
+                    detail = detail.replace(f"the alert's {label}", where)
         raise click.UsageError(detail)
     return ref
 
