@@ -1,6 +1,8 @@
 # The two commands a new machine needs: `make demo` (the staging incident, replayed locally)
-# and `make test`. Both set everything up themselves. `make playground` keeps the incident's
-# stand-ins running and prints the exports, to try every command by hand.
+# and `make test`. Both set everything up themselves, the operator command included:
+# .venv/bin/rollback-watchdog, which runs from any directory (watchdog/tools/install.py says why
+# it is a launcher, not a pip entry point). `make playground` keeps the incident's stand-ins
+# running and prints the exports, to try every command by hand.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -35,10 +37,11 @@ bench: $(STAMP)
 
 setup: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt watchdog/tools/install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m watchdog.tools.install $(BIN)
 	touch $(STAMP)
 
 build/pstest: tests/pubsub_emulator/main.go tests/pubsub_emulator/build.sh

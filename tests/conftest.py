@@ -44,6 +44,20 @@ class Stack:
         return self.slack.state.messages
 
 
+@pytest.fixture(scope="session")
+def _empty_gcloud_config(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("gcloud-config"))
+
+
+@pytest.fixture(autouse=True)
+def no_gcloud_defaults(monkeypatch, _empty_gcloud_config) -> None:
+    """The operator commands take --project/--region from gcloud's settings when not given: no test sees the
+    settings of the machine it runs on (tests that want some write their own configuration)."""
+    monkeypatch.setenv("CLOUDSDK_CONFIG", _empty_gcloud_config)
+    for name in ("CLOUDSDK_CORE_PROJECT", "CLOUDSDK_RUN_REGION", "CLOUDSDK_ACTIVE_CONFIG_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def cloud_run() -> Iterator[CloudRunStandIn]:
     with CloudRunStandIn(fixture("cloudrun/incident_seed.json")) as api:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -167,3 +169,69 @@ def test_cannot_explain_exits_2(tmp_path, offline):
     )
     assert gone.exit_code == 2
     assert "Cloud Run API" in gone.output
+
+
+def other(backend: dict, **parts: str) -> dict:
+    """The backend service renamed: another service, project or region."""
+    where = {"project": "netra-staging", "region": "us-central1", "service": "netra-backend-staging", **parts}
+    return {**backend, "name": f"projects/{where['project']}/locations/{where['region']}/services/{where['service']}"}
+
+
+BACKEND_SERVICE = next(s for s in SEED["services"] if s["name"] == BACKEND)
+AUTH_REVISIONS = [r for r in SEED["revisions"] if r["service"].endswith("netra-auth-service")]
+
+
+@pytest.mark.parametrize(
+    ("service", "revisions", "message"),
+    [
+        pytest.param(other(BACKEND_SERVICE, service="netra-auth-service"), None,
+                     "--service-json is about netra-staging/us-central1/netra-auth-service (service "
+                     "'netra-auth-service', not 'netra-backend-staging')", id="another service"),
+        pytest.param(other(BACKEND_SERVICE, project="netra-prod"), None,
+                     "--service-json is about netra-prod/us-central1/netra-backend-staging (project 'netra-prod', "
+                     "not 'netra-staging')", id="another project"),
+        pytest.param(other(BACKEND_SERVICE, region="europe-west1"), None,
+                     "(region 'europe-west1', not 'us-central1')", id="another region"),
+        pytest.param({}, None, "--service-json names no service (an empty or partial object)", id="{}"),
+        pytest.param({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "x"}}, None,
+                     "--service-json is the v1 (Knative) shape", id="gcloud's v1 shape"),
+        pytest.param(BACKEND_SERVICE, AUTH_REVISIONS,
+                     "--revisions-json holds 'projects/netra-staging/locations/us-central1/services/netra-auth-service/"
+                     "revisions/", id="revisions of another service"),
+    ],
+)  # fmt: skip
+def test_files_about_another_service_are_refused(tmp_path, offline, service, revisions, message):
+    """A decision over another service's files would explain something the watchdog never decides."""
+    alert = write(tmp_path, "alert.json", fixture(BACKEND_ALERT))
+    files = ["--service-json", write(tmp_path, "other.json", service),
+             "--revisions-json", offline["revisions"] if revisions is None else write(tmp_path, "r.json", revisions)]  # fmt: skip
+    result = invoke("--alert", alert, *files, "--json")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "the files must be about the alert's service " in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_example_in_the_help_explains_the_staging_incident_from_any_directory(tmp_path, offline):
+    from tests.support import PYTHON, ROOT
+    from watchdog.tools.explain import EXAMPLES
+    from watchdog.tools.install import install
+
+    (tmp_path / "bin").mkdir()
+    help_text = CliRunner().invoke(cli, ["explain", "--help"]).stdout
+    command = help_text.split("Try it on the staging incident", 1)[1].split("\n", 1)[1]
+    args = command.replace("\\\n", " ").split()
+    assert args[:2] == ["rollback-watchdog", "explain"]
+    for name in ("alert.json", "service.json", "revisions.json"):
+        assert str(EXAMPLES / name) in args
+    # the examples are the incident as the tests know it
+    assert json.loads((EXAMPLES / "alert.json").read_text()) == fixture(BACKEND_ALERT)
+    for name in ("service", "revisions"):
+        assert json.loads((EXAMPLES / f"{name}.json").read_text()) == json.loads(Path(offline[name]).read_text())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = install(tmp_path / "bin", PYTHON, ROOT)  # .venv/bin/rollback-watchdog as `make setup` writes it
+    result = subprocess.run([str(command), *args[1:]], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Decision: ROLLBACK (rollback)" in result.stdout
+    assert "  - vpc egress: private-ranges-only → all-traffic" in result.stdout

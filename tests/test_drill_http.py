@@ -209,3 +209,16 @@ def test_exit_codes_of_drill_url(capture):
     unreachable = drill(*BACKEND_ARGS, "--url", url, "--timeout", "5")
     assert unreachable.returncode == 2
     assert "could not reach" in unreachable.stderr
+
+
+def test_json_says_what_was_sent_and_what_the_function_answered(capture):
+    server, handler = capture
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    result = drill(*BACKEND_ARGS, "--url", url, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    [sent] = handler.seen
+    assert data == {
+        "incident_id": sent["body"]["incident"]["incident_id"], "service": "netra-staging/us-central1/netra-backend-staging",
+        "drill": "dry-run", "url": url, "status": 200, "answer": {"result": "reported"},
+    }  # fmt: skip

@@ -120,3 +120,16 @@ def test_publishing_to_a_missing_topic_exits_2(pubsub):
     result = drill(*BACKEND_ARGS, "--topic", "projects/netra-staging/topics/nope")
     assert result.returncode == 2
     assert "topic projects/netra-staging/topics/nope not found" in result.stderr
+
+
+def test_json_names_the_published_message(pubsub):
+    _emulator, subscriber = pubsub
+    result = drill(*BACKEND_ARGS, "--topic", TOPIC, "--live", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    [received] = subscriber.pull(subscription=SUBSCRIPTION, max_messages=1, timeout=10).received_messages
+    assert data == {
+        "incident_id": json.loads(received.message.data)["incident"]["incident_id"],
+        "service": "netra-staging/us-central1/netra-backend-staging", "drill": "live", "topic": TOPIC,
+        "message_id": received.message.message_id,
+    }  # fmt: skip

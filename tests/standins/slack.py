@@ -258,17 +258,25 @@ class _Handler(BaseHTTPRequestHandler):
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
 
     def _conversations_history(self, payload: dict) -> dict:
-        """Newest first, from ``oldest`` on; message metadata only with ``include_all_metadata``."""
+        """Newest first, between ``oldest`` and ``latest`` (``latest`` itself only with ``inclusive``), blocks
+        included as Slack holds them; message metadata only with ``include_all_metadata``."""
         state = self.server.state
         oldest = float(payload.get("oldest") or 0)
+        latest = float(payload.get("latest") or "inf")
+        inclusive = str(payload.get("inclusive", "")).lower() in ("1", "true")
         with_metadata = str(payload.get("include_all_metadata", "")).lower() in ("1", "true")
         with state.lock:
             found = [
-                m for m in state.messages if m.get("channel") == payload.get("channel") and float(m["ts"]) >= oldest
-            ]
+                m for m in state.messages
+                if m.get("channel") == payload.get("channel") and oldest <= float(m["ts"])
+                and (float(m["ts"]) < latest or (inclusive and float(m["ts"]) == latest))
+            ]  # fmt: skip
         messages = []
         for message in reversed(found[-int(payload.get("limit") or 100) :]):
             shown = {"type": "message", "ts": message["ts"], "text": message.get("text", "")}
+            if message.get("blocks"):
+                blocks = message["blocks"]
+                shown["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
             if with_metadata and message.get("metadata"):
                 metadata = message["metadata"]
                 shown["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata

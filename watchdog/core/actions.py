@@ -18,6 +18,7 @@ same ``action_ts``: Slack's retries, a double delivery) plans nothing.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from watchdog.core.traffic import LATEST_TYPE, REVISION_TYPE, short_name, traffi
 UNDO, PAUSE, ACK = "undo_rollback", "pause_service", "acknowledge"
 ACTIONS = (UNDO, PAUSE, ACK)
 DONE_WORDS = {UNDO: "undone", PAUSE: "paused", ACK: "acknowledged"}
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")  # a Slack user ID, as a click records it
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def plan(click: Click, service: dict, now: float) -> Plan:
     done = next((e for e in record.events if e[0] == click.action), None)
     if done is not None and click.action in (UNDO, PAUSE):
         return Plan(
-            "already", f"already_{DONE_WORDS[click.action]}", f"already {DONE_WORDS[click.action]} by <@{done[1]}>"
+            "already", f"already_{DONE_WORDS[click.action]}", f"already {DONE_WORDS[click.action]} by {who(done[1])}"
         )
     event = (click.action, click.user, round(now, 3), click.action_ts)
     written = ledger.with_record(annotations, replace(record, events=(*record.events, event)))
@@ -118,7 +120,7 @@ def plan(click: Click, service: dict, now: float) -> Plan:
             "refused",
             "deployed_since",
             f"{latest} was deployed after the rollback: an undo now would route traffic without looking at it. "
-            "Decide again with `python -m watchdog explain`, or move traffic by hand",
+            "Decide again with `rollback-watchdog explain`, or move traffic by hand",
         )
     split = {k: v for k, v in traffic_split(service).items() if v}
     if split != {record.to_revision: 100} and split != dict(record.after):
@@ -136,6 +138,13 @@ def plan(click: Click, service: dict, now: float) -> Plan:
     )
 
 
+def who(user: str) -> str:
+    """A Slack user as a mention; anyone else (``rollback-watchdog undo --by NAME``) by name, escaped for mrkdwn."""
+    if SLACK_USER.match(user):
+        return f"<@{user}>"
+    return user.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _entry(revision: str, percent: int, tag: str) -> dict:
     if revision == "LATEST":
         entry = {"type": LATEST_TYPE, "percent": percent}
@@ -146,8 +155,10 @@ def _entry(revision: str, percent: int, tag: str) -> dict:
     return entry
 
 
-def updated_card(blocks: tuple, click: Click, when: str) -> list[dict]:
-    """The card after a click: a line saying who did what and when; buttons that no longer apply removed."""
+def updated_card(blocks: tuple, click: Click, when: str, by: str = "") -> list[dict]:
+    """The card after a click: a line saying who did what and when; buttons that no longer apply removed.
+
+    ``by`` is how to name the actor when it is not the clicking Slack user (the command line)."""
     gone = {UNDO: {UNDO}, PAUSE: {PAUSE}, ACK: {ACK}}[click.action]
     headline = {UNDO: ":repeat: Undone: ", PAUSE: ":double_vertical_bar: Paused: "}.get(click.action)
     out = []
@@ -165,6 +176,6 @@ def updated_card(blocks: tuple, click: Click, when: str) -> list[dict]:
             continue
         out.append(block)
     icon = {UNDO: ":leftwards_arrow_with_hook:", PAUSE: ":double_vertical_bar:", ACK: ":eyes:"}[click.action]
-    line = f"{icon} {DONE_WORDS[click.action].capitalize()} by <@{click.user}> at {when}"
+    line = f"{icon} {DONE_WORDS[click.action].capitalize()} by {by or who(click.user)} at {when}"
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
     return out[:50]

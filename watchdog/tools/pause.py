@@ -8,10 +8,32 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
+
+import click
 
 from watchdog.config import ServiceRef
 from watchdog.core import ledger
-from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
+from watchdog.tools.options import (
+    CONTEXT,
+    api_call,
+    cloud_run,
+    cloud_run_endpoint_option,
+    emit_json,
+    json_option,
+    target,
+    waiting,
+    where_options,
+)
+
+if TYPE_CHECKING:
+    from watchdog.edges.cloudrun import CloudRun
+
+EPILOG = """\b
+Exit codes:
+  0  done (or already so)
+  2  could not change it: service not found, permission denied, Cloud Run API errors
+"""
 
 
 def set_paused(
@@ -19,9 +41,11 @@ def set_paused(
 ) -> bool:
     """Set or clear ``rollback-watchdog/paused`` on the service; returns whether anything changed.
 
-    A pause also records who, when and why in ``rollback-watchdog/paused-by`` (``python -m watchdog
+    A pause also records who, when and why in ``rollback-watchdog/paused-by`` (``rollback-watchdog
     status`` shows it); the switch itself stays ``"true"`` so every reader of it keeps working.
     """
+    from watchdog.edges.cloudrun import ConcurrentChange
+
     deadline = time.monotonic() + timeout
     for _ in range(3):
         service = cloud_run.get_service(ref, deadline)
@@ -41,3 +65,44 @@ def set_paused(
         except ConcurrentChange:
             continue  # a deploy landed: read again
     raise ConcurrentChange(f"{ref} kept changing; try again")
+
+
+@click.command(epilog=EPILOG, context_settings=CONTEXT)
+@where_options("The Cloud Run service to pause the watchdog for.")
+@cloud_run_endpoint_option
+@click.option("--reason", default="", help="Why (shown by `status`); e.g. 'migrating the database'.")
+@click.option("--by", "by", default="", help="Who pauses (shown by `status`); default: $USER.")
+@json_option
+@click.pass_context
+def pause(ctx, project, region, service, cloud_run_endpoint, reason, by, as_json) -> None:
+    """Stop automatic rollbacks of one service: alerts are reported, traffic is left alone.
+
+    Sets the service annotation rollback-watchdog/paused=true with an annotations-only
+    update: no new revision, no traffic change. rollback-watchdog/paused-by records who,
+    when and why. WATCHDOG_PAUSED=true pauses every service.
+    """
+    import getpass
+
+    _switch(ctx, cloud_run_endpoint, True, as_json, by=by or getpass.getuser(), reason=reason)
+
+
+@click.command(epilog=EPILOG, context_settings=CONTEXT)
+@where_options("The Cloud Run service to resume the watchdog for.")
+@cloud_run_endpoint_option
+@json_option
+@click.pass_context
+def resume(ctx, project, region, service, cloud_run_endpoint, as_json) -> None:
+    """Let the watchdog roll one service back again (clears rollback-watchdog/paused)."""
+    _switch(ctx, cloud_run_endpoint, False, as_json)
+
+
+def _switch(ctx: click.Context, endpoint: str | None, paused: bool, as_json: bool, *, by: str = "", reason: str = ""):
+    ref = target(ctx)
+    client = cloud_run(endpoint or "")
+    with waiting(f"{'pausing' if paused else 'resuming'} the watchdog for {ref}"):
+        changed = api_call(lambda: set_paused(client, ref, paused, by=by, reason=reason))
+    state = "paused" if paused else "active"
+    if as_json:
+        emit_json({"service": str(ref), "watchdog": state, "changed": changed})
+    else:
+        click.echo(f"{ref}: watchdog {state}" + ("" if changed else " (no change)"))

@@ -1,0 +1,165 @@
+"""The doctor's service checks: each watched service exists, and, proven without changing anything, the watchdog
+may roll it back (:func:`rollback_rights`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from watchdog.core import ledger, permissions
+from watchdog.core.alert_policies import OK, PROBLEM, UNCHECKED, Finding
+from watchdog.tools.reach import one_line
+
+SERVICE_PERMISSIONS = ["run.services.get", "run.services.update"]
+ACT_AS = "iam.serviceAccounts.actAs"
+
+
+def service_findings(
+    config: Any,
+    project: str,
+    region: str,
+    timeout: float,
+    progress: Callable[[str], None],
+    *,
+    cloud_run: Any,
+    project_number: str = "",
+    iam_endpoint: str = "",
+    incident: str,
+) -> list[Finding]:
+    """Each named service in WATCHDOG_SERVICES exists (entries take ``project``/``region`` where they name none),
+    and :func:`rollback_rights` holds for it, with ``incident`` on the validate-only ledger record."""
+    from google.api_core import exceptions
+
+    from watchdog.config import ServiceRef
+
+    found = []
+    for entry in config.services.entries:
+        parts = {1: (project, region, *entry), 2: (project, *entry)}.get(len(entry), entry)
+        ref = ServiceRef(*parts)
+        label = "/".join(entry)
+        if not ref.region:
+            found.append(Finding("service", UNCHECKED, "no region: give --region to check it", label))
+            continue
+        progress(f"reading service {ref}")
+        deadline = time.monotonic() + timeout
+        try:
+            service = cloud_run.get_service(ref, deadline)
+            found.append(Finding("service", OK, f"exists ({ref})", label))
+        except exceptions.NotFound:
+            found.append(Finding("service", PROBLEM, f"{ref} does not exist: alerts for it cannot be acted on", label))
+            continue
+        except Exception as error:  # noqa: BLE001 - any failure to read is "could not check"
+            found.append(Finding("service", UNCHECKED, f"could not read {ref}: {one_line(error)}", label))
+            continue
+        found += rollback_rights(cloud_run, ref, service, label, deadline, progress, project_number, iam_endpoint,
+                                 incident=incident)  # fmt: skip
+    return found
+
+
+def rollback_rights(
+    cloud_run: Any,
+    ref: Any,
+    service: dict,
+    label: str,
+    deadline: float,
+    progress: Callable[[str], None],
+    project_number: str = "",
+    iam_endpoint: str = "",
+    *,
+    incident: str,
+) -> list[Finding]:
+    """Prove, changing nothing, that a rollback of ``service`` would be allowed.
+
+    Three checks, each ``unchecked`` (never ``ok``) when it cannot run:
+
+    * ``service_iam``: ``testIamPermissions`` on the service for
+      ``run.services.get`` and ``run.services.update``;
+    * ``runtime_sa_iam``: ``testIamPermissions`` on its runtime service account
+      (``template.serviceAccount``; unset means the Compute Engine default account,
+      ``PROJECT_NUMBER-compute@developer.gserviceaccount.com``, known only with
+      ``--project-number``) for ``iam.serviceAccounts.actAs``: an update of a
+      service acts as its identity;
+    * ``dry_run``: ``UpdateService`` with ``validate_only=true``, the rollback's
+      update mask (``traffic,annotations``), its body (100% to one revision, the
+      ledger annotation added, a record for ``incident``) and the service's etag. Cloud Run validates it and
+      persists nothing. The revision is the one serving most now, so even a
+      server that ignored validate_only would move no traffic.
+    """
+    from google.api_core import exceptions
+
+    found: list[Finding] = []
+    member = cloud_run.identity()
+    who = f"serviceAccount:{member or permissions.PLACEHOLDER}"
+    progress(f"testing the watchdog's permissions on {ref}")
+    try:
+        granted = cloud_run.test_permissions(ref.name, SERVICE_PERMISSIONS, deadline)
+        missing = [p for p in SERVICE_PERMISSIONS if p not in granted]
+        if missing:
+            found.append(Finding("service_iam", PROBLEM, f"the watchdog lacks {', '.join(missing)} on {ref}: "
+                                 f"{permissions.operator_command(ref, who)}", label))  # fmt: skip
+        else:
+            found.append(Finding("service_iam", OK, f"may get and update {ref}", label))
+    except Exception as error:  # noqa: BLE001 - could not ask: unchecked
+        found.append(Finding("service_iam", UNCHECKED, f"could not test permissions on {ref}: {_short(error)}", label))
+
+    account = (service.get("template") or {}).get("serviceAccount", "")
+    if not account and project_number:
+        account = f"{project_number}-compute@developer.gserviceaccount.com"
+    if not account:
+        found.append(Finding("runtime_sa_iam", UNCHECKED, "the service runs as the Compute Engine default "
+                             "service account, whose email needs the project number: give --project-number",
+                             label))  # fmt: skip
+    elif cloud_run.local and not iam_endpoint:
+        found.append(Finding("runtime_sa_iam", UNCHECKED, f"no IAM endpoint for a local Cloud Run endpoint "
+                             f"(IAM_API_ENDPOINT): actAs on {account} not tested", label))  # fmt: skip
+    else:
+        try:
+            granted = cloud_run.test_service_account_permissions(iam_endpoint, account, [ACT_AS], deadline)
+            if ACT_AS in granted:
+                found.append(Finding("runtime_sa_iam", OK, f"may act as the runtime service account {account}", label))
+            else:
+                found.append(Finding("runtime_sa_iam", PROBLEM, f"the watchdog lacks {ACT_AS} on the runtime service "
+                                     f"account {account}; every rollback of {ref.service} would get a 403: "
+                                     f"{permissions.act_as_command(account, ref.project, who)}", label))  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - could not ask: unchecked
+            found.append(Finding("runtime_sa_iam", UNCHECKED, f"could not test {ACT_AS} on {account}: "
+                                 f"{_short(error)}", label))  # fmt: skip
+
+    statuses = [s for s in service.get("trafficStatuses") or [] if s.get("revision")]
+    if not statuses:
+        found.append(Finding("dry_run", UNCHECKED, "no revision serves traffic: no rollback to validate", label))
+        return found
+    serving = max(statuses, key=lambda s: int(s.get("percent") or 0))["revision"]
+    record = ledger.Record(incident, serving, serving, round(time.time(), 3))
+    traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": serving, "percent": 100}]
+    progress(f"validating a rollback update of {ref} (validate_only)")
+    try:
+        would_be = cloud_run.validate_update(
+            ref, traffic, service.get("etag", ""), ledger.with_record(service.get("annotations"), record), deadline
+        )
+    except (exceptions.PermissionDenied, exceptions.Forbidden) as error:
+        missing = permissions.missing_permission(str(error), ref, member)
+        found.append(Finding("dry_run", PROBLEM, f"Cloud Run refused the rollback update: {missing.permission} on "
+                             f"{missing.resource}: {missing.command}", label))  # fmt: skip
+        return found
+    except Exception as error:  # noqa: BLE001 - a conflict, an outage: not proven either way
+        from watchdog.edges.cloudrun import ConcurrentChange
+
+        status = PROBLEM if isinstance(error, exceptions.BadRequest) else UNCHECKED
+        if isinstance(error, ConcurrentChange):
+            status = UNCHECKED  # the service changed while the doctor looked: try again
+        found.append(Finding("dry_run", status, f"validate_only update of {ref} failed: {_short(error)}", label))
+        return found
+    sent = [(t.get("revision"), t.get("percent")) for t in would_be.get("traffic") or []]
+    if sent != [(serving, 100)]:
+        found.append(Finding("dry_run", UNCHECKED, f"validate_only answered without the would-be traffic ({sent})",
+                             label))  # fmt: skip
+    else:
+        found.append(Finding("dry_run", OK, f"Cloud Run accepts the rollback update (validate_only: "
+                             f"traffic,annotations with the etag; 100% to {serving})", label))  # fmt: skip
+    return found
+
+
+def _short(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
