@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tests.support import PYTHON, ROOT
 from watchdog.tools.cli import cli
 
-COMMANDS = ("drill", "explain", "check", "doctor", "pause", "resume", "status")
+COMMANDS = ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo")
 
 
 def watchdog_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
