@@ -204,3 +204,45 @@ class DecisionMetric:
 
 def _nanos(end: float) -> int:
     return min(999_999_999, round((end % 1) * 1e9))
+
+
+class TimeSeries:
+    """Cloud Monitoring's ``list_time_series``, summed per alignment period: verification's evidence.
+
+    One client per instance, built on the first read. No retry here: the next
+    verification tick, a minute later, is the retry.
+    """
+
+    def __init__(self, endpoint: str = "") -> None:
+        self._endpoint = endpoint
+        self._client: Any = None
+
+    def read(self, query: Any, alignment: int, timeout: float) -> list[dict]:
+        """The series ``query`` (project, filter, start, end, group_by) selects, as REST-shaped dicts."""
+        from google.cloud import monitoring_v3
+        from google.protobuf import json_format
+
+        if self._client is None:
+            self._client = client(monitoring_v3.MetricServiceClient, self._endpoint)
+        aggregation = {
+            "alignment_period": {"seconds": alignment},
+            "per_series_aligner": monitoring_v3.Aggregation.Aligner.ALIGN_SUM,
+            "cross_series_reducer": monitoring_v3.Aggregation.Reducer.REDUCE_SUM,
+            "group_by_fields": list(query.group_by),
+        }
+        pager = self._client.list_time_series(
+            request={
+                "name": f"projects/{query.project}",
+                "filter": query.filter,
+                "interval": {"start_time": _stamp(query.start), "end_time": _stamp(query.end)},
+                "aggregation": aggregation,
+                "view": monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
+            },
+            retry=None,
+            timeout=timeout,
+        )
+        return [json_format.MessageToDict(type(s).pb(s)) for s in pager]
+
+
+def _stamp(epoch: float) -> dict:
+    return {"seconds": int(epoch), "nanos": int((epoch % 1) * 1e9)}

@@ -9,7 +9,7 @@ from watchdog.config import Config, ConfigError
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
 from watchdog.edges.slack import notifier, remaining_until
-from watchdog.flows.alerts import Watchdog
+from watchdog.flows.delivery import Watchdog
 
 _lock = threading.Lock()
 _instance: Watchdog | None = None

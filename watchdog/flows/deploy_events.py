@@ -6,14 +6,18 @@ now, so the new revision need not exist yet. Sinks deliver at least once, so a
 warned deploy is remembered: in the service's ledger (``warned``, an
 annotation-only update) for services the watchdog may change, in this
 instance's memory for the others. A failed post is retried by Pub/Sub (500);
-nothing here ever changes traffic.
+nothing here ever changes traffic, except through the alert path when
+``WATCHDOG_SENTINEL=hold`` pins a risky deploy back.
+
+Copies of one deploy take the service's turn (flows/turns.py), so each reads
+what the first remembered. Errors: a permanent one is logged and acknowledged;
+a transient one, or a hold still waiting for the revision to serve, raises
+:class:`TransientError` and Pub/Sub redelivers.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +27,9 @@ from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, rfc3339
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
+from watchdog.flows.outcomes import PERMANENT, RETRY, Outcome, TransientError
+from watchdog.flows.reporting import Reporter, Told, remember
+from watchdog.flows.turns import Turns
 
 
 class HoldPending(Exception):
@@ -34,18 +41,36 @@ class DeployWatch:
         self,
         config: Config,
         cloud_run: CloudRun,
-        notifier_factory: Callable[[float], Any],
+        reporter: Reporter,
+        turns: Turns,
         hold: Callable[[Alert, float], Any] | None = None,
     ) -> None:
         self.config = config
         self.cloud_run = cloud_run
-        self._notifier_factory = notifier_factory
+        self._reporter = reporter
+        self._turns = turns
         self._hold = hold  # the alert path: the same decision, update, ledger and card as an alert-driven rollback
-        self._warned: OrderedDict[str, None] = OrderedDict()
-        self._guard = threading.Lock()
+        self._warned = Told()  # deploys warned about, in this instance
 
-    def handle(self, event: DeployEvent, deadline: float, delivery_id: str = "") -> tuple[str, str, bool]:
-        """(result, reason, posted) for one deploy event; raises for transient failures (Pub/Sub redelivers)."""
+    def handle(self, event: DeployEvent, deadline: float, delivery_id: str = "") -> Outcome:
+        """One deploy event, in its service's turn; raises :class:`TransientError` when Pub/Sub should redeliver."""
+        try:
+            with self._turns.turn(event.service, deadline):  # copies of one deploy read what the first remembered
+                result, reason, posted = self._judge(event, deadline, delivery_id)
+        except PERMANENT as error:
+            logs.error(
+                f"deploy event for {event.service} acknowledged: {type(error).__name__}: {error}",
+                decision="error",
+                service=str(event.service),
+            )
+            return Outcome("error", type(error).__name__, event.incident_id, str(event.service))
+        except (*RETRY, HoldPending) as error:
+            logs.warning(f"deploy event: Pub/Sub will redeliver: {error}", service=str(event.service))
+            raise TransientError(str(error)) from error
+        return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
+
+    def _judge(self, event: DeployEvent, deadline: float, delivery_id: str) -> tuple[str, str, bool]:
+        """(result, reason, posted) for one deploy event."""
         started = time.monotonic()
         if self.config.sentinel == "off":
             return "ignored", "sentinel_off", False
@@ -101,7 +126,7 @@ class DeployWatch:
 
     def _warn(self, event: DeployEvent, verdict, service: dict, deadline: float) -> bool:
         thread = verdict.pinned.thread if verdict.action == sentinel.NOTE and verdict.pinned else ""
-        posted = self._notifier_factory(deadline).post(sentinel.render(event, verdict), thread=thread)
+        posted = self._reporter.post(sentinel.render(event, verdict), deadline, thread=thread, quiet=True)
         if not posted.ok:
             if posted.retryable:
                 raise ConnectionError(f"deploy warning not posted yet: {posted.error}")
@@ -110,13 +135,19 @@ class DeployWatch:
         return posted.ok
 
     def _remember(self, event: DeployEvent, service: dict, deadline: float) -> None:
-        with self._guard:
-            self._warned[event.key] = None
-            while len(self._warned) > 1000:
-                self._warned.popitem(last=False)
+        self._warned.add(event.key)
         if event.service not in self.config.services:
             return  # the watchdog may not write to services out of scope
-        try:
-            self.cloud_run.reannotate(event.service, service, lambda a: ledger.with_warned(a, event.key), deadline)
-        except Exception as error:  # noqa: BLE001 - the warning went out; the memory is a courtesy
-            logs.warning(f"could not remember the deploy warning in the ledger: {error}", service=str(event.service))
+
+        def warned(annotations: dict | None) -> dict | None:
+            return ledger.with_warned(annotations, event.key)
+
+        remember(
+            self.cloud_run,
+            event.service,
+            service,
+            warned,
+            deadline,
+            "the deploy warning",
+            {"service": str(event.service)},
+        )

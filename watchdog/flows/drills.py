@@ -201,7 +201,7 @@ def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
         return 400, {"error": str(error)}
     from watchdog.config import ConfigError
     from watchdog.flows import app
-    from watchdog.flows.alerts import TransientError
+    from watchdog.flows.outcomes import TransientError
 
     try:
         watchdog = app.instance()

@@ -1,0 +1,119 @@
+"""Deliveries acknowledged without acting, each telling on-call what to fix when there is something to fix.
+
+- **ignored input** (core/intake's ``Ignored``) is logged; a Cloud Run incident that cannot be
+  located (the policy needs fixing) is logged as a WARNING and posted, once per instance;
+- a **permanent Cloud Run error** on an alert is logged at ERROR and posted with what to do;
+  denied and refused updates are as loud as a failed rollback, the rest are not;
+- a service that **kept changing** under every attempt is logged at ERROR and posted loudly,
+  with the command to roll back by hand.
+
+Acknowledging wins over retrying for all of them: a later delivery would meet the same
+answer, and a 500 would have Pub/Sub redeliver until the dead letter with nobody told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.api_core import exceptions as api_exceptions
+
+from watchdog.core import permissions, report
+from watchdog.core.intake import Alert, Ignored
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import rest_status
+from watchdog.flows.outcomes import Outcome
+from watchdog.flows.reporting import Reporter, Told
+
+
+def ignored(ignored: Ignored, delivery_id: str, deadline: float, reporter: Reporter, told: Told) -> Outcome:
+    """Acknowledge; a Cloud Run incident that cannot be located also tells on-call what to fix."""
+    fields = {"decision": "ignored", "reason": ignored.reason, "incident_id": ignored.incident_id}
+    if not ignored.tell:
+        logs.info(f"ignored: {ignored.detail}", delivery_id=delivery_id, **fields)
+        return Outcome("ignored", ignored.reason, ignored.incident_id)
+    logs.warning(
+        f"cannot act on incident {ignored.incident_id}: {ignored.detail}",
+        delivery_id=delivery_id,
+        service=ignored.service,
+        policy=ignored.policy,
+        **fields,
+    )
+    posted = False
+    if told.first(f"ignored:{ignored.incident_id}:{ignored.reason}"):
+        posted = reporter.post(report.render_unlocated(ignored), deadline).ok
+    return Outcome("ignored", ignored.reason, ignored.incident_id, ignored.service, posted=posted)
+
+
+def permanent(
+    alert: Alert, error: Exception, deadline: float, reporter: Reporter, identity: Callable[[], str]
+) -> Outcome:
+    """Cloud Run answered the alert's reads or update with an error retrying cannot help: say what to do."""
+    hint, loud = _what_to_do(alert, error, identity)
+    logs.error(
+        f"permanent error, acknowledged: {type(error).__name__}: {error}",
+        decision="error",
+        incident_id=alert.incident_id,
+        service=str(alert.service),
+        hint=hint,
+    )
+    text = (
+        f"Rollback watchdog could not handle incident {alert.incident_id} for "
+        f"{alert.service}: {type(error).__name__}: {str(error)[:300]}. What to do: {hint}."
+    )
+    posted = reporter.post(_notice(text, loud), deadline)
+    return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
+
+
+def _what_to_do(alert: Alert, error: Exception, identity: Callable[[], str]) -> tuple[str, bool]:
+    """(hint, loud): denied and refused are loud, since the watchdog cannot act on the service at all."""
+    if isinstance(error, api_exceptions.NotFound):
+        return "check the service name and region in the alert policy", False
+    if isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
+        missing = permissions.missing_permission(str(error), alert.service, identity())
+        return f"grant the watchdog {missing.permission} on {missing.resource}: {missing.command}", True
+    if isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
+        return "check the function's service account and its credentials", False
+    if isinstance(error, (api_exceptions.Conflict, api_exceptions.PreconditionFailed)) or (
+        isinstance(error, api_exceptions.BadRequest) and rest_status(error) == "FAILED_PRECONDITION"
+    ):
+        # not an etag conflict (those are re-read and decided again): retrying cannot help
+        return f"Cloud Run refused the update; roll back by hand if needed: {_manual(alert)}", True
+    return "check the alert policy and the watchdog's configuration", False
+
+
+def kept_changing(alert: Alert, target: str, conflicts: int, deadline: float, reporter: Reporter) -> Outcome:
+    """Every attempt of this delivery lost the etag race: report it and acknowledge.
+
+    "Every attempt" is ``alerts.MAX_CONCURRENT_RETRIES``, or fewer when another one
+    would not fit in the deadline: a conflict that lasts the whole deadline
+    ends here too, not in a 500 that Pub/Sub would redeliver the same way.
+
+    Someone is changing the service right now (a deploy, a person moving
+    traffic). Answering 500 would have Pub/Sub redeliver until the dead
+    letter with nobody told; fighting them is not the watchdog's job. So the
+    last attempt reports, loudly, with the command to roll back by hand, and
+    the delivery is acknowledged.
+    """
+    logs.error(
+        f"{alert.service.service} kept changing ({conflicts} etag conflicts); no rollback",
+        decision="error",
+        reason="kept_changing",
+        incident_id=alert.incident_id,
+        service=str(alert.service),
+    )
+    text = (
+        f"Rollback watchdog did not roll back {alert.service} for incident {alert.incident_id}: the service "
+        f"changed under it {conflicts} time(s) in a row (etag conflicts; someone is deploying or moving "
+        f"traffic), so it stopped trying for this incident. Traffic was left as it is. If it still fails, "
+        f"roll back by hand: {_manual(alert, target)}"
+    )
+    posted = reporter.post(_notice(text, loud=True), deadline)
+    return Outcome("error", "kept_changing", alert.incident_id, str(alert.service), posted=posted.ok)
+
+
+def _manual(alert: Alert, target: str = "") -> str:
+    return report.rollback_command(alert, target or "REVISION")
+
+
+def _notice(text: str, loud: bool) -> report.Message:
+    return report.Message(report.escape(text), [report._section(report.escape(text))], loud=loud)

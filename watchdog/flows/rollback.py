@@ -1,0 +1,177 @@
+"""Roll back → confirm → report: the one step that moves traffic, in the order that keeps redelivery safe.
+
+1. pin traffic *and* write the ledger record in one etag-guarded update, so the
+   rollback and its record cannot come apart;
+2. in bot mode, post the card at once ("rolling back"): on-call hears it now, not
+   after the operation;
+3. wait for the operation and confirm the target serves the split (``trafficStatuses``);
+4. show the card (updated in place, or found again after a lost post), then mark the
+   record reported.
+
+A crash or transient error at any point raises and Pub/Sub redelivers; the next
+delivery reads the record and only sends the report again (:meth:`Rollback.resend`),
+never a second rollback. An operation that ends in error is reported as failed
+(:meth:`Rollback.failed`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from watchdog.config import Config
+from watchdog.core import decision as rules
+from watchdog.core import ledger, report, traffic
+from watchdog.core.intake import Alert
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
+from watchdog.flows.outcomes import Outcome
+from watchdog.flows.reporting import Reporter, settle_report
+
+
+class Rollback:
+    def __init__(
+        self,
+        config: Config,
+        cloud_run: CloudRun,
+        reporter: Reporter,
+        clock: Callable[[], float],
+        related: Callable[[Alert, rules.Decision, float], list[str]],
+    ) -> None:
+        self.config = config
+        self.cloud_run = cloud_run
+        self._reporter = reporter
+        self._clock = clock
+        self._related = related  # blast radius, best effort: after the update, before the report
+
+    def roll_back(
+        self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
+    ) -> Outcome:
+        record = ledger.Record(
+            incident=alert.incident_id,
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            at=round(self._clock(), 3),
+            alert_at=alert.started_at,
+            drill=alert.drill,
+            before=traffic.traffic_before(service),
+            after=tuple((r, p) for r, p in decided.split.items() if p),
+            latest=traffic.short_name(service.get("latestCreatedRevision", "")),
+            breaking=decided.breaking,
+            metric=alert.metric_type,
+        )
+        annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
+        decided = replace(decided, record=record)  # the card's undo command reads the traffic before
+        operation = self.cloud_run.start_pin(
+            alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
+        )
+        # Traffic is moving: on-call hears it now, not after the operation (bot mode: one card, updated in place).
+        early = None
+        if self._reporter.bot:
+            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started)
+            early = self._reporter.post(
+                report.render(alert, decided, rolling, buttons=self._reporter.buttons), deadline
+            )
+        try:
+            result = self.cloud_run.await_pin(alert.service, operation, deadline)
+        except UpdateFailed as error:
+            if early is not None and early.ok:
+                failed = report.Action(report.FAILED, error=str(error)[:500])
+                self._reporter.update(report.render(alert, decided, failed), early.thread, deadline)
+            return self.failed(alert, decided, error, deadline)
+        serving = {k: v for k, v in traffic.traffic_split(result).items() if v}
+        elapsed = time.monotonic() - started
+        if confirmed(result, decided.split):  # settled, and trafficStatuses show the split the rollback set
+            action = report.Action(report.ROLLED_BACK, seconds=elapsed)
+        else:
+            action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
+        logs.log(
+            "NOTICE" if action.kind == report.ROLLED_BACK else "ERROR",
+            f"rolled back {alert.service.service} from {decided.failing} to {decided.target}",
+            decision="rolled_back",
+            verified=action.kind == report.ROLLED_BACK,
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            elapsed_ms=round(elapsed * 1000, 1),
+        )
+        related = self._related(alert, decided, deadline)
+        card = report.render(alert, decided, action, related=related, buttons=self._reporter.buttons)
+        posted = self._reporter.card(card, early.thread if early is not None and early.ok else "", record.at, deadline)
+        if not posted.ok and early is not None and early.ok:
+            logs.warning(f"could not update the card: {posted.error}", incident_id=alert.incident_id)
+            posted = early  # the card is out; its first state stands
+        settle_report(self.cloud_run, alert, result, posted, deadline)
+        return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def resend(
+        self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, revisions: list[dict]
+    ) -> Outcome:
+        """A rollback happened but its report was not recorded: report it now, as completely as the first time.
+
+        The ledger record says from, to, the split and the breaking revision; the
+        revisions just read give the diff and the fix again.
+        """
+        serving = traffic.traffic_split(service)
+        record = decided.record
+        expected = dict(record.after) if record and record.after else decided.target
+        kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
+        action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
+        decided = rules.rebuilt(record, revisions, self.config, serving) if record else decided
+        decided = replace(
+            decided,
+            detail=f"rolled back {decided.failing} → {decided.target} "
+            f"for incident {alert.incident_id} (report sent on redelivery)",
+        )
+        card = report.render(alert, decided, action, buttons=self._reporter.buttons)
+        posted = self._reporter.card(card, "", record.at if record else time.time(), deadline)
+        settle_report(self.cloud_run, alert, service, posted, deadline)
+        return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
+        """The update was accepted but its operation ended in error: say what serves, and clean up.
+
+        Cloud Run keeps the requested traffic and annotations in the spec (so the
+        ledger record is there too) while ``trafficStatuses`` keep showing what
+        serves. The report says what serves now, from ``trafficStatuses``, and
+        the command to run. The record is removed (an annotations-only update,
+        the spec's traffic left as Cloud Run keeps it) unless the target does
+        serve 100%: the ledger never claims a rollback that did not happen. The
+        delivery is acknowledged, so it does not loop; a later notification of
+        the same incident may try once more, and reports again if it fails.
+        """
+        service: dict | None = None
+        try:
+            service = self.cloud_run.get_service(alert.service, deadline)
+        except Exception as read_error:  # noqa: BLE001 - the report goes out regardless
+            logs.warning(f"could not read the service after the failed rollback: {read_error}")
+        serving = traffic.traffic_split(service) if service is not None else {}
+        now = ", ".join(f"{revision} {percent}%" for revision, percent in serving.items()) or "unknown"
+        logs.error(
+            f"ROLLBACK FAILED for {alert.service.service}: {error}",
+            decision="rollback_failed",
+            incident_id=alert.incident_id,
+            service=str(alert.service),
+            from_revision=decided.failing,
+            to_revision=decided.target,
+            serving=serving,
+            manual_command=report.rollback_command(alert, decided.target),
+        )
+        moved = serving.get(decided.target) == 100
+        outcome = "the target serves 100% all the same" if moved else "traffic was not moved"
+        detail = f"{error}. Serving now (trafficStatuses): {now}; {outcome}"
+        posted = self._reporter.post(
+            report.render(alert, decided, report.Action(report.FAILED, error=detail)), deadline
+        )
+        try:  # drop the record so the ledger does not claim a rollback that did not happen
+            if service is not None and not moved:
+                self.cloud_run.reannotate(
+                    alert.service, service, lambda annotations: ledger.without(annotations, alert.incident_id), deadline
+                )
+        except Exception as cleanup_error:  # noqa: BLE001 - already reported loudly
+            logs.warning(
+                f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
+            )
+        return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)

@@ -1,0 +1,149 @@
+"""A verification verdict, told once: record → post → record that it was posted. A thin shell.
+
+Ticks arrive at least once and overlap, so a verdict is told in this order:
+
+1. **record** the verdict in the ledger record (an etag-guarded annotation update). Of two
+   overlapping ticks only one update succeeds; the other reads again, finds the verdict, and stops;
+2. **post** it in the rollback report's thread (bot mode) or as a new message (webhook), and move
+   the card itself to recovered / not recovered;
+3. **record** that it was posted (``told_at``).
+
+A crash after 1 cannot lose the verdict: a later tick finds it recorded but not told, and posts it
+once the writer's whole deadline has passed (it might still have been posting). A crash between 2
+and 3 posts it twice at most, as with the rollback report. Posting first would let two overlapping
+ticks both post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from watchdog.config import Config, ServiceRef
+from watchdog.core import decision as rules
+from watchdog.core import ledger, report, traffic
+from watchdog.core import verification as verify
+from watchdog.core.intake import Alert
+from watchdog.edges import logs
+from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
+from watchdog.flows.reporting import Reporter
+
+
+class Verdicts:
+    def __init__(self, config: Config, cloud_run: CloudRun, reporter: Reporter, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.cloud_run = cloud_run
+        self._reporter = reporter
+        self._clock = clock
+
+    def settle(
+        self, ref: ServiceRef, record: ledger.Record, verdict: verify.Verdict, now: float, deadline: float
+    ) -> bool:
+        """Record, post, record that it was posted: see the module docstring for why in this order.
+
+        True when nothing is left to post (posted, or another delivery recorded a verdict first)."""
+        claimed = self._update(
+            ref, record.incident, lambda r: None if r.state else verify.decided(r, verdict, now), deadline
+        )
+        if claimed is None:
+            return True  # another delivery recorded a verdict first: it posts
+        return self.tell(ref, claimed, verdict, deadline)
+
+    def tell(self, ref: ServiceRef, record: ledger.Record, verdict: verify.Verdict | None, deadline: float) -> bool:
+        """Post a recorded verdict and record that it was; False when it must be posted again later."""
+        message = verify.render(ref, record, verdict, self._clock())
+        posted = self._reporter.post(message, deadline, thread=record.thread, quiet=True)
+        if not posted.ok and posted.retryable:
+            logs.warning(
+                f"verdict for {ref.service} not posted yet, a later tick retries: {posted.error}",
+                service=str(ref),
+                incident_id=record.incident,
+            )
+            return False
+        if not posted.ok:
+            logs.error(f"Slack refused the verdict for good: {posted.error}: {message.text}", service=str(ref))
+        if posted.ok:
+            self._restate_card(ref, record, deadline)
+        told_at = round(self._clock(), 3)
+        self._update(ref, record.incident, lambda r: None if r.told_at else replace(r, told_at=told_at), deadline)
+        logs.log(
+            "ERROR" if record.state == verify.ESCALATED else "NOTICE",
+            f"{ref.service}: {record.state} ({record.why})",
+            decision=record.state,
+            reason=record.why,
+            incident_id=record.incident,
+            service=str(ref),
+            posted=posted.ok,
+            alert_to_rollback_s=round(record.at - record.alert_at, 1) if record.alert_at else None,
+            rollback_to_verdict_s=round((record.verdict_at or told_at) - record.at, 1),
+        )
+        return True
+
+    def alert_fired_again(self, alert: Alert, revision: str, deadline: float) -> None:
+        """The decision reported ``rollback_did_not_fix`` loudly: record the escalation on the rollback to it.
+
+        Recorded as already told: the decision's own report is the escalation (``<!here>``, no further
+        rollback); a second ``<!here>`` for the same alert would page on-call twice.
+        """
+        service = self.cloud_run.get_service(alert.service, deadline)
+        read = ledger.read(service.get("annotations"))
+        if isinstance(read, ledger.Unreadable):
+            return
+        record = read.rolled_to.get(revision)
+        if record is None or record.state:
+            return
+        now = round(self._clock(), 3)
+
+        def escalate(found: ledger.Record) -> ledger.Record | None:
+            escalated = verify.alert_fired_again(found, now)
+            return None if escalated is None else replace(escalated, told_at=now)
+
+        if self._update(alert.service, record.incident, escalate, deadline, service) is not None:
+            logs.error(
+                f"{alert.service.service}: escalated (alert_fired_again): incident {alert.incident_id} "
+                f"opened for {revision}, the revision it was rolled back to",
+                decision="escalated",
+                reason="alert_fired_again",
+                incident_id=record.incident,
+                service=str(alert.service),
+            )
+
+    def _restate_card(self, ref: ServiceRef, record: ledger.Record, deadline: float) -> None:
+        """The card itself moves to recovered / not recovered (the thread reply above is what pages)."""
+        if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:
+            return
+        try:
+            service, history = self.cloud_run.read(ref, deadline)
+            decided = rules.rebuilt(record, history.loaded, self.config, traffic.traffic_split(service))
+            alert = Alert(record.incident, "open", ref, record.from_revision, started_at=record.alert_at)
+            card = report.render(alert, decided, report.Action(record.state), buttons=self._reporter.buttons)
+            updated = self._reporter.update(card, record.thread, deadline)
+            if not updated.ok:
+                logs.warning(f"could not update the card: {updated.error}", service=str(ref))
+        except Exception as error:  # noqa: BLE001 - the verdict is posted; the card's headline is a courtesy
+            logs.warning(f"could not update the card: {type(error).__name__}: {error}", service=str(ref))
+
+    def _update(
+        self, ref: ServiceRef, incident: str, change: Any, deadline: float, service: dict | None = None
+    ) -> ledger.Record | None:
+        """Apply ``change`` to the incident's record with the service's etag; re-read on a conflict.
+
+        Returns the record written, or None when ``change`` declined (the record already changed).
+        """
+        for attempt in range(3):
+            if service is None or attempt:
+                service = self.cloud_run.get_service(ref, deadline)
+            read = ledger.read(service.get("annotations"))
+            record = read.find(incident) if isinstance(read, ledger.Ledger) else None
+            new = change(record) if record is not None else None
+            if new is None:
+                return None
+            try:
+                self.cloud_run.annotate(
+                    ref, ledger.with_record(service.get("annotations"), new), service.get("etag", ""), deadline
+                )
+                return new
+            except ConcurrentChange:
+                continue
+        raise ConcurrentChange(f"{ref} kept changing while recording the verdict")
