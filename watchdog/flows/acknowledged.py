@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog.core import permissions, report
+from watchdog.core import report
 from watchdog.core.intake import Alert, Ignored
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import rest_status
@@ -69,6 +69,8 @@ def _what_to_do(alert: Alert, error: Exception, identity: Callable[[], str]) -> 
     if isinstance(error, api_exceptions.NotFound):
         return "check the service name and region in the alert policy", False
     if isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
+        from watchdog.core import permissions  # its patterns are compiled only when a call was denied
+
         missing = permissions.missing_permission(str(error), alert.service, identity())
         return f"grant the watchdog {missing.permission} on {missing.resource}: {missing.command}", True
     if isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
