@@ -181,7 +181,7 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_alert" {
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
 
-# Drills through the real pipeline (python -m watchdog drill --topic ...).
+# Drills through the real pipeline (rollback-watchdog drill --topic ...).
 resource "google_pubsub_topic_iam_member" "oncall_publishes_drills" {
   for_each = toset(var.drill_publishers)
 

@@ -1,5 +1,5 @@
 output "alert_topic" {
-  description = "Pub/Sub topic (projects/P/topics/T) Cloud Monitoring publishes incidents to. Pass it to `python -m watchdog drill --topic`."
+  description = "Pub/Sub topic (projects/P/topics/T) Cloud Monitoring publishes incidents to. Pass it to `rollback-watchdog drill --topic`."
   value       = google_pubsub_topic.alerts.id
 }
 

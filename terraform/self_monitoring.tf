@@ -73,7 +73,7 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
     subject   = "Rollback watchdog logged an error"
     content   = <<-EOT
       The rollback watchdog function logged an error. Rollbacks may not be happening.
-      Check the function's logs, then run the doctor (`python -m watchdog doctor`).
+      Check the function's logs, then run the doctor (`rollback-watchdog doctor`).
       Undeliverable alerts land on the dead-letter subscription `${google_pubsub_subscription.dead_letter.name}`.
     EOT
   }

@@ -290,7 +290,7 @@ variable "drill_invokers" {
 }
 
 variable "drill_publishers" {
-  description = "Principals allowed to publish to the alert topic (roles/pubsub.publisher on that topic only), for `python -m watchdog drill --topic`. Whoever can publish there can make the watchdog act: list only people who could roll back by hand anyway."
+  description = "Principals allowed to publish to the alert topic (roles/pubsub.publisher on that topic only), for `rollback-watchdog drill --topic`. Whoever can publish there can make the watchdog act: list only people who could roll back by hand anyway."
   type        = list(string)
   default     = []
 

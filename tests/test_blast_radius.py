@@ -78,7 +78,7 @@ def test_names_services_with_the_same_flip_within_24_hours_and_what_the_watchdog
             "netra-billing: netra-billing-00002-r02 changed vpc egress: private-ranges-only → all-traffic "
             "(3.0 h before; out of scope): report only: out of scope (would roll back to netra-billing-00001-r01)",
             "netra-canary: netra-canary-00002-r02 changed vpc egress: private-ranges-only → all-traffic "
-            "(1.0 h after; in scope): not serving traffic yet; run `python -m watchdog check` before migrating",
+            "(1.0 h after; in scope): not serving traffic yet; run `rollback-watchdog check` before migrating",
             "netra-backend-staging: netra-backend-staging-00119-qor changed vpc egress: private-ranges-only → "
             "all-traffic (1 min after; out of scope): report only: out of scope "
             "(would roll back to netra-backend-staging-00118-paz)",

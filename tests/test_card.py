@@ -67,7 +67,7 @@ class TestWhatTheCardSays:
             in text
         )
         assert (
-            "```python -m watchdog pause \\\\\\n  --project netra-staging --region us-central1 \\\\\\n  --service netra-auth-service```"
+            "```rollback-watchdog pause \\\\\\n  --project netra-staging --region us-central1 \\\\\\n  --service netra-auth-service```"
             in text
         )
         assert "*Undo*" in text

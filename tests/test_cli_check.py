@@ -1,4 +1,4 @@
-"""`python -m watchdog check`: the pre-deploy gate against the Cloud Run stand-in (real google-cloud-run client)."""
+"""`rollback-watchdog check`: the pre-deploy gate against the Cloud Run stand-in (real google-cloud-run client)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m watchdog doctor` against the Monitoring gRPC stand-in, a Pub/Sub IAM stand-in (and pstest),
+"""`rollback-watchdog doctor` against the Monitoring gRPC stand-in, a Pub/Sub IAM stand-in (and pstest),
 and the Cloud Run stand-in: what would stop the watchdog acting, with exit codes 0/1/2."""
 
 from __future__ import annotations

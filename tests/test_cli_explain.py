@@ -1,4 +1,4 @@
-"""`python -m watchdog explain`: the decision for an alert, from files or a live (read-only) lookup."""
+"""`rollback-watchdog explain`: the decision for an alert, from files or a live (read-only) lookup."""
 
 from __future__ import annotations
 

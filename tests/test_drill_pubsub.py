@@ -1,4 +1,4 @@
-"""`python -m watchdog drill --topic`: published to the pstest Pub/Sub fake, delivered by a small Eventarc
+"""`rollback-watchdog drill --topic`: published to the pstest Pub/Sub fake, delivered by a small Eventarc
 bridge to the real functions-framework server, reported in Slack as a DRILL dry run."""
 
 from __future__ import annotations

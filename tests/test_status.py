@@ -1,4 +1,4 @@
-"""`python -m watchdog status` (and doctor's "needs a human") against the Cloud Run stand-in.
+"""`rollback-watchdog status` (and doctor's "needs a human") against the Cloud Run stand-in.
 
 Four services, one per situation: clear, paused (fresh and forgotten), pinned for two days with a newer
 revision waiting at 0%, and a rollback that was escalated. Text and --json, exit codes 0/1/2.

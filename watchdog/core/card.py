@@ -181,7 +181,7 @@ def _also_reverted(decision: Decision) -> str:
         else:
             lines.append(f"• {escape(change.field)}: {code(change.old)} (was {code(change.new)})")
     if len(rest) > 12:
-        lines.append(f"… and {len(rest) - 12} more (`python -m watchdog explain` lists them)")
+        lines.append(f"… and {len(rest) - 12} more (`rollback-watchdog explain` lists them)")
     return "\n".join(lines)
 
 
@@ -205,7 +205,7 @@ def _commands(alert: Alert, decision: Decision) -> str:
     where = f"--region {ref.region} --project {ref.project}"
     before = decision.record.before if decision.record else ()
     traffic = f"gcloud run services update-traffic {ref.service}"
-    pause = ("python -m watchdog pause", f"--project {ref.project} --region {ref.region}", f"--service {ref.service}")
+    pause = ("rollback-watchdog pause", f"--project {ref.project} --region {ref.region}", f"--service {ref.service}")
     lines = [
         "*Undo* (traffic as it was before the rollback):",
         block_code(_lines(traffic, _undo(before, decision), where)),

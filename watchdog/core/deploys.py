@@ -16,7 +16,7 @@ entry). Methods read:
 
 The requested template is turned into a v2 revision-shaped dict, so that the
 same diff and the same precheck rules (:mod:`watchdog.core.precheck`) judge it as
-``python -m watchdog check`` judges a revision. An entry without a request
+``rollback-watchdog check`` judges a revision. An entry without a request
 (the second entry of a v2 long-running operation) or without a template (a
 traffic- or annotations-only update, such as the watchdog's own) is Ignored.
 """

@@ -65,7 +65,7 @@ class Alert:
     started_at: float | None = None
     ended_at: float | None = None
     found_by: str = "resource labels"
-    drill: bool = False  # a synthetic incident from ``python -m watchdog drill``
+    drill: bool = False  # a synthetic incident from ``rollback-watchdog drill``
     drill_live: bool = False  # a drill that may change traffic (``--live``)
     schema: str = "1.2"
     published_at: float | None = None  # when Pub/Sub accepted the message (publishTime); None if unknown

@@ -2,7 +2,7 @@
 
 Pure code: the revision serving now (``baseline``) and the one about to take
 its traffic (``candidate``) in, a :class:`Verdict` with its findings out.
-``python -m watchdog check`` reads the revisions and prints the verdict.
+``rollback-watchdog check`` reads the revisions and prints the verdict.
 
 Rules (``rule`` ids can be acknowledged with ``check --allow RULE``):
 

@@ -1,7 +1,7 @@
 """The sentinel: a deploy's requested template against the revision serving now → a :class:`DeployVerdict`.
 
 Pure code. The verdict is :func:`watchdog.core.precheck.evaluate`, the same rules
-as ``python -m watchdog check``, so a deploy-time warning and ``check``
+as ``rollback-watchdog check``, so a deploy-time warning and ``check``
 always agree. Rules, first match wins:
 
 1. ``sentinel_off``: ``WATCHDOG_SENTINEL=off``.
@@ -190,7 +190,7 @@ def render(event: DeployEvent, warning: DeployVerdict, revision: str = "") -> Me
             if finding.fix:
                 lines.append(f"   _Fix:_ {escape(finding.fix)}")
     lines.append(f"Serving now: {code(warning.baseline or 'none')}. The watchdog {escape(warning.would)}.")
-    check = f"python -m watchdog check --project {ref.project} --region {ref.region} --service {ref.service}"
+    check = f"rollback-watchdog check --project {ref.project} --region {ref.region} --service {ref.service}"
     lines.append(f"Check it any time: {code(check)}")
     text = "\n".join(lines)
     return Message(text, [_section(text)])

@@ -1,4 +1,4 @@
-"""``python -m watchdog status``: what the watchdog holds, per watched service, and what needs a human.
+"""``rollback-watchdog status``: what the watchdog holds, per watched service, and what needs a human.
 
 :func:`assess` is pure: the service and its first page of revisions (v2 REST JSON), the
 configuration and the clock in, a :class:`Status` out. :func:`gather` is the read edge (one

@@ -124,7 +124,7 @@ def _look(
     head = f"{ref.service}: {name} changed {_describe(changes)} ({when}; {scope})"
     serving = traffic.traffic_split(service)
     if serving.get(name, 0) == 0:
-        return f"{head}: not serving traffic yet; run `python -m watchdog check` before migrating"
+        return f"{head}: not serving traffic yet; run `rollback-watchdog check` before migrating"
     return f"{head}: {_would(config, cloud_run, ref, service, history, now, deadline)}"
 
 

@@ -9,7 +9,7 @@ message attributes (``rollback-watchdog-drill``), each ``dry-run`` or
 decision treats a drill that is not live as a dry run, and the report says
 DRILL.
 
-``python -m watchdog drill`` builds one and publishes it to the watchdog's
+``rollback-watchdog drill`` builds one and publishes it to the watchdog's
 topic, or POSTs it to the ``drill`` HTTP function, which hands it here
 (:func:`respond`). The HTTP body is either the notification exactly as the
 CLI builds it, or the short form ``{"project", "region", "service", "live"}``
