@@ -112,9 +112,7 @@ def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringS
 
 def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -> bool:
     """On-call clicks the backend card's Undo: refused for someone not on call, done for the on-call engineer."""
-    from urllib.parse import urlencode
-
-    from tests.standins.slack import signed, user
+    from tests.standins.slack import block_actions, interaction, user
     from tests.support import post
 
     say("\n9. The card's buttons, through the slack_actions function (signed requests, approvers only):")
@@ -122,19 +120,10 @@ def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -
         {"U0ONCALL": user("U0ONCALL", team="T0NETRA"), "U0VISITOR": user("U0VISITOR", team="T0NETRA")}
     )
     card = next(m for m in slack.state.messages if "netra-backend-staging" in m.get("text", "") and m.get("blocks"))
-    [block] = [b for b in card["blocks"] if b["type"] == "actions"]
-    undo = next(e for e in block["elements"] if e["action_id"] == "undo_rollback")
     with FunctionProcess(env, target="slack_actions", signature="http", log_path=where / "actions.log") as actions:
         for who in ("U0VISITOR", "U0ONCALL"):
-            payload = {"type": "block_actions", "team": {"id": "T0NETRA"}, "user": {"id": who},
-                       "channel": {"id": card["channel"]},
-                       "container": {"type": "message", "message_ts": card["ts"], "channel_id": card["channel"]},
-                       "message": {"ts": card["ts"], "blocks": card["blocks"]},
-                       "actions": [{"action_id": "undo_rollback", "value": undo["value"],
-                                    "action_ts": f"{time.time():.6f}"}]}  # fmt: skip
-            raw = urlencode({"payload": json.dumps(payload)}).encode()
-            status, _ = post(actions.url, raw, {"Content-Type": "application/x-www-form-urlencoded",
-                                                **signed(ACTIONS["SLACK_SIGNING_SECRET"], raw)})  # fmt: skip
+            payload = block_actions(card, "undo_rollback", who, "T0NETRA")
+            status, _ = post(actions.url, *interaction(ACTIONS["SLACK_SIGNING_SECRET"], payload))
             told = [e["text"] for e in slack.state.ephemeral if e["user"] == who]
             say(f"   {who} clicks Undo → HTTP {status}" + (f"; told: {told[-1]}" if told else ""))
     api.state.read_service(PREFIX + "netra-backend-staging")  # the undo's operation finishes

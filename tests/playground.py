@@ -10,6 +10,21 @@ server running ``main.handle_alert``. pstest does not push, so a small Eventarc
 message to the function as a CloudEvent, as the Eventarc trigger does in
 production: ``drill`` goes end to end and its card lands in Slack.
 
+Two more pieces make the card's life complete:
+
+* a second functions-framework server runs ``main.slack_actions``, the card's
+  interactivity Request URL, with the Slack stand-in's signing secret;
+  ``python -m tests.playground click undo|pause|ack`` clicks a button of the
+  newest card as Slack would (tests/standins/slack.py ``click``): a signed,
+  form-encoded ``block_actions`` POST, as the on-call approver ``U0ONCALL``;
+* the verification tick Cloud Scheduler publishes each minute (terraform/verify.tf)
+  is published every ``--tick-seconds`` (15), with a short quiet time
+  (``WATCHDOG_VERIFY_MINUTES=0.5``), so a rollback becomes "recovered" on the card
+  and in ``status``. The watchdog reads Monitoring only up to 180 s back
+  (watchdog/core/verification.py ``INGEST_DELAY``), so that is about 3½ minutes
+  after the rollback; ``python -m tests.playground fast-forward`` moves the
+  rollbacks under verification that far into the past instead, as ``make demo`` does.
+
 It prints the ``export`` lines to paste (``--env-file PATH`` also writes them
 for ``source``), then a few commands to try, and serves until Ctrl-C or SIGTERM.
 """
@@ -17,33 +32,53 @@ for ``source``), then a few commands to try, and serves until Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import shlex
 import signal
 import socket
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from google.cloud import pubsub_v1
 
 from tests.eventarc_bridge import Attempt, EventarcBridge
-from tests.incident import PROJECT, REGION, TOPIC, Incident, standins
+from tests.incident import ACTIONS, PROJECT, REGION, TOPIC, Incident, standins
 from tests.pubsub_emulator.server import PubSubEmulator
 from tests.standins.iam import IamStandIn
-from tests.support import PYTHON, FunctionProcess, free_port
+from tests.standins.slack import print_message, user
+from tests.support import PYTHON, FunctionProcess, free_port, post
+from watchdog.core import actions as card_actions
+from watchdog.core.intake import TICK_ATTRIBUTE
+from watchdog.core.verification import INGEST_DELAY
 
 SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/eventarc-{REGION}-watchdog-sub"
+SERVICES = ("netra-auth-service", "netra-backend-staging")
 # Fixed ports, so the exports stay right across restarts; one in use falls back to a free port.
-PORTS = {"cloud_run": 8781, "slack": 8782, "monitoring": 8783, "iam": 8784, "pubsub": 8785, "function": 8786}
+PORTS = {"cloud_run": 8781, "slack": 8782, "monitoring": 8783, "iam": 8784, "pubsub": 8785, "function": 8786,
+         "actions": 8787}  # fmt: skip
+TICK_SECONDS = 15.0  # Cloud Scheduler's tick comes every minute (terraform/verify.tf); here more often
+VERIFY_MINUTES = "0.5"  # the quiet time before a rollback is called recovered (10 by default)
+APPROVER, VISITOR = "U0ONCALL", "U0VISITOR"  # in WATCHDOG_SLACK_APPROVERS, and not
+BUTTONS = {"undo": card_actions.UNDO, "pause": card_actions.PAUSE, "ack": card_actions.ACK}
 EXAMPLES = """\
   rollback-watchdog explain --alert tests/fixtures/alerts/incident_backend_startup_metric_threshold.json
   rollback-watchdog check --service netra-backend-staging        # exit 1: egress flipped to all-traffic
   rollback-watchdog status
   rollback-watchdog drill --service netra-backend-staging        # a dry run: a [DRILL] DRY RUN card
   rollback-watchdog drill --service netra-backend-staging --live # rolls back; the card is printed here
-  rollback-watchdog status                                       # backend pinned to 00118-paz
-  rollback-watchdog undo --service netra-backend-staging
+  rollback-watchdog status                                       # backend pinned to 00118-paz, verifying
+  python -m tests.playground fast-forward   # or wait ~{due}: the next tick calls it recovered, card and all
+  rollback-watchdog status                                       # backend: recovered
+  python -m tests.playground click undo     # the card's "Undo rollback", clicked by U0ONCALL (an approver)
+  rollback-watchdog status                                       # backend unpinned: 00119-qor serves again
+  rollback-watchdog drill --service netra-auth-service --live
+  python -m tests.playground click pause --user U0VISITOR        # refused: not an approver, nothing changes
+  rollback-watchdog undo --service netra-auth-service            # the same undo, from the command line
   rollback-watchdog pause --service netra-auth-service --reason 'trying the playground'
   rollback-watchdog resume --service netra-auth-service
   rollback-watchdog doctor          # exit 2 here: pstest has no IAM API, so the topic's grant is unchecked"""
@@ -69,11 +104,21 @@ def exports(world: Incident, iam: IamStandIn, pubsub: PubSubEmulator) -> dict[st
     return {
         "CLOUDSDK_CORE_PROJECT": PROJECT,
         "CLOUDSDK_RUN_REGION": REGION,
-        **world.env(),
+        **function_env(world),
         "PUBSUB_EMULATOR_HOST": pubsub.host,
         "WATCHDOG_TOPIC": TOPIC,
         "IAM_API_ENDPOINT": iam.url,
     }
+
+
+def function_env(world: Incident) -> dict[str, str]:
+    """Both functions' settings: the incident's, with a short quiet time so a verdict comes in minutes."""
+    return {**world.env(), "WATCHDOG_VERIFY_MINUTES": VERIFY_MINUTES}
+
+
+def verdict_due(minutes: str = VERIFY_MINUTES) -> float:
+    """Seconds from a rollback to the earliest tick that can call it recovered: ingest delay + quiet time."""
+    return INGEST_DELAY + float(minutes) * 60
 
 
 def export_lines(names: dict[str, str]) -> str:
@@ -97,33 +142,83 @@ def topic_and_subscription() -> pubsub_v1.SubscriberClient:
     return subscriber
 
 
+class Decisions:
+    """A function's structured log, read on: the lines with a ``decision`` since the last call."""
+
+    def __init__(self, function: FunctionProcess) -> None:
+        self.function = function
+        self.seen = 0
+
+    def new(self) -> list[dict]:
+        lines = self.function.logs()
+        fresh, self.seen = lines[self.seen :], len(lines)
+        return [line for line in fresh if line.get("decision")]
+
+
+def shown(line: dict) -> str:
+    return f"  watchdog [{line.get('severity')}] {line.get('message')}"
+
+
 def reporter(function: FunctionProcess):
-    """After each delivery: what Pub/Sub delivered, and what the watchdog decided (its log lines)."""
-    seen = [0]
+    """After each delivery: what Pub/Sub delivered, and what the watchdog decided (its log lines).
+
+    A tick with nothing to verify is not shown, nor a tick that decided what the one before did (a
+    rollback waiting for its quiet time is shown once, with the time its verdict is due)."""
+    decisions, last_tick = Decisions(function), [()]
 
     def told(attempt: Attempt) -> None:
+        lines = decisions.new()
+        if TICK_ATTRIBUTE in attempt.attributes and attempt.acked:
+            lines = [line for line in lines if line.get("reason") != "nothing_to_verify"]
+            same = tuple((line.get("decision"), line.get("reason"), line.get("incident_id")) for line in lines)
+            if not lines or same == last_tick[0]:
+                return
+            last_tick[0] = same
         kind = ",".join(f"{k}={v}" for k, v in attempt.attributes.items()) or "alert"
         say(f"Pub/Sub → function: message {attempt.message_id} ({kind}) → HTTP {attempt.status}"
             + ("" if attempt.acked else ": not acknowledged, redelivered"))  # fmt: skip
-        lines = function.logs()
-        for line in lines[seen[0] :]:
-            if line.get("decision"):
-                say(f"  watchdog [{line.get('severity')}] {line.get('message')}")
-        seen[0] = len(lines)
+        for line in lines:
+            say(shown(line))
 
     return told
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.playground", description=__doc__.splitlines()[0])
-    parser.add_argument("--env-file", type=Path, help="also write the export lines to this file, for `source`")
-    parser.add_argument("--free-ports", action="store_true", help="any free ports, not the fixed ones")
-    args = parser.parse_args(argv)
+def click_reporter(function: FunctionProcess):
+    """After each click the Slack stand-in delivered: who clicked what, the answer, the function's decision."""
+    decisions = Decisions(function)
+
+    def told(answer: dict) -> None:
+        say(f"Slack → slack_actions: {answer['user']} clicked {answer['action']} on card {answer['card']['ts']}"
+            f" → HTTP {answer['status']} in {answer['seconds']} s")  # fmt: skip
+        for line in decisions.new():
+            say(shown(line))
+        for text in answer["told"]:
+            say(f"  told {answer['user']} (only them): {text}")
+
+    return told
+
+
+def ticking(stop: threading.Event, every: float) -> None:
+    """Cloud Scheduler's job (terraform/verify.tf): the tick message published to the topic, every ``every`` s."""
+    publisher = pubsub_v1.PublisherClient()
+    try:
+        while not stop.wait(every):
+            try:
+                publisher.publish(TOPIC, b"tick", **{TICK_ATTRIBUTE: "1"}).result(timeout=10)
+            except Exception as error:  # a missed tick is not retried: the next one comes
+                if not stop.is_set():
+                    say(f"tick not published: {type(error).__name__}: {error}")
+    finally:
+        publisher.transport.close()
+
+
+def serve(args: argparse.Namespace) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     ports = {name: 0 if args.free_ports else port(fixed) for name, fixed in PORTS.items()}
-    log = Path(tempfile.mkdtemp(prefix="watchdog-playground-")) / "function.log"
+    logs = Path(tempfile.mkdtemp(prefix="watchdog-playground-"))
+    log, actions_log = logs / "function.log", logs / "slack_actions.log"
     with (
         standins(ports["cloud_run"], ports["slack"], ports["monitoring"], echo=True) as world,
         IamStandIn(world.cloud_run.state, ports["iam"]) as iam,
@@ -131,21 +226,49 @@ def main(argv: list[str] | None = None) -> None:
     ):
         os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
         subscriber = topic_and_subscription()
-        with FunctionProcess(world.env(), log_path=log, port=ports["function"]) as function:
+        slack = world.slack.state
+        team = ACTIONS["WATCHDOG_SLACK_TEAM"]
+        slack.users.update({who: user(who, team=team) for who in (APPROVER, VISITOR)})
+        with (
+            FunctionProcess(function_env(world), log_path=log, port=ports["function"]) as function,
+            FunctionProcess(
+                function_env(world),
+                target="slack_actions",
+                signature="http",
+                log_path=actions_log,
+                port=ports["actions"],
+            ) as buttons,
+        ):
+            slack.request_url, slack.signing_secret = buttons.url, ACTIONS["SLACK_SIGNING_SECRET"]
+            slack.on_click = click_reporter(buttons)
             bridge = EventarcBridge(subscriber, SUBSCRIPTION, function.url)
-            delivering = threading.Thread(target=bridge.serve, args=(stop, reporter(function)), daemon=True)
-            delivering.start()
+            threads = [threading.Thread(target=bridge.serve, args=(stop, reporter(function)), daemon=True)]
+            if args.tick_seconds > 0:
+                threads.append(threading.Thread(target=ticking, args=(stop, args.tick_seconds), daemon=True))
+            for thread in threads:
+                thread.start()
             names = exports(world, iam, pubsub)
             moved = [f"{name} {fixed}" for name, fixed in PORTS.items() if ports[name] not in (fixed, 0)]
+            due = f"{verdict_due() / 60:g} min"
             say("Rollback watchdog playground: the staging incident (egress private-ranges-only → all-traffic)")
-            say(f"Ports: {'free ones (--free-ports)' if args.free_ports else 'fixed, 8781-8786'}"
+            say(f"Ports: {'free ones (--free-ports)' if args.free_ports else 'fixed, 8781-8787'}"
                 + (f"; in use, so a free one instead of: {', '.join(moved)}" if moved else ""))  # fmt: skip
             say(f"Function: {function.url} (main.handle_alert; log: {log})")
+            say(f"Buttons: {buttons.url} (main.slack_actions, the card's Request URL; log: {actions_log})")
+            say(f"  python -m tests.playground click undo|pause|ack: Slack's signed click on the newest card, as"
+                f" {APPROVER} (an approver; --user {VISITOR} is refused)")  # fmt: skip
             say(f"Pub/Sub: {pubsub.host}, topic {TOPIC} → subscription → function, as Eventarc delivers")
+            if args.tick_seconds > 0:
+                say(f"Ticks: published every {args.tick_seconds:g} s, as Cloud Scheduler's each minute; quiet time"
+                    f" WATCHDOG_VERIFY_MINUTES={VERIFY_MINUTES}. Monitoring is read only up to"
+                    f" {INGEST_DELAY:g} s back, so a rollback is called recovered ~{due} after it"
+                    " (python -m tests.playground fast-forward: at the next tick)")  # fmt: skip
+            else:
+                say("Ticks: none (--tick-seconds 0): rollbacks stay verifying")
             say("\nPaste into another shell (from the repository root):\n")
             say(export_lines(names))
             say("Then try (rollback-watchdog is .venv/bin/python -m watchdog):\n")
-            say(EXAMPLES)
+            say(EXAMPLES.format(due=due))
             say(f"\nSlack messages appear below; all of them: curl -s {world.slack.url}/_control/messages")
             say(f"Cloud Run as it stands: curl -s {world.cloud_run.url}/_control/state")
             if args.env_file:
@@ -154,9 +277,89 @@ def main(argv: list[str] | None = None) -> None:
             say("Ctrl-C stops everything.\n")
             stop.wait()
             say("\nStopping …")
-            delivering.join(15)
+            for thread in threads:
+                thread.join(15)
+            slack.on_click = None
         subscriber.close()
     say("Playground stopped.")
+
+
+def endpoint(variable: str, name: str) -> str:
+    """Where the playground's stand-in listens: from the pasted exports, else its fixed port."""
+    return os.environ.get(variable, "").removesuffix("/").removesuffix("/api") or f"http://127.0.0.1:{PORTS[name]}"
+
+
+def click(args: argparse.Namespace) -> int:
+    """Ask the Slack stand-in to deliver a click, as Slack does; show the answer and the card. 0: done."""
+    url = endpoint("SLACK_API_URL", "slack") + "/_control/click"
+    asked = {"action": BUTTONS[args.button], "user": args.user, "ts": "" if args.card == "latest" else args.card}
+    _status, text = post(url, json.dumps(asked).encode(), {"Content-Type": "application/json"})
+    answer = json.loads(text)
+    if not answer.get("ok"):
+        say(f"not clicked: {answer.get('error')}")
+        return 1
+    late = " (too late: Slack gives up after 3 s)" if answer["seconds"] > 3 else ""
+    say(f"{args.user} clicked {BUTTONS[args.button]} on card {answer['card']['ts']}: slack_actions answered"
+        f" HTTP {answer['status']} in {answer['seconds']} s{late}")  # fmt: skip
+    for reply in answer["told"]:
+        say(f"Slack told {args.user} (only them): {reply}")
+    if not answer["told"]:
+        print_message(answer["card"], note="the card now")
+    return 0 if answer["status"] == 200 and not answer["told"] else 1
+
+
+def fast_forward(args: argparse.Namespace) -> int:
+    """Move each rollback under verification ``--minutes`` into the past (its alert too), through the Cloud
+    Run API: the next tick sees that much quiet time, as ``make demo`` does instead of waiting."""
+    from dataclasses import replace
+
+    from watchdog.config import ServiceRef
+    from watchdog.core import ledger
+    from watchdog.core.verification import under_verification
+    from watchdog.edges.cloudrun import CloudRun
+
+    cloud_run = CloudRun(endpoint("CLOUD_RUN_API_ENDPOINT", "cloud_run"))
+    shift, moved = args.minutes * 60, 0
+    for ref in (ServiceRef(PROJECT, REGION, name) for name in SERVICES):
+        service = cloud_run.get_service(ref, time.monotonic() + 10)
+        annotations = service.get("annotations") or {}
+        now = time.time()
+        open_ = [r for r in ledger.records(annotations) if under_verification(r, now)]
+        for record in open_:
+            alert_at = record.alert_at - shift if record.alert_at else record.alert_at
+            annotations = ledger.with_record(annotations, replace(record, at=record.at - shift, alert_at=alert_at))
+            say(f"{ref.service}: the rollback of {record.incident} is now {args.minutes:g} min old")
+        if open_:
+            cloud_run.annotate(ref, annotations, service.get("etag", ""), time.monotonic() + 10)
+            moved += len(open_)
+    if not moved:
+        say("no rollback under verification: nothing to move")
+    else:
+        say("the next tick reads Monitoring over that time and gives the verdict")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.playground", description=__doc__.splitlines()[0])
+    parser.add_argument("--env-file", type=Path, help="also write the export lines to this file, for `source`")
+    parser.add_argument("--free-ports", action="store_true", help="any free ports, not the fixed ones")
+    parser.add_argument("--tick-seconds", type=float, default=TICK_SECONDS,
+                        help=f"publish the verification tick this often ({TICK_SECONDS:g}; 0: never)")  # fmt: skip
+    commands = parser.add_subparsers(dest="command", title="commands, for a running playground (without one:"
+                                     " start it)")  # fmt: skip
+    clicking = commands.add_parser("click", help="click a button of the newest card, as Slack would")
+    clicking.add_argument("button", choices=BUTTONS)
+    clicking.add_argument("--user", default=APPROVER, help=f"who clicks ({APPROVER}: an approver)")
+    clicking.add_argument("--card", default="latest", help="the card's ts (latest: the newest card with buttons)")
+    forward = commands.add_parser("fast-forward", help="move rollbacks under verification into the past")
+    enough = math.ceil(verdict_due(os.environ.get("WATCHDOG_VERIFY_MINUTES", VERIFY_MINUTES)) / 60)
+    forward.add_argument("--minutes", type=float, default=enough, help=f"how far ({enough}: enough for a verdict)")
+    args = parser.parse_args(argv)
+    if args.command == "click":
+        sys.exit(click(args))
+    if args.command == "fast-forward":
+        sys.exit(fast_forward(args))
+    serve(args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import BACKEND
-from tests.standins.slack import signed, user
+from tests.standins.slack import block_actions, interaction, user
 from tests.support import FunctionProcess, deliver, fixture, post, pubsub_body
 from watchdog.core import ledger
 
@@ -42,30 +42,12 @@ def rolled_back(start_stack, tmp_path):
 
 def click(stack, action: str, user_id: str = APPROVER, action_ts: str = "", team: str = TEAM) -> dict:
     [card] = [m for m in stack.messages if m.get("blocks") and any(b["type"] == "actions" for b in m["blocks"])]
-    [block] = [b for b in card["blocks"] if b["type"] == "actions"]
-    button = next(e for e in block["elements"] if e["action_id"] == action)
-    return {
-        "type": "block_actions",
-        "team": {"id": team},
-        "user": {"id": user_id, "team_id": team},
-        "channel": {"id": card["channel"]},
-        "container": {"type": "message", "message_ts": card["ts"], "channel_id": card["channel"]},
-        "message": {"ts": card["ts"], "blocks": card["blocks"]},
-        "actions": [
-            {
-                "action_id": action,
-                "block_id": block.get("block_id", ""),
-                "value": button["value"],
-                "action_ts": action_ts or f"{time.time():.6f}",
-            }
-        ],
-    }
+    return block_actions(card, action, user_id, team, action_ts)
 
 
 def send(actions, payload: dict, *, secret: str = SECRET, timestamp: int | None = None, headers: dict | None = None):
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    sent = {"Content-Type": "application/x-www-form-urlencoded", **signed(secret, body, timestamp), **(headers or {})}
-    return post(actions.url, body, sent)
+    body, sent = interaction(secret, payload, timestamp)
+    return post(actions.url, body, {**sent, **(headers or {})})
 
 
 def backend(stack) -> dict:

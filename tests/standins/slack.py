@@ -5,21 +5,31 @@ The real ``slack-sdk`` clients talk to it over HTTP (``SLACK_API_URL`` /
 arrives (the demo), and answers scripted faults: ``ok:false`` errors, 429 with
 Retry-After, 5xx, delays and dropped connections.
 
+It is also Slack's side of the card's buttons: with the app's interactivity
+``request_url`` and ``signing_secret`` set, ``POST /_control/click``
+(``{"action": "undo_rollback", "user": "U0ONCALL", "ts": ""}``: the newest card
+with buttons unless ``ts`` names one) sends the ``block_actions`` payload Slack
+sends for that click, form-encoded and signed, to the Request URL, and answers
+with the function's status, what the user was told and the card after.
+
 Run it alone: ``python -m tests.standins.slack --port 8086 --print``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.standins.loopback import Server, StandIn
 
@@ -57,6 +67,10 @@ class SlackState:
         self.usergroups: dict[str, list[str]] = {}
         self._ts = 0.0
         self.on_served: Callable[[dict], None] | None = None  # after a message is accepted, before the answer
+        # the app's Interactivity Request URL and Signing Secret (api.slack.com → the app's settings)
+        self.request_url = ""
+        self.signing_secret = ""
+        self.on_click: Callable[[dict], None] | None = None  # after a click was delivered, with what click() answers
 
     def reset(self) -> None:
         with self.lock:
@@ -87,6 +101,86 @@ class SlackState:
         if self.on_served is not None:
             self.on_served(message)
         return message
+
+    def click(self, action: str, user_id: str, ts: str = "", team: str = "", timeout: float = 10.0) -> dict:
+        """What Slack does when ``user_id`` clicks the button ``action`` of a card: POST the signed
+        ``block_actions`` payload to the Request URL. The card is the newest message with buttons, or the one
+        posted at ``ts``; ``team`` defaults to the user's (users.info). Slack gives up after 3 s: ``seconds``
+        says how long the function took, so a slower answer shows."""
+        if not self.request_url or not self.signing_secret:
+            return {"ok": False, "error": "no interactivity Request URL and signing secret set"}
+        with self.lock:
+            cards = [m for m in self.messages if _actions(m) and (not ts or m["ts"] == ts)]
+            card = copy.deepcopy(cards[-1]) if cards else None
+            team = team or (self.users.get(user_id) or {}).get("team_id", "")
+            told = len(self.ephemeral)
+        if card is None:
+            return {"ok": False, "error": f"no card with buttons{' at ' + ts if ts else ''}"}
+        try:
+            payload = block_actions(card, action, user_id, team)
+        except LookupError:
+            return {"ok": False, "error": f"the card {card['ts']} has no {action} button (any more)", "card": card}
+        body, headers = interaction(self.signing_secret, payload)
+        request = urllib.request.Request(self.request_url, data=body, headers=headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, text = response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            status, text = error.code, error.read().decode(errors="replace")
+        except OSError as error:
+            status, text = 0, f"{type(error).__name__}: {error}"
+        seconds = round(time.monotonic() - started, 2)
+        with self.lock:
+            now = next((copy.deepcopy(m) for m in self.messages if m["ts"] == card["ts"]), card)
+            replies = [e.get("text", "") for e in self.ephemeral[told:] if e.get("user") == user_id]
+        answer = {"ok": True, "action": action, "user": user_id, "status": status, "body": text,
+                  "seconds": seconds, "told": replies, "card": now}  # fmt: skip
+        if self.on_click is not None:
+            self.on_click(answer)
+        return answer
+
+
+def _actions(message: dict) -> dict | None:
+    """The message's actions block (the card's buttons), if it has one."""
+    blocks = message.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return next((b for b in blocks if isinstance(b, dict) and b.get("type") == "actions"), None)
+
+
+def block_actions(card: dict, action: str, user_id: str, team: str, action_ts: str = "") -> dict:
+    """The ``block_actions`` payload Slack sends when ``user_id`` clicks the button ``action`` of ``card``
+    (a message as the stand-in holds it). LookupError when the card has no such button."""
+    blocks = card.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    block = _actions(card) or {}
+    button = next((e for e in block.get("elements", []) if e.get("action_id") == action), None)
+    if button is None:
+        raise LookupError(f"no {action} button on the card {card.get('ts')}")
+    return {
+        "type": "block_actions",
+        "team": {"id": team},
+        "user": {"id": user_id, "team_id": team},
+        "channel": {"id": card["channel"]},
+        "container": {"type": "message", "message_ts": card["ts"], "channel_id": card["channel"]},
+        "message": {"ts": card["ts"], "blocks": blocks},
+        "actions": [
+            {
+                "action_id": action,
+                "block_id": block.get("block_id", ""),
+                "value": button["value"],
+                "action_ts": action_ts or f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def interaction(secret: str, payload: dict, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of Slack's POST to the Request URL: ``payload=JSON``, form-encoded, signed."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return body, {"Content-Type": "application/x-www-form-urlencoded", **signed(secret, body, timestamp)}
 
 
 def print_message(message: dict, note: str = "") -> None:
@@ -146,6 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_control/reset":
             state.reset()
             return self._json(200, {"ok": True})
+        if path == "/_control/click":
+            asked = json.loads(raw or b"{}")
+            answer = state.click(asked.get("action", ""), asked.get("user", ""), asked.get("ts", ""),
+                                 asked.get("team", ""))  # fmt: skip
+            return self._json(200 if answer["ok"] else 400, answer)
         payload = _payload(raw, self.headers.get("Content-Type", ""))
         with state.lock:
             state.requests.append(
