@@ -10,6 +10,7 @@ off the stand-ins: Slack messages, ledger annotations and the request logs.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -374,3 +375,20 @@ def test_the_card_itself_moves_to_recovered(stack, monitoring):
     assert card["updates"], "the card was updated in place"
     assert card["blocks"][0]["text"]["text"].startswith(":white_check_mark: Recovered: netra-backend-staging")
     assert "*The fix*" in json.dumps(card["blocks"])  # still the whole card, rebuilt from the ledger
+
+
+def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monitoring):
+    """Rebuilt from the ledger record, the card keeps what the first one said: the alert's policy, reason ``rollback``."""
+    first = json.dumps(roll_back(stack)["blocks"])  # a copy: the stand-in updates the message in place
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200
+    restated = json.dumps(stack.messages[0]["blocks"])
+    assert restated != first, "the card was restated"
+
+    def policy(blocks: str) -> str:
+        return re.search(r"\*Policy\*\\n([^\"]*)\"", blocks).group(1)
+
+    assert policy(first) != "unknown"
+    assert policy(restated) == policy(first)
+    assert "Reason code: rollback." in first
+    assert "Reason code: rollback." in restated

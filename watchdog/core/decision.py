@@ -395,7 +395,7 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
     kinds = KINDS_FOR[config.rollback_on]
     return Decision(
         RESEND_REPORT,
-        "already_handled",
+        "rollback",  # what the card says it did: the rollback, not the redelivery that rebuilt it
         f"rolled back {record.from_revision} → {record.to_revision}",
         failing=record.from_revision,
         target=record.to_revision,

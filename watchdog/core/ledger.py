@@ -36,6 +36,7 @@ PAUSE_INFO_KEY = "rollback-watchdog/paused-by"
 KEEP = 10  # rollback records kept per service; what they must not forget moves to ``memory``
 KEEP_AWAY = 200  # revisions rolled away from (about 30 characters each)
 KEEP_INCIDENTS = 50  # closed and noticed incidents, each list
+POLICY_CHARS = 120  # of the alert policy's name kept in a record (the card shows it again when restated)
 TRUE_VALUES = {"1", "true", "yes", "on"}  # the same words as WATCHDOG_PAUSED
 
 
@@ -63,6 +64,7 @@ class Record:
     why: str = ""  # the verdict's reason code
     verdict_at: float | None = None  # when the verdict was recorded (before it is posted)
     told_at: float | None = None  # when the verdict was posted
+    policy: str = ""  # the alert policy's name (shortened), so a card restated from the record still names it
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,7 @@ def _from_json(item: Any) -> Record:
         why=str(item.get("why", "")),
         verdict_at=_finite(item["verdict_at"]) if item.get("verdict_at") is not None else None,
         told_at=_finite(item["told_at"]) if item.get("told_at") is not None else None,
+        policy=str(item.get("policy", "")),
     )
 
 

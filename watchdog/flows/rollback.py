@@ -60,6 +60,7 @@ class Rollback:
             latest=traffic.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
             metric=alert.metric_type,
+            policy=alert.policy_name[: ledger.POLICY_CHARS],
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
         decided = replace(decided, record=record)  # the card's undo command reads the traffic before

@@ -116,7 +116,14 @@ class Verdicts:
         try:
             service, history = self.cloud_run.read(ref, deadline)
             decided = rules.rebuilt(record, history.loaded, self.config, traffic.traffic_split(service))
-            alert = Alert(record.incident, "open", ref, record.from_revision, started_at=record.alert_at)
+            alert = Alert(
+                record.incident,
+                "open",
+                ref,
+                record.from_revision,
+                policy_name=record.policy,
+                started_at=record.alert_at,
+            )
             card = report.render(alert, decided, report.Action(record.state), buttons=self._reporter.buttons)
             updated = self._reporter.update(card, record.thread, deadline)
             if not updated.ok:
