@@ -28,7 +28,7 @@ def mrkdwn(text: str) -> str:
     """Slack mrkdwn → HTML: code blocks, code, bold, italics, links, emoji; the text is already escaped."""
     for name, char in EMOJI.items():
         text = text.replace(name, char)
-    text = re.sub(r"```(.*?)```", lambda m: f"<pre>{m.group(1)}</pre>", text, flags=re.S)
+    text = re.sub(r"```(.*?)```\n?", lambda m: f"<pre>{m.group(1)}</pre>", text, flags=re.S)  # a block ends its line
     text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
     text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r'<a href="\1">\2</a>', text)
     text = text.replace("&lt;!here&gt;", '<span class="mention">@here</span>')
@@ -79,7 +79,8 @@ def main() -> None:
     now = 1758044554.0
     service, revisions = state()
     revisions[1]["creator"] = "deployer@netra-staging.iam.gserviceaccount.com"
-    incident = alert(started_at=now, policy_name="Database connection validation timeout",
+    incident = alert(incident_id="0.auth-db-timeout-1", started_at=now,
+                     policy_name="Database connection validation timeout",
                      url="https://console.cloud.google.com/monitoring/alerting/incidents/0.auth-db-timeout-1")  # fmt: skip
     decided = decide(incident, service, revisions, config(), now)
     decided = replace(decided, record=ledger.Record("0.auth-db-timeout-1", decided.failing, decided.target, now,
