@@ -9,6 +9,7 @@ import pytest
 
 from tests.support import fixture
 from watchdog.config import Config, ConfigError, ServiceRef
+from watchdog.core import verdict_message
 from watchdog.core import verification as v
 from watchdog.core.intake import Tick, parse
 from watchdog.core.ledger import Record, read, with_record
@@ -120,8 +121,8 @@ def test_the_alert_firing_again_escalates_once():
 
 
 def test_escalation_message_pages_inside_the_blocks():
-    message = v.render(REF, v.decided(ROLLBACK, v.Verdict(v.ESCALATED, "failures_continue", "x"), NOW),
-                       v.Verdict(v.ESCALATED, "failures_continue", "x"), NOW)  # fmt: skip
+    message = verdict_message.render(REF, v.decided(ROLLBACK, v.Verdict(v.ESCALATED, "failures_continue", "x"), NOW),
+                                     v.Verdict(v.ESCALATED, "failures_continue", "x"), NOW)  # fmt: skip
     assert message.loud
     assert message.blocks[0]["text"]["text"].startswith("<!here>")
     assert "The egress change was probably not the cause" in message.blocks[0]["text"]["text"]

@@ -92,7 +92,7 @@ def render(
         )
         if related:
             lines = [f"• {escape(line)}" for line in related[:15]]
-            blocks.insert(len(blocks) - 1, _section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
+            blocks.insert(len(blocks) - 1, section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
         return Message(text, blocks[:MAX_BLOCKS], loud=action.kind == FAILED or decision.loud, card=alert.incident_id)
     title = _title(alert, decision, action)
     loud = action.kind == FAILED or decision.loud
@@ -107,19 +107,19 @@ def render(
         )
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, MAX_HEADER), "emoji": True}},
-        _section("\n".join(lines)),
+        section("\n".join(lines)),
         {"type": "section", "fields": _fields(alert)},
     ]
     if decision.trigger_changes or decision.changes:
-        blocks.append(_section(_changes_text(decision, alert)))
+        blocks.append(section(_changes_text(decision, alert)))
     if decision.failing or decision.target:
-        blocks.append(_section(_revisions_text(decision, action)))
+        blocks.append(section(_revisions_text(decision, action)))
     if related:
         lines = [f"• {escape(line)}" for line in related[:15]]
-        blocks.append(_section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
+        blocks.append(section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
     if action.kind in (ROLLED_BACK, UNVERIFIED):
         blocks.append(
-            _section(
+            section(
                 "*After the fix:* traffic stays pinned, so new deploys get 0% until you run\n"
                 + code(roll_forward_command(alert))
             )
@@ -142,7 +142,7 @@ def render_unlocated(ignored: Ignored) -> Message:
         f"service {code(ignored.service or 'unknown')} (policy {escape(ignored.policy or 'unknown')}): "
         f"{escape(ignored.detail)}"
     )
-    return Message(_clip(text, MAX_TEXT), [_section(text)])
+    return Message(_clip(text, MAX_TEXT), [section(text)])
 
 
 def render_recovery(alert: Alert, recovered: Recovery) -> Message:
@@ -156,7 +156,7 @@ def render_recovery(alert: Alert, recovered: Recovery) -> Message:
         f"{escape(alert.incident_id)} closed ({', '.join(parts)}). Traffic is still pinned to "
         f"{code(recovered.record.to_revision)}; after the fix run {code(roll_forward_command(alert))}"
     )
-    return Message(_clip(text, MAX_TEXT), [_section(text)])
+    return Message(_clip(text, MAX_TEXT), [section(text)])
 
 
 def _title(alert: Alert, decision: Decision, action: Action) -> str:
@@ -253,7 +253,8 @@ def _context(alert: Alert, decision: Decision, dry_run: bool) -> str:
     return " · ".join(bits)
 
 
-def _section(text: str) -> dict:
+def section(text: str) -> dict:
+    """One mrkdwn section block, clipped to Block Kit's limit: the unit of every message the watchdog posts."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION)}}
 
 

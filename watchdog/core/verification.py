@@ -3,7 +3,8 @@
 Pure code: the record (watchdog/core/ledger.py), the service and the restored revision as Cloud Run
 returns them (v2 REST JSON), the Monitoring :class:`Evidence` read for the restored revision only
 (or None when Monitoring could not be read), the clock and the quiet time. The shell
-(watchdog/flows/ticks.py) does the reads, the posting and the recording.
+(watchdog/flows/ticks.py) does the reads, the posting and the recording; the message on-call
+reads is watchdog/core/verdict_message.py.
 
 Evidence, and why the window ends early. Both metrics are read for the restored revision only
 (``resource.labels.revision_name``), from the rollback to ``now - INGEST_DELAY``:
@@ -50,7 +51,7 @@ from datetime import UTC, datetime
 
 from watchdog.config import ServiceRef
 from watchdog.core.ledger import Record
-from watchdog.core.report import Message, _section, code, duration, escape
+from watchdog.core.report import duration
 from watchdog.core.traffic import is_ready, traffic_split
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
@@ -240,64 +241,6 @@ def due_to_tell(record: Record, now: float, claim_seconds: float) -> bool:
     deadline may be being posted by the delivery that recorded it: leave it to that one.
     """
     return bool(record.state) and record.told_at is None and now - (record.verdict_at or 0) >= claim_seconds
-
-
-def render(ref: ServiceRef, record: Record, verdict: Verdict | None, now: float) -> Message:
-    """The verdict's message, for the rollback report's thread (or a new message with a webhook).
-
-    ``verdict`` is None for a verdict recorded earlier (re-posted after a crash, or recorded by the
-    alert path): the message is built from the record alone.
-    """
-    state, why = record.state, record.why
-    seen = "; ".join(verdict.evidence) if verdict and verdict.evidence else ""
-    times = []
-    if record.alert_at:
-        times.append(f"alert → rollback {duration(max(0.0, record.at - record.alert_at))}")
-    stamp = record.verdict_at or now
-    name = escape(ref.service)
-    if state == RECOVERED:
-        times.append(f"rollback → recovered {duration(max(0.0, stamp - record.at))}")
-        text = (
-            f":white_check_mark: *Recovered:* {name} on {code(record.to_revision)} "
-            f"({escape(verdict.detail if verdict else 'quiet since the rollback')}). {', '.join(times)}."
-        )
-        lines = [text]
-        if seen:
-            lines.append(f"Evidence: {escape(seen)}")
-        lines.append(
-            f"Traffic stays pinned to {code(record.to_revision)}; after the fix run "
-            + code(
-                f"gcloud run services update-traffic {ref.service} --to-latest --region {ref.region} "
-                f"--project {ref.project}"
-            )
-        )
-        return Message(escape(f"Recovered: {ref.service} on {record.to_revision}"), [_section("\n".join(lines))])
-    if state == ESCALATED:
-        what = {
-            "alert_fired_again": f"the alert fired again for the restored revision {record.to_revision}",
-            "failures_continue": "the alert's own failure metric keeps counting on the restored revision",
-            "probes_failing": "the restored revision fails its probes",
-            "restored_not_ready": "the restored revision is not Ready",
-        }.get(why, why.replace("_", " "))
-        times.append(f"rollback → escalation {duration(max(0.0, stamp - record.at))}")
-        lines = [
-            f"<!here> :rotating_light: *Not recovered:* {name} still fails after the rollback "
-            f"{code(record.from_revision)} → {code(record.to_revision)}: {escape(what)}.",
-            "*The egress change was probably not the cause.* No further automatic rollback: a human must look.",
-        ]
-        if verdict:
-            lines.append(f"Seen: {escape(verdict.detail)}" + (f" ({escape(seen)})" if seen else ""))
-        lines.append(", ".join(times) + f" · incident {escape(record.incident)}")
-        text = (
-            f"Not recovered: {ref.service} still fails on {record.to_revision}; "
-            "the egress change was probably not the cause"
-        )
-        return Message(escape(text), [_section("\n".join(lines))], loud=True)
-    text = (
-        f":information_source: Verification stopped for {name}: "
-        f"{escape(verdict.detail if verdict else why.replace('_', ' '))}. The watchdog leaves traffic alone."
-    )
-    return Message(text, [_section(text)])
 
 
 def _seen(record: Record, found: Evidence) -> Iterable[str]:

@@ -118,4 +118,4 @@ def _manual(alert: Alert, target: str = "") -> str:
 
 
 def _notice(text: str, loud: bool) -> report.Message:
-    return report.Message(report.escape(text), [report._section(report.escape(text))], loud=loud)
+    return report.Message(report.escape(text), [report.section(report.escape(text))], loud=loud)

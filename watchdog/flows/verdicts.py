@@ -22,7 +22,7 @@ from typing import Any
 
 from watchdog.config import Config, ServiceRef
 from watchdog.core import decision as rules
-from watchdog.core import ledger, report, traffic
+from watchdog.core import ledger, report, traffic, verdict_message
 from watchdog.core import verification as verify
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
@@ -52,7 +52,7 @@ class Verdicts:
 
     def tell(self, ref: ServiceRef, record: ledger.Record, verdict: verify.Verdict | None, deadline: float) -> bool:
         """Post a recorded verdict and record that it was; False when it must be posted again later."""
-        message = verify.render(ref, record, verdict, self._clock())
+        message = verdict_message.render(ref, record, verdict, self._clock())
         posted = self._reporter.post(message, deadline, thread=record.thread, quiet=True)
         if not posted.ok and posted.retryable:
             logs.warning(
