@@ -105,7 +105,7 @@ def render(
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{emoji} {headline}"[:150], "emoji": True}},
         _section("\n".join(summary)),
-        {"type": "section", "fields": _fields(alert)},
+        {"type": "section", "fields": fields(alert)},
     ]
     blocks.append(_section(_what_changed(alert, decision)))
     reverted = _also_reverted(decision)
@@ -130,7 +130,8 @@ def render(
     return escape(text[:3500]), blocks
 
 
-def _fields(alert: Alert) -> list[dict]:
+def fields(alert: Alert) -> list[dict]:
+    """The service, project / region, incident (linked) and policy: the same four fields on every message."""
     ref = alert.service
     incident = link(alert.url, alert.incident_id[:200]) if alert.url else escape(alert.incident_id[:200])
     fields = [

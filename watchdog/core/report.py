@@ -84,9 +84,9 @@ def render(
     ``related`` are plain-text lines about other services that made the same
     change (the blast radius); they are escaped here like everything else.
     """
-    if action.kind in CARD_STATES:
-        from watchdog.core import card
+    from watchdog.core import card  # not at the top: card imports this module's helpers
 
+    if action.kind in CARD_STATES:
         text, blocks = card.render(
             alert, decision, card.CardState(action.kind, action.error, action.seconds), buttons=buttons, dry_run=dry_run
         )
@@ -108,7 +108,7 @@ def render(
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, MAX_HEADER), "emoji": True}},
         section("\n".join(lines)),
-        {"type": "section", "fields": _fields(alert)},
+        {"type": "section", "fields": card.fields(alert)},
     ]
     if decision.trigger_changes or decision.changes:
         blocks.append(section(_changes_text(decision, alert)))
@@ -175,20 +175,6 @@ def _title(alert: Alert, decision: Decision, action: Action) -> str:
     if decision.would_roll_back:
         return f"{prefix}Rollback held back for {name} ({decision.reason.replace('_', ' ')})"
     return f"{prefix}No rollback for {name} ({decision.reason.replace('_', ' ')})"
-
-
-def _fields(alert: Alert) -> list[dict]:
-    ref = alert.service
-    incident = escape(alert.incident_id)
-    if alert.url:
-        incident = f"<{alert.url.replace('>', '%3E').replace('|', '%7C')}|{incident}>"
-    fields = [
-        f"*Service*\n{code(ref.service)}",
-        f"*Project / region*\n{escape(ref.project)} / {escape(ref.region)}",
-        f"*Incident*\n{incident}",
-        f"*Policy*\n{escape(alert.policy_name or 'unknown')[:300]}",
-    ]
-    return [{"type": "mrkdwn", "text": _clip(f, 2000)} for f in fields]
 
 
 def _deployed(decision: Decision, alert: Alert) -> str:
