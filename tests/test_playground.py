@@ -108,6 +108,11 @@ def test_the_playground_runs_every_command_against_the_incident_and_stops_cleanl
         while len(posted := get_json(messages)["messages"]) < 2:
             assert time.monotonic() < deadline, "no verdict from the playground's ticks:\n" + out.read_text()
             time.sleep(0.5)
+        # The verdict goes into the thread first; a second call just after restates the card itself.
+        while not posted[0]["blocks"][0]["text"]["text"].startswith(":white_check_mark: Recovered"):
+            assert time.monotonic() < deadline, "the card was not restated after the verdict:\n" + out.read_text()
+            time.sleep(0.2)
+            posted = get_json(messages)["messages"]
         [card, verdict] = posted
         assert verdict["thread_ts"] == card["ts"]
         assert verdict["text"] == "Recovered: netra-backend-staging on netra-backend-staging-00118-paz"
