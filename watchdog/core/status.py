@@ -1,9 +1,9 @@
 """``rollback-watchdog status``: what the watchdog holds, per watched service, and what needs a human.
 
 :func:`assess` is pure: the service and its first page of revisions (v2 REST JSON), the
-configuration and the clock in, a :class:`Status` out. :func:`gather` is the read edge (one
-concurrent round trip per service: the service ∥ its newest revisions). ``doctor`` calls the same
-two functions, so both tools name the same things.
+configuration and the time in, a :class:`Status` out. Reading them (one concurrent round trip per
+service: the service ∥ its newest revisions) is ``gather`` in watchdog/tools/watched.py. ``doctor``
+calls the same two functions, so both tools name the same things.
 
 Needs a human (exit code 1), each a line in ``needs_human``:
 
@@ -18,11 +18,9 @@ Needs a human (exit code 1), each a line in ``needs_human``:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from watchdog.config import Config, ServiceRef
 from watchdog.core import ledger
@@ -153,69 +151,6 @@ def exit_code(statuses: Iterable[Status]) -> int:
     if any(not s.readable for s in statuses):
         return 2
     return 1 if any(s.needs_human for s in statuses) else 0
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def watched(config: Config, cloud_run: Any, project: str, region: str, deadline: float) -> list[ServiceRef | Status]:
-    """The services in WATCHDOG_SERVICES; entries that name no project or region take --project/--region,
-    ``*`` lists the services of --project in --region. An entry that cannot be located is a Status
-    that could not be read."""
-    found: list[ServiceRef | Status] = []
-    if config.services.everything:
-        if not (project and region):
-            found.append(Status("*", readable=False, error="WATCHDOG_SERVICES is '*': give --project and --region"))
-        else:
-            for item in cloud_run.list_services(project, region, deadline):
-                found.append(ServiceRef(project, region, short_name(item.get("name", ""))))
-    for entry in config.services.entries:
-        parts = {1: (project, region, *entry), 2: (project, *entry)}.get(len(entry), entry)
-        if not all(parts):
-            missing = "--project and --region" if len(entry) == 1 else "--project"
-            found.append(Status("/".join(entry), readable=False, error=f"give {missing} to locate it"))
-        else:
-            found.append(ServiceRef(*parts))
-    unique: dict[str, ServiceRef | Status] = {}
-    for item in found:
-        unique.setdefault(str(item) if isinstance(item, ServiceRef) else item.service, item)
-    return list(unique.values())
-
-
-def gather(
-    config: Config,
-    cloud_run: Any,
-    *,
-    project: str = "",
-    region: str = "",
-    only: str = "",
-    timeout: float = 15.0,
-    now: Callable[[], float] = time.time,
-    progress: Callable[[str], None] = lambda _text: None,
-) -> list[Status]:
-    """Read and assess every watched service (or the one ``only`` names: SERVICE or PROJECT/REGION/SERVICE)."""
-    deadline = time.monotonic() + timeout
-    try:
-        targets = watched(config, cloud_run, project, region, deadline)
-    except Exception as error:  # noqa: BLE001 - the listing failed: nothing can be shown
-        return [Status("*", readable=False, error=f"could not list services: {type(error).__name__}: {error}")]
-    if only:
-        targets = [t for t in targets if only in (str(t), getattr(t, "service", None))]
-        if not targets:
-            return [Status(only, readable=False, error="not a watched service (WATCHDOG_SERVICES)")]
-    statuses = []
-    for target in targets:
-        if isinstance(target, Status):
-            statuses.append(target)
-            continue
-        progress(f"reading {target}")
-        try:
-            service, history = cloud_run.read(target, deadline)
-        except Exception as error:  # noqa: BLE001 - any failure to read is "could not read"
-            statuses.append(Status(str(target), readable=False, error=f"{type(error).__name__}: {error}"[:300]))
-            continue
-        statuses.append(assess(target, service, history.loaded, config, now()))
-    return statuses
 
 
 # --- text ------------------------------------------------------------------------------------

@@ -290,7 +290,7 @@ def _cloud_run(config: Any) -> tuple[Any, Finding | None]:
 def _needs_human(config: Any, project: str, region: str, timeout: float, progress, cloud_run: Any = None):
     """What ``status`` says needs a human (watchdog/core/status.py), as problems: a forgotten pause or pin,
     an escalated or never verified rollback."""
-    from watchdog.core import status
+    from watchdog.tools import watched
 
     if cloud_run is None:
         from watchdog.edges.cloudrun import CloudRun
@@ -300,7 +300,7 @@ def _needs_human(config: Any, project: str, region: str, timeout: float, progres
         except Exception as error:  # noqa: BLE001 - no credentials: the service checks already say so
             return [Finding("attention", UNCHECKED, f"no credentials for Cloud Run: {error}", "WATCHDOG_SERVICES")]
     found = []
-    for item in status.gather(config, cloud_run, project=project, region=region, timeout=timeout, progress=progress):
+    for item in watched.gather(config, cloud_run, project=project, region=region, timeout=timeout, progress=progress):
         # a service that cannot be read or located is already the "service" check's finding
         found += [Finding("attention", PROBLEM, f"needs a human: {text}", item.service) for text in item.needs_human]
     return found

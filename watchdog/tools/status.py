@@ -44,14 +44,13 @@ Reads, never writes: each watched service and its newest revisions (Cloud Run).
 def status(ctx, project, region, only, timeout, as_json, **settings) -> None:
     """What the watchdog holds: pauses, pinned traffic, rollbacks and their verdicts, cooldowns."""
     from watchdog.core import status as view
+    from watchdog.tools.watched import gather
 
     config = load_config(**settings)
     project = located(ctx, "project", required=False)
     region = located(ctx, "region", required=False)
     client = cloud_run(config.cloud_run_endpoint)
-    statuses = view.gather(
-        config, client, project=project, region=region, only=only, timeout=timeout, progress=progress
-    )
+    statuses = gather(config, client, project=project, region=region, only=only, timeout=timeout, progress=progress)
     code = view.exit_code(statuses)
     if as_json:
         emit_json({"exit_code": code, "services": [s.as_dict() for s in statuses]})
