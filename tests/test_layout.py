@@ -36,6 +36,9 @@ PACKAGE = ROOT / "watchdog"
 STDLIB_IO = ("urllib.request", "http", "socket", "ssl", "smtplib", "ftplib", "imaplib", "poplib", "xmlrpc",
              "subprocess", "asyncio")  # fmt: skip
 
+# The clock, the environment, randomness and threads: passed in or kept in the shells, never read by a rule.
+STDLIB_AMBIENT = ("time", "os", "random", "threading", "sys")
+
 # What importing a core module must never load (beyond what the interpreter loads at start-up).
 CLIENTS = ("google", "grpc", "requests", "urllib3", "urllib.request", "http.client", "socket", "slack_sdk",
            "watchdog.edges", "watchdog.flows", "watchdog.tools")  # fmt: skip
@@ -97,6 +100,8 @@ def core_offence(name: str) -> str:
         return "a dynamic import whose module cannot be read"
     if within(name, *STDLIB_IO):
         return "standard-library I/O (network or processes) belongs in watchdog/edges"
+    if within(name, *STDLIB_AMBIENT):
+        return "the clock, the environment and threads are passed in (the caller reads them), not read by the core"
     if _stdlib(name) or within(name, "watchdog.config", "watchdog.core", "slack_sdk.models"):
         return ""
     if within(name, "watchdog.edges", "watchdog.flows", "watchdog.tools"):
