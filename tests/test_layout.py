@@ -214,6 +214,8 @@ VERDICTS = {
     "edges": ("watchdog.edges.cloudrun", "the core never imports"),
     "flows": ("watchdog.flows.alerts", "the core never imports"),
     "tools": ("watchdog.tools.cli", "the core never imports"),
+    "the clock": ("time", "the clock, the environment"),
+    "the environment": ("os.environ", "the clock, the environment"),
 }
 
 
