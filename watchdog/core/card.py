@@ -20,7 +20,7 @@ from urllib.parse import quote
 from watchdog.core import actions as card_actions
 from watchdog.core.decision import Decision
 from watchdog.core.intake import Alert
-from watchdog.core.report import duration
+from watchdog.core.report import duration, escape
 
 ROLLING_BACK = "rolling_back"
 HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also in the notification text
@@ -39,10 +39,6 @@ class CardState:
     kind: str  # rolling_back, rolled_back, unverified, failed
     error: str = ""
     seconds: float | None = None
-
-
-def escape(text: object) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code(text: object, limit: int = 300) -> str:
