@@ -262,7 +262,9 @@ def _names(value: Any, key: str) -> list[str]:
 
 
 def _to_json(record: Record) -> dict:
-    data = {k: v for k, v in asdict(record).items() if v not in (None, "", False, ())}
+    # Unset fields are left out to keep the annotation small. Compared by identity and type: a time of
+    # 0.0 equals False, and dropping it would make the record unreadable (``at`` is required).
+    data = {k: v for k, v in asdict(record).items() if not (v is None or v is False or v in ("", ()))}
     data["from"] = data.pop("from_revision")
     data["to"] = data.pop("to_revision")
     for key in ("before", "after", "events"):
