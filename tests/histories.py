@@ -2,9 +2,13 @@
 
 A history names its revisions by number, oldest first, and says only what
 differs from a plain Ready revision: ``egress`` (``private``/``all``),
-``image``, ``connector``, ``sql``, ``env``, ``ready``, ``deleted``. Traffic is
-the service's spec ``traffic`` list by revision number (``{"latest": true}``
-for LATEST), with tags. The same expansion seeds the Cloud Run stand-in for
+``image``, ``connector``, ``sql`` (false, or another instance's name), ``env``,
+``ready``, ``deleted``. Revisions are an hour apart, the newest an hour before
+``NOW``, unless an entry says when: ``days_ago`` or ``hours_ago``. An entry with
+``count`` stands for that many revisions numbered from ``n``, ``every_hours``
+apart, ending at its own age (months of daily deploys in one line); ``{n}`` in
+its ``image`` is each revision's number. Traffic is the service's spec
+``traffic`` list by revision number (``{"latest": true}`` for LATEST), with tags. The same expansion seeds the Cloud Run stand-in for
 the end-to-end tests and feeds ``decide()`` directly for the table tests, so
 the two see one history.
 """
@@ -57,11 +61,25 @@ class History:
 
     def revisions(self) -> list[dict]:
         """Newest first, as ListRevisions returns them (deleted ones included, as with showDeleted)."""
-        out = []
+        return [
+            _revision(self.full_name, self.name(entry["n"]), entry, created) for entry, created in self._expanded()
+        ][::-1]
+
+    def _expanded(self) -> list[tuple[dict, float]]:
+        """(entry, createTime) per revision, oldest first: ``count`` entries unrolled, ages resolved."""
         entries = self.spec["revisions"]
+        out: list[tuple[dict, float]] = []
         for index, entry in enumerate(entries):
-            out.append(_revision(self.full_name, self.name(entry["n"]), entry, NOW - (len(entries) - index) * 3600))
-        return out[::-1]
+            end = NOW - _ago(entry, (len(entries) - index) * 3600.0)
+            count = int(entry.get("count", 1))
+            every = float(entry.get("every_hours", 24)) * 3600
+            for k in range(count):
+                one = {key: value for key, value in entry.items() if key not in ("count", "every_hours")}
+                one["n"] = entry["n"] + k
+                if "{n}" in str(one.get("image", "")):
+                    one["image"] = one["image"].replace("{n}", str(one["n"]))
+                out.append((one, end - (count - 1 - k) * every))
+        return out
 
     def service(self) -> dict:
         revisions = self.revisions()
@@ -110,6 +128,7 @@ class History:
             started_at=NOW - 120,
             published_at=NOW - published if published is not None else NOW - 60,
             drill=spec.get("drill", False),
+            drill_live=spec.get("drill_live", False),
         )
 
     def config(self) -> Config:
@@ -204,13 +223,24 @@ def _revision(service: str, name: str, entry: dict, created: float) -> dict:
     connector = entry.get("connector", "staging-connector")
     if connector:
         revision["vpcAccess"]["connector"] = CONNECTOR.rsplit("/", 1)[0] + "/" + connector
-    if entry.get("sql", True):
+    sql = entry.get("sql", True)
+    if sql:
+        instance = SQL if sql is True else SQL.rsplit(":", 1)[0] + ":" + sql
         container["volumeMounts"] = [{"name": "cloudsql", "mountPath": "/cloudsql"}]
-        revision["volumes"] = [{"name": "cloudsql", "cloudSqlInstance": {"instances": [SQL]}}]
+        revision["volumes"] = [{"name": "cloudsql", "cloudSqlInstance": {"instances": [instance]}}]
     if entry.get("deleted"):
         revision["deleteTime"] = stamp(created + 1800)
         revision["expireTime"] = stamp(created + 30 * 86400)
     return revision
+
+
+def _ago(entry: dict, default: float) -> float:
+    """Seconds before NOW the entry's (newest) revision was created."""
+    if "days_ago" in entry:
+        return float(entry["days_ago"]) * 86400
+    if "hours_ago" in entry:
+        return float(entry["hours_ago"]) * 3600
+    return default
 
 
 def _ready(revision: dict) -> bool:

@@ -118,7 +118,7 @@ def test_live_lookup_reads_every_page_needed_and_shows_the_blast_radius(cloud_ru
         revision("netra-api", n, base - (200 - n) * 3600, egress="ALL_TRAFFIC", image=image) for n in range(3, 133)
     ]
     cloud_run.state.load({"services": [service("netra-api", history)], "revisions": history})
-    notification = incident_alert("netra-api")
+    notification = incident_alert("netra-api", started_at=base - 150 * 3600)  # 49 h after the flip
     result = CliRunner().invoke(
         cli,
         ["explain", "--alert", "-", "--json", "--services", "netra-api"],

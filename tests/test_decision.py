@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -24,6 +25,7 @@ from watchdog.core.intake import Alert
 from watchdog.core.traffic import traffic_split
 
 AUTH = "netra-auth-service"
+K43_NAME = f"{AUTH}-00043-nul"
 NOW = 1758044554.0 + 3600  # an hour after the symptoms appeared
 SEED = fixture("cloudrun/incident_seed.json")
 
@@ -50,6 +52,14 @@ def config(**kw) -> Config:
 
 def record(incident="0.old", frm=f"{AUTH}-00043-nul", to=f"{AUTH}-00041-kip", at=NOW - 7200, reported=True):
     return ledger.Record(incident, frm, to, at, reported=reported)
+
+
+def undone(rec: ledger.Record, latest: str = K43_NAME, resumed_at: float | None = None) -> ledger.Record:
+    """``rec`` undone from the card an hour after it, when ``latest`` was the newest revision."""
+    events = [("undo_rollback", "U0ONCALL", rec.at + 3600, "1.1")]
+    if resumed_at is not None:
+        events.append(("resume_service", "U0ONCALL", resumed_at, "1.2"))
+    return dataclasses.replace(rec, latest=latest, events=tuple(events))
 
 
 # --- mutations applied to the stored incident state -------------------------------------------
@@ -127,7 +137,11 @@ CASES = [
      (ROLLBACK, "rollback", K41, {"breaking": K42, "skipped": (K42,)})),
     ("failing revision taken from traffic when the alert names none", [], {"revision": ""}, {},
      (ROLLBACK, "rollback", K41, {"failing": K43})),
-    ("a change older than a year is still found (no age limit)", [age_everything(400)], {}, {},
+    ("a change older than the window is a suspect: reported, traffic left alone", [age_everything(400)], {}, {},
+     (REPORT, "change_too_old", K41, {"breaking": K42, "followed": 1, "would_roll_back": False})),
+    ("a window widened past the change's age acts on it", [age_everything(400)], {},
+     {"max_change_age_hours": 24 * 370}, (ROLLBACK, "rollback", K41, {})),
+    ("the window counts from the incident's start, not from now", [], {"started_at": NOW - 30 * 86400}, {},
      (ROLLBACK, "rollback", K41, {})),
     ("no egress change: report the diff, leave traffic alone", [PRIVATE_EVERYWHERE], {}, {},
      (REPORT, "no_matching_change", "", {})),
@@ -177,6 +191,15 @@ CASES = [
     ("never back to a revision it rolled away from", [annotate(record("0.other", frm=K41, to="y", at=NOW - 7200))],
      {}, {}, (REPORT, "no_known_good_target", "", {})),
     ("dry run", [], {}, {"dry_run": True}, (REPORT, "dry_run", K41, {"would_roll_back": True})),
+    ("on-call undid a rollback of this revision: theirs to decide, reported",
+     [annotate(undone(record("0.old", at=NOW - 7200)))], {}, {},
+     (REPORT, "undone", K41, {"would_roll_back": True})),
+    ("undone, then a new deploy: the watchdog may act on what it brings",
+     [annotate(undone(record("0.old", at=NOW - 7200), latest=K41))], {}, {}, (ROLLBACK, "rollback", K41, {})),
+    ("undone, then resumed: acts again",
+     [annotate(undone(record("0.old", at=NOW - 7200), resumed_at=NOW - 60))], {}, {}, (ROLLBACK, "rollback", K41, {})),
+    ("an undo of another revision's rollback does not hold this one",
+     [annotate(undone(record("0.old", frm=K42, at=NOW - 7200)))], {}, {}, (ROLLBACK, "rollback", K41, {})),
     ("drill is a dry run", [], {"drill": True}, {}, (REPORT, "dry_run", K41, {})),
     ("live drill acts", [], {"drill": True, "drill_live": True}, {}, (ROLLBACK, "rollback", K41, {})),
 ]  # fmt: skip

@@ -40,6 +40,12 @@ def test_history(name):
     if "tag_on_target" in expect:
         [entry] = [e for e in decided.traffic if e.get("tag") == expect["tag_on_target"]]
         assert (entry["revision"], entry["percent"]) == (decided.target, 100)
+    if "remedy" in expect:
+        assert decided.remedy == expect["remedy"]
+    if "followed" in expect:
+        assert decided.followed == expect["followed"]
+    if "taken_out" in expect:
+        assert [list(t) for t in decided.taken_out] == [[history.name(n), image] for n, image in expect["taken_out"]]
     assert decided.loud is expect.get("loud", False)
     assert decided.detail
 
@@ -68,3 +74,43 @@ class TestCredentialsStayHidden:
         text = " ".join(str(c) for c in changes.values())
         for value in CREDENTIALS.values():
             assert value.split("\n")[0] not in text
+
+
+# --- how much history a decision reads: pages as watchdog/edges/cloudrun.py lists them (100, then 1,000 at a time)
+
+
+def _pages_read(name: str):
+    """Decide as the alert flow does: the first page of 100, then listings of 1,000, until not NEED_MORE."""
+    history = histories.load(name)
+    revisions, service, config = history.revisions(), history.service(), history.config()
+    loaded, pages, memo = 100, 1, {}
+    while True:
+        decided = decide(history.alert(), service, revisions[:loaded], config, histories.NOW,
+                         history_complete=loaded >= len(revisions), memo=memo)  # fmt: skip
+        if decided.action != NEED_MORE:
+            return history, decided, pages
+        loaded, pages = (1000 if loaded < 1000 else loaded + 1000), pages + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "pages", "why"),
+    [
+        (
+            "recurrence_under_3000_revisions",
+            3,
+            "the newest revision of the value before the change is 1,999 back: the recurrence rule reads nothing older, "
+            "because private-ranges-only held for longer than the window",
+        ),
+        ("old_flip_29_deploys_on_top", 1, "31 revisions: one page"),
+        (
+            "old_flip_2000_revisions",
+            4,
+            "the flip and the revision before it are 2,000 back: every listing is read to name it and its age",
+        ),
+        ("hotfix_on_top", 1, "the common case: one page"),
+    ],
+)
+def test_a_decision_reads_only_the_pages_it_needs(name, pages, why):
+    history, decided, read = _pages_read(name)
+    assert read == pages, why
+    assert decided.breaking == history.name(history.spec["expect"]["breaking"]), decided.detail

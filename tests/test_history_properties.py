@@ -1,40 +1,57 @@
 """Property: in every generated history, a decision never makes things worse.
 
 Histories of 3 to 30 revisions with random egress, connector, Cloud SQL,
-image, readiness, deletion and tags; traffic splits including canaries,
-LATEST and tag-only entries; alerts with and without a revision; ledgers with
-earlier rollbacks. For every decision:
+image, readiness, deletion, tags and ages (an hour to months between
+deploys); traffic splits including canaries, LATEST and tag-only entries;
+alerts with and without a revision; ledgers with earlier rollbacks. For every
+decision:
 
 1. the target is Ready, and so is every revision that gains traffic;
 2. no revision that gains traffic has the failing revision's trigger value;
-3. after a revert, there is no automatic rollback;
+3. after a harmless revert (the value it replaced held for less than the
+   window, the restored value held at least as long, and the watchdog never
+   rolled it away), there is no automatic rollback; a re-introduction is never
+   called a revert;
 4. every tag before the update exists after it, on the same revision (or LATEST);
 5. nothing changes when the failing revision serves 0%;
 6. when a serving revision other than the failing one is Ready, has the good
-   value and was never rolled away from, the target is one of those.
+   value and was never rolled away from, the target is one of those;
+7. no automatic action on a change older than the window
+   (``WATCHDOG_MAX_CHANGE_AGE_HOURS``);
+8. a value the ledger rolled away from is never called a revert;
+9. a field revert's revision runs the failing revision's images (by digest)
+   with the target's egress and network values, and once it serves, the code
+   of every deploy up to the failing one is back in service: the pinned share
+   moves to it, and nothing else moves.
 
 The oracles here are written independently of watchdog/core/decision.py.
 """
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from tests.histories import History
-from watchdog.core.changes import template_changes
+from watchdog.core import field_revert
+from watchdog.core.changes import cloud_sql_instances, template_changes
 from watchdog.core.decision import KINDS_FOR, NEED_MORE, NOTHING, ROLLBACK, decide
+from watchdog.core.intake import rfc3339
 from watchdog.core.traffic import traffic_split
+
+GAPS_HOURS = [1, 1, 1, 6, 24, 24, 24 * 10, 24 * 60]  # between deploys: minutes-old fixes to months of quiet
 
 
 @st.composite
 def histories(draw) -> History:
     count = draw(st.integers(3, 30))
     revisions = []
+    gaps = [draw(st.sampled_from(GAPS_HOURS)) for _ in range(count)]
     for n in range(1, count + 1):
         revisions.append(
             {
                 "n": n,
+                "hours_ago": sum(gaps[n - 1 :]),
                 "egress": draw(st.sampled_from(["private", "all"])),
                 "connector": draw(st.sampled_from(["staging-connector", "staging-connector", "other", None])),
                 "sql": draw(st.booleans()),
@@ -76,7 +93,10 @@ def histories(draw) -> History:
         "traffic": traffic,
         "ledger": ledger,
         "alert": {"revision": alert_revision} if alert_revision else {},
-        "config": {"rollback_on": draw(st.sampled_from(["egress", "network", "any"]))},
+        "config": {
+            "rollback_on": draw(st.sampled_from(["egress", "network", "any"])),
+            "field_revert": draw(st.sampled_from(["auto", "offer", "off"])),
+        },
     }
     return History(spec)
 
@@ -85,15 +105,33 @@ def same(kinds, a: dict, b: dict) -> bool:
     return not [c for c in template_changes(a, b) if c.kind in kinds]
 
 
-def was_revert(kinds, revisions_newest_first: list[dict], failing: dict) -> bool:
-    """The values of Ready revisions up to the failing one, runs collapsed: … v0, v1, v2 with v2 == v0."""
+def restores_a_value(kinds, revisions_newest_first: list[dict], failing: dict) -> list[list[dict]] | None:
+    """The runs (oldest first) of Ready revisions up to the failing one when the last change restored the value
+    two runs back (… v0, v1, v2 with v2 == v0); else None."""
     names = [r["name"] for r in revisions_newest_first]
     older = [r for r in revisions_newest_first[names.index(failing["name"]) + 1 :][::-1] if _ready(r)]
-    runs: list[dict] = []
+    runs: list[list[dict]] = []
     for revision in [*older, failing]:
-        if not runs or not same(kinds, runs[-1], revision):
-            runs.append(revision)
-    return len(runs) >= 3 and same(kinds, runs[-3], runs[-1])
+        if runs and same(kinds, runs[-1][0], revision):
+            runs[-1].append(revision)
+        else:
+            runs.append([revision])
+    return runs if len(runs) >= 3 and same(kinds, runs[-3][0], runs[-1][0]) else None
+
+
+def rolled_away_value(kinds, revisions: list[dict], failing: dict, away: set[str]) -> bool:
+    return any(r["name"].rsplit("/", 1)[-1] in away and same(kinds, r, failing) for r in revisions)
+
+
+def harmless_revert(kinds, revisions: list[dict], failing: dict, away: set[str], window: float) -> bool:
+    """A revert the watchdog leaves alone: the value it replaced held for less than the window, the restored
+    value held at least as long, and the watchdog never rolled it away."""
+    runs = restores_a_value(kinds, revisions, failing)
+    if runs is None or rolled_away_value(kinds, revisions, failing, away):
+        return False
+    first = [rfc3339(run[0]["createTime"]) for run in runs[-3:]]
+    restored, replaced = first[1] - first[0], first[2] - first[1]
+    return replaced < window and restored >= replaced
 
 
 def _ready(revision: dict) -> bool:
@@ -106,15 +144,22 @@ def _tags(traffic: list[dict]) -> list[tuple[str, str]]:
 
 
 @given(histories())
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_a_decision_never_makes_things_worse(history):
     service, revisions, config = history.service(), history.revisions(), history.config()
     kinds = KINDS_FOR[config.rollback_on]
     decided = decide(history.alert(), service, revisions, config, 1_760_000_000.0)
+    event(decided.reason)
+    event(f"remedy {decided.remedy or None}")
     assert decided.action != NEED_MORE  # the history is complete
     assert decided.detail
     by_name = {r["name"].rsplit("/", 1)[-1]: r for r in revisions}
     serving = traffic_split(service)
+    away = {r.from_revision for r in _records(service)} | _memory_away(service)
+    if decided.reason == "revert":  # 3, 8
+        failing = by_name[decided.failing]
+        assert harmless_revert(kinds, revisions, failing, away, config.max_change_age_hours * 3600)
+        assert not rolled_away_value(kinds, revisions, failing, away)
 
     if history.alert().revision and serving.get(history.alert().revision, 0) == 0:  # 5
         assert decided.action == NOTHING
@@ -132,11 +177,10 @@ def test_a_decision_never_makes_things_worse(history):
     for name in gained:
         assert _ready(by_name[name])  # 1
         assert not same(kinds, by_name[name], failing)  # 2
-    assert not was_revert(kinds, revisions, failing)  # 3
+    assert not harmless_revert(kinds, revisions, failing, away, config.max_change_age_hours * 3600)  # 3
     assert _tags(list(decided.traffic)) == _tags(service.get("traffic", []))  # 4
     assert sum(e["percent"] for e in decided.traffic) == 100
     assert sum(decided.split.values()) == 100
-    away = {r.from_revision for r in _records(service)}
     good_serving = [
         n for n, p in serving.items()
         if p > 0 and n != decided.failing and n in by_name and _ready(by_name[n])
@@ -144,6 +188,43 @@ def test_a_decision_never_makes_things_worse(history):
     ]  # fmt: skip
     if good_serving:
         assert decided.target in good_serving  # 6
+    if decided.action == ROLLBACK:  # 7
+        window = config.max_change_age_hours * 3600
+        assert rfc3339(by_name[decided.breaking]["createTime"]) >= history.alert().started_at - window
+    if decided.remedy == field_revert.FIELD_REVERT:  # 9
+        assert decided.action == ROLLBACK or decided.would_roll_back
+        _field_revert_keeps_the_code(service, failing, target, decided)
+
+
+def _field_revert_keeps_the_code(service: dict, failing: dict, target: dict, decided) -> None:
+    digests = {str(c.get("name") or i): f"sha256:{abs(hash(c['image'])):064x}"[:71] for i, c in
+               enumerate(failing["containers"])}  # fmt: skip
+    plan = field_revert.plan(service, failing, target, digests, "0.property")
+    assert isinstance(plan, field_revert.Plan)
+    new = plan.template
+    assert [c["image"] for c in new["containers"]] == [
+        field_revert.pin_image(c["image"], digests[str(c.get("name") or i)])
+        for i, c in enumerate(failing["containers"])
+    ]
+    assert new.get("vpcAccess", {}) == target.get("vpcAccess", {})
+    assert cloud_sql_instances(new) == cloud_sql_instances(target)
+    sql_moved = cloud_sql_instances(failing) != cloud_sql_instances(target)
+    for change in template_changes(failing, new):  # nothing else of the failing revision's configuration moved
+        mounts = sql_moved and change.field.endswith(".volumeMounts")  # the Cloud SQL socket mount goes with it
+        assert change.kind in field_revert.REVERTED_KINDS or change.field.endswith(".image") or mounts, change
+    moved = field_revert.moved_traffic(list(decided.traffic), decided.target, plan.name)
+    assert sum(e["percent"] for e in moved) == 100
+    assert {e["revision"]: e["percent"] for e in moved if e.get("percent")} == {
+        plan.name: decided.split[decided.target]
+    }
+    assert _tags(moved) == _tags(list(decided.traffic))
+
+
+def _memory_away(service: dict) -> set[str]:
+    from watchdog.core import ledger
+
+    memory = ledger.read(service.get("annotations"))
+    return set(memory.away) if isinstance(memory, ledger.Ledger) else set()
 
 
 def _records(service: dict):

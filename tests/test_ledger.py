@@ -36,13 +36,16 @@ records = st.builds(
     verdict_at=st.none() | times,
     told_at=st.none() | times,
     policy=names.map(lambda name: name[: ledger.POLICY_CHARS]),
+    revert=revision | st.just(""),
+    revert_state=st.sampled_from(["", ledger.REVERT_PENDING, ledger.REVERT_SERVING, ledger.REVERT_FAILED]),
+    revert_at=st.none() | times,
 )
 
 
 def test_the_record_has_no_field_this_test_leaves_out():
     generated = {"incident", "from_revision", "to_revision", "at", "alert_at", "reported", "thread", "recovered_at",
                  "drill", "before", "after", "latest", "events", "breaking", "metric", "state", "why", "verdict_at",
-                 "told_at", "policy"}  # fmt: skip
+                 "told_at", "policy", "revert", "revert_state", "revert_at"}  # fmt: skip
     assert {f.name for f in dataclasses.fields(ledger.Record)} == generated
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 ROLLBACK_KINDS = ("egress", "network", "any")
 SENTINEL_MODES = ("off", "warn", "hold")
+FIELD_REVERT_MODES = ("auto", "offer", "off")
 
 # Names of every environment variable the watchdog reads. terraform/ and the
 # tests check against this list, so add new settings here.
@@ -24,6 +25,8 @@ ENV_VARS = (
     "WATCHDOG_COOLDOWN_SECONDS",
     "WATCHDOG_DEADLINE_SECONDS",
     "WATCHDOG_MAX_ALERT_AGE_SECONDS",
+    "WATCHDOG_MAX_CHANGE_AGE_HOURS",
+    "WATCHDOG_FIELD_REVERT",
     "WATCHDOG_PROJECTS",
     "WATCHDOG_PAUSED",
     "WATCHDOG_METRICS_PROJECT",
@@ -138,6 +141,14 @@ class Config:
     cooldown_seconds: int = 1800
     deadline_seconds: float = 60.0
     max_alert_age_seconds: int = 6 * 3600  # 0: no limit
+    # A change older than this before the alert is a suspect, never acted on automatically: the staging
+    # incident surfaced 37 h after its deploy, so a week leaves room; months of deploys on top of a change
+    # are evidence that the change is not what broke today (watchdog/core/decision.py, rule 9).
+    max_change_age_hours: float = 168.0
+    # What a rollback does when pinning the known-good revision would take later deploys out of service:
+    # "auto" reverts only the trigger fields on a new revision with the failing revision's code,
+    # "offer" pins and offers that on the card, "off" pins (watchdog/core/field_revert.py).
+    field_revert: str = "auto"
     projects: frozenset[str] = frozenset()
     paused: bool = False
     metrics_project: str = ""
@@ -161,6 +172,9 @@ class Config:
         sentinel = env.get("WATCHDOG_SENTINEL", "warn").strip().lower() or "warn"
         if sentinel not in SENTINEL_MODES:
             raise ConfigError(f"WATCHDOG_SENTINEL: {sentinel!r} is not one of {', '.join(SENTINEL_MODES)}")
+        field_revert = env.get("WATCHDOG_FIELD_REVERT", "auto").strip().lower() or "auto"
+        if field_revert not in FIELD_REVERT_MODES:
+            raise ConfigError(f"WATCHDOG_FIELD_REVERT: {field_revert!r} is not one of {', '.join(FIELD_REVERT_MODES)}")
         slack = SlackSettings(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
             channel=env.get("SLACK_CHANNEL", "").strip(),
@@ -190,6 +204,9 @@ class Config:
             max_alert_age_seconds=int(
                 _number(env, "WATCHDOG_MAX_ALERT_AGE_SECONDS", 6 * 3600, minimum=0, maximum=31 * 86400)
             ),
+            # at least a day (the incident's symptom came 37 h late), at most the 1,000 revisions' worth of a year
+            max_change_age_hours=_number(env, "WATCHDOG_MAX_CHANGE_AGE_HOURS", 168, minimum=24, maximum=366 * 24),
+            field_revert=field_revert,
             projects=frozenset(p.strip() for p in env.get("WATCHDOG_PROJECTS", "").split(",") if p.strip()),
             paused=_flag(env, "WATCHDOG_PAUSED"),
             metrics_project=env.get("WATCHDOG_METRICS_PROJECT", "").strip(),

@@ -2,7 +2,7 @@
 
 Pure code: no client, no clock, no environment. A rollback must never make an
 outage worse, so every rule below that cannot show a safe move reports
-instead. Rules, in the order they win, and where each lives:
+instead. Rules, in the order they win, each a function of its own:
 
 1. ``ledger_unreadable``: the watchdog's annotations cannot be read. Report;
    traffic and the annotations are left alone. (:func:`decide`)
@@ -10,7 +10,7 @@ instead. Rules, in the order they win, and where each lives:
    Reported: nothing at all (duplicates are silent). Not reported and younger
    than :data:`REPORT_LEASE`: ``in_progress`` (the caller asks Pub/Sub to
    redeliver later). Not reported and older: ``resend_report``.
-   (:func:`decide`, :func:`_already_handled`)
+   (:func:`_already_handled`)
 3. ``already_closed``: the incident was seen ``closed`` before this ``open``
    arrived (out-of-order delivery): nothing. (:func:`decide`)
 4. Which revision fails. The alert's ``revision_name`` when it has one.
@@ -19,24 +19,40 @@ instead. Rules, in the order they win, and where each lives:
    ``no_traffic``, the only serving revision, or the one serving revision whose
    trigger value differs from all the others (a canary); several candidates is
    ``ambiguous_revision``. (:func:`_failing_from_traffic`)
-5. ``not_serving``: the failing revision gets no traffic: nothing to do.
-   (:func:`_decide`, as are rules 6–8 and 11)
-6. ``rollback_did_not_fix``: the failing revision is one the watchdog rolled
-   back *to*: a loud report, never a further automatic rollback.
+5. ``not_serving``: the failing revision gets no traffic: nothing to do. (:func:`_not_serving`)
+6. ``rollback_did_not_fix``: the failing revision is one the watchdog put
+   traffic on (a rollback target or a field-revert revision): a loud report,
+   never a further automatic rollback. (:func:`_did_not_fix`)
 7. ``revision_not_found``, ``no_matching_change``: nothing in the history to
-   blame; report the diff.
-8. ``revert``: the latest change restored the value the service had before the
-   previous change (a human's revert). A revert is not a cause: report the
-   history, never roll back onto the value just reverted away from.
-9. ``no_known_good_target``: no revision can be shown to be good. The rule
-   that picks the rollback target and the split after it:
-   :func:`watchdog.core.rollback_target.choose`.
-10. Guards that turn a rollback into a report, first match wins:
+   blame; report the diff. (:func:`_latest_change`)
+8. ``revert``: the latest change restored a value the service had before the
+   previous change, *and* that value was the service's established one: the
+   value it replaced held for less than ``WATCHDOG_MAX_CHANGE_AGE_HOURS`` (a
+   value the service ran on for longer is itself established), the restored
+   value held at least as long as it, and the watchdog never rolled the
+   restored value away. A revert is not a cause: report, never roll back onto
+   the value just reverted away from. Otherwise the change is a
+   **re-introduction** (a recurrence: someone redeployed with the old flag)
+   and the re-introducing revision is the breaking one. A tie in how long the
+   two values held is read as a revert: without evidence either way, no
+   automatic action; a missing creation time likewise. (:func:`_revert`)
+9. ``change_too_old``: the breaking revision was created more than
+   ``WATCHDOG_MAX_CHANGE_AGE_HOURS`` before the alert. Deploys made on top of
+   it served; blaming it now would throw them away. Reported as a suspect (its
+   age, how many deploys kept its value, the manual and field-revert commands);
+   traffic untouched. The same rule keeps a human's pin: an alert or drill that
+   names no revision never moves traffic to a revision older than the change
+   when the change lies outside the window. (:func:`_too_old`)
+10. ``no_known_good_target``: no revision can be shown to be good. The rule
+    that picks the rollback target and the split after it:
+    :func:`watchdog.core.rollback_target.choose`.
+11. Guards that turn a rollback into a report, first match wins:
     ``out_of_scope``, ``project_not_allowed``, ``stale_alert``, ``paused``,
-    ``cooldown``, ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
-11. Otherwise ``rollback``.
+    ``undone``, ``cooldown``, ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
+12. Otherwise ``rollback``, with its remedy: a pin, or a pin followed by a
+    field revert (:func:`watchdog.core.field_revert.remedy`).
 
-Any report (rules 4–10) for an incident already reported once is
+Any report (rules 4–11) for an incident already reported once is
 ``already_reported``: one message per incident, not one per delivery.
 (:func:`decide`)
 
@@ -45,32 +61,36 @@ revision that never became Ready is skipped (:func:`watchdog.core.traffic.is_rea
 A revision's *trigger value* is its configuration in the fields
 ``WATCHDOG_ROLLBACK_ON`` names; two revisions "have the same value" when
 :func:`watchdog.core.changes.template_changes` finds no change of those kinds
-between them (:class:`watchdog.core.history.History`). The **breaking** revision
-is the oldest Ready revision after the target that has the failing revision's
-value (a deleted one, if the history shows it, is named as such;
-:func:`watchdog.core.rollback_target.breaking`).
+between them (:class:`watchdog.core.history.History`). A *run* is a stretch of
+consecutive Ready revisions with the same value; how long a value *held* is
+the time from its run's first revision to the next run's first revision. The
+**breaking** revision is the oldest Ready revision after the target that has
+the failing revision's value (a deleted one, if the history shows it, is named
+as such; :func:`watchdog.core.rollback_target.breaking`).
 
 The target, first that applies: the revisions serving now without the failing
 value (they take the failing share in proportion); else the newest Ready
 revision before the breaking one that is not a 0% tag-only preview; else a
 revision the ledger shows serving. Never one with the failing value, never one
 the watchdog rolled away from before; every tagged traffic entry stays
-(:func:`watchdog.core.traffic.rollback_traffic`). The full rule is in
-:mod:`watchdog.core.rollback_target`.
+(:func:`watchdog.core.traffic.rollback_traffic`).
 
-The change may be arbitrarily old (in the incident it surfaced 37 hours after
-the deploy), so the walk through history has no age limit. When the
-revisions read so far end before the decision is known, the answer is
-``need_more_revisions`` and the caller reads the next page.
+History is read only as far as the decision needs: when the revisions read so
+far end before the decision is known, the answer is ``need_more_revisions``
+and the caller reads the next page. Rule 8 needs the runs up to the newest
+revision of the value before the latest change, and that value's run only
+while the value after it held for less than the window and longer than the
+run read so far.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from watchdog.config import Config
-from watchdog.core import guards, ledger, precheck, rollback_target
+from watchdog.core import field_revert, guards, ledger, precheck, rollback_target
 from watchdog.core.changes import Change, template_changes
 from watchdog.core.history import History
 from watchdog.core.intake import Alert
@@ -115,6 +135,11 @@ class Decision:
     fixes: tuple[tuple[str, str], ...] = ()  # (precheck rule, what to do about it) for the change rolled back
     breaking_creator: str = ""  # who deployed the breaking revision (its ``creator``)
     loud: bool = False  # page on-call: the watchdog cannot help and someone must look now
+    remedy: str = ""  # field_revert.PIN or field_revert.FIELD_REVERT (a rollback, or what a guard held back)
+    offer_revert: bool = False  # a pin whose card offers the field revert
+    taken_out: tuple[tuple[str, str], ...] = ()  # (revision, images) the pin takes out of service, newest first
+    change_age: float | None = None  # seconds from the breaking revision's creation to the alert
+    followed: int = 0  # Ready revisions after the breaking one that kept its value (change_too_old)
 
     @property
     def acts(self) -> bool:
@@ -162,13 +187,15 @@ def decide(
             serving=serving,
         )
     history = History(revisions, KINDS_FOR[config.rollback_on], {} if memo is None else memo, history_complete)
-    decided = _decide(alert, service, history, memory, config, now, serving)
+    facts = _Facts(alert, service, history, memory, config, now, serving)
+    decided = _decide(facts)
     if decided.action == REPORT and alert.incident_id in memory.noticed:
         return replace(decided, action=NOTHING, reason="already_reported", detail=f"already reported: {decided.detail}")
     return decided
 
 
 def _already_handled(alert: Alert, record: ledger.Record, config: Config, now: float, serving: dict) -> Decision:
+    """Rule 2: the ledger records a rollback for this incident."""
     moved = f"{record.from_revision} → {record.to_revision}"
     if record.reported:
         action, detail = NOTHING, f"incident {alert.incident_id} was already rolled back ({moved})"
@@ -192,148 +219,291 @@ def _already_handled(alert: Alert, record: ledger.Record, config: Config, now: f
     )
 
 
-def _decide(
-    alert: Alert, service: dict, history: History, memory: ledger.Ledger, config: Config, now: float, serving: dict
-) -> Decision:
-    def more(why: str, failing: str = "") -> Decision:
+@dataclass(frozen=True)
+class _Facts:
+    """What every rule reads."""
+
+    alert: Alert
+    service: dict
+    history: History
+    memory: ledger.Ledger
+    config: Config
+    now: float
+    serving: dict[str, int]
+
+    def more(self, why: str, failing: str = "") -> Decision:
         return Decision(NEED_MORE, "need_more_revisions", why, failing=failing)
 
-    # --- which revision fails
-    failing = alert.revision
-    if not failing:
-        located = _failing_from_traffic(service, history, serving)
-        if isinstance(located, Decision):
-            return located
-        failing = located
-    if serving.get(failing, 0) == 0:
-        return Decision(
-            NOTHING,
-            "not_serving",
-            f"revision {failing} serves no traffic (already rolled back, a tag-only preview, or never became Ready)",
+    def report(self, reason: str, detail: str, **found) -> Decision:
+        return Decision(REPORT, reason, detail, serving=self.serving, **found)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """The latest change behind the failing revision (index ``fi``), as the walk back found it.
+
+    ``breaking`` is the oldest Ready revision with the failing value before another value
+    (``boundary``, the newest revision of the value it replaced) shows up."""
+
+    fi: int
+    breaking: int
+    boundary: int
+
+
+def _decide(facts: _Facts) -> Decision:
+    """Rules 4 to 12, in order; each returns a decision when it settles the case."""
+    failing = facts.alert.revision or _failing_from_traffic(facts)
+    if isinstance(failing, Decision):
+        return failing  # rule 4
+    settled = _not_serving(facts, failing) or _did_not_fix(facts, failing)  # rules 5, 6
+    if settled:
+        return settled
+    change = _latest_change(facts, failing)  # rule 7
+    if isinstance(change, Decision):
+        return change
+    settled = _revert(facts, change)  # rule 8
+    if settled:
+        return settled
+    chosen = rollback_target.choose(  # rule 10's target, needed by rule 9's report too
+        facts.service, facts.history, facts.memory, facts.serving, failing, change.fi, change.breaking
+    )
+    if isinstance(chosen, rollback_target.NoTarget) and chosen.need_more:
+        return facts.more("looking for a revision known to have served", failing)
+    found = _found(facts, change, chosen)
+    settled = _too_old(facts, change, chosen, found)  # rule 9
+    if settled:
+        return settled
+    if isinstance(chosen, rollback_target.NoTarget):  # rule 10
+        names, revisions = facts.history.names, facts.history.revisions
+        return facts.report(
+            "no_known_good_target",
+            f"{names[change.breaking]} changed the {facts.alert.service.service} configuration, but no Ready "
+            "revision without that change can be shown to have served (none serves now, the one before the change "
+            "is a preview, or the watchdog rolled away from it before): traffic left alone",
             failing=failing,
-            serving=serving,
+            breaking=names[change.breaking],
+            breaking_created=str(revisions[change.breaking].get("createTime", "")),
         )
-    earlier = memory.rolled_to.get(failing)
-    if earlier is not None:
-        return Decision(
-            REPORT,
-            "rollback_did_not_fix",
-            f"the watchdog rolled {alert.service.service} back to {failing} for incident {earlier.incident}, "
-            f"and the alert is now about {failing}: that rollback did not fix it. No further automatic rollback; "
-            "someone needs to look now",
-            failing=failing,
-            serving=serving,
-            loud=True,
-        )
+    why = f"{found['breaking']} changed {_describe(found['trigger_changes'])}"
+    latest = short_name(facts.service.get("latestCreatedRevision", ""))
+    held = guards.holding_back(facts.alert, facts.config, facts.memory, facts.now, failing, latest)  # rule 11
+    if held:
+        reason, sentence = held
+        return Decision(REPORT, reason, f"{why}; would roll back to {chosen.revision}, but {sentence}", **found)
+    return Decision(ROLLBACK, "rollback", f"{why}; rolling back to {chosen.revision} ({chosen.trust})", **found)
+
+
+def _not_serving(facts: _Facts, failing: str) -> Decision | None:
+    """Rule 5: a revision that serves nothing needs no rollback."""
+    if facts.serving.get(failing, 0) > 0:
+        return None
+    return Decision(
+        NOTHING,
+        "not_serving",
+        f"revision {failing} serves no traffic (already rolled back, a tag-only preview, or never became Ready)",
+        failing=failing,
+        serving=facts.serving,
+    )
+
+
+def _did_not_fix(facts: _Facts, failing: str) -> Decision | None:
+    """Rule 6: the alert is about a revision the watchdog put traffic on: someone must look, loudly."""
+    earlier = facts.memory.rolled_to.get(failing)
+    if earlier is None:
+        return None
+    return facts.report(
+        "rollback_did_not_fix",
+        f"the watchdog rolled {facts.alert.service.service} back to {failing} for incident {earlier.incident}, "
+        f"and the alert is now about {failing}: that rollback did not fix it. No further automatic rollback; "
+        "someone needs to look now",
+        failing=failing,
+        loud=True,
+    )
+
+
+def _latest_change(facts: _Facts, failing: str) -> _Change | Decision:
+    """Rule 7: walk back over Ready revisions with the failing value to the first that differs."""
+    history = facts.history
     fi = history.index.get(failing)
     if fi is None:
         if not history.complete:
-            return more(f"looking for revision {failing}", failing)
-        return Decision(
-            REPORT,
-            "revision_not_found",
-            f"revision {failing} is not in the service's history",
-            failing=failing,
-            serving=serving,
+            return facts.more(f"looking for revision {failing}", failing)
+        return facts.report(
+            "revision_not_found", f"revision {failing} is not in the service's history", failing=failing
         )
-    revisions, names = history.revisions, history.names
-    failing_rev = revisions[fi]
-
-    # --- the latest change: walk back over Ready revisions with the failing value
-    breaking_at, boundary = fi, None
+    failing_rev = history.revisions[fi]
+    breaking, boundary = fi, None
     for k in history.ready_after(fi):
-        if history.same(revisions[k], failing_rev):
-            breaking_at = k
+        if history.same(history.revisions[k], failing_rev):
+            breaking = k
         else:
             boundary = k
             break
-    if boundary is None:
-        if not history.complete:
-            return more("no matching change yet", failing)
-        older = history.ready_after(fi)
-        diff = tuple(history.changes(revisions[older[0]], failing_rev)) if older else ()
-        return Decision(
-            REPORT,
-            "no_matching_change",
-            f"no {config.rollback_on} change in the history of {failing}; traffic left alone",
-            failing=failing,
-            changes=diff,
-            serving=serving,
-        )
-
-    # --- a revert is not a cause
-    before_boundary = next(
-        (k for k in history.ready_after(boundary) if not history.same(revisions[k], revisions[boundary])), None
+    if boundary is not None:
+        return _Change(fi, breaking, boundary)
+    if not history.complete:
+        return facts.more("no matching change yet", failing)
+    older = history.ready_after(fi)
+    diff = tuple(history.changes(history.revisions[older[0]], failing_rev)) if older else ()
+    return facts.report(
+        "no_matching_change",
+        f"no {facts.config.rollback_on} change in the history of {failing}; traffic left alone",
+        failing=failing,
+        changes=diff,
     )
-    if before_boundary is None and not history.complete:
-        return more("checking whether the latest change was a revert", failing)
-    latest = tuple(c for c in history.changes(revisions[boundary], revisions[breaking_at]) if c.kind in history.kinds)
-    if before_boundary is not None and history.same(revisions[before_boundary], failing_rev):
-        return Decision(
-            REPORT,
-            "revert",
-            f"{names[breaking_at]} restored {_describe(latest, new_side=True)}, which {names[before_boundary]} had "
-            f"before {names[boundary]} changed it: a revert is not treated as the cause, and rolling back would "
-            f"put {names[boundary]}'s configuration back. Traffic left alone",
-            failing=failing,
-            breaking=names[breaking_at],
-            breaking_created=str(revisions[breaking_at].get("createTime", "")),
-            trigger_changes=latest,
-            changes=tuple(history.changes(revisions[boundary], failing_rev)),
-            serving=serving,
-        )
 
-    # --- the target: known good (watchdog/core/rollback_target.py)
-    chosen = rollback_target.choose(service, history, memory, serving, failing, fi, breaking_at)
-    if isinstance(chosen, rollback_target.NoTarget):
-        if chosen.need_more:
-            return more("looking for a revision known to have served", failing)
-        return Decision(
-            REPORT,
-            "no_known_good_target",
-            f"{names[breaking_at]} changed the {alert.service.service} configuration, but no Ready revision "
-            "without that change can be shown to have served (none serves now, the one before the change is a "
-            "preview, or the watchdog rolled away from it before): traffic left alone",
-            failing=failing,
-            breaking=names[breaking_at],
-            breaking_created=str(revisions[breaking_at].get("createTime", "")),
-            serving=serving,
-        )
-    target, split, moved_from = chosen.revision, chosen.split, chosen.moved_from
-    ti = history.index[target]
-    breaking_at, breaking_deleted = rollback_target.breaking(history, fi, ti, breaking_at)
-    changes = tuple(history.changes(revisions[ti], failing_rev))
-    trigger = tuple(c for c in changes if c.kind in history.kinds)
-    verdict = precheck.evaluate(revisions[ti], failing_rev)  # the same rules (and fixes) as `check`
-    fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
+
+def _revert(facts: _Facts, change: _Change) -> Decision | None:
+    """Rule 8: a harmless revert is reported; a re-introduction falls through (its revision is the breaking one).
+
+    The value before the boundary's run is compared with the failing value; when they are the
+    same, the latest change restored it. It was the established value only if the value that
+    replaced it held for less than the window, the restored value held at least as long, and the
+    watchdog's ledger does not show it rolled the restored value away (a revision with it in
+    ``away`` or in a record's ``from``, among those read).
+    """
+    history, revisions, names = facts.history, facts.history.revisions, facts.history.names
+    failing_rev = revisions[change.fi]
+    boundary_rev = revisions[change.boundary]
+    replaced_first, restored_newest = change.boundary, None
+    for k in history.ready_after(change.boundary):
+        if history.same(revisions[k], boundary_rev):
+            replaced_first = k
+        else:
+            restored_newest = k
+            break
+    if restored_newest is None:
+        if not history.complete:
+            return facts.more("checking whether the latest change was a revert", names[change.fi])
+        return None  # the value before the change is the service's first: nothing was restored
+    if not history.same(revisions[restored_newest], failing_rev):
+        return None  # a third value: a change, not a revert
+    if _rolled_away(facts, failing_rev):
+        return None  # the watchdog rolled this value away before: its return is a recurrence
+    replaced_held = _held(history, change.breaking, replaced_first)
+    if replaced_held is not None and replaced_held >= facts.config.max_change_age_hours * 3600:
+        return None  # the service ran on the replaced value for longer than the window: that one had settled
+    restored_held = _restored_held(history, replaced_first, restored_newest, replaced_held)
+    if restored_held is None:
+        return facts.more("checking how long the restored value held", names[change.fi])
+    if replaced_held is not None and restored_held < replaced_held:
+        return None  # the restored value held for less time than what replaced it: a re-introduction
+    latest = tuple(c for c in history.changes(boundary_rev, revisions[change.breaking]) if c.kind in history.kinds)
+    return facts.report(
+        "revert",
+        f"{names[change.breaking]} restored {_describe(latest, new_side=True)}, which {names[restored_newest]} had "
+        f"before {names[change.boundary]} changed it: a revert of a value that had not settled is not treated "
+        f"as the cause, and rolling back would put {names[change.boundary]}'s configuration back. Traffic left alone",
+        failing=names[change.fi],
+        breaking=names[change.breaking],
+        breaking_created=str(revisions[change.breaking].get("createTime", "")),
+        trigger_changes=latest,
+        changes=tuple(history.changes(boundary_rev, failing_rev)),
+    )
+
+
+def _rolled_away(facts: _Facts, failing_rev: dict) -> bool:
+    """The ledger shows the watchdog moved traffic off a revision with the failing value (among those read)."""
+    history = facts.history
+    return any(
+        (revision := history.get(name)) is not None and history.same(revision, failing_rev)
+        for name in facts.memory.rolled_away
+    )
+
+
+def _held(history: History, newer_first: int, older_first: int) -> float | None:
+    """Seconds from the revision at ``older_first`` to the one at ``newer_first``; None when a time is unknown."""
+    newer, older = history.created(newer_first), history.created(older_first)
+    return None if newer is None or older is None else newer - older
+
+
+def _restored_held(history: History, replaced_first: int, restored_newest: int, enough: float | None) -> float | None:
+    """How long the restored value held before it was replaced, read only until it exceeds ``enough``.
+
+    Walks the restored value's run back from its newest revision. None when the pages read so far
+    end before the answer is known; with a complete history, how long the run read held.
+    """
+    revisions, restored_rev = history.revisions, history.revisions[restored_newest]
+    held = 0.0
+    for k in [restored_newest, *history.ready_after(restored_newest)]:
+        if not history.same(revisions[k], restored_rev):
+            return held
+        since = _held(history, replaced_first, k)
+        if since is None or enough is None:
+            return math.inf  # no times to compare: read as established (no automatic action)
+        held = since
+        if held >= enough:
+            return held
+    return held if history.complete else None
+
+
+def _too_old(facts: _Facts, change: _Change, chosen, found: dict) -> Decision | None:
+    """Rule 9: a change older than the window is a suspect to report, never a rollback."""
+    age = found["change_age"]
+    if age is not None and age <= facts.config.max_change_age_hours * 3600:
+        return None
+    breaking_at = facts.history.index.get(found["breaking"], change.breaking)
+    followed = sum(1 for k in range(change.fi, breaking_at) if is_ready(facts.history.revisions[k]))
+    how_old = "of unknown age" if age is None else f"{_days(age)} before the alert"
+    detail = (
+        f"{found['breaking']} changed {_describe(found['trigger_changes'])} {how_old}, and {followed} deploy(s) "
+        f"since kept that value: beyond WATCHDOG_MAX_CHANGE_AGE_HOURS ({facts.config.max_change_age_hours:g} h) "
+        "it is a suspect, not a cause to act on. Traffic left alone"
+    )
+    return Decision(REPORT, "change_too_old", detail, **{**found, "followed": followed, "would_roll_back": False})
+
+
+def _found(facts: _Facts, change: _Change, chosen) -> dict:
+    """What the report or the rollback says about the change and the target (``chosen`` may be NoTarget)."""
+    history, alert = facts.history, facts.alert
+    revisions, names = history.revisions, history.names
+    failing_rev = revisions[change.fi]
+    breaking_at, deleted = change.breaking, False
+    target, split, moved_from, trust, ti = "", {}, (), "", None
+    if isinstance(chosen, rollback_target.Target):
+        target, split, moved_from, trust = chosen.revision, chosen.split, chosen.moved_from, chosen.trust
+        ti = history.index[target]
+        breaking_at, deleted = rollback_target.breaking(history, change.fi, ti, change.breaking)
+    reference = revisions[ti] if ti is not None else revisions[change.boundary]
+    changes = tuple(history.changes(reference, failing_rev))
+    created = history.created(breaking_at)
+    moment = alert.started_at or facts.now
     found = {
-        "failing": failing,
+        "failing": names[change.fi],
         "target": target,
         "breaking": names[breaking_at],
         "breaking_created": str(revisions[breaking_at].get("createTime", "")),
-        "breaking_deleted": breaking_deleted,
-        "skipped": tuple(n for n in names[fi + 1 : ti] if n not in moved_from) if ti > fi else (),
+        "breaking_deleted": deleted,
         "changes": changes,
-        "trigger_changes": trigger,
-        "serving": serving,
-        "split": split,
-        "traffic": tuple(rollback_traffic(service, split)),
-        "moved_from": moved_from,
-        "trust": chosen.trust,
-        "fixes": fixes,
+        "trigger_changes": tuple(c for c in changes if c.kind in history.kinds),
+        "serving": facts.serving,
         "breaking_creator": str(revisions[breaking_at].get("creator", "")),
-        "would_roll_back": True,
+        "change_age": None if created is None else max(0.0, moment - created),
     }
-    why = f"{names[breaking_at]} changed {_describe(trigger)}"
-    held = guards.holding_back(alert, config, memory, now)
-    if held:
-        reason, sentence = held
-        return Decision(REPORT, reason, f"{why}; would roll back to {target}, but {sentence}", **found)
-    return Decision(ROLLBACK, "rollback", f"{why}; rolling back to {target} ({chosen.trust})", **found)
+    if ti is None:
+        return found
+    verdict = precheck.evaluate(revisions[ti], failing_rev)  # the same rules (and fixes) as `check`
+    remedy = field_revert.remedy(
+        facts.config.field_revert, facts.config.rollback_on, failing_rev, revisions[ti], split, facts.serving
+    )
+    return {
+        **found,
+        "skipped": tuple(n for n in names[change.fi + 1 : ti] if n not in moved_from) if ti > change.fi else (),
+        "split": split,
+        "traffic": tuple(rollback_traffic(facts.service, split)),
+        "moved_from": moved_from,
+        "trust": trust,
+        "fixes": tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix),
+        "would_roll_back": True,
+        "remedy": remedy.kind,
+        "offer_revert": remedy.offer,
+        "taken_out": field_revert.taken_out(revisions, names[change.fi], names[breaking_at]),
+    }
 
 
-def _failing_from_traffic(service: dict, history: History, serving: dict[str, int]) -> str | Decision:
-    """The failing revision of an alert that names none, or the decision that there is no safe answer."""
+def _failing_from_traffic(facts: _Facts) -> str | Decision:
+    """Rule 4: the failing revision of an alert that names none, or the decision that there is no safe answer."""
+    service, history, serving = facts.service, facts.history, facts.serving
     newest_created = short_name(service.get("latestCreatedRevision", ""))
     newest_ready = short_name(service.get("latestReadyRevision", ""))
     if newest_created and newest_created != newest_ready and serving.get(newest_created, 0) == 0:
@@ -408,6 +578,8 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
         record=record,
         serving=serving,
         split=dict(record.after) or {record.to_revision: 100},
+        remedy=field_revert.FIELD_REVERT if record.revert else field_revert.PIN,
+        taken_out=field_revert.taken_out(revisions, record.from_revision, record.breaking or record.from_revision),
     )
 
 
@@ -438,6 +610,10 @@ def _annotations(service: dict) -> dict[str, str]:
 
 def _show_split(serving: dict[str, int]) -> str:
     return ", ".join(f"{name} {percent}%" for name, percent in serving.items() if percent > 0)
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:.0f} days" if seconds >= 2 * 86400 else f"{seconds / 3600:.0f} h"
 
 
 def _describe(changes: tuple[Change, ...], new_side: bool = False) -> str:

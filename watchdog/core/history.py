@@ -8,6 +8,7 @@ memoized in a dict the caller keeps across pages of the same decision.
 from __future__ import annotations
 
 from watchdog.core.changes import Change, template_changes
+from watchdog.core.intake import rfc3339
 from watchdog.core.traffic import is_ready, short_name
 
 
@@ -35,6 +36,10 @@ class History:
     def same(self, a: dict, b: dict) -> bool:
         """Same trigger value: no change of the configured kinds between them."""
         return not any(c.kind in self.kinds for c in self.changes(a, b))
+
+    def created(self, i: int) -> float | None:
+        """The revision's createTime in epoch seconds; None when it has none."""
+        return rfc3339(self.revisions[i].get("createTime"))
 
     def ready_after(self, start: int) -> list[int]:
         """Indexes of Ready revisions older than ``start``."""

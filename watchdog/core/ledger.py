@@ -38,6 +38,8 @@ KEEP_AWAY = 200  # revisions rolled away from (about 30 characters each)
 KEEP_INCIDENTS = 50  # closed and noticed incidents, each list
 POLICY_CHARS = 120  # of the alert policy's name kept in a record (the card shows it again when restated)
 TRUE_VALUES = {"1", "true", "yes", "on"}  # the same words as WATCHDOG_PAUSED
+REVERT_PENDING, REVERT_SERVING, REVERT_FAILED = "pending", "serving", "failed"
+UNDO_EVENT = "undo_rollback"  # the event a card's Undo or `rollback-watchdog undo` records (core/actions.py)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,22 @@ class Record:
     verdict_at: float | None = None  # when the verdict was recorded (before it is posted)
     told_at: float | None = None  # when the verdict was posted
     policy: str = ""  # the alert policy's name (shortened), so a card restated from the record still names it
+    # The field revert (watchdog/core/field_revert.py): a new revision with the failing revision's code and the
+    # target's trigger values. "pending" while it is created at 0%, "serving" once the pinned share moved to it,
+    # "failed" when it never became Ready (traffic stays pinned on ``to_revision``).
+    revert: str = ""
+    revert_state: str = ""
+    revert_at: float | None = None  # when the field revert was started
+
+    @property
+    def restored(self) -> str:
+        """The revision the watchdog put traffic on: the field-revert revision once it serves, else the target."""
+        return self.revert if self.revert and self.revert_state == REVERT_SERVING else self.to_revision
+
+    def undone_at(self) -> float | None:
+        """When on-call undid this rollback (the newest undo click or command), or None."""
+        times = [at for action, _user, at, _ts in self.events if action == UNDO_EVENT]
+        return max(times) if times else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,13 @@ class Ledger:
 
     @property
     def rolled_to(self) -> dict[str, Record]:
-        return {r.to_revision: r for r in sorted(self.records, key=lambda r: r.at)}
+        """Revisions the watchdog put traffic on (targets and field-revert revisions), with their records."""
+        found: dict[str, Record] = {}
+        for record in sorted(self.records, key=lambda r: r.at):
+            found[record.to_revision] = record
+            if record.revert and record.revert_state != REVERT_FAILED:
+                found[record.revert] = record
+        return found
 
 
 @dataclass(frozen=True)
@@ -298,6 +322,9 @@ def _from_json(item: Any) -> Record:
         verdict_at=_finite(item["verdict_at"]) if item.get("verdict_at") is not None else None,
         told_at=_finite(item["told_at"]) if item.get("told_at") is not None else None,
         policy=str(item.get("policy", "")),
+        revert=str(item.get("revert", "")),
+        revert_state=str(item.get("revert_state", "")),
+        revert_at=_finite(item["revert_at"]) if item.get("revert_at") is not None else None,
     )
 
 

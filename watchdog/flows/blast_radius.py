@@ -73,7 +73,7 @@ def related(
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="blast-radius")
     futures = [
         pool.submit(_look, config, cloud_run, ServiceRef(ref.project, ref.region, _short(s["name"])), s, signature,
-                    wanted, breaking_at, deadline, now)
+                    wanted, breaking_at, deadline, now, alert.started_at)
         for s in looked_at
     ]  # fmt: skip
     done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
@@ -106,6 +106,7 @@ def _look(
     breaking_at: float,
     deadline: float,
     now: float,
+    started_at: float | None = None,
 ) -> str:
     history = cloud_run.history(ref, deadline, page_size=PAGE_SIZE)
     loaded = history.loaded
@@ -125,12 +126,15 @@ def _look(
     serving = traffic.traffic_split(service)
     if serving.get(name, 0) == 0:
         return f"{head}: not serving traffic yet; run `rollback-watchdog check` before migrating"
-    return f"{head}: {_would(config, cloud_run, ref, service, history, now, deadline)}"
+    return f"{head}: {_would(config, cloud_run, ref, service, history, now, deadline, started_at)}"
 
 
-def _would(config: Config, cloud_run: Any, ref: ServiceRef, service: dict, history: Any, now: float, deadline) -> str:
-    """What the watchdog would do if this service alerted now (decision.decide, the same rules)."""
-    probe = Alert(incident_id="blast-radius", state="open", service=ref, revision="")
+def _would(
+    config: Config, cloud_run: Any, ref: ServiceRef, service: dict, history: Any, now: float, deadline, started_at
+) -> str:
+    """What the watchdog would do if this service alerted with the same incident (decision.decide, the same
+    rules; the change's age counted from the incident's start, as for the service that alerted)."""
+    probe = Alert(incident_id="blast-radius", state="open", service=ref, revision="", started_at=started_at)
     decided = rules.decide(probe, service, history.loaded, config, now, history_complete=history.complete)
     while decided.action == rules.NEED_MORE and time.monotonic() < deadline:
         history.read_more()
