@@ -19,6 +19,10 @@ from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.slack import SlackStandIn, print_message
 from tests.support import FunctionProcess, deliver, fixture, pubsub_body
+from watchdog.core import field_revert
+
+# The revision the field revert creates for auth: v1.42.0 (00043's code) with egress private-ranges-only.
+AUTH_REVERT = field_revert.revision_name("netra-auth-service", "0.auth-db-timeout-1")
 
 SERVICES = {
     "netra-auth-service": "alerts/incident_auth_db_timeout_log_match.json",
@@ -94,7 +98,7 @@ def recovered(api: CloudRunStandIn, slack: SlackStandIn, monitoring: MonitoringS
                    "labels": {"is_healthy": "true", "probe_type": "Startup"}},
         "resource": {"type": "cloud_run_revision", "labels": {
             "project_id": "netra-staging", "service_name": "netra-auth-service", "location": "us-central1",
-            "revision_name": "netra-auth-service-00041-kip", "configuration_name": "netra-auth-service"}},
+            "revision_name": AUTH_REVERT, "configuration_name": "netra-auth-service"}},
         "metricKind": "DELTA", "valueType": "INT64",
         "points": [{"interval": {"startTime": stamp(t - 60), "endTime": stamp(t)}, "value": {"int64Value": "2"}}
                    for t in (at + 60, at + 120)],
@@ -187,7 +191,10 @@ def main() -> None:
             say("\n5. What on-call saw in Slack:")
             for message in slack.state.messages:
                 print_message(message)
-            say("\n6. State after: traffic pinned to the last private-ranges-only revision")
+            say(
+                "\n6. State after: backend pinned to its last private-ranges-only revision; auth pinned, then field-"
+                "reverted:\n   a new revision with 00043's code (v1.42.0, by digest) and egress private-ranges-only"
+            )
             for service in SERVICES:
                 say(f"  {service}")
                 history(api, service)
@@ -196,7 +203,12 @@ def main() -> None:
             for update in updates:
                 body, mask = update["body"], update["query"]["updateMask"]
                 what = f"traffic={json.dumps(body['traffic'])}" if "traffic" in mask else "(ledger: report sent)"
-                say(f"   PATCH …/{update['path'].rsplit('/', 1)[-1]}?updateMask={mask} {what}")
+                dry = (
+                    " validateOnly (Cloud Run's dry run of the same update)"
+                    if update["query"].get("validateOnly")
+                    else ""
+                )
+                say(f"   PATCH …/{update['path'].rsplit('/', 1)[-1]}?updateMask={mask}{dry} {what}")
             say("\n7. Pub/Sub redelivers both alerts and Monitoring re-notifies (at-least-once delivery):")
             before_updates, before_messages = len(updates), len(slack.state.messages)
             for service, body in bodies.items():

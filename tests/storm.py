@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tests.support import deliver_until_acked, fixture, incident_alert, pubsub_body
+from tests.support import INCIDENT_SYMPTOMS, deliver_until_acked, fixture, incident_alert, pubsub_body
 
 PROJECT, REGION = "netra-staging", "us-central1"
 
@@ -60,7 +60,7 @@ class StormResult:
 def storm_bodies(services: int, duplicates: int, closed_every: int = 5, seed: int = 7) -> list[dict]:
     """``duplicates`` deliveries per service's incident, every ``closed_every``-th one a close, shuffled."""
     bodies = []
-    started = time.time() - 300
+    started = INCIDENT_SYMPTOMS  # the seed is the incident's backend, copied
     for i in range(services):
         incident = f"0.storm-{i:03d}"
         for n in range(duplicates):

@@ -50,6 +50,26 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+# When the staging incident's symptoms began (2025-09-16 17:42:34 UTC): 37 hours after the breaking deploy. The
+# stand-ins hold its revisions as they were then, so an alert about them starts then too (the decision counts a
+# change's age from the incident's start: watchdog/core/decision.py, rule 9).
+INCIDENT_SYMPTOMS = 1758044554.0
+
+
+def incident_seed_at(moment: float) -> dict:
+    """The incident's Cloud Run state moved in time so that its symptoms begin at ``moment`` (epoch seconds):
+    a drill run today meets the breaking deploy 37 hours old, as on the day, not a year old."""
+    from watchdog.core.intake import rfc3339 as parse
+
+    seed = copy.deepcopy(fixture("cloudrun/incident_seed.json"))
+    shift = moment - INCIDENT_SYMPTOMS
+    for item in [*seed["revisions"], *seed["services"]]:
+        for key in ("createTime", "updateTime"):
+            if item.get(key):
+                item[key] = rfc3339(parse(item[key]) + shift)
+    return seed
+
+
 def incident_alert(
     service: str,
     revision: str = "",
@@ -67,7 +87,7 @@ def incident_alert(
     incident["incident_id"] = incident_id or f"0.{uuid.uuid4().hex[:12]}"
     incident["state"] = state
     incident["scoping_project_id"] = project
-    incident["started_at"] = int(started_at or time.time() - 60)
+    incident["started_at"] = int(started_at or INCIDENT_SYMPTOMS)
     incident["ended_at"] = int(time.time()) if state == "closed" else None
     labels = {"project_id": project, "service_name": service, "location": region, "configuration_name": service}
     if revision:

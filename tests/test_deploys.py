@@ -206,7 +206,7 @@ def test_out_of_scope_services_are_warned_never_written(start_stack):
 
 @pytest.mark.e2e
 def test_a_deploy_while_traffic_is_pinned_is_noted_in_the_incident_thread(start_stack):
-    stack = start_stack()
+    stack = start_stack(WATCHDOG_FIELD_REVERT="off")  # a pin that stays: the field revert would release it
     assert deliver(stack.function.url, pubsub_body(fixture("alerts/incident_auth_db_timeout_log_match.json"))) == (
         200,
         "OK",

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import BACKEND
 from tests.standins.slack import TOKEN
-from tests.support import PYTHON, ROOT, FunctionProcess, fixture, post
+from tests.support import PYTHON, ROOT, FunctionProcess, fixture, incident_seed_at, post
 from watchdog.config import ServiceRef
 from watchdog.flows.drills import notification
 
@@ -27,6 +28,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def function(cloud_run, slack, tmp_path):
+    cloud_run.state.reset(incident_seed_at(time.time()))  # a drill is now: the breaking deploy 37 h old, as on the day
     env = {
         "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
         "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",

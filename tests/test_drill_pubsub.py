@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from google.cloud import pubsub_v1
@@ -14,7 +15,7 @@ from tests.conftest import BACKEND
 from tests.eventarc_bridge import EventarcBridge
 from tests.pubsub_emulator.server import PubSubEmulator
 from tests.standins.cloudrun import Fault
-from tests.support import PYTHON, ROOT
+from tests.support import PYTHON, ROOT, incident_seed_at
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +50,7 @@ def drill(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_a_published_drill_reaches_the_watchdog_and_is_reported_as_a_dry_run(start_stack, pubsub):
     _emulator, subscriber = pubsub
     stack = start_stack()
+    stack.cloud_run.state.reset(incident_seed_at(time.time()))  # a drill is now: the deploy 37 h old, as on the day
     result = drill(*BACKEND_ARGS, "--topic", TOPIC)
     assert result.returncode == 0, result.stderr
     message_id = result.stdout.strip()
@@ -97,6 +99,7 @@ def test_a_published_drill_reaches_the_watchdog_and_is_reported_as_a_dry_run(sta
 def test_a_500_from_the_function_makes_pubsub_redeliver_until_it_is_acknowledged(start_stack, pubsub):
     _emulator, subscriber = pubsub
     stack = start_stack(WATCHDOG_DEADLINE_SECONDS="6")
+    stack.cloud_run.state.reset(incident_seed_at(time.time()))
     stack.cloud_run.state.faults.append(Fault(status=503, times=1000))
     result = drill(*BACKEND_ARGS, WATCHDOG_TOPIC=TOPIC)  # the topic from the function's variable name
     assert result.returncode == 0, result.stderr

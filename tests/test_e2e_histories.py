@@ -12,9 +12,11 @@ from click.testing import CliRunner
 from tests import histories
 from tests.credentials import CREDENTIALS
 from tests.support import deliver, incident_alert, pubsub_body
+from watchdog.core import field_revert
 from watchdog.tools.cli import cli
 
 pytestmark = pytest.mark.e2e
+STARTED = histories.NOW - 120  # the histories are placed before NOW; their alerts start just before it
 
 
 def seeded(start_stack, name: str, **env: str):
@@ -26,7 +28,7 @@ def seeded(start_stack, name: str, **env: str):
 
 def alert_body(history, incident_id: str = "0.e2e-1") -> dict:
     revision = history.name(history.spec.get("alert", {}).get("revision"))
-    return pubsub_body(incident_alert(history.service_name, revision, incident_id=incident_id))
+    return pubsub_body(incident_alert(history.service_name, revision, incident_id=incident_id, started_at=STARTED))
 
 
 @pytest.mark.parametrize(
@@ -94,8 +96,10 @@ def test_never_ready_revision_named_by_the_alert_changes_nothing(start_stack):
 def test_an_open_after_its_close_changes_nothing(start_stack):
     stack, history = seeded(start_stack, "incident_egress_flip")
     revision = history.name(3)
-    closed = pubsub_body(incident_alert(history.service_name, revision, incident_id="0.late", state="closed"))
-    opened = pubsub_body(incident_alert(history.service_name, revision, incident_id="0.late"))
+    closed = pubsub_body(
+        incident_alert(history.service_name, revision, incident_id="0.late", state="closed", started_at=STARTED)
+    )
+    opened = pubsub_body(incident_alert(history.service_name, revision, incident_id="0.late", started_at=STARTED))
     assert deliver(stack.function.url, closed) == (200, "OK")
     assert deliver(stack.function.url, opened) == (200, "OK")
     assert stack.traffic_attempts() == []
@@ -106,7 +110,7 @@ def test_an_open_after_its_close_changes_nothing(start_stack):
 
 def test_a_dead_letter_replay_is_reported_not_acted_on(start_stack):
     stack, history = seeded(start_stack, "incident_egress_flip")
-    alert = incident_alert(history.service_name, history.name(3), incident_id="0.replay")
+    alert = incident_alert(history.service_name, history.name(3), incident_id="0.replay", started_at=STARTED)
     body = pubsub_body(alert, published_at=time.time() - 3 * 86400)
     assert deliver(stack.function.url, body) == (200, "OK")
     assert stack.traffic_attempts() == []
@@ -114,12 +118,18 @@ def test_a_dead_letter_replay_is_reported_not_acted_on(start_stack):
     assert "stale alert" in message["text"]
 
 
-def test_an_alert_on_the_rollback_target_is_loud_and_rolls_nothing_back(start_stack):
-    stack, history = seeded(start_stack, "incident_egress_flip")
+@pytest.mark.parametrize("mode", ["off", "auto"])
+def test_an_alert_on_the_revision_the_watchdog_restored_is_loud_and_rolls_nothing_back(start_stack, mode):
+    """A plain pin restores the target; a field revert its own new revision: an alert on either is loud."""
+    stack, history = seeded(start_stack, "incident_egress_flip", WATCHDOG_FIELD_REVERT=mode,
+                            WATCHDOG_DEADLINE_SECONDS="20")  # fmt: skip
     assert deliver(stack.function.url, alert_body(history, "0.first")) == (200, "OK")
-    again = pubsub_body(incident_alert(history.service_name, history.name(1), incident_id="0.second"))
+    restored = history.name(1) if mode == "off" else field_revert.revision_name(history.service_name, "0.first")
+    assert stack.serving(history.full_name) == {restored: 100}
+    updates = len(stack.traffic_updates())
+    again = pubsub_body(incident_alert(history.service_name, restored, incident_id="0.second", started_at=STARTED))
     assert deliver(stack.function.url, again) == (200, "OK")
-    assert len(stack.traffic_updates()) == 1
+    assert len(stack.traffic_updates()) == updates
     loud = stack.messages[-1]
     assert loud["text"].startswith("<!here>")
     assert "<!here>" in json.dumps(loud["blocks"])
@@ -146,7 +156,7 @@ def test_no_credential_reaches_slack_the_logs_or_explain(start_stack, tmp_path):
             revision["containers"][0]["env"] = [{"name": k, "value": v} for k, v in CREDENTIALS.items()]
     stack = start_stack(WATCHDOG_SERVICES="*")
     stack.cloud_run.state.reset(seed)
-    body = pubsub_body(incident_alert(history.service_name, history.name(3), incident_id="0.leak"))
+    body = pubsub_body(incident_alert(history.service_name, history.name(3), incident_id="0.leak", started_at=STARTED))
     assert deliver(stack.function.url, body) == (200, "OK")
     assert stack.traffic_updates()
 

@@ -212,12 +212,14 @@ def _field_revert_keeps_the_code(service: dict, failing: dict, target: dict, dec
     for change in template_changes(failing, new):  # nothing else of the failing revision's configuration moved
         mounts = sql_moved and change.field.endswith(".volumeMounts")  # the Cloud SQL socket mount goes with it
         assert change.kind in field_revert.REVERTED_KINDS or change.field.endswith(".image") or mounts, change
+    share = decided.split[decided.target]
     moved = field_revert.moved_traffic(list(decided.traffic), decided.target, plan.name)
     assert sum(e["percent"] for e in moved) == 100
-    assert {e["revision"]: e["percent"] for e in moved if e.get("percent")} == {
-        plan.name: decided.split[decided.target]
-    }
+    assert {e["revision"]: e["percent"] for e in moved if e.get("percent")} == {plan.name: share}
     assert _tags(moved) == _tags(list(decided.traffic))
+    released = field_revert.moved_traffic(list(decided.traffic), decided.target, plan.name, release=True)
+    assert [(e.get("revision", "LATEST"), e["percent"]) for e in released if e.get("percent")] == [("LATEST", share)]
+    assert _tags(released) == _tags(list(decided.traffic))
 
 
 def _memory_away(service: dict) -> set[str]:

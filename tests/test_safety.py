@@ -400,8 +400,7 @@ class TestScopeAndPause:
 class TestRecoveryFollowUp:
     def test_closed_incident_is_answered_in_the_thread_with_timings(self, start_stack):
         stack = start_stack()
-        opened = incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", incident_id="0.rec",
-                                started_at=time.time() - 120)  # fmt: skip
+        opened = incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", incident_id="0.rec")
         assert deliver(stack.function.url, pubsub_body(opened))[0] == 200
         closed = incident_alert("netra-backend-staging", "netra-backend-staging-00119-qor", incident_id="0.rec",
                                 state="closed")  # fmt: skip

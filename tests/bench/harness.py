@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench.seeds import revision_name
+from tests.bench.seeds import SYMPTOMS, revision_name
 from tests.standins import cloudrun as cloudrun_standin
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
@@ -126,7 +126,8 @@ def standin_busy(requests: list[dict], latency: float) -> float:
 def delivery(service: str, incident_id: str | None = None, revision: str = "", message_id: str = "") -> dict:
     """The alert for ``service`` (failing revision: the newest of a two-revision bench service by default)."""
     revision = revision or revision_name(service, 2)
-    return pubsub_body(incident_alert(service, revision, incident_id=incident_id), message_id=message_id)
+    notification = incident_alert(service, revision, incident_id=incident_id, started_at=SYMPTOMS)
+    return pubsub_body(notification, message_id=message_id)
 
 
 _HEADERS = {

@@ -18,6 +18,7 @@ _BASE = fixture("cloudrun/incident_seed.json")
 _SERVICE = next(s for s in _BASE["services"] if s["name"].endswith("/netra-auth-service"))
 _PRIVATE = next(r for r in _BASE["revisions"] if r["name"].endswith("-00041-kip"))
 _EPOCH = time.mktime((2025, 1, 1, 0, 0, 0, 0, 0, 0))
+SYMPTOMS = _EPOCH + 86400  # the bench's alerts start a day after its revisions: inside the change window
 
 
 def _stamp(minutes: int) -> str:

@@ -8,7 +8,14 @@ PATCH service with an update mask and an etag check, and operations.
 Updates behave as service.proto documents them: the requested traffic and
 annotations are stored at once with a new ``generation`` and ``reconciling:
 true``; ``trafficStatuses`` and ``observedGeneration`` follow only when the
-operation succeeds. A failed operation (scripted, or a target revision that is
+operation succeeds. A change of the ``template`` (the whole field, or nested
+mask paths such as ``template.vpc_access.egress``) creates a revision, named
+by ``template.revision`` or generated; a name that exists with another
+configuration is 409 ALREADY_EXISTS, as Cloud Run answers. A new revision is
+Ready after ``ready_after_reads`` reads of it, or never (``new_revisions``:
+``ready``, ``never``, ``failed``). Cloud Run resolves each image to a digest
+when it creates a revision; v2 does not expose it, the v1 (Knative) revision
+does (``status.imageDigest``), and so does this stand-in on the v1 path. A failed operation (scripted, or a target revision that is
 missing or not Ready, which Cloud Run reports inside the operation) leaves the
 spec as requested and what serves as it was, with a failed
 ``terminalCondition``. ``validateOnly`` persists nothing. ``:testIamPermissions``
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import threading
@@ -53,6 +61,7 @@ _SERVICES = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+)/services$")
 _REVISIONS = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+)/revisions$")
 _REVISION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+/revisions/[^/]+)$")
 _OPERATION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)$")
+_V1_REVISION = re.compile(r"^/apis/serving\.knative\.dev/v1/namespaces/([^/]+)/revisions/([^/]+)$")
 _SERVICE_TEST_IAM = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/:]+):testIamPermissions$")
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 
@@ -98,6 +107,10 @@ class CloudRunState:
         self.operation_polls_before_done = 0
         # After its operation is done the service stays reconciling for this many more reads.
         self.reconciling_reads_after_done = 0
+        # Revisions created by a template update: Ready after this many reads of the revision, or never.
+        self.new_revisions = "ready"  # "ready", "never" (stays reconciling), "failed" (its Ready condition fails)
+        self.ready_after_reads = 0
+        self.revision_reads: dict[str, int] = {}
         # Permissions the caller holds, per resource (a service name, or projects/-/serviceAccounts/EMAIL
         # for a runtime service account; the IAM stand-in reads the same map). None: everything granted.
         self.granted: dict[str, set[str]] | None = None
@@ -120,6 +133,9 @@ class CloudRunState:
             self.latency = 0.0
             self.operation_polls_before_done = 0
             self.reconciling_reads_after_done = 0
+            self.new_revisions = "ready"
+            self.ready_after_reads = 0
+            self.revision_reads.clear()
             self.granted = None
             if seed:
                 self.load(seed)
@@ -186,18 +202,109 @@ class CloudRunState:
                 elif path == "annotations":
                     updated["annotations"] = dict(body.get("annotations", {}))
                 elif path == "template" or path.startswith("template."):
-                    return 400, _error(400, "INVALID_ARGUMENT", "template updates go through deploy()")
+                    problem = _apply_template_path(updated, path, body.get("template") or {})
+                    if problem:
+                        return 400, _error(400, "INVALID_ARGUMENT", problem)
                 else:
                     return 400, _error(400, "INVALID_ARGUMENT", f"unsupported update_mask path {path!r}")
+            created = None
+            if any(p == "template" or p.startswith("template.") for p in mask):
+                created = self._template_revision(name, updated)
+                if isinstance(created, tuple):
+                    return created  # a conflict, answered before anything is stored
             updated["generation"] = str(int(updated.get("generation", "1")) + 1)
             updated["updateTime"] = _now()
             updated["reconciling"] = True
             if validate_only:
                 return 200, _validated(name, updated)
+            if created is not None and created.get("name") not in {r["name"] for r in self.revisions[name]}:
+                self.revisions[name].insert(0, created)
+                updated["latestCreatedRevision"] = created["name"]
+                if _ready(created):
+                    updated["latestReadyRevision"] = created["name"]
             updated["etag"] = _etag()
             self.services[name] = updated
             operation = self._operation(name, updated)
             return 200, operation
+
+    def _template_revision(self, name: str, service: dict) -> dict | tuple[int, dict] | None:
+        """The revision a template update creates; None when the named revision exists with this very
+        configuration (nothing new); (409, error) when it exists with another one."""
+        template = copy.deepcopy(service.get("template") or {})
+        short = (
+            template.get("revision") or f"{name.rsplit('/', 1)[-1]}-{len(self.revisions[name]) + 1:05d}-{_etag()[1:4]}"
+        )
+        template["revision"] = short
+        service["template"] = template
+        full = f"{name}/revisions/{short}"
+        existing = next((r for r in self.revisions[name] if r["name"] == full), None)
+        if existing is not None:
+            if _configuration(existing) == _configuration(template):
+                return None
+            return 409, _error(
+                409, "ALREADY_EXISTS", f"Revision named '{short}' with different configuration already exists."
+            )
+        if not short.startswith(name.rsplit("/", 1)[-1] + "-"):
+            return 400, _error(400, "INVALID_ARGUMENT", f"revision name {short!r} must start with the service name")
+        revision = {k: copy.deepcopy(v) for k, v in template.items() if k not in ("revision", "annotations")}
+        state = (
+            "CONDITION_SUCCEEDED"
+            if self.new_revisions == "ready" and not self.ready_after_reads
+            else "CONDITION_RECONCILING"
+        )
+        revision.update(
+            name=full,
+            uid=str(uuid.uuid4()),
+            generation="1",
+            service=name,
+            createTime=_now(),
+            updateTime=_now(),
+            conditions=[{"type": "Ready", "state": state, "lastTransitionTime": _now()}],
+            observedGeneration="1",
+            etag=_etag(),
+        )
+        return revision
+
+    def read_revision(self, full: str) -> dict | None:
+        """GET revision: a new revision's readiness moves on as it is read (``ready_after_reads``)."""
+        parent = full.split("/revisions/")[0]
+        found = next((r for r in self.revisions.get(parent, []) if r["name"] == full), None)
+        if found is None:
+            return None
+        reads = self.revision_reads[full] = self.revision_reads.get(full, 0) + 1
+        ready = found["conditions"][0]
+        settles = self.new_revisions != "never" and reads >= self.ready_after_reads
+        if ready.get("state") == "CONDITION_RECONCILING" and settles:
+            ready["state"] = "CONDITION_SUCCEEDED" if self.new_revisions == "ready" else "CONDITION_FAILED"
+            if self.new_revisions == "failed":
+                ready["message"] = "The user-provided container failed to start and listen on the port."
+            elif parent in self.services and self.services[parent].get("latestCreatedRevision") == full:
+                self.services[parent]["latestReadyRevision"] = full
+        return copy.deepcopy(found)
+
+    def v1_revision(self, project: str, short: str) -> dict | None:
+        """The revision as the v1 (Knative) API shows it: ``status.imageDigest`` is the digest each image
+        was resolved to when the revision was created (a digest reference stays itself)."""
+        for parent, revisions in self.revisions.items():
+            if not parent.startswith(f"projects/{project}/"):
+                continue
+            for revision in revisions:
+                if revision["name"].rsplit("/", 1)[-1] == short:
+                    containers = revision.get("containers") or []
+                    statuses = [
+                        {"name": c.get("name", ""), "imageDigest": _digest(c.get("image", ""))} for c in containers
+                    ]
+                    return {
+                        "apiVersion": "serving.knative.dev/v1",
+                        "kind": "Revision",
+                        "metadata": {"name": short, "namespace": project},
+                        "spec": {"containers": [{"image": c.get("image", "")} for c in containers]},
+                        "status": {
+                            "imageDigest": statuses[0]["imageDigest"] if statuses else "",
+                            "containerStatuses": statuses,
+                        },
+                    }
+        return None
 
     def deploy(self, service_name: str, revision: dict, *, to_latest: bool = True) -> dict:
         """A deploy: a new revision becomes latest; traffic follows if it tracks LATEST."""
@@ -274,9 +381,11 @@ class CloudRunState:
         operation = entry["operation"]
         if operation["done"]:
             return
-        operation["done"] = True
         service_name = operation["metadata"]["name"]
         service = self.services[service_name]
+        if self._still_creating(service):
+            return  # an update that creates a revision is done once the revision is Ready or has failed
+        operation["done"] = True
         error = entry["error"] or self._failure(service)
         if error:
             operation["error"] = error
@@ -297,6 +406,11 @@ class CloudRunState:
             return
         self._refresh_status(service)
         operation["response"] = dict(copy.deepcopy(service), **{"@type": SERVICE_TYPE})
+
+    def _still_creating(self, service: dict) -> bool:
+        newest = service.get("latestCreatedRevision", "")
+        found = next((r for r in self.revisions.get(service["name"], []) if r["name"] == newest), None)
+        return found is not None and found["conditions"][0].get("state") == "CONDITION_RECONCILING"
 
     def _failure(self, service: dict) -> dict | None:
         problem = self._traffic_problem(service["name"], service.get("traffic") or [])
@@ -330,6 +444,55 @@ class CloudRunState:
                     fault.times -= 1
                     return fault
         return None
+
+
+def _canonical_template(template: dict) -> dict:
+    """The template as Cloud Run stores and returns it: REST JSON with enum names (clients send numbers)."""
+    from google.cloud import run_v2
+    from google.protobuf import json_format
+
+    message = run_v2.RevisionTemplate.from_json(json.dumps(template), ignore_unknown_fields=False)
+    return json_format.MessageToDict(run_v2.RevisionTemplate.pb(message))
+
+
+def _apply_template_path(service: dict, path: str, template: dict) -> str:
+    """Apply one ``template`` or ``template.a.b`` mask path of the request to ``service``; a problem, or ""."""
+    try:
+        template = _canonical_template(template)
+    except Exception as error:
+        return f"invalid template: {error}"
+    if path == "template":
+        service["template"] = copy.deepcopy(template)
+        return ""
+    keys = path.split(".")[1:]
+    source: Any = template
+    for key in keys:
+        source = source.get(key) if isinstance(source, dict) else None
+    target = service.setdefault("template", {})
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            return f"update_mask path {path!r} does not name a field"
+    if source is None:
+        target.pop(keys[-1], None)
+    else:
+        target[keys[-1]] = copy.deepcopy(source)
+    return ""
+
+
+def _configuration(revision: dict) -> str:
+    """A revision or template's configuration, for "same name, same configuration?" (409 otherwise)."""
+    skip = {"name", "uid", "generation", "service", "createTime", "updateTime", "conditions", "observedGeneration",
+            "etag", "revision", "annotations", "labels", "reconciling", "logUri", "creator", "launchStage"}  # fmt: skip
+    return json.dumps({k: v for k, v in revision.items() if k not in skip}, sort_keys=True)
+
+
+def _digest(image: str) -> str:
+    """The digest Cloud Run resolves an image to: itself when by digest; a stable stand-in digest for a tag."""
+    if "@sha256:" in image:
+        return image
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
 def _normal_traffic(target: dict) -> dict:
@@ -470,9 +633,11 @@ class _Handler(BaseHTTPRequestHandler):
                     listed = [r for r in listed if not r.get("deleteTime")]
                 return 200, _page(copy.deepcopy(listed), query, "revisions")
             if method == "GET" and (m := _REVISION.match(path)):
-                parent = m.group(1).split("/revisions/")[0]
-                found = next((r for r in state.revisions.get(parent, []) if r["name"] == m.group(1)), None)
-                return (200, copy.deepcopy(found)) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
+                found = state.read_revision(m.group(1))
+                return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
+            if method == "GET" and (m := _V1_REVISION.match(path)):
+                found = state.v1_revision(m.group(1), m.group(2))
+                return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
             if method == "GET" and (m := _OPERATION.match(path)):
                 return state.get_operation(m.group(1))
             if method == "PATCH" and (m := _SERVICE.match(path)):
@@ -499,6 +664,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, revision)
             if path == "/_control/granted":
                 state.granted = None if body.get("all") else {k: set(v) for k, v in body.get("granted", {}).items()}
+                return self._send(200, {"ok": True})
+            if path == "/_control/new-revisions":
+                state.new_revisions = body.get("mode", "ready")
+                state.ready_after_reads = int(body.get("after_reads", 0))
                 return self._send(200, {"ok": True})
             if path == "/_control/latency":
                 state.latency = float(body.get("seconds", 0))

@@ -30,15 +30,22 @@ HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also 
     "failed": (":rotating_light:", "ROLLBACK FAILED for {service}"),
     "recovered": (":white_check_mark:", "Recovered: {service} on {target}"),
     "escalated": (":rotating_light:", "NOT recovered: {service} still fails on {target}"),
+    "reverting_field": (":hourglass_flowing_sand:", "Rolled back {service} to {target}; reverting only the field"),
+    "field_reverted": (":white_check_mark:", "Field reverted on {service}: {revert} serves, code kept"),
+    "revert_failed": (":rotating_light:", "Field revert FAILED for {service}: traffic stays pinned on {target}"),
 }
 SECTION = 3000
 
 
 @dataclass(frozen=True)
 class CardState:
-    kind: str  # rolling_back, rolled_back, unverified, failed
+    kind: str  # one of HEADLINES
     error: str = ""
     seconds: float | None = None
+    revert: str = ""  # the field-revert revision
+    kept: tuple[tuple[str, str], ...] = ()  # its images: (as the failing revision names them, as pinned)
+    note: str = ""  # what became of the field revert, when it is not the state itself
+    released: bool = False  # the field revert's share follows LATEST again: the pin is released
 
 
 def code(text: object, limit: int = 300) -> str:
@@ -73,10 +80,12 @@ def render(
     ref = alert.service
     prefix = "[DRILL] " if alert.drill else ""
     emoji, words = HEADLINES[state.kind]
-    headline = prefix + words.format(service=ref.service, target=decision.target)
-    loud = state.kind == "failed" or decision.loud
+    headline = prefix + words.format(service=ref.service, target=decision.target, revert=state.revert)
+    loud = state.kind in ("failed", "revert_failed") or decision.loud
     moved = ", ".join(code(r) for r in (decision.moved_from or (decision.failing,)))
     after = ", ".join(f"{code(r)} {p}%" for r, p in sorted(decision.split.items(), key=lambda kv: -kv[1]) if p)
+    if state.kind == "field_reverted" and state.revert:
+        after = f"{code(state.revert)} {decision.split.get(decision.target, 100)}%"
     summary = [("<!here> " if loud else "") + f"*Traffic:* {moved} → {after or code(decision.target) + ' 100%'}"]
     if decision.trust:
         summary.append(f"*Why {code(decision.target)}:* {escape(decision.trust)}")
@@ -104,17 +113,30 @@ def render(
         {"type": "section", "fields": fields(alert)},
     ]
     blocks.append(_section(_what_changed(alert, decision)))
-    reverted = _also_reverted(decision)
+    remedy = _remedy(decision, state)
+    if remedy:
+        blocks.append(_section(remedy))
+    reverted = _also_reverted(decision) if state.kind != "field_reverted" else ""
     if reverted:
         blocks.append(_section(reverted))
     blocks.append(_section(_links(alert, decision)))
     blocks.append(_section(_commands(alert, decision)))
-    if buttons and state.kind in ("rolled_back", "unverified", "rolling_back", "recovered", "escalated"):
+    if buttons and state.kind in (
+        "rolled_back", "unverified", "rolling_back", "recovered", "escalated", "reverting_field", "field_reverted",
+        "revert_failed",
+    ):  # fmt: skip
         blocks.append(_buttons(alert))
-    footer = (
-        "The rollback watchdog moved traffic only: no revision was created or deleted. "
-        f"Traffic stays on {decision.target} until someone moves it. Reason code: {decision.reason}."
-    )
+    if state.kind in ("reverting_field", "field_reverted"):
+        footer = (
+            f"The rollback watchdog pinned traffic to {decision.target}, then created {state.revert} (labelled "
+            "rollback-watchdog=field-revert); it deletes no revision. A later deploy that passes the old flag "
+            f"re-applies it: the deploy-time warning catches it. Reason code: {decision.reason}."
+        )
+    else:
+        footer = (
+            "The rollback watchdog moved traffic only: no revision was created or deleted. "
+            f"Traffic stays on {decision.target} until someone moves it. Reason code: {decision.reason}."
+        )
     if dry_run:
         footer = "DRY RUN: traffic was not changed. " + footer
     if not alert.sends_close:
@@ -165,6 +187,36 @@ def _when_and_who(alert: Alert, decision: Decision) -> str:
     if decision.breaking_creator:
         bits.append(f"by {decision.breaking_creator}")
     return (", " + escape(", ".join(bits))) if bits else ""
+
+
+def _remedy(decision: Decision, state: CardState) -> str:
+    """What the pin takes out of service, and what the field revert keeps (watchdog/core/field_revert.py)."""
+    lines = []
+    if decision.taken_out and state.kind not in ("field_reverted",):
+        count = len(decision.taken_out)
+        lines.append(f"*The pin takes out of service* {count} deploy{'s' if count > 1 else ''} (newest first):")
+        lines += [f"• {code(revision)} {code(images)}" for revision, images in decision.taken_out[:8]]
+        if count > 8:
+            lines.append(f"… and {count - 8} more")
+    if state.kind == "reverting_field":
+        lines.append(
+            f":hourglass_flowing_sand: *Field revert under way:* {code(state.revert)} is being created with "
+            f"{code(decision.failing)}'s code and only the changed field set back; traffic moves to it once it is "
+            "Ready."
+        )
+    elif state.kind == "field_reverted":
+        changed = ", ".join(f"{escape(c.field)} {code(c.new)}" for c in decision.trigger_changes) or "the field"
+        lines.append(f"*Field reverted:* {code(state.revert)} runs {code(decision.failing)}'s code with {changed} set "
+                     f"back to {code(decision.target)}'s value.")  # fmt: skip
+        for image, pinned in state.kept[:4]:
+            lines.append(f"• code kept: {code(image)} (pinned as {code(pinned, 120)})")
+        if state.released:
+            lines.append("The pin is released: traffic follows the latest revision again, as before the rollback.")
+    elif state.kind == "revert_failed":
+        lines.append(f":rotating_light: *The field revert failed:* {escape(state.error[:300])}")
+    if state.note:
+        lines.append(f"*Field revert not made:* {escape(state.note[:300])}")
+    return "\n".join(lines)
 
 
 def _also_reverted(decision: Decision) -> str:

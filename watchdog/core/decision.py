@@ -24,7 +24,9 @@ instead. Rules, in the order they win, each a function of its own:
    traffic on (a rollback target or a field-revert revision): a loud report,
    never a further automatic rollback. (:func:`_did_not_fix`)
 7. ``revision_not_found``, ``no_matching_change``: nothing in the history to
-   blame; report the diff. (:func:`_latest_change`)
+   blame; report the diff. A deploy-time hold names the revision that served
+   before the deploy: the deploy is the change, that revision the baseline,
+   and rule 8 does not apply (what served had settled). (:func:`_latest_change`)
 8. ``revert``: the latest change restored a value the service had before the
    previous change, *and* that value was the service's established one: the
    value it replaced held for less than ``WATCHDOG_MAX_CHANGE_AGE_HOURS`` (a
@@ -248,6 +250,7 @@ class _Change:
     fi: int
     breaking: int
     boundary: int
+    hold: bool = False  # a deploy-time hold: the deploy is the change, ``boundary`` what served before it
 
 
 def _decide(facts: _Facts) -> Decision:
@@ -261,11 +264,18 @@ def _decide(facts: _Facts) -> Decision:
     change = _latest_change(facts, failing)  # rule 7
     if isinstance(change, Decision):
         return change
-    settled = _revert(facts, change)  # rule 8
+    settled = None if change.hold else _revert(facts, change)  # rule 8
     if settled:
         return settled
     chosen = rollback_target.choose(  # rule 10's target, needed by rule 9's report too
-        facts.service, facts.history, facts.memory, facts.serving, failing, change.fi, change.breaking
+        facts.service,
+        facts.history,
+        facts.memory,
+        facts.serving,
+        failing,
+        change.fi,
+        change.breaking,
+        prefer=facts.history.names[change.boundary] if change.hold else "",
     )
     if isinstance(chosen, rollback_target.NoTarget) and chosen.need_more:
         return facts.more("looking for a revision known to have served", failing)
@@ -332,6 +342,9 @@ def _latest_change(facts: _Facts, failing: str) -> _Change | Decision:
             "revision_not_found", f"revision {failing} is not in the service's history", failing=failing
         )
     failing_rev = history.revisions[fi]
+    before = history.index.get(facts.alert.served_before, -1)
+    if before > fi and is_ready(history.revisions[before]) and not history.same(history.revisions[before], failing_rev):
+        return _Change(fi, fi, before, hold=True)
     breaking, boundary = fi, None
     for k in history.ready_after(fi):
         if history.same(history.revisions[k], failing_rev):
@@ -463,7 +476,8 @@ def _found(facts: _Facts, change: _Change, chosen) -> dict:
     if isinstance(chosen, rollback_target.Target):
         target, split, moved_from, trust = chosen.revision, chosen.split, chosen.moved_from, chosen.trust
         ti = history.index[target]
-        breaking_at, deleted = rollback_target.breaking(history, change.fi, ti, change.breaking)
+        if not change.hold:  # a hold's change is the deploy itself, whatever the history between
+            breaking_at, deleted = rollback_target.breaking(history, change.fi, ti, change.breaking)
     reference = revisions[ti] if ti is not None else revisions[change.boundary]
     changes = tuple(history.changes(reference, failing_rev))
     created = history.created(breaking_at)

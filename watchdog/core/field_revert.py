@@ -13,7 +13,8 @@ code, security fixes), and traffic stays pinned until a human acts. So, once tra
    so a tag that moved since cannot bring other code in. It is created at 0% behind a traffic
    tag, through an etag-guarded update that Cloud Run first validates (``validate_only``);
 2. once it is Ready, the pinned share moves to it in a second etag-guarded update, every tag
-   kept;
+   kept. When that share followed LATEST before the rollback, it follows LATEST again (the new
+   revision is the newest): the pin is released, and later deploys take traffic as before;
 3. if it never becomes Ready within :data:`READY_SECONDS`, the pin stays and on-call is paged.
 
 Which remedy, first that applies (:func:`remedy`):
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watchdog.core.changes import Change, template_changes
-from watchdog.core.traffic import REVISION_TYPE, short_name
+from watchdog.core.traffic import LATEST_TYPE, REVISION_TYPE, short_name
 
 PIN = "pin"
 FIELD_REVERT = "field_revert"
@@ -192,8 +193,12 @@ def candidate_traffic(pinned: list[dict], name: str) -> list[dict]:
     return entries
 
 
-def moved_traffic(current: list[dict], target: str, name: str) -> list[dict]:
-    """``current`` (the pin) with ``target``'s share moved to ``name``; every tag kept, on its revision."""
+def moved_traffic(current: list[dict], target: str, name: str, *, release: bool = False) -> list[dict]:
+    """``current`` (the pin) with ``target``'s share moved to ``name``; every tag kept, on its revision.
+
+    ``release``: the share goes back to following LATEST, as it did before the rollback (the caller
+    has checked that ``name`` is the service's newest revision, so LATEST is ``name``): the pin is
+    released, and the next deploy takes traffic as it would have without the watchdog."""
     share = sum(int(e.get("percent") or 0) for e in current if short_name(e.get("revision", "")) == target)
     out: list[dict] = []
     for entry in current:
@@ -203,12 +208,24 @@ def moved_traffic(current: list[dict], target: str, name: str) -> list[dict]:
             if not entry.get("tag"):
                 continue
             entry["percent"] = 0
-        if revision == name:
-            entry["percent"] = share
         out.append(entry)
-    if not any(short_name(e.get("revision", "")) == name for e in out):
-        out.append({"type": REVISION_TYPE, "revision": name, "percent": share})
+    if release:
+        out.append({"type": LATEST_TYPE, "percent": share})
+    else:
+        tagged = next((e for e in out if short_name(e.get("revision", "")) == name), None)
+        if tagged is not None:
+            tagged["percent"] = share
+        else:
+            out.append({"type": REVISION_TYPE, "revision": name, "percent": share})
     return out
+
+
+def releases(before: Sequence[Sequence], service: dict, name: str) -> bool:
+    """Whether the moved share may follow LATEST again: before the rollback it did (``before`` is the ledger
+    record's traffic, [revision or "LATEST", percent, tag]), and ``name`` is the newest revision, Ready."""
+    followed = any(revision == "LATEST" and int(percent) > 0 for revision, percent, _tag in before)
+    newest = short_name(service.get("latestCreatedRevision", "")) == name
+    return followed and newest and short_name(service.get("latestReadyRevision", "")) == name
 
 
 def _image_label(image: str) -> str:

@@ -70,6 +70,9 @@ class Alert:
     schema: str = "1.2"
     published_at: float | None = None  # when Pub/Sub accepted the message (publishTime); None if unknown
     metric_type: str = ""  # the condition's metric (incident.metric.type, else metric.type in its filter)
+    # A deploy-time hold (watchdog/flows/deploy_events.py): the revision that served before the deploy. The
+    # deploy itself is the change, and that revision is the one to go back to (decision rule 7).
+    served_before: str = ""
 
     @property
     def sends_close(self) -> bool:

@@ -14,7 +14,8 @@ Two annotations, both compact JSON:
   (``away``: it never routes traffic back to one), incidents seen ``closed``
   (an ``open`` that arrives after its ``closed`` changes nothing), and
   incidents already reported without a rollback (``noticed``: one message per
-  incident, not one per delivery), and deploys already warned about (``warned``).
+  incident, not one per delivery), deploys already warned about (``warned``) and
+  the revision that served when each was judged (``baselines``).
 
 A ledger that cannot be read (hand-edited, truncated, wrong types) is
 :class:`Unreadable`: the decision then changes no traffic, and nothing here
@@ -92,11 +93,18 @@ class Ledger:
     closed: tuple[str, ...] = ()
     noticed: tuple[str, ...] = ()
     warned: tuple[str, ...] = ()  # deploys already warned about (their DeployEvent keys)
+    # "KEY=REVISION": the revision that served when a deploy was first judged, so that a hold decided on a
+    # redelivery (after the deploy took the traffic) pins back to it (watchdog/core/sentinel.py)
+    baselines: tuple[str, ...] = ()
     paused: bool = False
     pause_value: str = ""
 
     def find(self, incident: str) -> Record | None:
         return next((r for r in self.records if r.incident == incident), None)
+
+    def baseline_of(self, deploy: str) -> str:
+        """The revision that served when the deploy ``deploy`` (its key) was first judged; "" if not remembered."""
+        return next((entry.split("=", 1)[1] for entry in self.baselines if entry.startswith(deploy + "=")), "")
 
     @property
     def newest(self) -> Record | None:
@@ -137,9 +145,10 @@ def read(annotations: dict[str, str] | None) -> Ledger | Unreadable:
         closed = tuple(_names(memory.get("closed", []), "closed"))
         noticed = tuple(_names(memory.get("noticed", []), "noticed"))
         warned = tuple(_names(memory.get("warned", []), "warned"))
+        baselines = tuple(_names(memory.get("baselines", []), "baselines"))
     except (TypeError, ValueError, KeyError, RecursionError) as error:
         return Unreadable(str(error)[:200], paused=paused)
-    return Ledger(records, away, closed, noticed, warned, paused, pause_value)
+    return Ledger(records, away, closed, noticed, warned, baselines, paused, pause_value)
 
 
 def records(annotations: dict[str, str] | None) -> list[Record]:
@@ -227,12 +236,17 @@ def with_noticed(annotations: dict[str, str] | None, incident: str) -> dict[str,
     return _write(annotations, replace(ledger, noticed=(*ledger.noticed, incident)[-KEEP_INCIDENTS:]))
 
 
-def with_warned(annotations: dict[str, str] | None, key: str) -> dict[str, str] | None:
-    """Remember that the deploy ``key`` was warned about; None when already remembered or unreadable."""
+def with_warned(annotations: dict[str, str] | None, key: str, baseline: str = "") -> dict[str, str] | None:
+    """Remember that the deploy ``key`` was warned about, and the revision that served then (``baseline``);
+    None when already remembered or unreadable."""
     ledger = read(annotations)
     if not isinstance(ledger, Ledger) or key in ledger.warned:
         return None
-    return _write(annotations, replace(ledger, warned=(*ledger.warned, key)[-KEEP_INCIDENTS:]))
+    baselines = (*ledger.baselines, f"{key}={baseline}") if baseline else ledger.baselines
+    return _write(
+        annotations,
+        replace(ledger, warned=(*ledger.warned, key)[-KEEP_INCIDENTS:], baselines=baselines[-KEEP_INCIDENTS:]),
+    )
 
 
 def _readable(annotations: dict[str, str] | None) -> Ledger:
@@ -252,6 +266,7 @@ def _write(annotations: dict[str, str] | None, ledger: Ledger) -> dict[str, str]
         "closed": list(ledger.closed),
         "noticed": list(ledger.noticed),
         "warned": list(ledger.warned),
+        "baselines": list(ledger.baselines),
     }
     memory = {k: v for k, v in memory.items() if v}
     if memory:

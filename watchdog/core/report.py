@@ -26,16 +26,25 @@ UNVERIFIED = "unverified"
 NO_ACTION = "no_action"
 RECOVERED = "recovered"  # verification (watchdog/core/verification.py) confirmed it
 ESCALATED = "escalated"  # verification saw the restored revision fail too
-CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED, RECOVERED, ESCALATED)
+# The field revert after a pin (watchdog/core/field_revert.py): under way, done, or never Ready.
+REVERTING_FIELD = "reverting_field"
+FIELD_REVERTED = "field_reverted"
+REVERT_FAILED = "revert_failed"
+CARD_STATES = (ROLLING_BACK, ROLLED_BACK, FAILED, UNVERIFIED, RECOVERED, ESCALATED, REVERTING_FIELD, FIELD_REVERTED,
+               REVERT_FAILED)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Action:
     """What the watchdog did about a decision."""
 
-    kind: str = NO_ACTION  # ROLLED_BACK, FAILED, UNVERIFIED or NO_ACTION
+    kind: str = NO_ACTION  # one of CARD_STATES, or NO_ACTION
     error: str = ""
     seconds: float | None = None  # delivery to confirmed rollback
+    revert: str = ""  # the field-revert revision
+    kept: tuple[tuple[str, str], ...] = ()  # its images: (as the failing revision names them, as pinned)
+    note: str = ""  # what became of the field revert, when it is not the state itself
+    released: bool = False  # the field revert's share follows LATEST again: the pin is released
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,15 @@ def render(
     from watchdog.core import card  # not at the top: card imports this module's helpers
 
     if action.kind in CARD_STATES:
-        text, blocks = card.render(
-            alert, decision, card.CardState(action.kind, action.error, action.seconds), buttons=buttons, dry_run=dry_run
+        state = card.CardState(
+            action.kind, action.error, action.seconds, action.revert, action.kept, action.note, action.released
         )
+        text, blocks = card.render(alert, decision, state, buttons=buttons, dry_run=dry_run)
         if related:
             lines = [f"• {escape(line)}" for line in related[:15]]
             blocks.insert(len(blocks) - 1, section("*Same change elsewhere (last 24 h):*\n" + "\n".join(lines)))
-        return Message(text, blocks[:MAX_BLOCKS], loud=action.kind == FAILED or decision.loud, card=alert.incident_id)
+        loud = action.kind in (FAILED, REVERT_FAILED) or decision.loud
+        return Message(text, blocks[:MAX_BLOCKS], loud=loud, card=alert.incident_id)
     title = _title(alert, decision, action)
     loud = action.kind == FAILED or decision.loud
     lines = [("<!here> " if loud else "") + f"*{escape(decision.detail)}*"]
@@ -143,6 +154,16 @@ def render_unlocated(ignored: Ignored) -> Message:
         f"{escape(ignored.detail)}"
     )
     return Message(_clip(text, MAX_TEXT), [section(text)])
+
+
+def render_revert_failed(alert: Alert, decision: Decision, detail: str) -> Message:
+    """The thread reply that pages when a field revert never became Ready (an edit of the card notifies nobody)."""
+    text = (
+        f":rotating_light: Field revert of {escape(alert.service.service)} failed: {escape(detail[:400])}. Traffic "
+        f"stays pinned on {code(decision.target)}, without the deploys after {code(decision.target)}. Look at the "
+        "new revision's logs, then move traffic by hand when ready."
+    )
+    return Message(_clip(text, MAX_TEXT), [section(text)], loud=True)
 
 
 def render_recovery(alert: Alert, recovered: Recovery) -> Message:

@@ -53,8 +53,12 @@ def choose(
     failing: str,
     fi: int,
     breaking_at: int,
+    prefer: str = "",
 ) -> Target | NoTarget:
-    """The target for ``failing`` (at index ``fi``), whose value the revision at ``breaking_at`` brought in."""
+    """The target for ``failing`` (at index ``fi``), whose value the revision at ``breaking_at`` brought in.
+
+    ``prefer`` (a deploy-time hold: the revision that served before the deploy) wins over the rules
+    after the first, when it is good: the hold promised to go back there."""
     failing_rev = history.revisions[fi]
     away = memory.rolled_away
 
@@ -80,6 +84,8 @@ def choose(
         target = max(candidates, key=lambda n: (split[n], str(history.get(n).get("createTime", ""))))
         return Target(target, split, f"serving {serving[target]}% now", bad)
 
+    if prefer and good(prefer):
+        return Target(prefer, _pin(keep, prefer, bad), "served before the deploy", bad)
     tag_only = tagged_revisions(service) - {n for n, p in serving.items() if p > 0}
     for k in history.ready_after(breaking_at):
         name = history.names[k]

@@ -66,7 +66,9 @@ def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Conf
     repeat = isinstance(memory, ledger.Ledger) and event.key in memory.warned
     if repeat and config.sentinel != "hold":
         return DeployVerdict(NOTHING, "already_warned", f"deploy {event.key} was already warned about")
-    baseline = _baseline(service, revisions, event.at)
+    remembered = memory.baseline_of(event.key) if isinstance(memory, ledger.Ledger) else ""
+    baseline = next((r for r in revisions if short_name(r.get("name", "")) == remembered), None)
+    baseline = baseline or _baseline(service, revisions, event.at)
     name = short_name(baseline.get("name", "")) if baseline else ""
     previous = next((r for r in revisions if _before(r, event.at)), None)
     if previous is not None and comparable(previous) == comparable(event.template):

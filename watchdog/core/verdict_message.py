@@ -31,23 +31,23 @@ def render(ref: ServiceRef, record: Record, verdict: Verdict | None, now: float)
     if state == RECOVERED:
         times.append(f"rollback → recovered {duration(max(0.0, stamp - record.at))}")
         text = (
-            f":white_check_mark: *Recovered:* {name} on {code(record.to_revision)} "
+            f":white_check_mark: *Recovered:* {name} on {code(record.restored)} "
             f"({escape(verdict.detail if verdict else 'quiet since the rollback')}). {', '.join(times)}."
         )
         lines = [text]
         if seen:
             lines.append(f"Evidence: {escape(seen)}")
         lines.append(
-            f"Traffic stays pinned to {code(record.to_revision)}; after the fix run "
+            f"Traffic stays pinned to {code(record.restored)}; after the fix run "
             + code(
                 f"gcloud run services update-traffic {ref.service} --to-latest --region {ref.region} "
                 f"--project {ref.project}"
             )
         )
-        return Message(escape(f"Recovered: {ref.service} on {record.to_revision}"), [section("\n".join(lines))])
+        return Message(escape(f"Recovered: {ref.service} on {record.restored}"), [section("\n".join(lines))])
     if state == ESCALATED:
         what = {
-            "alert_fired_again": f"the alert fired again for the restored revision {record.to_revision}",
+            "alert_fired_again": f"the alert fired again for the restored revision {record.restored}",
             "failures_continue": "the alert's own failure metric keeps counting on the restored revision",
             "probes_failing": "the restored revision fails its probes",
             "restored_not_ready": "the restored revision is not Ready",
@@ -55,14 +55,14 @@ def render(ref: ServiceRef, record: Record, verdict: Verdict | None, now: float)
         times.append(f"rollback → escalation {duration(max(0.0, stamp - record.at))}")
         lines = [
             f"<!here> :rotating_light: *Not recovered:* {name} still fails after the rollback "
-            f"{code(record.from_revision)} → {code(record.to_revision)}: {escape(what)}.",
+            f"{code(record.from_revision)} → {code(record.restored)}: {escape(what)}.",
             "*The egress change was probably not the cause.* No further automatic rollback: a human must look.",
         ]
         if verdict:
             lines.append(f"Seen: {escape(verdict.detail)}" + (f" ({escape(seen)})" if seen else ""))
         lines.append(", ".join(times) + f" · incident {escape(record.incident)}")
         text = (
-            f"Not recovered: {ref.service} still fails on {record.to_revision}; "
+            f"Not recovered: {ref.service} still fails on {record.restored}; "
             "the egress change was probably not the cause"
         )
         return Message(escape(text), [section("\n".join(lines))], loud=True)

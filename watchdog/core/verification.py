@@ -126,7 +126,7 @@ def plan(ref: ServiceRef, record: Record, now: float) -> list[Query]:
         return []
     revision = (
         f'resource.type = "cloud_run_revision" AND resource.labels.service_name = "{ref.service}" '
-        f'AND resource.labels.location = "{ref.region}" AND resource.labels.revision_name = "{record.to_revision}"'
+        f'AND resource.labels.location = "{ref.region}" AND resource.labels.revision_name = "{record.restored}"'
     )
     queries = [
         Query(
@@ -176,7 +176,7 @@ def verify(
     verify_seconds: float,
 ) -> Verdict:
     """The verdict on one rollback record; see the module docstring for the rules and which wins."""
-    target = record.to_revision
+    target = record.restored
     if record.state or record.recovered_at is not None:
         return Verdict(NOTHING, "already_decided", f"{record.incident}: {record.state or 'recovered (closed)'}")
     if now - record.at > HORIZON:
@@ -246,7 +246,7 @@ def due_to_tell(record: Record, now: float, claim_seconds: float) -> bool:
 def _seen(record: Record, found: Evidence) -> Iterable[str]:
     window_text = f"{_clock(found.start)}–{_clock(found.end)} UTC (ends {int(INGEST_DELAY)} s back for ingest delay)"
     if found.metric:
-        yield f"{found.metric}: {found.failures} for {record.to_revision} in {window_text}"
+        yield f"{found.metric}: {found.failures} for {record.restored} in {window_text}"
     else:
         why = "a log match, no metric" if not record.metric else f"{record.metric} is not a failure count"
         yield f"the alert's own signal not read ({why})"

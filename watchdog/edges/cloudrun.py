@@ -13,6 +13,8 @@ default credentials.
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ from google.cloud import run_v2
 from google.protobuf import field_mask_pb2, json_format
 
 from watchdog.config import ServiceRef
+from watchdog.core.intake import rfc3339
 
 PAGE_SIZE = 100  # the first page: usually all the decision needs
 MORE_PAGE_SIZE = 1000  # AIP-158's usual maximum; read only when the decision needs older history
@@ -50,10 +53,18 @@ class UpdateFailed(Exception):
 
 @dataclass
 class RevisionHistory:
-    """Revisions newest first, read page by page only as far as needed."""
+    """Revisions newest first by ``createTime``, read page by page only as far as needed.
+
+    ListRevisions documents no order. Cloud Run lists newest first, and reading only the
+    pages a decision needs relies on that, so every page is checked: newest first within
+    itself and no newer than what was read before. A page that is not makes the listing
+    "unordered": every remaining page is read at once (a later page could hold a newer
+    revision), and ``loaded`` is sorted by ``createTime`` whatever the API did.
+    """
 
     loaded: list[dict]
     _pages: Iterator | None
+    ordered: bool = True
 
     @property
     def complete(self) -> bool:
@@ -66,9 +77,23 @@ class RevisionHistory:
             self._pages = None
             return
         seen = {r.get("name") for r in self.loaded}
-        self.loaded.extend(r for r in page.get("revisions", ()) if r.get("name") not in seen)
+        new = [r for r in page.get("revisions", ()) if r.get("name") not in seen]
+        self.ordered = self.ordered and _newest_first(self.loaded[-1:] + new)
+        self.loaded.extend(new)
         if not page.get("nextPageToken"):
             self._pages = None
+        self.loaded.sort(key=_created, reverse=True)
+        if not self.ordered and self._pages is not None:
+            self.read_more()
+
+
+def _created(revision: dict) -> float:
+    """``createTime`` in epoch seconds (RFC 3339 with any number of fractional digits); 0 when missing."""
+    return rfc3339(revision.get("createTime")) or 0.0
+
+
+def _newest_first(revisions: list[dict]) -> bool:
+    return all(a >= b for a, b in itertools.pairwise(_created(r) for r in revisions))
 
 
 class CloudRun:
@@ -92,6 +117,7 @@ class CloudRun:
         # half a millisecond per revision, 100 revisions to a page). Writes, operations and
         # listings go through the client.
         self._session = AuthorizedSession(credentials)
+        self._endpoint = endpoint
         self._base = (endpoint or "https://run.googleapis.com").rstrip("/") + "/v2/"
 
     def identity(self) -> str:
@@ -296,6 +322,53 @@ class CloudRun:
                 if attempt:
                     raise
                 service = self.get_service(ref, deadline)
+
+    def image_digests(self, ref: ServiceRef, revision: str, deadline: float) -> dict[str, str]:
+        """The digest Cloud Run resolved each image of ``revision`` to when it created it, by container name
+        and by index ("0", "1" …): the v1 (Knative) revision's ``status.containerStatuses[].imageDigest`` and
+        ``status.imageDigest`` ("the digest value regardless of whether a tag or digest was originally
+        specified"). The v2 Revision has no such field. {} for what the API does not say."""
+        base = self._endpoint or f"https://{ref.region}-run.googleapis.com"
+        url = f"{base.rstrip('/')}/apis/serving.knative.dev/v1/namespaces/{ref.project}/revisions/{revision}"
+
+        def call() -> dict:
+            response = self._session.get(url, timeout=self._timeout(deadline))
+            if response.status_code >= 400:
+                raise exceptions.from_http_response(response)
+            return response.json()
+
+        status = (self._retry(deadline)(call)() or {}).get("status") or {}
+        found: dict[str, str] = {}
+        for index, container in enumerate(status.get("containerStatuses") or []):
+            digest = str((container or {}).get("imageDigest") or "")
+            if digest:
+                found[str(index)] = digest
+                if container.get("name"):
+                    found[str(container["name"])] = digest
+        if "0" not in found and status.get("imageDigest"):
+            found["0"] = str(status["imageDigest"])
+        return found
+
+    def start_template_update(
+        self,
+        ref: ServiceRef,
+        template: dict,
+        traffic: list[dict],
+        annotations: dict[str, str],
+        etag: str,
+        deadline: float,
+        *,
+        validate_only: bool = False,
+    ):
+        """Create a revision from ``template`` (v2 REST JSON), with ``traffic`` and ``annotations``, in one
+        etag-guarded update (mask ``template``, ``traffic``, ``annotations``). Returns the operation; does
+        not wait. ``validate_only``: Cloud Run checks the same update and persists nothing.
+
+        The template is parsed strictly: a field this client library does not know would be dropped from
+        the new revision, so it raises ``ValueError`` instead."""
+        body = {"name": ref.name, "etag": etag, "template": template, "traffic": traffic, "annotations": annotations}
+        service = run_v2.Service.from_json(json.dumps(body), ignore_unknown_fields=False)
+        return self._update(service, ["template", "traffic", "annotations"], deadline, validate_only=validate_only)
 
     def annotate(self, ref: ServiceRef, annotations: dict[str, str], etag: str, deadline: float) -> None:
         """Replace the service annotations (no revision is created). Does not wait."""

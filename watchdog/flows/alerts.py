@@ -108,7 +108,7 @@ class Alerts:
             if decided.action == rules.REPORT:
                 return self._report_once(alert, decided, service, deadline)
             try:
-                return self._rollback.roll_back(alert, decided, service, deadline, started)
+                return self._rollback.roll_back(alert, decided, service, deadline, started, history.loaded)
             except ConcurrentChange as error:
                 conflicts += 1
                 logs.warning(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from watchdog.config import Config
@@ -97,10 +98,12 @@ class DeployWatch:
         if not verdict.repeat and event.key not in self._warned:
             posted_ok = self._warn(event, verdict, service, deadline)
         if verdict.hold:
-            return self._held(event, service, history.loaded, deadline, posted_ok)
+            return self._held(event, service, history.loaded, deadline, posted_ok, verdict.baseline)
         return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted_ok
 
-    def _held(self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool):
+    def _held(
+        self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool, baseline: str
+    ):
         """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
         from watchdog.core import traffic as rules
 
@@ -116,7 +119,7 @@ class DeployWatch:
                 started_at=rfc3339(event.at),
                 found_by="the deploy's audit log entry",
             )
-            outcome = self._hold(alert, deadline)
+            outcome = self._hold(replace(alert, served_before=baseline), deadline)
             return "held", getattr(outcome, "reason", "held"), posted
         deployed = rfc3339(event.at)
         if deployed is not None and time.time() - deployed > sentinel.HOLD_WAIT:
@@ -131,16 +134,16 @@ class DeployWatch:
             if posted.retryable:
                 raise ConnectionError(f"deploy warning not posted yet: {posted.error}")
             logs.error(f"Slack refused the deploy warning for good: {posted.error}", service=str(event.service))
-        self._remember(event, service, deadline)
+        self._remember(event, service, deadline, verdict.baseline)
         return posted.ok
 
-    def _remember(self, event: DeployEvent, service: dict, deadline: float) -> None:
+    def _remember(self, event: DeployEvent, service: dict, deadline: float, baseline: str) -> None:
         self._warned.add(event.key)
         if event.service not in self.config.services:
             return  # the watchdog may not write to services out of scope
 
         def warned(annotations: dict | None) -> dict | None:
-            return ledger.with_warned(annotations, event.key)
+            return ledger.with_warned(annotations, event.key, baseline)
 
         remember(
             self.cloud_run,

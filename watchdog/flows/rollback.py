@@ -6,7 +6,10 @@
    after the operation;
 3. wait for the operation and confirm the target serves the split (``trafficStatuses``);
 4. show the card (updated in place, or found again after a lost post), then mark the
-   record reported.
+   record reported;
+5. when the decision's remedy is a field revert: revert only the field on a new revision
+   with the failing revision's code, and move the pinned share to it once it is Ready
+   (flows/field_revert.py); the card follows each step.
 
 A crash or transient error at any point raises and Pub/Sub redelivers; the next
 delivery reads the record and only sends the report again (:meth:`Rollback.resend`),
@@ -22,10 +25,11 @@ from dataclasses import replace
 
 from watchdog.config import Config
 from watchdog.core import decision as rules
-from watchdog.core import ledger, report, traffic
+from watchdog.core import field_revert, ledger, report, traffic
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
+from watchdog.flows.field_revert import FAILED, NOT_MADE, PENDING, SERVING, FieldRevert
 from watchdog.flows.outcomes import Outcome
 from watchdog.flows.reporting import Reporter, settle_report
 
@@ -46,7 +50,13 @@ class Rollback:
         self._related = related  # blast radius, best effort: after the update, before the report
 
     def roll_back(
-        self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, started: float
+        self,
+        alert: Alert,
+        decided: rules.Decision,
+        service: dict,
+        deadline: float,
+        started: float,
+        revisions: list[dict] | None = None,
     ) -> Outcome:
         record = ledger.Record(
             incident=alert.incident_id,
@@ -105,7 +115,46 @@ class Rollback:
             logs.warning(f"could not update the card: {posted.error}", incident_id=alert.incident_id)
             posted = early  # the card is out; its first state stands
         settle_report(self.cloud_run, alert, result, posted, deadline)
+        if decided.remedy == field_revert.FIELD_REVERT and action.kind == report.ROLLED_BACK and revisions:
+            self._field_revert(alert, decided, revisions, posted.thread if posted.ok else "", deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _field_revert(
+        self, alert: Alert, decided: rules.Decision, revisions: list[dict], thread: str, deadline: float
+    ) -> None:
+        """Step 5: revert only the field; the card says where it stands. The pin is safe whatever happens here."""
+        by_name = {traffic.short_name(r.get("name", "")): r for r in revisions}
+        failing, target = by_name.get(decided.failing), by_name.get(decided.target)
+        if failing is None or target is None:
+            return
+        try:
+            progress = FieldRevert(self.cloud_run, self._clock).start(
+                alert.service, alert.incident_id, failing, target, deadline
+            )
+        except Exception as error:  # noqa: BLE001 - the rollback is made and reported; the pin is safe
+            logs.error(f"field revert of {alert.service.service} not started: {type(error).__name__}: {error}",
+                       incident_id=alert.incident_id, service=str(alert.service))  # fmt: skip
+            return
+        self.tell_revert(alert, decided, progress, thread, deadline)
+
+    def tell_revert(self, alert: Alert, decided: rules.Decision, progress, thread: str, deadline: float) -> None:
+        """The card moves to the field revert's state; a failure also pages in the thread (an edit notifies nobody)."""
+        kinds = {SERVING: report.FIELD_REVERTED, PENDING: report.REVERTING_FIELD, FAILED: report.REVERT_FAILED}
+        kind = kinds.get(progress.state, report.ROLLED_BACK)
+        action = report.Action(
+            kind,
+            error=progress.detail if kind == report.REVERT_FAILED else "",
+            revert=progress.revision,
+            kept=progress.images,
+            note=progress.detail if progress.state == NOT_MADE else "",
+            released=progress.released,
+        )
+        card = report.render(alert, decided, action, buttons=self._reporter.buttons)
+        if thread:
+            self._reporter.update(card, thread, deadline)
+        if kind == report.REVERT_FAILED or not thread:
+            self._reporter.post(card if not thread else report.render_revert_failed(alert, decided, progress.detail),
+                                deadline, thread=thread)  # fmt: skip
 
     def resend(
         self, alert: Alert, decided: rules.Decision, service: dict, deadline: float, revisions: list[dict]

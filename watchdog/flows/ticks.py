@@ -102,6 +102,11 @@ class Ticks:
             self._forget(ref)  # the alert path reports it loudly; nothing here writes over it
             return []
         now = self._clock()
+        pending = [r for r in read.records if r.revert and r.revert_state == ledger.REVERT_PENDING]
+        for record in pending:  # a field revert still waiting for its revision (flows/field_revert.py)
+            self._field_revert(ref, service, record, deadline)
+        if pending:
+            return []  # verification resumes on the next tick, on the revision that then serves
         untold = False  # a verdict recorded but not posted keeps the service watched
         for record in read.records:
             if verify.due_to_tell(record, now, self.config.deadline_seconds):
@@ -118,11 +123,19 @@ class Ticks:
             self._forget(ref)
         return verdicts
 
+    def _field_revert(self, ref: ServiceRef, service: dict, record: ledger.Record, deadline: float) -> None:
+        """Move traffic to a field-revert revision once it is Ready; tell on-call what became of it."""
+        from watchdog.flows.field_revert import PENDING, FieldRevert
+
+        progress = FieldRevert(self.cloud_run, self._clock).advance(ref, service, record, deadline)
+        if progress.state != PENDING:
+            self._verdicts.tell_revert(ref, record, progress, deadline)
+
     def _verify(
         self, ref: ServiceRef, service: dict, record: ledger.Record, now: float, deadline: float
     ) -> verify.Verdict:
         try:
-            revision = self.cloud_run.get_revision(ref, record.to_revision, deadline)
+            revision = self.cloud_run.get_revision(ref, record.restored, deadline)
         except api_exceptions.NotFound:
             revision = None
         found = self._evidence(ref, record, now, deadline)
@@ -133,7 +146,7 @@ class Ticks:
             reason=verdict.reason,
             incident_id=record.incident,
             service=str(ref),
-            to_revision=record.to_revision,
+            to_revision=record.restored,
             evidence=list(verdict.evidence),
         )
         return verdict

@@ -109,6 +109,37 @@ class Verdicts:
                 service=str(alert.service),
             )
 
+    def tell_revert(self, ref: ServiceRef, record: ledger.Record, progress, deadline: float) -> None:
+        """A field revert finished on a tick: the card moves to its state; a failure pages in the thread."""
+        from watchdog.flows.field_revert import FAILED, NOT_MADE, SERVING
+
+        kinds = {SERVING: report.FIELD_REVERTED, FAILED: report.REVERT_FAILED}
+        try:
+            alert, decided = self._restated(ref, record, deadline)
+            action = report.Action(
+                kinds.get(progress.state, report.ROLLED_BACK),
+                error=progress.detail if progress.state == FAILED else "",
+                revert=progress.revision,
+                note=progress.detail if progress.state == NOT_MADE else "",
+                released=progress.released,
+            )
+            if record.thread:
+                card = report.render(alert, decided, action, buttons=self._reporter.buttons)
+                self._reporter.update(card, record.thread, deadline)
+            if progress.state == FAILED:
+                self._reporter.post(report.render_revert_failed(alert, decided, progress.detail), deadline,
+                                    thread=record.thread)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - the ledger holds the state; the card is a courtesy
+            logs.warning(f"could not update the card after the field revert: {error}", service=str(ref))
+
+    def _restated(self, ref: ServiceRef, record: ledger.Record, deadline: float) -> tuple[Alert, rules.Decision]:
+        """The alert and decision of a rollback already made, rebuilt from its record and the revisions."""
+        service, history = self.cloud_run.read(ref, deadline)
+        decided = rules.rebuilt(record, history.loaded, self.config, traffic.traffic_split(service))
+        alert = Alert(record.incident, "open", ref, record.from_revision, policy_name=record.policy,
+                      started_at=record.alert_at)  # fmt: skip
+        return alert, decided
+
     def _restate_card(self, ref: ServiceRef, record: ledger.Record, deadline: float) -> None:
         """The card itself moves to recovered / not recovered (the thread reply above is what pages)."""
         if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:

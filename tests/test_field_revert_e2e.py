@@ -1,0 +1,103 @@
+"""The field revert end to end: functions-framework, the Cloud Run and Slack stand-ins, and the history
+where a hotfix landed on top of the breaking deploy (tests/fixtures/histories/hotfix_on_top.json).
+
+The watchdog pins first (traffic is safe in seconds), then creates a revision with the failing
+revision's code and only the egress set back, and moves the pinned share to it once it is Ready.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import histories
+from tests.support import deliver, incident_alert, pubsub_body
+from watchdog.core import field_revert, ledger
+
+pytestmark = pytest.mark.e2e
+
+REVISION = field_revert.revision_name("checkout", "0.hotfix-1")
+
+
+def start(start_stack, **env: str):
+    history = histories.load("hotfix_on_top")
+    stack = start_stack(WATCHDOG_SERVICES="*", WATCHDOG_DEADLINE_SECONDS="20", **env)
+    stack.cloud_run.state.reset(history.seed())
+    return stack, history
+
+
+def alert(history) -> dict:
+    notification = incident_alert(history.service_name, history.name(3), incident_id="0.hotfix-1",
+                                  started_at=histories.NOW - 120)  # fmt: skip
+    return pubsub_body(notification)
+
+
+def record(stack, history) -> ledger.Record:
+    service = stack.cloud_run.state.services[history.full_name]
+    found = ledger.find(service["annotations"], "0.hotfix-1")
+    assert found is not None
+    return found
+
+
+def test_the_hotfix_stays_in_service_with_only_the_egress_set_back(start_stack):
+    stack, history = start(start_stack)
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+
+    state = stack.cloud_run.state
+    service = state.services[history.full_name]
+    serving = {s["revision"]: s["percent"] for s in service["trafficStatuses"] if s["percent"]}
+    assert serving == {REVISION: 100}
+    [new] = [r for r in state.revisions[history.full_name] if r["name"].endswith(REVISION)]
+    failing_image = "gcr.io/netra-staging/checkout:v1.42.1"
+    digest = state.v1_revision("netra-staging", history.name(3))["status"]["imageDigest"]
+    assert [c["image"] for c in new["containers"]] == [digest]  # the hotfix's code, pinned by digest
+    assert digest.startswith("gcr.io/netra-staging/checkout@sha256:")
+    assert new["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"  # the known-good revision's egress
+    assert new["containers"][0]["env"] == [{"name": "DB_CONNECT_TIMEOUT_SECONDS", "value": "15"}]  # the hotfix's env
+    assert new["labels"] == {field_revert.LABEL: field_revert.LABEL_VALUE}
+    latest = [t for t in service["traffic"] if t["type"].endswith("LATEST") and t["percent"]]
+    assert latest == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]  # the pin is released
+    tags = {s["tag"]: s["revision"] for s in service["trafficStatuses"] if s.get("tag")}
+    assert tags == {"v142": history.name(2), field_revert.TAG: REVISION}  # every tag kept
+
+    patches = [r for r in state.requests if r["method"] == "PATCH"]
+    masks = [(p["query"].get("updateMask"), p["query"].get("validateOnly")) for p in patches]
+    assert masks[0] == ("traffic,annotations", None)  # 1. the pin, at once
+    assert ("template,traffic,annotations", "true") in masks  # 2. validated …
+    assert masks.index(("template,traffic,annotations", "true")) < masks.index(("template,traffic,annotations", None))
+    assert masks[-1] == ("traffic,annotations", None)  # 3. … created, then the pinned share moved to it
+    assert all(p["body"].get("etag") for p in patches)  # every write etag-guarded
+
+    done = record(stack, history)
+    assert (done.to_revision, done.revert, done.revert_state) == (history.name(1), REVISION, "serving")
+    assert done.restored == REVISION
+    assert done.latest == REVISION  # the watchdog's own revision is not "a deploy since the rollback"
+
+    card = stack.messages[0]
+    assert len(stack.messages) == 1, "one card"
+    assert card.get("updates"), "updated in place"
+    text = json.dumps(card["blocks"], ensure_ascii=False)
+    assert "Field reverted on checkout" in text
+    assert failing_image in text
+    assert "The pin is released" in text
+    assert "code kept" in text
+    assert "The rollback also put back" not in text  # nothing else was put back
+    logs = {line.get("decision") for line in stack.function.logs()}
+    assert {"rolled_back", "field_revert_created", "field_reverted"} <= logs
+
+
+def test_a_revision_that_never_becomes_ready_leaves_the_pin_and_pages(start_stack):
+    stack, history = start(start_stack)
+    stack.cloud_run.state.new_revisions = "failed"
+    stack.cloud_run.state.ready_after_reads = 2
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+
+    service = stack.cloud_run.state.services[history.full_name]
+    serving = {s["revision"]: s["percent"] for s in service["trafficStatuses"] if s["percent"]}
+    assert serving == {history.name(1): 100}  # the pin stays
+    assert record(stack, history).revert_state == "failed"
+    loud = [m for m in stack.messages if "<!here>" in json.dumps(m.get("blocks", []))]
+    assert loud, "a failed field revert pages on-call"
+    assert "Field revert of checkout failed" in loud[-1]["text"]
+    assert stack.messages[0]["text"].startswith(":rotating_light:") or "FAILED" in json.dumps(stack.messages[0])
