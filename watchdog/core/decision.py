@@ -161,7 +161,9 @@ def decide(
             failing=alert.revision,
             serving=serving,
         )
-    history = History(revisions, KINDS_FOR[config.rollback_on], {} if memo is None else memo, history_complete)
+    history = History(
+        revisions, KINDS_FOR[config.rollback_on], {} if memo is None else memo, history_complete, config.show_env
+    )
     decided = _decide(alert, service, history, memory, config, now, serving)
     if decided.action == REPORT and alert.incident_id in memory.noticed:
         return replace(decided, action=NOTHING, reason="already_reported", detail=f"already reported: {decided.detail}")
@@ -389,7 +391,7 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
     changes: tuple[Change, ...] = ()
     fixes: tuple[tuple[str, str], ...] = ()
     if failing is not None and target is not None:
-        changes = tuple(template_changes(target, failing))
+        changes = tuple(template_changes(target, failing, config.show_env))
         verdict = precheck.evaluate(target, failing)
         fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
     kinds = KINDS_FOR[config.rollback_on]
