@@ -32,8 +32,9 @@ instead. Rules, in the order they win, and where each lives:
    that picks the rollback target and the split after it:
    :func:`watchdog.core.rollback_target.choose`.
 10. Guards that turn a rollback into a report, first match wins:
-    ``out_of_scope``, ``project_not_allowed``, ``stale_alert``, ``paused``,
-    ``cooldown``, ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
+    ``out_of_scope``, ``project_not_allowed``, ``not_cloud_run_incident``,
+    ``policy_not_allowed``, ``stale_alert``, ``paused``, ``cooldown``,
+    ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
 11. Otherwise ``rollback``.
 
 Any report (rules 4–10) for an incident already reported once is
