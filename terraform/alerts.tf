@@ -47,24 +47,38 @@ locals {
     ])
   }
 
-  # Startup failures as Cloud Run reports them (system log and audit log):
-  #   "Default STARTUP TCP probe failed 1 time consecutively for container ..."
-  #   "STARTUP HTTP probe failed ..." / "STARTUP GRPC probe failed ..."
-  #   "Container called exit(1)."
-  #   "The user-provided container failed to start and listen on the port ..."
-  # Matching is on the substring, so the "Default " prefix and the probe
-  # counts do not matter. Application logs are not excluded on purpose: an
-  # app that prints one of these phrases is describing the same failure.
+  # Which logs a signal may come from, by exact log name. In the Logging query
+  # language ":" is a case-insensitive substring test and a term without a
+  # logName matches the application's own lines too: a request whose
+  # User-Agent is "Container called exit(1)." lands in an access log on
+  # stdout, and matched. "=" on logName is equality, and the application
+  # cannot write to Cloud Run's own logs through stdout or stderr.
+  # (cloud.google.com/logging/docs/view/logging-query-language: "Comparison
+  # operators", "Boolean operators": NOT binds tightest, then OR, then AND,
+  # so every OR below is in parentheses.)
+  run_system_log = "logName=\"projects/${var.project_id}/logs/run.googleapis.com%2Fvarlog%2Fsystem\""
+  run_audit_logs = "logName=(\"projects/${var.project_id}/logs/cloudaudit.googleapis.com%2Factivity\" OR \"projects/${var.project_id}/logs/cloudaudit.googleapis.com%2Fsystem_event\")"
+  # The application's own structured lines (Cloud Run's agent reads stdout and
+  # stderr); never the request log (run.googleapis.com%2Frequests).
+  app_logs = "logName=(\"projects/${var.project_id}/logs/run.googleapis.com%2Fstdout\" OR \"projects/${var.project_id}/logs/run.googleapis.com%2Fstderr\")"
+
+  # Startup failures as Cloud Run itself reports them, and only there:
+  #   system log: "Default STARTUP TCP probe failed 1 time consecutively for
+  #   container ...", "STARTUP HTTP probe failed ...", "STARTUP GRPC probe
+  #   failed ...", "Container called exit(1)." (exit(0) is a clean exit, not
+  #   a failure), "The user-provided container failed to start and listen on
+  #   the port ...";
+  #   audit log: the same refusal in protoPayload.status.message.
   startup_failure_match = join(" OR ", [
-    "textPayload:\"STARTUP TCP probe failed\"",
-    "textPayload:\"STARTUP HTTP probe failed\"",
-    "textPayload:\"STARTUP GRPC probe failed\"",
-    "textPayload:\"Container called exit(\"",
-    "textPayload:\"failed to start and listen on the port\"",
-    "protoPayload.status.message:\"failed to start and listen on the port\"",
+    "(${local.run_system_log} AND (textPayload:\"STARTUP TCP probe failed\" OR textPayload:\"STARTUP HTTP probe failed\" OR textPayload:\"STARTUP GRPC probe failed\" OR textPayload:\"failed to start and listen on the port\" OR (textPayload:\"Container called exit(\" AND NOT textPayload:\"Container called exit(0)\")))",
+    "(${local.run_audit_logs} AND protoPayload.serviceName=\"run.googleapis.com\" AND protoPayload.status.message:\"failed to start and listen on the port\")",
   ])
 
-  db_timeout_match = "textPayload:\"${var.db_timeout_log_text}\" OR jsonPayload.message:\"${var.db_timeout_log_text}\""
+  # The DB-connect timeout only the application can see: a structured field it
+  # writes (jsonPayload.<db_timeout_event_field> equal to db_timeout_event, at
+  # severity ERROR or above), never a phrase inside a free-text line, which an
+  # echoed request could carry.
+  db_timeout_match = "${local.app_logs} AND severity>=ERROR AND jsonPayload.${var.db_timeout_event_field}=\"${var.db_timeout_event}\""
 
   watchdog_channels = [google_monitoring_notification_channel.pubsub.name]
 }
@@ -227,8 +241,9 @@ resource "google_monitoring_alert_policy" "startup_failure_lines" {
 }
 
 # ---------------------------------------------------------------------------
-# (b) The incident's database timeout line: log-match policy per service (fast
-#     path) + counter metric and metric-threshold policy (closes, recovery)
+# (b) The incident's database timeout, as the application reports it in a
+#     structured field: log-match policy per service (fast path) + counter
+#     metric and metric-threshold policy (closes, recovery)
 # ---------------------------------------------------------------------------
 
 # The same line as a time series: a chart, and the policy that closes.
@@ -237,7 +252,7 @@ resource "google_logging_metric" "db_timeouts" {
 
   project     = var.project_id
   name        = "${var.name_prefix}/db-connection-timeouts"
-  description = "Log entries of the watched services containing \"${var.db_timeout_log_text}\"."
+  description = "ERROR entries of the watched services whose jsonPayload.${var.db_timeout_event_field} is \"${var.db_timeout_event}\"."
   filter      = "${local.cloud_run_scope} AND (${local.db_timeout_match})"
 
   metric_descriptor {
@@ -269,7 +284,7 @@ resource "google_monitoring_alert_policy" "db_timeout" {
   }
 
   conditions {
-    display_name = "Log line \"${var.db_timeout_log_text}\" on ${each.value.name}"
+    display_name = "${var.db_timeout_event} logged by ${each.value.name}"
 
     condition_matched_log {
       filter = "${local.service_scope[each.key]} AND (${local.db_timeout_match})"
@@ -295,8 +310,8 @@ resource "google_monitoring_alert_policy" "db_timeout" {
     subject   = "DB connection timeout on ${each.value.name} ($${log.extracted_label.revision_name})"
     content   = <<-EOT
       Cloud Run service **${each.value.name}** (${each.value.region}), revision
-      **$${log.extracted_label.revision_name}**, logged "${var.db_timeout_log_text}": the signature of
-      the incident where a revision lost its route to the database.
+      **$${log.extracted_label.revision_name}**, logged ${var.db_timeout_event_field}=${var.db_timeout_event}
+      at ERROR: the signature of the incident where a revision lost its route to the database.
 
       Log-match incidents are never closed by a notification; the recovery follow-up comes with the
       metric-based "Database connection validation timeouts" incident closing.
@@ -360,7 +375,7 @@ resource "google_monitoring_alert_policy" "db_timeouts" {
     subject   = "DB connection timeouts: $${resource.label.service_name} ($${resource.label.revision_name})"
     content   = <<-EOT
       Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
-      ($${resource.label.location}) logs "${var.db_timeout_log_text}". The per-service log-match policy
+      ($${resource.label.location}) logs ${var.db_timeout_event_field}=${var.db_timeout_event}. The per-service log-match policy
       has usually alerted the watchdog already; when this incident closes, the watchdog posts the
       recovery follow-up.
     EOT
@@ -377,7 +392,7 @@ resource "google_logging_metric" "db_connect_seconds" {
   project         = var.project_id
   name            = "${var.name_prefix}/db-connect-seconds"
   description     = "Database connect time (seconds) reported by the watched services' logs."
-  filter          = "${local.cloud_run_scope} AND (${var.slow_db_connect_log_filter})"
+  filter          = "${local.cloud_run_scope} AND ${local.app_logs} AND (${var.slow_db_connect_log_filter})"
   value_extractor = var.slow_db_connect_value_extractor
 
   metric_descriptor {

@@ -380,19 +380,30 @@ variable "log_metric_propagation_wait" {
   }
 }
 
-variable "db_timeout_log_text" {
-  description = "Log text of the incident's database timeout. Any entry of a watched service containing it (in textPayload or jsonPayload.message) opens an alert."
+variable "db_timeout_event" {
+  description = "The value the application writes in jsonPayload.<db_timeout_event_field>, at severity ERROR or above, when a database connect times out (one structured line on stdout or stderr). Only that field counts: a phrase inside a free-text line could come from an echoed request."
   type        = string
-  default     = "Database connection validation timeout exceeded"
+  default     = "db_connect_timeout"
 
   validation {
-    condition     = length(var.db_timeout_log_text) > 0 && !strcontains(var.db_timeout_log_text, "\"")
-    error_message = "db_timeout_log_text must be non-empty and must not contain double quotes."
+    condition     = can(regex("^[A-Za-z0-9_.:-]{1,100}$", var.db_timeout_event))
+    error_message = "db_timeout_event must be 1 to 100 letters, digits, '_', '.', ':' or '-' (it is matched by equality)."
+  }
+}
+
+variable "db_timeout_event_field" {
+  description = "The jsonPayload key that carries db_timeout_event (e.g. event for {\"severity\": \"ERROR\", \"event\": \"db_connect_timeout\"})."
+  type        = string
+  default     = "event"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,63}$", var.db_timeout_event_field))
+    error_message = "db_timeout_event_field must be a single JSON key of letters, digits and '_' (no dots or quotes)."
   }
 }
 
 variable "slow_db_connect_log_filter" {
-  description = "Logging filter (without the resource part, which the module adds) selecting the log entries that report a database connect time."
+  description = "Logging filter (without the resource and log-name parts, which the module adds: the watched services' stdout and stderr) selecting the log entries that report a database connect time. Match a structured field, not text an echoed request could carry."
   type        = string
   default     = "jsonPayload.db_connect_seconds:*"
 }

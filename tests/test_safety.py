@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import AUTH as AUTH_SERVICE
 from tests.conftest import BACKEND
 from tests.standins.cloudrun import Fault
 from tests.standins.slack import TOKEN, SlackFault
@@ -378,6 +379,68 @@ class TestScopeAndPause:
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         assert stack.patches() == []
         assert "out of scope" in stack.messages[0]["text"]
+
+    @pytest.mark.parametrize(
+        "env",
+        [{"WATCHDOG_SERVICES": "some-other-service"}, {"WATCHDOG_PROJECTS": "netra-prod"}],
+        ids=["not-in-services", "not-in-projects"],
+    )
+    def test_out_of_scope_reads_nothing_and_tells_once_quietly(self, start_stack, env):
+        """Production grants cover the watched services only: a read would answer 403 and page on-call."""
+        stack = start_stack(**env)
+        stack.cloud_run.state.granted = {}  # as in production: nothing granted on a service not watched
+        body = pubsub_body(fixture(BACKEND_ALERT))
+        for _ in range(3):  # Pub/Sub redelivers, Monitoring re-notifies
+            assert deliver(stack.function.url, body) == (200, "OK")
+        assert stack.cloud_run.state.requests == []
+        [message] = stack.messages
+        assert "<!here>" not in json.dumps(message)
+        assert "nothing of it was read or changed" in message["text"]
+        closed = fixture(BACKEND_ALERT)
+        closed["incident"]["state"] = "closed"
+        assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+        assert stack.cloud_run.state.requests == []
+        assert len(stack.messages) == 1
+
+
+class TestOnlyCloudRunIncidentsAct:
+    """User labels may locate a service, but only an incident on Cloud Run's own resource may roll it back."""
+
+    CASES = (
+        pytest.param("alerts/v1.2_absence_global_with_cloud_run_user_labels.json", AUTH_SERVICE, "global",
+                     id="global-cpu-absence"),
+        pytest.param("alerts/v1.2_vm_cpu_with_cloud_run_user_labels.json", BACKEND, "gce_instance", id="vm-policy"),
+    )  # fmt: skip
+
+    @pytest.mark.parametrize(("name", "service", "resource_type"), CASES)
+    def test_another_resource_types_incident_changes_no_traffic(self, start_stack, name, service, resource_type):
+        stack = start_stack()
+        before = stack.serving(service)
+        body = pubsub_body(fixture(name))
+        assert deliver(stack.function.url, body) == (200, "OK")
+        assert deliver(stack.function.url, body) == (200, "OK")  # redelivered: still one report
+        assert stack.traffic_attempts() == []
+        assert stack.serving(service) == before
+        [message] = stack.messages
+        assert f"the incident names a '{resource_type}' resource" in message["text"]
+        assert "not a Cloud Run revision" in message["text"]
+        decided = [line for line in stack.function.logs() if line.get("reason") == "not_cloud_run_incident"]
+        assert decided
+
+    @pytest.mark.parametrize(("name", "service", "resource_type"), CASES)
+    def test_the_same_incident_on_cloud_run_would_roll_back(self, start_stack, name, service, resource_type):
+        """The control: only the resource type differs, and then the watchdog acts."""
+        stack = start_stack()
+        payload = fixture(name)
+        payload["incident"]["resource"] = {"type": "cloud_run_revision", "labels": {"project_id": "netra-staging"}}
+        assert deliver(stack.function.url, pubsub_body(payload)) == (200, "OK")
+        assert len(stack.traffic_updates(service)) == 1
+
+    def test_a_policy_outside_watchdog_policies_is_reported_not_acted_on(self, start_stack):
+        stack = start_stack(WATCHDOG_POLICIES="Cloud Run container startup failures (rollback watchdog)")
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        assert stack.traffic_attempts() == []
+        assert "is not in WATCHDOG_POLICIES" in stack.messages[0]["text"]
 
     def test_project_outside_watchdog_projects_is_never_touched(self, start_stack):
         stack = start_stack(WATCHDOG_PROJECTS="netra-prod")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +34,8 @@ ENV_VARS = (
     "WATCHDOG_SENTINEL",
     "WATCHDOG_SERVICE_ACCOUNT",
     "WATCHDOG_VERIFY_MINUTES",
+    "WATCHDOG_SHOW_ENV",  # env var names whose values reports may show (default: only harmless shapes)
+    "WATCHDOG_POLICIES",  # alert policies (display names or ids) that may roll back; empty: any
     "CLOUD_RUN_API_ENDPOINT",
     "MONITORING_API_ENDPOINT",
     "SLACK_BOT_TOKEN",
@@ -47,6 +50,7 @@ ENV_VARS = (
 )
 
 _TRUE = {"1", "true", "yes", "on"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _FALSE = {"", "0", "false", "no", "off"}
 
 
@@ -162,6 +166,8 @@ class Config:
     slack: SlackSettings = SlackSettings()
     slack_team: str = ""
     slack_approvers: tuple[str, ...] = ()
+    show_env: frozenset[str] = frozenset()  # env var names whose values may be shown (WATCHDOG_SHOW_ENV)
+    policies: frozenset[str] = frozenset()  # policies that may roll back (WATCHDOG_POLICIES); empty: any
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -190,6 +196,10 @@ class Config:
                 )
         if slack.bot_token and not slack.channel and not slack.webhook_url:
             raise ConfigError("SLACK_CHANNEL: required when SLACK_BOT_TOKEN is set")
+        show_env = frozenset(n.strip() for n in env.get("WATCHDOG_SHOW_ENV", "").split(",") if n.strip())
+        for name in show_env:
+            if not _ENV_NAME.fullmatch(name):
+                raise ConfigError(f"WATCHDOG_SHOW_ENV: {name[:40]!r} is not an environment variable name")
         endpoint = env.get("CLOUD_RUN_API_ENDPOINT", "").strip()
         if endpoint and not endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"CLOUD_RUN_API_ENDPOINT: {endpoint!r} must be an http:// or https:// URL")
@@ -219,6 +229,9 @@ class Config:
             slack=slack,
             slack_team=env.get("WATCHDOG_SLACK_TEAM", "").strip(),
             slack_approvers=approvers,
+            show_env=show_env,
+            # comma-separated display names or ids (a display name with a comma in it: name it by its id)
+            policies=frozenset(p.strip() for p in env.get("WATCHDOG_POLICIES", "").split(",") if p.strip()),
         )
 
 

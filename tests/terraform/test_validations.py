@@ -118,7 +118,8 @@ REFUSED = {
     "a value extractor that is a field": ({"slow_db_connect_value_extractor": "jsonPayload.x"}, "EXTRACT"),
     "decision labels without outcome": ({"decision_metric_labels": ["service"]}, "must include outcome"),
     "a prefix too long for service account IDs": ({"name_prefix": "a-very-long-watchdog-prefix"}, "4 to 20"),
-    "a quote in the DB log text": ({"db_timeout_log_text": 'say "hi"'}, "double quotes"),
+    "a quote in the DB-timeout event": ({"db_timeout_event": 'say "hi"'}, "matched by equality"),
+    "a dotted DB-timeout field": ({"db_timeout_event_field": "a.b"}, "single JSON key"),
 }
 
 

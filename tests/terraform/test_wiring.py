@@ -609,7 +609,7 @@ def test_db_timeout_policy_names_the_service_in_its_labels() -> None:
     for part in ("cloud_run_revision", "${s.name}", "${s.region}"):
         assert part in scope, part
     assert "local.revision_scope" in scope
-    assert variables()["db_timeout_log_text"]["default"] == "Database connection validation timeout exceeded"
+    assert variables()["db_timeout_event"]["default"] == "db_connect_timeout"
 
 
 REVISION_SCOPE = 'resource.labels.revision_name:* AND NOT resource.labels.revision_name=\\"\\"'

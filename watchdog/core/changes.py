@@ -10,12 +10,17 @@ as ``GET .../revisions`` returns them). Each :class:`Change` has a kind:
   rest of the revision template.
 
 Changes come back egress first, then network, then the rest, because that is
-the order on-call should read them in. Secret-backed env vars show their
-secret reference only; values of env vars whose names look like credentials,
-and values that look like credentials whatever their name (URL userinfo,
-token shapes, JWTs, PEM blocks, webhook URLs, high-entropy strings: see
-:mod:`watchdog.core.redact`), are hidden. So are command lines and arguments that
-carry one.
+the order on-call should read them in.
+
+Values leave by default deny (:func:`watchdog.core.redact.harmless`): an env
+value, a command or argument list and a probe header value are shown only when
+their shape is known to be harmless (numbers, durations, booleans, short
+enum-like words), when they are a secret reference (``secret:NAME:VERSION``,
+never the secret), or when the env var is one ``WATCHDOG_SHOW_ENV`` lists
+(``show_env``). Everything else, and every value of a variable, header or flag
+whose name says credential (``…PASSWORD``, ``ADMIN_PW``, ``X-Api-Key``), is
+``(value hidden)``; when one side of a change is hidden, so is the other. What
+counts as a change, and its kind, does not depend on what is shown.
 """
 
 from __future__ import annotations
@@ -26,11 +31,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.core.redact import looks_secret
+from watchdog.core.redact import credential_flag, harmless, harmless_argument, sensitive_name
 
 HIDDEN = "(value hidden)"
 KIND_ORDER = {"egress": 0, "network": 1, "other": 2}
-_SENSITIVE_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|DSN|COOKIE", re.I)
 _EGRESS_NAMES = {
     "ALL_TRAFFIC": "all-traffic",
     "PRIVATE_RANGES_ONLY": "private-ranges-only",
@@ -113,14 +117,17 @@ def uses_cloud_sql(revision: dict) -> bool:
     return bool(cloud_sql_instances(revision))
 
 
-def template_changes(older: dict, newer: dict) -> list[Change]:
-    """Every configuration difference from ``older`` to ``newer``, egress first."""
+def template_changes(older: dict, newer: dict, show_env: frozenset[str] = frozenset()) -> list[Change]:
+    """Every configuration difference from ``older`` to ``newer``, egress first.
+
+    ``show_env``: env var names whose values are shown whatever they look like (``WATCHDOG_SHOW_ENV``).
+    """
     changes: list[Change] = []
     for name, kind, read in _FIELDS:
         old, new = read(older), read(newer)
         if old != new:
             changes.append(Change(name, kind, _show(old), _show(new)))
-    changes.extend(_container_changes(older, newer))
+    changes.extend(_container_changes(older, newer, show_env))
     handled = {"vpcAccess", "volumes", "containers", *(_TOP_LEVEL)}
     for key in sorted((set(older) | set(newer)) - handled - _NOT_CONFIGURATION):
         old, new = older.get(key), newer.get(key)
@@ -130,7 +137,7 @@ def template_changes(older: dict, newer: dict) -> list[Change]:
     return changes
 
 
-def _container_changes(older: dict, newer: dict) -> Iterable[Change]:
+def _container_changes(older: dict, newer: dict, show_env: frozenset[str]) -> Iterable[Change]:
     old_containers = _containers(older)
     new_containers = _containers(newer)
     for name in sorted(set(old_containers) | set(new_containers)):
@@ -144,7 +151,7 @@ def _container_changes(older: dict, newer: dict) -> Iterable[Change]:
         for key in ("image", "command", "args", "workingDir", "ports", "volumeMounts", "dependsOn"):
             if _canon(old.get(key)) != _canon(new.get(key)):
                 a, b = old.get(key), new.get(key)
-                if key in ("command", "args") and (_carries_secret(a) or _carries_secret(b)):
+                if key in ("command", "args") and not (_arguments_shown(a) and _arguments_shown(b)):
                     yield Change(f"{prefix}.{key}", "other", HIDDEN, HIDDEN)
                 else:
                     yield Change(f"{prefix}.{key}", "other", _show(a), _show(b))
@@ -158,35 +165,71 @@ def _container_changes(older: dict, newer: dict) -> Iterable[Change]:
                 yield Change(f"{prefix}.resources.{key}", "other", _show(bool(a)), _show(bool(b)))
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             if _canon(old.get(probe)) != _canon(new.get(probe)):
-                yield Change(f"{prefix}.{probe}", "other", _show(old.get(probe)), _show(new.get(probe)))
-        yield from _env_changes(prefix, old, new)
+                a, b = _show(_probe_shown(old.get(probe))), _show(_probe_shown(new.get(probe)))
+                if a == b:  # only a hidden value differs: say so, rather than show two equal sides
+                    a = b = HIDDEN
+                yield Change(f"{prefix}.{probe}", "other", a, b)
+        yield from _env_changes(prefix, old, new, show_env)
 
 
-def _env_changes(prefix: str, old: dict, new: dict) -> Iterable[Change]:
+def _env_changes(prefix: str, old: dict, new: dict, show_env: frozenset[str]) -> Iterable[Change]:
     old_env, new_env = _env(old), _env(new)
     for name in sorted(set(old_env) | set(new_env)):
         a, b = old_env.get(name), new_env.get(name)
         if a == b:
             continue
-        shown_a, shown_b = _env_shown(name, a), _env_shown(name, b)
+        shown_a, shown_b = _env_shown(name, a, show_env), _env_shown(name, b, show_env)
         if HIDDEN in (shown_a, shown_b):  # never reveal one side of a credential change
             shown_a = HIDDEN if a is not None else "unset"
             shown_b = HIDDEN if b is not None else "unset"
         yield Change(f"{prefix}.env.{name}", "other", shown_a, shown_b)
 
 
-def _env_shown(name: str, value: str | None) -> str:
+def _env_shown(name: str, value: str | None, show_env: frozenset[str]) -> str:
+    """Default deny; the first rule that applies wins."""
     if value is None:
         return "unset"
     if value.startswith("secret:"):
-        return value  # a reference to Secret Manager, not the secret
-    if _SENSITIVE_NAME.search(name) or looks_secret(value):
+        return value  # a reference to Secret Manager (built by _env), not the secret
+    if name in show_env:
+        return value  # the operator listed it as safe (WATCHDOG_SHOW_ENV)
+    if sensitive_name(name) or not harmless(value):
         return HIDDEN
     return value
 
 
-def _carries_secret(items: Any) -> bool:
-    return any(isinstance(item, str) and looks_secret(item) for item in _list(items))
+def _arguments_shown(items: Any) -> bool:
+    """A command or argument list may be shown: every element harmless, none the value of a credential flag."""
+    if items is None:
+        return True
+    if not isinstance(items, list):
+        return False
+    after_credential_flag = False
+    for item in items:
+        if not isinstance(item, str) or after_credential_flag or not harmless_argument(item):
+            return False
+        after_credential_flag = credential_flag(item)
+    return not after_credential_flag
+
+
+def _probe_shown(probe: Any) -> Any:
+    """A probe as it may be shown: header values hidden unless harmless, a path with a query string hidden."""
+    if not isinstance(probe, dict):
+        return probe
+    shown = json.loads(_canon(probe))
+    http = shown.get("httpGet")
+    if isinstance(http, dict):
+        if isinstance(http.get("path"), str) and not _PLAIN_PATH.fullmatch(http["path"]):
+            http["path"] = HIDDEN
+        for header in _list(http.get("httpHeaders")):
+            if isinstance(header, dict) and "value" in header:
+                name, value = str(header.get("name", "")), header["value"]
+                if sensitive_name(name) or not isinstance(value, str) or not harmless(value):
+                    header["value"] = HIDDEN
+    return shown
+
+
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 
 
 def _env(container: dict) -> dict[str, str]:

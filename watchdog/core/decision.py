@@ -49,8 +49,9 @@ instead. Rules, in the order they win, each a function of its own:
     that picks the rollback target and the split after it:
     :func:`watchdog.core.rollback_target.choose`.
 11. Guards that turn a rollback into a report, first match wins:
-    ``out_of_scope``, ``project_not_allowed``, ``stale_alert``, ``paused``,
-    ``undone``, ``cooldown``, ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
+    ``out_of_scope``, ``project_not_allowed``, ``not_cloud_run_incident``,
+    ``policy_not_allowed``, ``stale_alert``, ``paused``, ``undone``,
+    ``cooldown``, ``dry_run``. (:func:`watchdog.core.guards.holding_back`)
 12. Otherwise ``rollback``, with its remedy: a pin, or a pin followed by a
     field revert (:func:`watchdog.core.field_revert.remedy`).
 
@@ -188,7 +189,9 @@ def decide(
             failing=alert.revision,
             serving=serving,
         )
-    history = History(revisions, KINDS_FOR[config.rollback_on], {} if memo is None else memo, history_complete)
+    history = History(
+        revisions, KINDS_FOR[config.rollback_on], {} if memo is None else memo, history_complete, config.show_env
+    )
     facts = _Facts(alert, service, history, memory, config, now, serving)
     decided = _decide(facts)
     if decided.action == REPORT and alert.incident_id in memory.noticed:
@@ -573,7 +576,7 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
     changes: tuple[Change, ...] = ()
     fixes: tuple[tuple[str, str], ...] = ()
     if failing is not None and target is not None:
-        changes = tuple(template_changes(target, failing))
+        changes = tuple(template_changes(target, failing, config.show_env))
         verdict = precheck.evaluate(target, failing)
         fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
     kinds = KINDS_FOR[config.rollback_on]

@@ -15,13 +15,16 @@ from watchdog.core.traffic import is_ready, short_name
 class History:
     """The revisions read so far (newest first), with the comparisons the rules need, memoized."""
 
-    def __init__(self, revisions: list[dict], kinds: set[str], memo: dict, complete: bool) -> None:
+    def __init__(
+        self, revisions: list[dict], kinds: set[str], memo: dict, complete: bool, show_env: frozenset[str] = frozenset()
+    ) -> None:
         self.revisions = revisions
         self.names = [short_name(r.get("name", "")) for r in revisions]
         self.index = {name: i for i, name in reversed(list(enumerate(self.names)))}
         self.kinds = kinds
         self.memo = memo
         self.complete = complete
+        self.show_env = show_env  # which env values the changes may show (WATCHDOG_SHOW_ENV)
 
     def get(self, name: str) -> dict | None:
         i = self.index.get(name)
@@ -30,7 +33,7 @@ class History:
     def changes(self, older: dict, newer: dict) -> list[Change]:
         key = (older.get("name"), newer.get("name"))
         if key not in self.memo:
-            self.memo[key] = template_changes(older, newer)
+            self.memo[key] = template_changes(older, newer, self.show_env)
         return self.memo[key]
 
     def same(self, a: dict, b: dict) -> bool:

@@ -9,7 +9,11 @@ not an open or closed incident on a Cloud Run service becomes ``Ignored``.
 
 Where the service is found, first match wins: the incident's resource labels,
 then the policy user labels ``cloud_run_service``/``cloud_run_region``, then the
-condition's filter text, then the human ``resource_name`` string.
+condition's filter text, then the human ``resource_name`` string. Those may
+complete a location, but the incident's resource type travels with the alert:
+an incident on another resource (a ``global`` or VM policy whose user labels
+name a service) is an :class:`Alert` that may only be reported
+(:mod:`watchdog.core.guards`).
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class Alert:
     # A deploy-time hold (watchdog/flows/deploy_events.py): the revision that served before the deploy. The
     # deploy itself is the change, and that revision is the one to go back to (decision rule 7).
     served_before: str = ""
+    # The incident's monitored resource type (incident.resource.type; "" when the notification has none, as
+    # schema 1.1). Only an incident on Cloud Run's own resource may roll back (watchdog/core/guards.py); the
+    # default is for the alerts the watchdog makes itself (the deploy-time hold, blast radius), never intake's.
+    resource_type: str = "cloud_run_revision"
+    policy_id: str = ""  # projects/P/alertPolicies/A, from incident.condition.name; "" when absent
 
     @property
     def sends_close(self) -> bool:
@@ -180,7 +189,15 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
         drill_live=drill_mode == "live",
         schema=version or "unknown",
         metric_type=_metric_type(incident),
+        resource_type=_text(_obj(incident.get("resource")).get("type"))[:100],
+        policy_id=_policy_id(condition),
     )
+
+
+def _policy_id(condition: dict) -> str:
+    """``projects/P/alertPolicies/A`` from the condition's name ``projects/P/alertPolicies/A/conditions/C``."""
+    match = re.match(r"^(projects/[^/\s]+/alertPolicies/[^/\s]+)/conditions/", _text(condition.get("name")))
+    return match.group(1)[:300] if match else ""
 
 
 def _metric_type(incident: dict) -> str:

@@ -2,9 +2,12 @@
 
 ``severity`` and ``message`` are Cloud Logging's special fields; everything
 else (incident id, service, decision, revisions, timings) lands in
-``jsonPayload`` where an auditor can filter on it. Every line goes through
-:func:`watchdog.core.redact.redact` last: credential shapes are masked, whatever
-field they end up in.
+``jsonPayload`` where an auditor can filter on it. Every field goes through
+:func:`watchdog.core.redact.redact_json` before the line is serialised:
+credential shapes are masked whatever field they end up in, and the line stays
+one valid JSON object (masking the serialised line instead let an unterminated
+PEM header in an alert field swallow the closing quotes, and Cloud Logging read
+a plain text line without severity or fields).
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import sys
 import time
 from typing import Any
 
-from watchdog.core.redact import redact
+from watchdog.core.redact import redact_json
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
     entry = {"severity": severity, "message": message, "component": "rollback-watchdog", **fields}
     entry.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    line = json.dumps(entry, default=str, ensure_ascii=False)
-    sys.stdout.write(redact(line) + "\n")
+    line = json.dumps(redact_json(entry), ensure_ascii=False)
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 

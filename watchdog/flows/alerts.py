@@ -7,7 +7,8 @@ asks), and hands the decision to the step it names:
 - nothing, with its reason: acknowledged;
 - in progress (another delivery is between its rollback and its report): redelivered;
 - resend the report of a rollback already made (flows/rollback.py);
-- report only, once per incident (remembered in the ledger where it may be written);
+- report only, once per incident (remembered in the ledger where it may be written); a service
+  outside ``WATCHDOG_SERVICES``/``WATCHDOG_PROJECTS`` is reported before anything is read;
 - roll back → confirm → report (flows/rollback.py).
 
 A lost etag race decides again on a fresh read, up to ``MAX_CONCURRENT_RETRIES``
@@ -26,7 +27,7 @@ from typing import Any
 
 from watchdog.config import Config
 from watchdog.core import decision as rules
-from watchdog.core import ledger, report
+from watchdog.core import guards, ledger, report
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
@@ -64,6 +65,11 @@ class Alerts:
 
     def handle(self, alert: Alert, deadline: float, started: float, delivery_id: str = "") -> Outcome:
         """One alert, in its service's turn; raises :class:`TransientError` when Pub/Sub should redeliver."""
+        outside = guards.outside_scope(alert, self.config)
+        if outside:  # first, before any Cloud Run read: the grants for a service not watched would refuse it
+            outcome = self._outside_scope(alert, outside, deadline, started)
+            self._after_decision(alert, outcome, deadline)
+            return outcome
         try:
             with self._turns.turn(alert.service, deadline):
                 if alert.state == "closed":
@@ -148,6 +154,22 @@ class Alerts:
         if writable and posted.ok:
             self._remember(alert, service, ledger.with_noticed, deadline)
         return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _outside_scope(self, alert: Alert, held: tuple[str, str], deadline: float, started: float) -> Outcome:
+        """A service the watchdog may not change: one quiet report per incident, from the alert alone."""
+        reason, sentence = held
+        tell = alert.state == "open" and self._told.first(f"report:{alert.service}:{alert.incident_id}")
+        decided = rules.Decision(
+            rules.REPORT if tell else rules.NOTHING,
+            reason,
+            f"{sentence}; nothing of it was read or changed",
+            failing=alert.revision,
+        )
+        _log_decision(alert, decided, self.config.dry_run, started, revisions_read=0)
+        if not tell:  # closed (the watchdog never acted on it), or already told
+            return Outcome("nothing", reason, alert.incident_id, str(alert.service), decided)
+        posted = self._reporter.post(report.render(alert, decided, report.Action(), self.config.dry_run), deadline)
+        return Outcome("reported", reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _closed(self, alert: Alert, deadline: float) -> Outcome:
         """A closed incident: report a rollback's recovery; else remember the close, so a late open does nothing."""

@@ -217,6 +217,12 @@ def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
 
 
 def respond(request: Any) -> tuple[str, int, dict[str, str]]:
-    """The ``drill`` HTTP function's body (a Flask request in, a Flask response tuple out)."""
+    """The ``drill`` HTTP function's body (a Flask request in, a Flask response tuple out).
+
+    The answer leaves the process like a Slack message or a log line: its values are shown by default
+    deny already (watchdog/core/changes.py), and every field is masked by the redactor as well.
+    """
+    from watchdog.core.redact import redact_json
+
     status, body = handle(request.get_data(cache=False), request.method)
-    return json.dumps(body, ensure_ascii=False), status, {"Content-Type": "application/json"}
+    return json.dumps(redact_json(body), ensure_ascii=False), status, {"Content-Type": "application/json"}

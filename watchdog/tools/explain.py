@@ -1,8 +1,10 @@
 """``rollback-watchdog explain``: what the watchdog would decide for an alert, with the revision diff and reasons.
 
 The same ``decide`` as the function, over the service read live (read only) or
-from files. Files must be about the alert's service: a service JSON for another
-service (or none, ``{}``) would explain a decision the watchdog never takes.
+from files, so the same values are shown (default deny, ``WATCHDOG_SHOW_ENV``) and every
+line and ``--json`` field goes through the redactor on its way out. Files must be about
+the alert's service: a service JSON for another service (or none, ``{}``) would explain a
+decision the watchdog never takes.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def explain(alert_path, service_json, revisions_json, as_json, deadline, **setti
         if as_json:
             emit_json(result)
         else:
-            click.echo(f"Ignored ({parsed.reason}): {parsed.detail}")
-            click.echo("The watchdog acknowledges this delivery and does nothing.")
+            say(f"Ignored ({parsed.reason}): {parsed.detail}")
+            say("The watchdog acknowledges this delivery and does nothing.")
         return
     alert = parsed
     until = time.monotonic() + deadline
@@ -248,11 +250,11 @@ def show_closed(alert, recovered, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"Incident {alert.incident_id} (closed) on {alert.service}")
+    say(f"Incident {alert.incident_id} (closed) on {alert.service}")
     if recovered is None:
-        click.echo("Decision: NOTHING (closed_not_acted_on): the watchdog did not roll back for this incident")
+        say("Decision: NOTHING (closed_not_acted_on): the watchdog did not roll back for this incident")
     else:
-        click.echo(
+        say(
             f"Decision: RECOVERY follow-up: rolled back {recovered.record.from_revision} → "
             f"{recovered.record.to_revision}; the watchdog replies in the report's Slack thread"
         )

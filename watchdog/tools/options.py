@@ -133,9 +133,10 @@ def json_option(function):
 
 
 def emit_json(data: Any) -> None:
-    from watchdog.core.redact import redact
+    """Masked field by field, then serialised: the output stays valid JSON whatever was masked."""
+    from watchdog.core.redact import redact_json
 
-    click.echo(redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+    click.echo(json.dumps(redact_json(data), indent=2, ensure_ascii=False))
 
 
 def say(text: str = "") -> None:
