@@ -377,8 +377,16 @@ def unconfirmed(click: Click) -> Plan:
     )
 
 
-def out_of_time(click: Click) -> Plan:
-    """The answer when the click's time ran out before its update was sent: nothing was."""
+def gave_up(click: Click, service: dict, *, in_flight: bool, changed: bool) -> Plan:
+    """The answer when the click's time ran out before Cloud Run confirmed anything.
+
+    ``in_flight``: an update of this click got no answer and nothing since made it stale, so it may
+    still land: say so. Otherwise no update of this click can land any more (none was sent, or each was
+    refused or made stale by ``changed``, someone else's change): nothing was changed, truly."""
+    if in_flight:
+        return unconfirmed(click)
+    if changed:
+        return changed_meanwhile(click, service, Plan("refused", "out_of_time", "try again"))
     return Plan(
         "refused", "out_of_time", f"there was no time left to {VERBS[click.action]} within Slack's 3 seconds: try again"
     )

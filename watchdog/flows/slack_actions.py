@@ -234,37 +234,40 @@ def _write(cloud_run, click: actions.Click, service: dict, deadline: float, fiel
     the click is planned again on what serves now."""
     from watchdog.edges.cloudrun import TRANSIENT, ConcurrentChange
 
-    changed = sent = False
+    in_flight = changed = False  # an update of ours may still land; someone else's change landed meanwhile
     for _ in range(3):
         plan = actions.plan(click, service, time.time())
         if plan.outcome == "refused" and changed:
             return actions.changed_meanwhile(click, service, plan), service
         if plan.outcome != "apply":
             return plan, service
-        if deadline - time.monotonic() < MIN_WRITE:  # an update sent earlier may still land: say so
-            return (actions.unconfirmed(click) if sent else actions.out_of_time(click)), service
+        if deadline - time.monotonic() < MIN_WRITE:
+            return actions.gave_up(click, service, in_flight=in_flight, changed=changed), service
         traffic = list(plan.traffic) if plan.traffic is not None else None
-        sent = True
         try:
             cloud_run.set_traffic_and_annotations(
                 click.service, traffic, plan.annotations or {}, service.get("etag", ""),
                 min(deadline - 0.2, time.monotonic() + WRITE_TIMEOUT), once=True,
             )  # fmt: skip
             return plan, service
-        except (ConcurrentChange, *TRANSIENT) as lost:
+        except ConcurrentChange:  # refused: this copy did not land
+            logs.info("slack action update refused (409): reading the service again", **fields)
+        except TRANSIENT as lost:  # no answer: this copy may have landed, or may still
+            in_flight = True
             logs.info(f"slack action update not confirmed ({type(lost).__name__}): reading the service again",
                       **fields)  # fmt: skip
         try:
             fresh = cloud_run.get_service(click.service, deadline)
         except Exception as error:  # noqa: BLE001 - cannot tell what happened: say so, never "nothing changed"
             logs.warning(f"could not read the service after the update: {type(error).__name__}", **fields)
-            return actions.unconfirmed(click), service
+            return actions.gave_up(click, service, in_flight=in_flight, changed=changed), service
         truth = actions.after_write(click, service, fresh)
         if truth == actions.DONE:
             return plan, fresh
-        changed = changed or truth == actions.CHANGED
+        if truth == actions.CHANGED:  # every copy sent so far carried a stale etag now: none can land
+            in_flight, changed = False, True
         service = fresh
-    return actions.unconfirmed(click), service
+    return actions.gave_up(click, service, in_flight=in_flight, changed=changed), service
 
 
 def _tell(slack, click: actions.Click, text: str) -> None:
