@@ -90,7 +90,8 @@ class SlackState:
         self.installed_scopes = frozenset(manifest_scopes() if scopes is None else scopes)
         self.scopes = self.installed_scopes
         self.private_channels: set[str] = set()  # channel IDs Slack knows as private (besides every G…)
-        self.scope_refusals: list[dict] = []  # {"method", "needed"}: every missing_scope answered
+        # {"method", "needed"}: every missing_scope answered; kept across reset() for the test's teardown
+        self.scope_refusals: list[dict] = []
         self.messages: list[dict] = []  # accepted posts
         self.requests: list[dict] = []  # every request, accepted or not
         # posts refused for their blocks ({"problem", "blocks"}); kept across reset() for the test's teardown
@@ -118,7 +119,6 @@ class SlackState:
             self.on_served = None
             self.scopes = self.installed_scopes
             self.private_channels.clear()
-            self.scope_refusals.clear()
 
     def take_fault(self, path: str) -> SlackFault | None:
         with self.lock:
