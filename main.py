@@ -9,6 +9,12 @@ into the same CloudEvent). Returning normally answers 200 (Pub/Sub
 acknowledges); raising answers 500 and Pub/Sub redelivers, which the watchdog
 only does for transient failures.
 
+A push delivery whose message has attributes but no ``data`` is a shape
+functions-framework cannot convert (it answers 400 before the function runs,
+and Pub/Sub would redeliver it into the dead letter): :func:`_push_without_data`
+hands it to ``handle_alert`` as the CloudEvent Eventarc would have made of it,
+so it is acknowledged with the watchdog's logged reason like any other input.
+
 ``drill`` is an HTTP function for on-call drills (watchdog/flows/drills.py);
 ``slack_actions`` is the Slack card's interactivity endpoint (watchdog/flows/slack_actions.py).
 """
@@ -72,6 +78,37 @@ def _event_time(cloud_event) -> float | None:
         return None
 
 
+# functions-framework 3.10.2 turns a raw Pub/Sub push into a CloudEvent only when its message has
+# ``data`` (event_conversion._is_raw_pubsub_payload); otherwise the conversion fails and it calls
+# flask.abort(400). Its errorhandler() decorator registers a Flask error handler on the app it builds.
+@functions_framework.errorhandler(400)
+def _push_without_data(error):
+    """A raw push body {"message": {attributes, messageId, no data}, "subscription"} → handle_alert; else the 400."""
+    import flask
+
+    if os.environ.get("FUNCTION_TARGET") != "handle_alert" or flask.request.method != "POST":
+        return error
+    body = flask.request.get_json(silent=True)
+    message = body.get("message") if isinstance(body, dict) and "subscription" in body else None
+    if not isinstance(message, dict) or "data" in message or not isinstance(message.get("messageId"), str):
+        return error
+    from cloudevents.http import CloudEvent
+
+    published = message.get("publishTime") if isinstance(message.get("publishTime"), str) else None
+    event = CloudEvent(
+        {
+            "id": message["messageId"],
+            "source": "//pubsub.googleapis.com/",
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "specversion": "1.0",
+            **({"time": published} if published else {}),
+        },
+        {"message": message, "subscription": body["subscription"]},
+    )
+    handle_alert(event)  # raises for a transient failure (500: redelivered), as for any delivery
+    return "OK", 200
+
+
 @functions_framework.http
 def slack_actions(request):
     """The Slack card's buttons (watchdog/flows/slack_actions.py): every request is signature-checked and authorized."""
@@ -86,3 +123,12 @@ def drill(request):
     from watchdog.flows import drills  # not on handle_alert's cold-start path
 
     return drills.respond(request)
+
+
+if os.environ.get("FUNCTION_TARGET") == "slack_actions":
+    # The buttons' function imports what a click needs at instance start: a warm instance
+    # (min_instance_count) then answers its first click without paying for it. handle_alert's
+    # cold start stays lean: nothing here runs for it.
+    from watchdog.flows import slack_actions as _actions_flow
+
+    _actions_flow.warm()

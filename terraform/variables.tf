@@ -183,12 +183,12 @@ variable "metrics_project" {
 # ---------------------------------------------------------------------------
 
 variable "slack_channel" {
-  description = "SLACK_CHANNEL: channel ID (e.g. C0123456789) the bot posts to. Not a secret."
+  description = "SLACK_CHANNEL: the ID (e.g. C0123456789) of the channel the bot posts to, never its #name: the watchdog finds a card it already posted by the channel ID. Not a secret."
   type        = string
 
   validation {
-    condition     = can(regex("^[#A-Za-z0-9][-_A-Za-z0-9]{0,79}$", var.slack_channel))
-    error_message = "slack_channel must be a Slack channel ID such as C0123456789 (or a #name), without spaces."
+    condition     = can(regex("^[CG][A-Z0-9]{2,}$", var.slack_channel))
+    error_message = "slack_channel must be the channel's ID, such as C0123456789 (C or G, then capitals and digits), not its #name: in Slack, open the channel's details by clicking its name; the ID is at the bottom of the About tab."
   }
 }
 
@@ -520,13 +520,14 @@ variable "slack_actions" {
     Optional: the Slack card's buttons (undo, pause, acknowledge) through the slack_actions function (slack_actions.tf).
     signing_secret: the Secret Manager secret holding the Slack app's signing secret (never the value itself).
     team_id: the workspace the buttons answer (T…). approvers: Slack user IDs (U…/W…) and user-group IDs (S…)
-    allowed to click. min_instances: 1 keeps a warm instance so a cold start does not eat Slack's 3 seconds.
+    allowed to click. min_instances: 1 (the default) keeps one warm instance so a cold start does not eat Slack's
+    3 seconds (it is billed while idle); 0 turns it off.
   EOT
   type = object({
     signing_secret = string
     team_id        = string
     approvers      = list(string)
-    min_instances  = optional(number, 0)
+    min_instances  = optional(number, 1)
   })
   default = null
 

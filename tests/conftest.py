@@ -66,14 +66,16 @@ def cloud_run() -> Iterator[CloudRunStandIn]:
 
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
-    """The Slack stand-in; every message the watchdog sent in the test must have been valid Block Kit.
+    """The Slack stand-in; every message the watchdog sent in the test must have been valid Block Kit, and
+    every call covered by the app manifest's scopes.
 
     The watchdog falls back to text only when Slack refuses its blocks, so a
     refusal would not fail the test by itself: it fails here.
     """
-    with SlackStandIn() as server:
+    with SlackStandIn() as server:  # the bot has exactly the app manifest's scopes
         yield server
         assert server.state.invalid == [], f"the watchdog sent invalid Block Kit: {server.state.invalid}"
+        assert server.state.scope_refusals == [], f"Slack calls beyond the manifest: {server.state.scope_refusals}"
 
 
 @pytest.fixture

@@ -49,6 +49,10 @@ ENV_VARS = (
     "WATCHDOG_ID_TOKEN",  # operator tools only (drill --url): identity token
 )
 
+# A Slack channel ID, as conversations.history requires: C… (a channel, public or private) or G… (a
+# private channel of the older kind); capitals and digits. The app's scopes read only channels.
+SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
 _TRUE = {"1", "true", "yes", "on"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _FALSE = {"", "0", "false", "no", "off"}
@@ -200,6 +204,14 @@ class Config:
         for name in show_env:
             if not _ENV_NAME.fullmatch(name):
                 raise ConfigError(f"WATCHDOG_SHOW_ENV: {name[:40]!r} is not an environment variable name")
+        if slack.channel and not SLACK_CHANNEL_ID.match(slack.channel):
+            # Slack finds a lost post again (conversations.history) only by the channel's ID: with a name,
+            # posting works but the search fails, and every retried post becomes a second card
+            raise ConfigError(
+                f"SLACK_CHANNEL: {slack.channel[:40]!r} is not a channel ID. Use the ID (C… for a public "
+                "channel, G… for some private ones, capitals and digits), not the #name: in Slack, open the "
+                "channel's details (click its name); the ID is at the bottom of the About tab"
+            )
         endpoint = env.get("CLOUD_RUN_API_ENDPOINT", "").strip()
         if endpoint and not endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"CLOUD_RUN_API_ENDPOINT: {endpoint!r} must be an http:// or https:// URL")

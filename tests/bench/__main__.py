@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from tests.bench import card, figures, sentinel
+from tests.bench import card, cold_click, figures, sentinel
 from tests.bench.harness import cloud_run_standin, compile_sources
 from tests.standins.slack import SlackStandIn
 from tests.support import ROOT
@@ -26,6 +26,7 @@ SUITES = {
     "storm_latency": lambda api, slack: figures.storm(api, slack, latency=0.05),
     "deploys": sentinel.deploy_warnings,
     "card": card.card_figures,
+    "cold_click": cold_click.click_figures,
 }
 
 

@@ -12,6 +12,14 @@ with buttons unless ``ts`` names one) sends the ``block_actions`` payload Slack
 sends for that click, form-encoded and signed, to the Request URL, and answers
 with the function's status, what the user was told and the card after.
 
+The token's scopes are enforced as Slack enforces them: the bot has exactly
+the scopes of the app as installed (by default those of the app manifest,
+``docs/slack-app-manifest.json``), and a method they do not cover answers HTTP
+200 ``{"ok": false, "error": "missing_scope", "needed", "provided"}``.
+``conversations.history`` takes a conversation ID (``C…``, ``G…``, ``D…``);
+a ``#name`` or a bare name is ``channel_not_found``, and a private channel
+(``G…``, or one listed in ``private_channels``) needs ``groups:history``.
+
 Run it alone: ``python -m tests.standins.slack --port 8086 --print``.
 """
 
@@ -28,12 +36,34 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.standins.loopback import Server, StandIn
 
 TOKEN = "xoxb-standin-token"
+MANIFEST = Path(__file__).resolve().parents[2] / "docs" / "slack-app-manifest.json"
+
+# The bot scope each Web API method served here needs, as Slack's method reference states it (each
+# method's "Facts: Scopes"; the scope pages list the same methods as compatible). conversations.history
+# needs the one scope of the kind of conversation read: HISTORY_SCOPES.
+METHOD_SCOPES: dict[str, str] = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "conversations.history": "",
+}
+HISTORY_SCOPES = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
+# A conversation ID: C (public channel), G (private channel, the older kind), D (direct message).
+CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
+    """The bot scopes the app manifest asks for: what a workspace grants when it installs the app."""
+    return frozenset(json.loads(path.read_text())["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass
@@ -52,10 +82,16 @@ class SlackFault:
 
 
 class SlackState:
-    def __init__(self, token: str = TOKEN, echo: bool = False) -> None:
+    def __init__(self, token: str = TOKEN, echo: bool = False, scopes: frozenset[str] | None = None) -> None:
         self.lock = threading.Lock()
         self.token = token
         self.echo = echo
+        # the token's scopes, as installed: the manifest's unless a test installs the app with others
+        self.installed_scopes = frozenset(manifest_scopes() if scopes is None else scopes)
+        self.scopes = self.installed_scopes
+        self.private_channels: set[str] = set()  # channel IDs Slack knows as private (besides every G…)
+        # {"method", "needed"}: every missing_scope answered; kept across reset() for the test's teardown
+        self.scope_refusals: list[dict] = []
         self.messages: list[dict] = []  # accepted posts
         self.requests: list[dict] = []  # every request, accepted or not
         # posts refused for their blocks ({"problem", "blocks"}); kept across reset() for the test's teardown
@@ -81,6 +117,8 @@ class SlackState:
             self.users.clear()
             self.usergroups.clear()
             self.on_served = None
+            self.scopes = self.installed_scopes
+            self.private_channels.clear()
 
     def take_fault(self, path: str) -> SlackFault | None:
         with self.lock:
@@ -89,6 +127,32 @@ class SlackState:
                     fault.times -= 1
                     return fault
         return None
+
+    def conversation_kind(self, channel: str) -> str:
+        """``public``, ``private`` or ``im`` for a conversation ID; "" for anything else (a name, ``#name``)."""
+        if not CONVERSATION_ID.match(channel or ""):
+            return ""
+        if channel[0] == "G" or channel in self.private_channels:
+            return "private"
+        return "im" if channel[0] == "D" else "public"
+
+    def refusal(self, method: str, payload: dict) -> dict | None:
+        """What Slack answers instead of serving ``method`` with these scopes, or None to serve it.
+
+        conversations.history first needs a conversation ID (``channel_not_found`` otherwise), then the
+        scope of that kind of conversation; every other method its one scope.
+        """
+        needed = METHOD_SCOPES[method]
+        if method == "conversations.history":
+            kind = self.conversation_kind(str(payload.get("channel", "")))
+            if not kind:
+                return {"ok": False, "error": "channel_not_found"}
+            needed = HISTORY_SCOPES[kind]
+        if needed in self.scopes:
+            return None
+        with self.lock:
+            self.scope_refusals.append({"method": method, "needed": needed})
+        return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(self.scopes))}
 
     def accept(self, kind: str, payload: dict) -> dict:
         with self.lock:
@@ -272,14 +336,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(fault.status, body, headers)
             elif fault.kind == "error":
                 return self._json(200, {"ok": False, "error": fault.error})
-        if path.endswith("/chat.postMessage"):
-            return self._post_message(payload)
-        if path.endswith(
-            ("/chat.update", "/chat.postEphemeral", "/users.info", "/usergroups.users.list", "/conversations.history")
-        ):
-            if self.headers.get("Authorization", "") != f"Bearer {state.token}":
-                return self._json(200, {"ok": False, "error": "invalid_auth"})
-            return self._json(200, getattr(self, "_" + path.rsplit("/", 1)[-1].replace(".", "_"))(payload))
+        method = path.rsplit("/", 1)[-1]
+        if path.startswith("/api/") and method in METHOD_SCOPES:
+            if method == "chat.postMessage":
+                return self._post_message(payload)
+            refused = self._refused(method, payload)
+            if refused is not None:
+                return self._json(200, refused)
+            return self._json(200, getattr(self, "_" + method.replace(".", "_"))(payload))
         if path.startswith("/webhook/"):
             problem = _block_problem(payload.get("blocks"))
             if problem:
@@ -290,10 +354,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._text(200, "ok")
         return self._json(404, {"ok": False, "error": "unknown_method"})
 
+    def _refused(self, method: str, payload: dict) -> dict | None:
+        """Slack's answer for a bad token (``invalid_auth``) or scopes that do not cover ``method``; else None."""
+        if self.headers.get("Authorization", "") != f"Bearer {self.server.state.token}":
+            return {"ok": False, "error": "invalid_auth"}
+        return self.server.state.refusal(method, payload)
+
     def _post_message(self, payload: dict, answer_after: float = 0.0) -> None:
         state = self.server.state
-        if self.headers.get("Authorization", "") != f"Bearer {state.token}":
-            return self._json(200, {"ok": False, "error": "invalid_auth"})
+        refused = self._refused("chat.postMessage", payload)
+        if refused is not None:
+            return self._json(200, refused)
         if not payload.get("channel"):
             return self._json(200, {"ok": False, "error": "channel_not_found"})
         if not payload.get("text") and not payload.get("blocks"):
@@ -478,8 +549,10 @@ class SlackStandIn(StandIn):
 
     handler = _Handler
 
-    def __init__(self, port: int = 0, token: str = TOKEN, echo: bool = False) -> None:
-        super().__init__(SlackState(token, echo), port)
+    def __init__(
+        self, port: int = 0, token: str = TOKEN, echo: bool = False, scopes: frozenset[str] | None = None
+    ) -> None:
+        super().__init__(SlackState(token, echo, scopes), port)
 
     @property
     def api_url(self) -> str:

@@ -278,41 +278,8 @@ def _undo(before: tuple, decision: Decision) -> str:
 
 
 def _buttons(alert: Alert) -> dict:
-    """The card's buttons, built with slack-sdk's Block Kit models (imported here: never before the update)."""
-    from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject
-
-    value = card_actions.button_value(alert.service, alert.incident_id)
-    service = alert.service.service
-    return ActionsBlock(
-        block_id="rollback_actions",
-        elements=[
-            ButtonElement(
-                text="Undo rollback",
-                action_id=card_actions.UNDO,
-                value=value,
-                style="danger",
-                confirm=ConfirmObject(
-                    title="Undo the rollback?",
-                    text=f"Traffic of {service} goes back to how it was before the rollback, failing revision "
-                    "included.",
-                    confirm="Undo",
-                    deny="Cancel",
-                ),
-            ),
-            ButtonElement(
-                text="Pause watchdog",
-                action_id=card_actions.PAUSE,
-                value=value,
-                confirm=ConfirmObject(
-                    title="Pause the watchdog?",
-                    text=f"It will report on {service} but not roll it back until someone resumes it.",
-                    confirm="Pause",
-                    deny="Cancel",
-                ),
-            ),
-            ButtonElement(text="I'm on it", action_id=card_actions.ACK, value=value, style="primary"),
-        ],
-    ).to_dict()
+    """The card's buttons (watchdog/core/actions.py holds them with the rules of each click)."""
+    return card_actions.buttons(alert.service, alert.incident_id)
 
 
 def _section(text: str) -> dict:

@@ -299,14 +299,26 @@ class CloudRun:
         return self._retry(deadline)(call)()
 
     def set_traffic_and_annotations(
-        self, ref: ServiceRef, traffic: list[dict] | None, annotations: dict[str, str], etag: str, deadline: float
+        self,
+        ref: ServiceRef,
+        traffic: list[dict] | None,
+        annotations: dict[str, str],
+        etag: str,
+        deadline: float,
+        *,
+        once: bool = False,
     ) -> None:
-        """One etag-guarded update of the traffic (when given) and the annotations. Does not wait."""
+        """One etag-guarded update of the traffic (when given) and the annotations. Does not wait.
+
+        ``once``: sent once, never retried here: after a timeout the update may have been applied, and a
+        retry with its now stale etag would answer 409 for a change that did land (the caller reads the
+        service again to learn what is true)."""
         if traffic is None:
-            self.annotate(ref, annotations, etag, deadline)
+            self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"],
+                         deadline, once=once)  # fmt: skip
             return
         service = run_v2.Service(name=ref.name, etag=etag, annotations=annotations, traffic=_traffic(traffic))
-        self._update(service, ["traffic", "annotations"], deadline)
+        self._update(service, ["traffic", "annotations"], deadline, once=once)
 
     def reannotate(self, ref: ServiceRef, service: dict, change, deadline: float) -> None:
         """``change(annotations)`` → the new map (None: nothing to write), written etag-guarded; on a conflict
@@ -374,13 +386,16 @@ class CloudRun:
         """Replace the service annotations (no revision is created). Does not wait."""
         self._update(run_v2.Service(name=ref.name, etag=etag, annotations=annotations), ["annotations"], deadline)
 
-    def _update(self, service: run_v2.Service, paths: list[str], deadline: float, *, validate_only: bool = False):
+    def _update(
+        self, service: run_v2.Service, paths: list[str], deadline: float, *, validate_only: bool = False,
+        once: bool = False,
+    ):  # fmt: skip
         request = run_v2.UpdateServiceRequest(
             service=service, update_mask=field_mask_pb2.FieldMask(paths=paths), validate_only=validate_only
         )
         try:
             return self._services.update_service(
-                request=request, retry=self._retry(deadline), timeout=self._timeout(deadline)
+                request=request, retry=None if once else self._retry(deadline), timeout=self._timeout(deadline)
             )
         except exceptions.GoogleAPICallError as error:
             if is_etag_conflict(error):

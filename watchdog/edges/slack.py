@@ -1,11 +1,16 @@
 """Slack delivery: one narrow interface, one class per backend, a no-op when unconfigured.
 
-A post never raises and never outlives the handling deadline: slack-sdk's own
+A call never raises and never outlives the handling deadline: slack-sdk's own
 retry handlers retry 429 (honouring Retry-After only while it fits in the time
 left), 500/503 and dropped connections; whatever still fails comes back as a
 :class:`Posted` with ``ok=False`` and the handler carries on. slack-sdk is
 imported only when a message is sent, after any traffic update. Every text
 and block goes through :func:`watchdog.core.redact.redact` on its way out.
+
+The card's buttons (watchdog/flows/slack_actions.py) reuse one :class:`SlackBot`
+per instance across clicks, giving it each click's deadline (:meth:`SlackBot.until`);
+their calls (``users.info``, ``usergroups.users.list``, ``chat.postEphemeral``,
+the card's ``chat.update``) go through it like every post.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchdog.config import SlackSettings
 from watchdog.core.redact import redact, redact_json
@@ -33,6 +38,19 @@ _RETRYABLE_CODES = {
     "service_unavailable",
     "request_timeout",
 }
+
+
+CLICK_CALL_TIMEOUT = 1.0  # seconds for one call of a button click: Slack wants the click answered within 3 s
+MIN_CLICK_CALL = 0.2  # a click's call is not started with less time than this left
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a read answered (``value``), or why not (``error``: Slack's error code, or how it failed)."""
+
+    ok: bool
+    value: Any = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,15 +93,23 @@ class SlackBot:
         from slack_sdk import WebClient
 
         kwargs = {"base_url": settings.api_url} if settings.api_url else {}
+        self._remaining = remaining
         self._client = WebClient(
             token=settings.bot_token,
             timeout=int(POST_TIMEOUT),
-            # no blind retry of a post whose answer was lost: it may have been accepted (find() looks first)
-            retry_handlers=_retry_handlers(remaining, connection_errors=False),
+            # no blind retry of a post whose answer was lost: it may have been accepted (find() looks first);
+            # the handlers read the deadline of the call under way (until() moves it)
+            retry_handlers=_retry_handlers(lambda: self._remaining(), connection_errors=False),
             **kwargs,
         )
         self._channel = settings.channel
+
+    def until(self, remaining: Callable[[], float]) -> SlackBot:
+        """Give this client the deadline of the work under way (a click reuses the instance's client).
+
+        One piece of work at a time: the client's timeout and retry handlers are shared."""
         self._remaining = remaining
+        return self
 
     def post(self, message: Message, thread: str = "") -> Posted:
         from slack_sdk.errors import SlackApiError
@@ -99,6 +125,9 @@ class SlackBot:
                 if message.card
                 else {}
             )
+            if ts and message.loud:
+                # a mention in a thread reply pages nobody outside the thread: broadcast it to the channel
+                extra["reply_broadcast"] = True
             response = self._client.chat_postMessage(
                 channel=channel or self._channel,
                 text=text,
@@ -167,6 +196,49 @@ class SlackBot:
         except Exception as error:  # noqa: BLE001 - a failed update must never stop the watchdog
             return Posted(False, error=f"slack unreachable: {type(error).__name__}: {error}", retryable=True)
         return Posted(True, thread=posted)
+
+    # --- a button click's calls: short deadlines, errors as values ---
+
+    def _click_call(self, call: Callable[[], Any]) -> Read:
+        from slack_sdk.errors import SlackApiError
+
+        left = self._remaining()
+        if left < MIN_CLICK_CALL:
+            return Read(False, error="no time left")
+        self._client.timeout = min(CLICK_CALL_TIMEOUT, left)
+        try:
+            return Read(True, call())
+        except SlackApiError as error:
+            response = error.response
+            code = str(response.get("error", "")) if response is not None else ""
+            needed = str(response.get("needed", "")) if response is not None and code == "missing_scope" else ""
+            return Read(False, error=f"slack error: {code or error}" + (f" (needs {needed})" if needed else ""))
+        except Exception as error:  # noqa: BLE001 - a click is answered whatever Slack does
+            return Read(False, error=f"slack unreachable: {type(error).__name__}")
+
+    def user_info(self, user: str) -> Read:
+        """users.info's ``user`` object (guest, external and deactivated flags), or why it could not be read."""
+        read = self._click_call(lambda: self._client.users_info(user=user).get("user"))
+        return read if not read.ok or isinstance(read.value, dict) else Read(False, error="users.info: no user object")
+
+    def group_members(self, group: str) -> Read:
+        """The user IDs of a user group (usergroups.users.list), or why they could not be read."""
+        read = self._click_call(lambda: self._client.usergroups_users_list(usergroup=group).get("users"))
+        if read.ok and not (isinstance(read.value, list) and all(isinstance(u, str) for u in read.value)):
+            return Read(False, error="usergroups.users.list: no list of users")
+        return read
+
+    def ephemeral(self, channel: str, user: str, text: str) -> Posted:
+        """A message only ``user`` sees, in ``channel`` (chat.postEphemeral)."""
+        read = self._click_call(lambda: self._client.chat_postEphemeral(channel=channel, user=user, text=redact(text)))
+        return Posted(read.ok, error=read.error)
+
+    def replace(self, channel: str, ts: str, blocks: list[dict], text: str) -> Posted:
+        """chat.update of the message at ``ts``: its blocks and text replaced; nothing posted when it cannot be."""
+        read = self._click_call(
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=redact(text), blocks=redact_json(blocks))
+        )
+        return Posted(read.ok, thread=f"{channel}:{ts}" if read.ok else "", error=read.error)
 
 
 class SlackWebhook:

@@ -101,13 +101,13 @@ def parse_request(body: Any) -> DrillRequest:
             raise DrillRequestError(f"the body is larger than {MAX_BODY} bytes")
         try:
             body = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise DrillRequestError("the body is not JSON") from None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to read
+            raise DrillRequestError("the body is not JSON, or is nested too deeply") from None
     elif isinstance(body, str):
         try:
             body = json.loads(body)
-        except ValueError:
-            raise DrillRequestError("the body is not JSON") from None
+        except (ValueError, RecursionError):
+            raise DrillRequestError("the body is not JSON, or is nested too deeply") from None
     if not isinstance(body, dict):
         raise DrillRequestError(f"the body is a JSON {type(body).__name__}, not an object")
     if "incident" in body or "version" in body:

@@ -6,14 +6,13 @@ so the revision template is untouched and Cloud Run creates no revision.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING
 
 import click
 
 from watchdog.config import ServiceRef
-from watchdog.core import ledger
+from watchdog.core import actions, ledger
 from watchdog.tools.options import (
     CONTEXT,
     api_call,
@@ -52,13 +51,11 @@ def set_paused(
         annotations = dict(service.get("annotations") or {})
         if ledger.paused(annotations) == paused:
             return False
+        # the same annotations as the card's Pause and Resume buttons (watchdog/core/actions.py)
         if paused:
-            annotations[ledger.PAUSED_KEY] = "true"
-            info = {"by": by[:200], "at": round(time.time(), 3), "reason": reason[:500]}
-            annotations[ledger.PAUSE_INFO_KEY] = json.dumps(info, separators=(",", ":"))
+            annotations = actions.paused_annotations(annotations, by, time.time(), reason)
         else:
-            annotations.pop(ledger.PAUSED_KEY, None)
-            annotations.pop(ledger.PAUSE_INFO_KEY, None)
+            annotations = actions.resumed_annotations(annotations)
         try:
             cloud_run.annotate(ref, annotations, service.get("etag", ""), deadline)
             return True

@@ -42,9 +42,10 @@ from watchdog.tools.reach import one_line
 EPILOG = """\b
 Exit codes:
   0  undone: traffic is back to how it was before the rollback (or it was undone already)
-  1  refused, nothing changed: no rollback on record, deployed since, traffic moved since,
-     the ledger unreadable, or the service changed while undoing (try again)
-  2  could not undo: service not found, permission denied, Cloud Run API errors
+  1  refused, nothing changed: no rollback on record, a newer rollback since, deployed since,
+     traffic moved since, the ledger unreadable, or someone else changed the service while undoing
+  2  could not undo: service not found, permission denied, Cloud Run API errors; or the undo
+     could not be confirmed either way (look at `rollback-watchdog status`)
 
 \b
 Examples:
@@ -94,7 +95,7 @@ def undo(ctx, project, region, service, incident, by, timeout, cloud_run_endpoin
     result = {"service": str(ref), "incident": press.incident, "outcome": plan.outcome, "reason": plan.reason,
               "detail": plan.detail, "serving": None, "slack": None}  # fmt: skip
     if plan.outcome == "apply":
-        plan, serving = _apply(client, ref, found, plan, deadline)
+        plan, serving = _apply(client, ref, found, plan, press, deadline)
         result.update(outcome=plan.outcome, reason=plan.reason, detail=plan.detail, serving=serving)
     if plan.outcome == "apply" and record is not None:
         result["slack"] = _tell(config, record, press, plan, deadline)
@@ -102,11 +103,14 @@ def undo(ctx, project, region, service, incident, by, timeout, cloud_run_endpoin
         emit_json(result)
     else:
         _show(result)
-    ctx.exit(1 if plan.outcome == "refused" else 0)
+    ctx.exit({"refused": 1, "unknown": 2}.get(plan.outcome, 0))
 
 
-def _apply(client, ref: ServiceRef, service: dict, plan: actions.Plan, deadline: float):
-    """Send the plan's update, etag-guarded, and wait until Cloud Run serves it; a concurrent change refuses."""
+def _apply(client, ref: ServiceRef, service: dict, plan: actions.Plan, press: actions.Click, deadline: float):
+    """Send the plan's update, etag-guarded, and wait until Cloud Run serves it.
+
+    A 409 is not taken for "nothing changed": the update's own retry may have landed first. The service is
+    read again and, as for the button, actions.after_write says what is true."""
     from watchdog.edges.cloudrun import ConcurrentChange, UpdateFailed
 
     def send():
@@ -119,7 +123,14 @@ def _apply(client, ref: ServiceRef, service: dict, plan: actions.Plan, deadline:
     with waiting(f"undoing the rollback of {ref}"):
         operation = api_call(send)
     if operation is None:
-        return actions.Plan("refused", "changed_meanwhile", "the service changed while acting; try again"), None
+        with waiting(f"reading {ref} again"):
+            fresh = api_call(lambda: client.get_service(ref, deadline))
+        truth = actions.after_write(press, service, fresh)
+        if truth == actions.DONE:  # it landed: what serves is what Cloud Run reads now
+            return plan, {k: v for k, v in traffic_split(fresh).items() if v}
+        if truth == actions.CHANGED:
+            return actions.changed_meanwhile(press, fresh, actions.plan(press, fresh, time.time())), None
+        return actions.unconfirmed(press), None
     try:
         with waiting("waiting for Cloud Run to serve it"):
             settled = api_call(lambda: client.await_pin(ref, operation, deadline))
@@ -189,6 +200,8 @@ def _show(result: dict) -> None:
             say("  serving now: " + ", ".join(f"{k} {v}%" for k, v in result["serving"].items()))
     elif result["outcome"] == "already":
         say(f"{head}{result['detail']} (incident {result['incident']}; no change)")
+    elif result["outcome"] == "unknown":
+        say(f"{head}NOT CONFIRMED ({result['reason']}): {result['detail']}.")
     else:
         say(f"{head}REFUSED ({result['reason']}): {result['detail']}. Nothing was changed.")
     if result["slack"] is not None:
