@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
-from tests.support import fixture
+from tests.support import fixture, incident_seed_at
 
 PROJECT, REGION = "netra-staging", "us-central1"
 PREFIX = f"projects/{PROJECT}/locations/{REGION}/services/"
@@ -45,10 +45,16 @@ class Incident:
 
 
 @contextmanager
-def standins(cloud_run: int = 0, slack: int = 0, monitoring: int = 0, *, echo: bool = False) -> Iterator[Incident]:
-    """Start the three stand-ins on loopback (port 0: any free one); ``echo`` prints each Slack message."""
+def standins(
+    cloud_run: int = 0, slack: int = 0, monitoring: int = 0, *, echo: bool = False, symptoms: float | None = None
+) -> Iterator[Incident]:
+    """Start the three stand-ins on loopback (port 0: any free one); ``echo`` prints each Slack message.
+
+    ``symptoms`` (epoch seconds) moves the incident in time so that its symptoms begin then: the playground's
+    drills are now, and meet the breaking deploy 37 hours old, as on the day. Without it, the incident's dates."""
+    seed = incident_seed_at(symptoms) if symptoms else fixture("cloudrun/incident_seed.json")
     with (
-        CloudRunStandIn(fixture("cloudrun/incident_seed.json"), cloud_run) as api,
+        CloudRunStandIn(seed, cloud_run) as api,
         SlackStandIn(slack, echo=echo) as chat,
         MonitoringStandIn(monitoring, seed=fixture("monitoring/incident_policies.json")) as metrics,
     ):

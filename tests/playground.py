@@ -220,7 +220,7 @@ def serve(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="watchdog-playground-"))
     log, actions_log = logs / "function.log", logs / "slack_actions.log"
     with (
-        standins(ports["cloud_run"], ports["slack"], ports["monitoring"], echo=True) as world,
+        standins(ports["cloud_run"], ports["slack"], ports["monitoring"], echo=True, symptoms=time.time()) as world,
         IamStandIn(world.cloud_run.state, ports["iam"]) as iam,
         PubSubEmulator(ports["pubsub"]) as pubsub,
     ):

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from tests import credential_corpus as corpus
 from tests.conftest import BACKEND
-from tests.support import FunctionProcess, fixture, incident_alert, post, pubsub_body
-from watchdog.core import ledger
+from tests.support import FunctionProcess, fixture, incident_alert, incident_seed_at, post, pubsub_body
+from watchdog.core import field_revert, ledger
 from watchdog.tools.cli import cli
 
 pytestmark = pytest.mark.e2e
@@ -32,9 +32,10 @@ FAILING = "netra-backend-staging-00119-qor"
 TARGET = "netra-backend-staging-00118-paz"
 
 
-def poisoned_seed() -> dict:
-    """The incident's world, the failing (and breaking) backend revision carrying the whole corpus."""
-    seed = fixture("cloudrun/incident_seed.json")
+def poisoned_seed(moment: float | None = None) -> dict:
+    """The incident's world, the failing (and breaking) backend revision carrying the whole corpus; with
+    ``moment``, moved in time so that the symptoms begin then (a drill is now)."""
+    seed = incident_seed_at(moment) if moment else fixture("cloudrun/incident_seed.json")
     [target] = [r for r in seed["revisions"] if r["name"].endswith(TARGET)]
     [failing] = [r for r in seed["revisions"] if r["name"].endswith(FAILING)]
     for revision in (target, failing):  # the same containers in both, so each field is compared, not "present"
@@ -77,20 +78,23 @@ def _cooldown(stack) -> None:
     service["annotations"] = ledger.with_record(service.get("annotations") or {}, earlier)
 
 
-# mode, settings, a change to the world before the alert, how long ago the alert was published, traffic moves
+REVERT = field_revert.revision_name("netra-backend-staging", "0.corpus")  # the failing config, egress set back
+
+# mode, settings, a change to the world before the alert, how long ago the alert was published, what serves after
 MODES = [
-    ("live rollback card", {}, None, 0, True),
-    ("rollback on any change", {"WATCHDOG_ROLLBACK_ON": "any"}, None, 0, True),
-    ("dry run", {"WATCHDOG_DRY_RUN": "true"}, None, 0, False),
-    ("paused", {"WATCHDOG_PAUSED": "true"}, None, 0, False),
-    ("cooldown", {}, _cooldown, 0, False),
-    ("stale alert", {}, None, 7 * 3600, False),
-    ("out of scope", {"WATCHDOG_SERVICES": "netra-auth-service"}, None, 0, False),
+    ("live rollback card, field revert", {"WATCHDOG_DEADLINE_SECONDS": "20"}, None, 0, REVERT),
+    ("live rollback card, pin only", {"WATCHDOG_FIELD_REVERT": "off"}, None, 0, TARGET),
+    ("rollback on any change", {"WATCHDOG_ROLLBACK_ON": "any"}, None, 0, TARGET),
+    ("dry run", {"WATCHDOG_DRY_RUN": "true"}, None, 0, FAILING),
+    ("paused", {"WATCHDOG_PAUSED": "true"}, None, 0, FAILING),
+    ("cooldown", {}, _cooldown, 0, FAILING),
+    ("stale alert", {}, None, 7 * 3600, FAILING),
+    ("out of scope", {"WATCHDOG_SERVICES": "netra-auth-service"}, None, 0, FAILING),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("settings", "prepare", "age", "moves"), [m[1:] for m in MODES], ids=[m[0] for m in MODES])
-def test_no_credential_leaves_through_the_function(start_stack, settings, prepare, age, moves):
+@pytest.mark.parametrize(("settings", "prepare", "age", "after"), [m[1:] for m in MODES], ids=[m[0] for m in MODES])
+def test_no_credential_leaves_through_the_function(start_stack, settings, prepare, age, after):
     stack = start_stack(**settings)
     stack.cloud_run.state.reset(poisoned_seed())
     if prepare:
@@ -100,7 +104,7 @@ def test_no_credential_leaves_through_the_function(start_stack, settings, prepar
     from tests.support import deliver
 
     assert deliver(stack.function.url, body) == (200, "OK")
-    assert (stack.serving(BACKEND) == {TARGET: 100}) is moves
+    assert stack.serving(BACKEND) == {after: 100}
     slack = json.dumps(stack.slack.state.requests)
     assert stack.messages, "nothing was reported"
     if "WATCHDOG_SERVICES" not in settings:  # out of scope reads nothing, so it has no diff to show
@@ -109,7 +113,7 @@ def test_no_credential_leaves_through_the_function(start_stack, settings, prepar
 
 
 def test_no_credential_leaves_through_the_drill_answer(cloud_run, slack, tmp_path):
-    cloud_run.state.reset(poisoned_seed())
+    cloud_run.state.reset(poisoned_seed(time.time()))  # a drill is now
     env = {
         "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
         "WATCHDOG_SERVICES": "netra-backend-staging",

@@ -434,7 +434,7 @@ class TestOnlyCloudRunIncidentsAct:
         payload = fixture(name)
         payload["incident"]["resource"] = {"type": "cloud_run_revision", "labels": {"project_id": "netra-staging"}}
         assert deliver(stack.function.url, pubsub_body(payload)) == (200, "OK")
-        assert len(stack.traffic_updates(service)) == 1
+        assert stack.traffic_updates(service)  # the pin (and for auth the field revert after it)
 
     def test_a_policy_outside_watchdog_policies_is_reported_not_acted_on(self, start_stack):
         stack = start_stack(WATCHDOG_POLICIES="Cloud Run container startup failures (rollback watchdog)")
