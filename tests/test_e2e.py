@@ -93,7 +93,9 @@ def test_every_intake_variant_is_acknowledged(start_stack):
 
 
 def test_not_found_service_is_acknowledged_and_reported(start_stack):
-    stack = start_stack(WATCHDOG_SERVICES="*")
+    # Unenforced: about Cloud Run's NotFound. Under the production grants the function may read only the watched
+    # services, and terraform cannot grant on a service that does not exist: there the answer is a 403.
+    stack = start_stack(unenforced="a NotFound needs a service terraform could not have granted", WATCHDOG_SERVICES="*")
     body = pubsub_body(incident_alert("does-not-exist", "does-not-exist-00001-abc"))
     assert deliver(stack.function.url, body) == (200, "OK")
     assert len(stack.messages) == 1
