@@ -177,24 +177,31 @@ class Grants:
             return [c for c in self.checks if not c.allowed]
 
     def unused(self, identities: Iterable[str]) -> list[str]:
-        """What terraform grants ``identities`` that no check used: each permission of a custom role (per binding),
-        and each predefined-role binding none of whose permissions was used."""
+        """What terraform grants ``identities`` that no check used, per terraform resource (the instances of one
+        ``for_each`` are one grant: each watched service gets the same): each permission of a custom role, and
+        each predefined-role grant none of whose permissions was used."""
         wanted = set(identities)
         with self.lock:
-            used: set[tuple[Binding, str]] = {(b, c.permission) for c in self.checks for b in c.by}
-            out = []
+            used = {(_resource_of(b.source), p) for c in self.checks for b in c.by for p in [c.permission]}
+            out: set[str] = set()
             for b in self.bindings:
                 if b.identity not in wanted or b.source.startswith("test:"):
                     continue
+                resource = _resource_of(b.source)
                 if b.custom:
-                    out += [f"{b.source}: {p} on {b.resource}" for p in sorted(b.permissions) if (b, p) not in used]
-                elif not any((b, p) in used for p in b.permissions):
-                    out.append(f"{b.source}: {b.role} on {b.resource}")
-            return out
+                    out |= {f"{resource}: {p}" for p in b.permissions if (resource, p) not in used}
+                elif not any((resource, p) in used for p in b.permissions):
+                    out.add(f"{resource}: {b.role}")
+            return sorted(out)
 
     def reset_checks(self) -> None:
         with self.lock:
             self.checks.clear()
+
+
+def _resource_of(source: str) -> str:
+    """The terraform resource address a binding comes from, without its instance key."""
+    return source.split("[", 1)[0]
 
 
 def caller(handler: BaseHTTPRequestHandler, grants: Grants | None) -> str:
