@@ -135,6 +135,7 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
     unless ``unenforced`` says why not.
     """
     started: list[FunctionProcess] = []
+    enforced: list[iam.Grants] = []
 
     def start(unenforced: str = "", seed: dict | None = None, **env: str) -> Stack:
         # each start is a fresh world: stand-ins reset to the incident (or ``seed``), no faults, no hooks
@@ -156,6 +157,7 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
             if base["WATCHDOG_SERVICES"].strip() in ("*", ""):
                 raise ValueError("terraform cannot deploy WATCHDOG_SERVICES='*' or '': say why the test is unenforced")
             grants = iam.deployed(deployment(base["WATCHDOG_SERVICES"], seed))
+            enforced.append(grants)
             base.setdefault("WATCHDOG_SERVICE_ACCOUNT", iam.FN)  # as terraform/function.tf sets it
             base = as_identity(base, iam.FN, cloud_run, grants)
         cloud_run.state.policy = grants  # kept across later resets of the world: it is the deployment's
@@ -166,3 +168,6 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
     yield start
     for process in started:
         process.stop()
+    for grants in enforced:  # a flow that needed a permission terraform does not grant fails its test
+        if not grants.revoked:
+            assert grants.denied() == [], "a call the grants terraform/ makes refused"

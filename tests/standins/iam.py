@@ -128,6 +128,7 @@ class Grants:
         self.bindings: list[Binding] = list(bindings)
         self.checks: list[Check] = []
         self.tokens: dict[str, str] = {}
+        self.revoked = False  # a test removed a grant on purpose: refusals are what it expects
 
     def grant(self, member: str, role: str, resource: str, source: str = "test") -> None:
         """A grant outside terraform/ (the operator's own rights, in a doctor test)."""
@@ -144,6 +145,7 @@ class Grants:
             before = [b for b in self.bindings if b.source.startswith(source_prefix) and permission in b.permissions]
             if not before:
                 raise KeyError(f"no binding from {source_prefix} grants {permission}")
+            self.revoked = True
             self.bindings = [
                 Binding(b.source, b.member, b.role, b.permissions - {permission}, b.resource, b.custom)
                 if b in before

@@ -1052,3 +1052,17 @@ def test_example_enables_monitoring_before_its_oncall_channel() -> None:
     assert api["disable_on_destroy"] is False
     channel = resources_["google_monitoring_notification_channel.oncall_email"]
     assert "${google_project_service.monitoring}" in channel["depends_on"]
+
+
+def test_self_monitoring_covers_every_function_that_handles_deliveries() -> None:
+    """The events function logs ERROR like the alert function; both subscriptions dead-letter to one topic."""
+    assert locals_()["watchdog_services"] == [
+        "${google_cloudfunctions2_function.alert.name}",
+        "${google_cloudfunctions2_function.events.name}",
+        "${google_cloudfunctions2_function.drill.name}",
+    ]
+    dead = "${google_pubsub_topic.dead_letter.id}"
+    for name in ("alerts_push", "events_push"):
+        assert block(resource("google_pubsub_subscription", name), "dead_letter_policy")["dead_letter_topic"] == dead
+    watched = resource("google_monitoring_alert_policy", "dead_letters")["conditions"][0]["condition_threshold"][0]
+    assert "${google_pubsub_subscription.dead_letter.name}" in watched["filter"]
