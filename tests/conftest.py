@@ -96,10 +96,14 @@ SEED = "cloudrun/incident_seed.json"
 
 
 def deployment(
-    services: str, seed: dict | None = None, project: str = "netra-staging", region: str = "us-central1"
+    services: str,
+    seed: dict | None = None,
+    project: str = "netra-staging",
+    region: str = "us-central1",
+    **variables: object,
 ) -> iam.Deployment:
     """terraform's variables for the services WATCHDOG_SERVICES names (entries without a project or region are the
-    incident's), each with its runtime service account as the seed's service runs it."""
+    incident's), each with its runtime service account as the seed's service runs it; ``variables`` on top."""
     seeded = {s["name"]: s for s in (seed or fixture(SEED))["services"]}
     watched = []
     for entry in filter(None, (e.strip() for e in services.split(","))):
@@ -109,7 +113,7 @@ def deployment(
             "serviceAccount"
         )
         watched.append((p, r, name, account))
-    return iam.staging(watched)
+    return iam.staging(watched, **variables)
 
 
 def as_identity(env: dict[str, str], identity: str, cloud_run: CloudRunStandIn, grants: iam.Grants | None) -> dict:
@@ -156,7 +160,11 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
         if not unenforced:
             if base["WATCHDOG_SERVICES"].strip() in ("*", ""):
                 raise ValueError("terraform cannot deploy WATCHDOG_SERVICES='*' or '': say why the test is unenforced")
-            grants = iam.deployed(deployment(base["WATCHDOG_SERVICES"], seed))
+            # terraform's variables behind the settings that change its grants: the metrics project
+            variables = (
+                {"metrics_project": base["WATCHDOG_METRICS_PROJECT"]} if "WATCHDOG_METRICS_PROJECT" in base else {}
+            )
+            grants = iam.deployed(deployment(base["WATCHDOG_SERVICES"], seed, **variables))
             enforced.append(grants)
             base.setdefault("WATCHDOG_SERVICE_ACCOUNT", iam.FN)  # as terraform/function.tf sets it
             base = as_identity(base, iam.FN, cloud_run, grants)

@@ -75,7 +75,9 @@ INTAKE_VARIANTS = sorted(p.name for p in (FIXTURES / "alerts").glob("*.json"))
 
 
 def test_every_intake_variant_is_acknowledged(start_stack):
-    stack = start_stack(WATCHDOG_DRY_RUN="true")
+    # Unenforced until issue 22's fix lands: the fixtures about my-project/checkout (not watched) are read before
+    # the scope guard, which the production grants answer with a 403.
+    stack = start_stack(unenforced="issue 22: the alert path reads before its scope guard", WATCHDOG_DRY_RUN="true")
     for name in INTAKE_VARIANTS:
         status, _ = deliver(stack.function.url, pubsub_body(fixture(f"alerts/{name}")))
         assert status == 200, name

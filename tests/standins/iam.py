@@ -81,10 +81,6 @@ PREDEFINED: dict[str, frozenset[str]] = {
     "roles/pubsub.publisher": frozenset({"pubsub.topics.publish"}),
     "roles/pubsub.subscriber": frozenset({"pubsub.subscriptions.consume", "pubsub.topics.attachSubscription"}),
     "roles/cloudbuild.builds.builder": frozenset({"cloudbuild.builds.create", "cloudbuild.builds.get"}),
-    # not granted by terraform/: an operator's, in tests
-    "roles/run.viewer": frozenset(
-        {"run.services.get", "run.services.list", "run.revisions.get", "run.revisions.list", "run.operations.get"}
-    ),
 }
 
 
