@@ -5,7 +5,8 @@
 incident to the topic, which reaches the function either through an Eventarc
 trigger (a CloudEvent) or, as terraform/ deploys it, through a Pub/Sub push
 subscription with a dead-letter topic (functions-framework turns the push body
-into the same CloudEvent). Returning normally answers 200 (Pub/Sub
+into the same CloudEvent). ``handle_events`` is the same code on the deploy
+events' and ticks' own subscription (terraform/pubsub.tf). Returning normally answers 200 (Pub/Sub
 acknowledges); raising answers 500 and Pub/Sub redelivers, which the watchdog
 only does for transient failures.
 
@@ -60,7 +61,23 @@ from watchdog.flows import app
 
 @functions_framework.cloud_event
 def handle_alert(cloud_event):
-    """Consume one Cloud Monitoring notification delivered through Pub/Sub."""
+    """Consume one Cloud Monitoring notification delivered through Pub/Sub (or any other delivery: see below)."""
+    _deliver(cloud_event)
+
+
+@functions_framework.cloud_event
+def handle_events(cloud_event):
+    """Deploy events (the sentinel's Logging sinks) and verification ticks, on their own topic, subscription and
+    function (terraform/pubsub.tf), so that a hold's deliberate 500s or a storm of deploys never delays an alert.
+
+    The same delivery code as ``handle_alert``, which keeps accepting every kind of delivery too: a deployment
+    with one subscription (and one upgraded from it) keeps working, and an alert that reaches this function is
+    handled all the same.
+    """
+    _deliver(cloud_event)
+
+
+def _deliver(cloud_event):
     try:
         watchdog = app.instance()
     except ConfigError:

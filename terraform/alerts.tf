@@ -105,12 +105,13 @@ resource "google_logging_metric" "startup_failures" {
   depends_on = [google_project_service.apis]
 }
 
-# A new log-based metric cannot be used in an alert policy for a few minutes
-# ("Cannot find metric(s) that match type = ...", hashicorp/terraform-provider-
-# google#11102). The policies read the metric names through this sleep, so
-# they are created only after it. It waits once, on create (and again only if
-# a metric is renamed). Should a slow project still refuse, run apply again:
-# the metrics exist by then.
+# A new log-based metric cannot be used in an alert policy at once ("Cannot
+# find metric(s) that match type = ...": up to 10 minutes, says the API;
+# hashicorp/terraform-provider-google#11102). The policies read the metric names
+# through this sleep (var.log_metric_propagation_wait, 600s by default), so they
+# are created only after it. It waits once, on create (and again only if a
+# metric is renamed). Should a project still refuse, run apply again: the sleep
+# is done and the metrics exist, so the second run creates the policies.
 resource "time_sleep" "log_metrics" {
   count = local.detect ? 1 : 0
 

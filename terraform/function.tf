@@ -1,5 +1,5 @@
-# The two gen2 functions (alert handler and drill) share one source object and
-# one configuration. Only main.py, requirements.txt and watchdog/ are shipped:
+# The gen2 functions (alert handler, events handler, drill) share one source
+# object and one configuration. Only main.py, requirements.txt and watchdog/ are shipped:
 # the archive is built from an explicit allow-list, so tests/, terraform/,
 # virtualenvs and caches can never leak into the deployment.
 
@@ -143,11 +143,78 @@ resource "google_cloudfunctions2_function" "alert" {
       condition     = var.deadline_seconds <= var.function_timeout_seconds
       error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds, or the platform kills a run the watchdog still thinks it has time for."
     }
-    # Here rather than on the actAs grants: they have no instance for a
-    # service that could not be read, and this resource always exists.
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_project_iam_member.build_builds,
+    google_secret_manager_secret_iam_member.function_reads_bot_token,
+    google_secret_manager_secret_iam_member.function_reads_webhook_url,
+  ]
+}
+
+# Deploy events (the sentinel's Logging sinks) and verification ticks (Cloud
+# Scheduler) reach the watchdog through their own topic, subscription and
+# function (pubsub.tf), so an alert never waits behind them: a hold answers 500
+# on purpose until the deploy's revision serves, and Pub/Sub slows a push
+# subscription that answers errors; a storm of deploys fills its own queue.
+# Same source, identity and environment as the alert function; handle_events
+# and handle_alert share the delivery code (main.py), and handle_alert still
+# accepts every kind of delivery, so a deployment with one subscription keeps
+# working.
+resource "google_cloudfunctions2_function" "events" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-events"
+  description = "Rollback watchdog: deploy events (audit log sinks) and verification ticks (Pub/Sub push), apart from alerts."
+  labels      = local.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "handle_events"
+    service_account = local.build_service_account_name
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    max_instance_count               = var.max_instance_count
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    available_memory                 = var.function_memory
+    timeout_seconds                  = var.function_timeout_seconds
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function.email
+    environment_variables            = local.function_env
+
+    secret_environment_variables {
+      key        = "SLACK_BOT_TOKEN"
+      project_id = local.secret_project
+      secret     = var.slack_bot_token_secret
+      version    = "latest"
+    }
+
+    dynamic "secret_environment_variables" {
+      for_each = var.slack_webhook_url_secret == null ? [] : [var.slack_webhook_url_secret]
+      content {
+        key        = "SLACK_WEBHOOK_URL"
+        project_id = local.secret_project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  lifecycle {
     precondition {
-      condition     = length(local.unreadable_services) == 0
-      error_message = "Cannot read the watched Cloud Run service(s) ${join(", ", local.unreadable_services)}: check the name, region and project in watched_services, and that whoever runs terraform may run.services.get there. Without the service, the watchdog cannot be granted actAs on its runtime service account."
+      condition     = var.deadline_seconds <= var.function_timeout_seconds
+      error_message = "deadline_seconds (WATCHDOG_DEADLINE_SECONDS) must not exceed function_timeout_seconds, or the platform kills a run the watchdog still thinks it has time for."
     }
   }
 

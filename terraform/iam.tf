@@ -1,16 +1,24 @@
 # Least privilege. Nothing here is granted to allUsers or allAuthenticatedUsers,
 # and no predefined broad role (run.admin, run.developer, editor) is used.
+# Every permission below is one a flow calls with (tests/standins/iam.py reads
+# these grants and the stand-ins refuse anything else; tests/test_iam_census.py
+# runs every flow under them and fails on a permission no flow uses).
 #
-#   function SA  : rollbackWatchdogOperator on each watched service (not the project)
-#                  rollbackWatchdogReader on the projects it reads
+#   function SA  : rollbackWatchdogOperator on each watched service (not the project):
+#                  run.services.get, run.services.update
+#                  rollbackWatchdogReader on the projects of the watched services:
+#                  run.services.list, run.revisions.list, run.revisions.get, run.operations.get
+#                  rollbackWatchdogMetrics on metrics_project: monitoring.timeSeries.create
+#                  rollbackWatchdogVerifier on the watched projects (verify.tf)
 #                  iam.serviceAccountUser on each watched service's runtime SA
-#                  (read from the service itself, main.tf)
+#                  (watched_services[].runtime_service_account, main.tf)
 #                  secretmanager.secretAccessor on the Slack secret(s) only
-#   trigger SA   : run.invoker on the alert function's service only
+#   trigger SA   : run.invoker on the alert and events functions' services only
 #   build SA     : cloudbuild.builds.builder on project_id (builds the functions)
 #   Pub/Sub agent: publisher on the dead-letter topic, subscriber on the push
-#                  subscription, token creator on the trigger SA (OIDC push)
+#                  subscriptions, token creator on the trigger SA (OIDC push)
 #   Monitoring notification agent: publisher on the alert topic
+#   log sinks    : publisher on the events topic (sentinel.tf)
 #   drill_invokers: run.invoker on the drill function's service only
 #   drill_publishers: pubsub.publisher on the alert topic only
 
@@ -18,7 +26,7 @@ resource "google_service_account" "function" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-fn"
   display_name = "Rollback watchdog function"
-  description  = "Runtime identity of the rollback watchdog functions (alert handler and drill)."
+  description  = "Runtime identity of the rollback watchdog functions (alert handler, events handler and drill)."
 
   depends_on = [google_project_service.apis]
 }
@@ -62,7 +70,7 @@ resource "google_service_account" "trigger" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-trigger"
   display_name = "Rollback watchdog trigger"
-  description  = "Identity in the OIDC token of the Pub/Sub push that delivers alerts to the watchdog function."
+  description  = "Identity in the OIDC token of the Pub/Sub pushes that deliver alerts and events to the watchdog functions."
 
   depends_on = [google_project_service.apis]
 }
@@ -71,50 +79,56 @@ resource "google_service_account" "trigger" {
 # Custom roles
 # ---------------------------------------------------------------------------
 
-# Exactly what a traffic rollback needs (wire formats 5.1). A project-level
-# custom role can only be bound inside its own project, so it is created in
-# every project that holds a watched service.
+# What a traffic rollback needs on the service itself (wire formats 5.1):
+# run.services.get is "View services", and a project-level run.services.list
+# does not grant it. A project-level custom role can only be bound inside its
+# own project, so it is created in every project that holds a watched service.
 resource "google_project_iam_custom_role" "operator" {
   for_each = local.watched_projects
 
   project     = each.value
   role_id     = "rollbackWatchdogOperator_${local.role_suffix}"
   title       = "Rollback watchdog operator"
-  description = "Read a Cloud Run service and its revisions, move its traffic, poll the operation. Bound per service."
+  description = "Read a Cloud Run service and move its traffic. Bound per service."
   permissions = [
-    "run.operations.get",
-    "run.revisions.get",
-    "run.revisions.list",
     "run.services.get",
     "run.services.update",
   ]
 }
 
-# Read-only, and the only project-level grant. run.services.list and
-# run.revisions.list are needed for the blast-radius look at sibling
-# services: a list call is authorised on the parent location/project, so it
-# cannot be granted on a single service. run.operations.get is here as well
-# as in the operator role because Cloud Run operations are children of the
-# location (projects/P/locations/L/operations/ID), not of the service: the
-# per-service grant cannot authorise polling the rollback's operation.
-# monitoring.timeSeries.create writes the watchdog's own metric
-# (custom.googleapis.com/rollback_watchdog/decisions); the two monitoring
-# list permissions let the doctor check the alert wiring.
+# Read-only, project-level, in the projects of the watched services:
+# - run.services.list and run.revisions.list: the blast-radius look at sibling
+#   services and the revision history (a list is authorised on its parent, so
+#   sibling services cannot be granted one by one);
+# - run.revisions.get: the tick reads the restored revision by name. Whether a
+#   binding on a service authorises its revisions is not documented, so it is
+#   not relied on; run.revisions.list here already shows the same revisions;
+# - run.operations.get: operations are children of the location
+#   (projects/P/locations/L/operations/ID), not of the service, so no binding
+#   on the service can authorise polling the rollback's operation.
 resource "google_project_iam_custom_role" "reader" {
-  for_each = local.reader_projects
+  for_each = local.watched_projects
 
   project     = each.value
   role_id     = "rollbackWatchdogReader_${local.role_suffix}"
   title       = "Rollback watchdog reader"
-  description = "List Cloud Run services and revisions, poll Cloud Run operations, write the watchdog's decision metric, list alert policies and notification channels."
+  description = "List Cloud Run services and revisions, read a revision, poll Cloud Run operations."
   permissions = [
-    "monitoring.alertPolicies.list",
-    "monitoring.notificationChannels.list",
-    "monitoring.timeSeries.create",
     "run.operations.get",
+    "run.revisions.get",
     "run.revisions.list",
     "run.services.list",
   ]
+}
+
+# The watchdog's own metric (custom.googleapis.com/rollback_watchdog/decisions),
+# written where its descriptor and its alert policy are: metrics_project only.
+resource "google_project_iam_custom_role" "metrics" {
+  project     = local.metrics_project
+  role_id     = "rollbackWatchdogMetrics_${local.role_suffix}"
+  title       = "Rollback watchdog decision metric"
+  description = "Write the rollback watchdog's decision metric."
+  permissions = ["monitoring.timeSeries.create"]
 }
 
 # ---------------------------------------------------------------------------
@@ -132,17 +146,23 @@ resource "google_cloud_run_v2_service_iam_member" "function_operates_watched" {
 }
 
 resource "google_project_iam_member" "function_reads" {
-  for_each = local.reader_projects
+  for_each = local.watched_projects
 
   project = each.value
   role    = google_project_iam_custom_role.reader[each.value].name
   member  = "serviceAccount:${google_service_account.function.email}"
 }
 
+resource "google_project_iam_member" "function_writes_metric" {
+  project = local.metrics_project
+  role    = google_project_iam_custom_role.metrics.name
+  member  = "serviceAccount:${google_service_account.function.email}"
+}
+
 # Cloud Run checks iam.serviceAccounts.actAs on the service identity when a
 # service is updated, even for a traffic-only update. Granted on exactly the
-# runtime service accounts of the watched services (main.tf reads them from
-# the services), never on the project. roles/iam.serviceAccountUser is the
+# runtime service accounts of the watched services (an input, main.tf), never
+# on the project. roles/iam.serviceAccountUser is the
 # predefined role for actAs (it adds only get/list of that account); a custom
 # role would have to exist in every project that holds such an account.
 resource "google_service_account_iam_member" "function_acts_as_runtime" {
@@ -177,6 +197,14 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_alert" {
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.alert.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_events" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.events.service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
@@ -229,6 +257,15 @@ resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" 
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters" {
   project      = var.project_id
   subscription = google_pubsub_subscription.alerts_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+
+  depends_on = [google_project_service_identity.pubsub]
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_event_dead_letters" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.events_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
 

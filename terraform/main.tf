@@ -17,9 +17,10 @@ locals {
   watched = {
     for s in var.watched_services :
     "${coalesce(s.project, var.project_id)}/${s.region}/${s.name}" => {
-      name    = s.name
-      region  = s.region
-      project = coalesce(s.project, var.project_id)
+      name                    = s.name
+      region                  = s.region
+      project                 = coalesce(s.project, var.project_id)
+      runtime_service_account = s.runtime_service_account
     }
   }
 
@@ -30,10 +31,6 @@ locals {
   watched_projects = toset([for s in local.watched : s.project])
   metrics_project  = coalesce(var.metrics_project, var.project_id)
   secret_project   = coalesce(var.secret_project, var.project_id)
-
-  # Projects where the watchdog reads (lists sibling services, writes its
-  # metric, lists alert policies for the doctor).
-  reader_projects = setunion(local.watched_projects, [var.project_id, local.metrics_project])
 
   labels = merge({ "app" = "rollback-watchdog" }, var.labels)
 
@@ -92,31 +89,17 @@ resource "google_project_service_identity" "monitoring" {
 }
 
 # ---------------------------------------------------------------------------
-# The watched services, read once at plan time
+# The watched services' runtime service accounts: an input, never read
 # ---------------------------------------------------------------------------
 
-# Each watched service's runtime service account comes from the service
-# itself, so the actAs grant (iam.tf) cannot drift from what Cloud Run checks
-# on the rollback's UpdateService. No depends_on here: a data source that
-# depends on a managed resource is read only during apply, and the grants'
-# for_each would then be unknown at plan time.
-data "google_cloud_run_v2_service" "watched" {
-  for_each = local.watched
-
-  project  = each.value.project
-  location = each.value.region
-  name     = each.value.name
-
-  lifecycle {
-    postcondition {
-      condition     = try(self.uid, "") != "" && length(try(self.template, [])) > 0
-      error_message = "Cannot read the watched Cloud Run service ${each.key}: check its name, region and project in watched_services, and that whoever runs terraform may run.services.get on it."
-    }
-  }
-}
-
-# A service that uses no service account of its own runs as its project's
-# default compute service account.
+# A rollback is an UpdateService, and Cloud Run checks iam.serviceAccounts.actAs
+# on the service's runtime service account (iam.tf). The module used to read
+# each watched service (data "google_cloud_run_v2_service") to learn that
+# account, which put the whole service, env values included, into the state.
+# Now the account is an input (watched_services[].runtime_service_account),
+# and nothing reads a Cloud Run service: the state holds no env value.
+# A service that names no account runs as its project's Compute Engine
+# default service account; only the project number is read for its email.
 data "google_project" "watched" {
   for_each = local.watched_projects
 
@@ -124,20 +107,11 @@ data "google_project" "watched" {
 }
 
 locals {
-  # PROJECT/REGION/SERVICE of every watched service the data source could not
-  # read (it returns an empty object instead of failing for some errors).
-  unreadable_services = sort([
-    for k, s in data.google_cloud_run_v2_service.watched : k
-    if try(s.uid, "") == "" || length(try(s.template, [])) == 0
-  ])
-
-  # Only services that could be read: a service that could not be read never
-  # gets the default compute account's actAs by mistake.
+  # PROJECT/REGION/SERVICE => the runtime service account's email.
   runtime_service_accounts = {
-    for k, s in data.google_cloud_run_v2_service.watched : k => (
-      try(s.template[0].service_account, "") != ""
-      ? s.template[0].service_account
-      : "${data.google_project.watched[local.watched[k].project].number}-compute@developer.gserviceaccount.com"
-    ) if !contains(local.unreadable_services, k)
+    for k, s in local.watched : k => coalesce(
+      s.runtime_service_account,
+      "${data.google_project.watched[s.project].number}-compute@developer.gserviceaccount.com",
+    )
   }
 }

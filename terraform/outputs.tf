@@ -13,8 +13,23 @@ output "push_subscription" {
   value       = google_pubsub_subscription.alerts_push.id
 }
 
+output "events_topic" {
+  description = "Pub/Sub topic (projects/P/topics/T) of deploy events (the sentinel's sinks) and verification ticks, delivered to the events function apart from alerts."
+  value       = google_pubsub_topic.events.id
+}
+
+output "events_push_subscription" {
+  description = "Subscription that pushes deploy events and ticks to the events function, with the dead-letter policy."
+  value       = google_pubsub_subscription.events_push.id
+}
+
+output "events_function_name" {
+  description = "Name of the function that handles deploy events and ticks (entry point handle_events)."
+  value       = google_cloudfunctions2_function.events.name
+}
+
 output "dead_letter_topic" {
-  description = "Topic that receives alerts the function failed to handle after max_delivery_attempts."
+  description = "Topic that receives alerts, deploy events and ticks the functions failed to handle after max_delivery_attempts."
   value       = google_pubsub_topic.dead_letter.id
 }
 
@@ -39,7 +54,7 @@ output "drill_url" {
 }
 
 output "service_account_email" {
-  description = "Runtime service account of both functions."
+  description = "Runtime service account of the alert, events and drill functions."
   value       = google_service_account.function.email
 }
 

@@ -1,6 +1,10 @@
 # Alert delivery: Cloud Monitoring -> alert topic -> push subscription -> alert
-# function. Deliveries that keep failing end on the dead-letter topic, whose
-# own subscription keeps them for inspection.
+# function. Deploy events (sentinel.tf) and verification ticks (verify.tf) take
+# their own way: events topic -> push subscription -> events function, so that
+# neither a hold's deliberate 500s (Pub/Sub slows a push subscription that
+# answers errors) nor a storm of deploys can delay an alert. Deliveries of
+# either that keep failing end on the one dead-letter topic, whose own
+# subscription keeps them for inspection.
 #
 # Why a push subscription owned here rather than the function's event_trigger:
 # an event_trigger makes Eventarc create its own subscription
@@ -12,6 +16,16 @@ resource "google_pubsub_topic" "alerts" {
   # checkov:skip=CKV_GCP_83: CMEK is optional (var.pubsub_kms_key_name); alert payloads hold no secrets and Google-managed encryption is the default.
   project      = var.project_id
   name         = "${var.name_prefix}-alerts"
+  kms_key_name = var.pubsub_kms_key_name
+  labels       = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "events" {
+  # checkov:skip=CKV_GCP_83: CMEK is optional (var.pubsub_kms_key_name); see the alert topic.
+  project      = var.project_id
+  name         = "${var.name_prefix}-events"
   kms_key_name = var.pubsub_kms_key_name
   labels       = local.labels
 
@@ -81,6 +95,48 @@ resource "google_pubsub_subscription" "alerts_push" {
 
   depends_on = [
     google_cloud_run_v2_service_iam_member.trigger_invokes_alert,
+    google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
+  ]
+}
+
+# Deploy events and ticks: the same retry and dead-letter policy as alerts, to
+# the events function. A hold redelivers until the deploy's revision serves
+# (watchdog/flows/deploy_events.py, at most 15 minutes), which the backoff and
+# max_delivery_attempts cover.
+resource "google_pubsub_subscription" "events_push" {
+  project = var.project_id
+  name    = "${var.name_prefix}-events-push"
+  topic   = google_pubsub_topic.events.id
+  labels  = local.labels
+
+  ack_deadline_seconds       = var.function_timeout_seconds
+  message_retention_duration = "86400s"
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.events.service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.trigger.email
+      audience              = google_cloudfunctions2_function.events.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.trigger_invokes_events,
     google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
   ]
 }

@@ -7,6 +7,7 @@
 locals {
   watchdog_services = [
     google_cloudfunctions2_function.alert.name,
+    google_cloudfunctions2_function.events.name,
     google_cloudfunctions2_function.drill.name,
   ]
   watchdog_run_services = join(" OR ", [for n in local.watchdog_services : "resource.labels.service_name=\"${n}\""])
@@ -178,8 +179,8 @@ resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
   }
 }
 
-# Anything on the dead-letter subscription is an alert the watchdog never
-# handled.
+# Anything on the dead-letter subscription is an alert, a deploy event or a
+# tick the watchdog never handled: both push subscriptions dead-letter there.
 resource "google_monitoring_alert_policy" "dead_letters" {
   project               = var.project_id
   display_name          = "Rollback watchdog: undelivered alerts on the dead-letter subscription"

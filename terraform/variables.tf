@@ -57,17 +57,21 @@ variable "source_dir" {
 
 variable "watched_services" {
   description = <<-EOT
-    Cloud Run services the watchdog may roll back. Each entry is {name, region, project}; project defaults to project_id.
+    Cloud Run services the watchdog may roll back. Each entry is {name, region, project, runtime_service_account};
+    project defaults to project_id. runtime_service_account is the email of the service account the service runs as
+    (gcloud run services describe NAME --region REGION --format='value(spec.template.spec.serviceAccountName)');
+    leave it out for a service that runs as its project's Compute Engine default service account. The module never
+    reads the service itself, so no env value of it reaches the Terraform state.
     The function's service account gets the rollbackWatchdogOperator role on each of these services only, and
-    roles/iam.serviceAccountUser on each one's runtime service account, which the module reads from the service
-    (the services must exist before apply).
+    roles/iam.serviceAccountUser on each one's runtime service account (an UpdateService acts as it).
     Log-based detection (metrics and alert policies) is created for the entries in project_id; services in other projects
     are acted on, but their alerts must be created in their own project (see README).
   EOT
   type = list(object({
-    name    = string
-    region  = string
-    project = optional(string)
+    name                    = string
+    region                  = string
+    project                 = optional(string)
+    runtime_service_account = optional(string)
   }))
 
   validation {
@@ -88,6 +92,14 @@ variable "watched_services" {
   validation {
     condition     = alltrue([for s in var.watched_services : s.project == null || can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", coalesce(s.project, "x")))])
     error_message = "A watched service's project, when given, must be a project ID (not a number)."
+  }
+
+  validation {
+    condition = alltrue([
+      for s in var.watched_services :
+      s.runtime_service_account == null || can(regex("^[a-z0-9][-a-z0-9]*@[-a-z0-9.]+\\.gserviceaccount\\.com$", coalesce(s.runtime_service_account, "x")))
+    ])
+    error_message = "A watched service's runtime_service_account, when given, must be a bare service account email ending in gserviceaccount.com (no \"serviceAccount:\" prefix)."
   }
 
   validation {
@@ -370,9 +382,9 @@ variable "db_timeout_window" {
 }
 
 variable "log_metric_propagation_wait" {
-  description = "How long the first apply waits between creating the log-based metrics and the alert policies that use them (Cloud Monitoring refuses a policy on a metric it does not know yet), as a duration such as 120s or 3m."
+  description = "How long the first apply waits between creating the log-based metrics and the alert policies that use them, as a duration such as 600s or 10m. Cloud Monitoring refuses a policy on a log-based metric it does not know yet, and says a new one can take up to 10 minutes to become available: the default waits that long, once (only when the metrics are created). With a shorter wait the first apply may fail on the alert policies; run apply again and it creates them (the metrics exist by then)."
   type        = string
-  default     = "120s"
+  default     = "600s"
 
   validation {
     condition     = can(regex("^[0-9]+(s|m)$", var.log_metric_propagation_wait))
@@ -547,6 +559,17 @@ variable "slack_actions" {
   validation {
     condition     = var.slack_actions == null || contains([0, 1], var.slack_actions.min_instances)
     error_message = "slack_actions.min_instances must be 0 or 1."
+  }
+}
+
+variable "scheduler_region" {
+  description = "Region of the verification tick's Cloud Scheduler job (verify.tf). Null: the functions' region. Cloud Scheduler is not offered in every region (https://cloud.google.com/scheduler/docs/locations, or gcloud scheduler locations list); where the functions' region lacks it, name one that has it, e.g. us-central1 or europe-west1. The job only publishes to the watchdog's topic, so any region works."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.scheduler_region == null || can(regex("^[a-z]+(-[a-z]+)+[0-9]+$", coalesce(var.scheduler_region, "x")))
+    error_message = "scheduler_region must be a Google Cloud region such as us-central1, or null for the functions' region."
   }
 }
 

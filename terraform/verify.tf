@@ -1,5 +1,6 @@
 # Verification ticks (issue 13): Cloud Scheduler publishes a tick to the
-# watchdog's topic every minute; the function recognises it by the message
+# watchdog's events topic every minute (handle_events, pubsub.tf: never queued
+# ahead of an alert); the function recognises it by the message
 # attribute rollback-watchdog-tick (watchdog/core/intake.py Tick), never treats it
 # as an alert, and checks the rollbacks under verification: the restored
 # revision's startup probes and the alert's own log-based metric
@@ -10,6 +11,12 @@
 # Google-granted role (roles/cloudscheduler.serviceAgent) may publish to the
 # topics of its own project; the topic must be in the job's project, so no
 # grant on the topic is added here.
+#
+# Where: Cloud Scheduler is not offered in every region
+# (https://cloud.google.com/scheduler/docs/locations, which grows). The job
+# runs in scheduler_region, by default the functions' region; where Cloud
+# Scheduler is not offered, set scheduler_region to a region that offers it.
+# The job only publishes to the (global) topic, so any region works.
 
 locals {
   verify_apis = ["cloudscheduler.googleapis.com"]
@@ -27,7 +34,7 @@ resource "google_project_service" "verify_apis" {
 
 resource "google_cloud_scheduler_job" "verify_tick" {
   project     = var.project_id
-  region      = var.region
+  region      = coalesce(var.scheduler_region, var.region)
   name        = "${var.name_prefix}-verify-tick"
   description = "Every minute: the rollback watchdog checks whether its recent rollbacks recovered the service."
   schedule    = "* * * * *"
@@ -39,7 +46,7 @@ resource "google_cloud_scheduler_job" "verify_tick" {
   }
 
   pubsub_target {
-    topic_name = google_pubsub_topic.alerts.id
+    topic_name = google_pubsub_topic.events.id
     data       = base64encode("tick")
     attributes = {
       "rollback-watchdog-tick" = "1"
@@ -56,7 +63,7 @@ resource "google_project_iam_custom_role" "verifier" {
   for_each = local.watched_projects
 
   project     = each.value
-  role_id     = "rollbackWatchdogVerifier"
+  role_id     = "rollbackWatchdogVerifier_${local.role_suffix}" # per instance and per creation (iam.tf)
   title       = "Rollback watchdog verifier"
   description = "Read the time series that show whether a rollback recovered the service."
   permissions = ["monitoring.timeSeries.list"]

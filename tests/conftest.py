@@ -1,4 +1,10 @@
-"""Fixtures that start the real parts: the Cloud Run and Slack stand-ins, and functions-framework."""
+"""Fixtures that start the real parts: the Cloud Run and Slack stand-ins, and functions-framework.
+
+IAM as deployed: ``start_stack`` gives the stand-ins the grants terraform/ makes for the services
+``WATCHDOG_SERVICES`` names (tests/standins/iam.py), and the function process the door of the functions'
+service account, so every end-to-end test runs under exactly those grants. A test about something else
+opts out with ``start_stack(unenforced="why")``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.standins import iam
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
 from tests.support import FunctionProcess, fixture
@@ -20,6 +27,15 @@ class Stack:
     cloud_run: CloudRunStandIn
     slack: SlackStandIn
     function: FunctionProcess
+    grants: iam.Grants | None = None  # as deployed; None: unenforced (the test says why)
+
+    def env_as(self, identity: str, **extra: str) -> dict[str, str]:
+        """The function's environment for a process running as ``identity`` (e.g. the buttons' account)."""
+        return as_identity({**self.function.env, **extra}, identity, self.cloud_run, self.grants)
+
+    def denied(self) -> list:
+        """Every call the grants refused (a flow that needs a permission terraform does not grant)."""
+        return self.grants.denied() if self.grants is not None else []
 
     def patches(self, service: str | None = None) -> list[dict]:
         return [
@@ -78,14 +94,58 @@ def slack() -> Iterator[SlackStandIn]:
         assert server.state.scope_refusals == [], f"Slack calls beyond the manifest: {server.state.scope_refusals}"
 
 
+SEED = "cloudrun/incident_seed.json"
+
+
+def deployment(
+    services: str,
+    seed: dict | None = None,
+    project: str = "netra-staging",
+    region: str = "us-central1",
+    **variables: object,
+) -> iam.Deployment:
+    """terraform's variables for the services WATCHDOG_SERVICES names (entries without a project or region are the
+    incident's), each with its runtime service account as the seed's service runs it; ``variables`` on top."""
+    seeded = {s["name"]: s for s in (seed or fixture(SEED))["services"]}
+    watched = []
+    for entry in filter(None, (e.strip() for e in services.split(","))):
+        parts = entry.split("/")
+        p, r, name = {1: (project, region, *parts), 2: (project, *parts)}.get(len(parts), parts)
+        account = (seeded.get(f"projects/{p}/locations/{r}/services/{name}", {}).get("template") or {}).get(
+            "serviceAccount"
+        )
+        watched.append((p, r, name, account))
+    return iam.staging(watched, **variables)
+
+
+def as_identity(env: dict[str, str], identity: str, cloud_run: CloudRunStandIn, grants: iam.Grants | None) -> dict:
+    """``env`` with the stand-ins reached through ``identity``'s doors (when the grants are enforced)."""
+    if grants is None:
+        return env
+    from tests.standins import monitoring
+
+    env = {**env, "CLOUD_RUN_API_ENDPOINT": cloud_run.door(identity)}
+    standin = monitoring.RUNNING.get(env.get("MONITORING_API_ENDPOINT", ""))
+    if standin is not None:
+        standin.grants = grants
+        env["MONITORING_API_ENDPOINT"] = standin.door(identity)
+    return env
+
+
 @pytest.fixture
 def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
-    """Start functions-framework with the watchdog pointed at the stand-ins; env overrides as kwargs."""
-    started: list[FunctionProcess] = []
+    """Start functions-framework with the watchdog pointed at the stand-ins; env overrides as kwargs.
 
-    def start(**env: str) -> Stack:
-        # each start is a fresh world: stand-ins reset to the incident, no faults, no hooks
-        cloud_run.state.reset(fixture("cloudrun/incident_seed.json"))
+    Under the grants terraform/ makes for the services in WATCHDOG_SERVICES (the function reaches Cloud Run,
+    and Monitoring when MONITORING_API_ENDPOINT is a running stand-in, through the door of its service account),
+    unless ``unenforced`` says why not.
+    """
+    started: list[FunctionProcess] = []
+    enforced: list[iam.Grants] = []
+
+    def start(unenforced: str = "", seed: dict | None = None, **env: str) -> Stack:
+        # each start is a fresh world: stand-ins reset to the incident (or ``seed``), no faults, no hooks
+        cloud_run.state.reset(seed or fixture(SEED))
         slack.state.reset()
         for process in started:
             process.stop()
@@ -98,10 +158,26 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
             "WATCHDOG_DEADLINE_SECONDS": "8",
         }
         base.update(env)
+        grants = None
+        if not unenforced:
+            if base["WATCHDOG_SERVICES"].strip() in ("*", ""):
+                raise ValueError("terraform cannot deploy WATCHDOG_SERVICES='*' or '': say why the test is unenforced")
+            # terraform's variables behind the settings that change its grants: the metrics project
+            variables = (
+                {"metrics_project": base["WATCHDOG_METRICS_PROJECT"]} if "WATCHDOG_METRICS_PROJECT" in base else {}
+            )
+            grants = iam.deployed(deployment(base["WATCHDOG_SERVICES"], seed, **variables))
+            enforced.append(grants)
+            base.setdefault("WATCHDOG_SERVICE_ACCOUNT", iam.FN)  # as terraform/function.tf sets it
+            base = as_identity(base, iam.FN, cloud_run, grants)
+        cloud_run.state.policy = grants  # kept across later resets of the world: it is the deployment's
         process = FunctionProcess(base, log_path=tmp_path / f"function-{len(started)}.log").start()
         started.append(process)
-        return Stack(cloud_run, slack, process)
+        return Stack(cloud_run, slack, process, grants)
 
     yield start
     for process in started:
         process.stop()
+    for grants in enforced:  # a flow that needed a permission terraform does not grant fails its test
+        if not grants.revoked:
+            assert grants.denied() == [], "a call the grants terraform/ makes refused"

@@ -1,5 +1,10 @@
 """`rollback-watchdog doctor` against the Monitoring gRPC stand-in, a Pub/Sub IAM stand-in (and pstest),
-and the Cloud Run stand-in: what would stop the watchdog acting, with exit codes 0/1/2."""
+the Cloud Functions, IAM and Cloud Run stand-ins: what would stop the watchdog acting, with exit codes 0/1/2.
+
+The rights are terraform's (tests/standins/iam.py), and the doctor proves them as the function's service
+account: it impersonates it with the operator's credentials (an authorized_user file whose tokens come from the
+IAM stand-in), and the stand-ins answer each call for the identity whose token it carries.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import AUTH, BACKEND
+from tests.conftest import BACKEND, deployment
 from tests.pubsub_emulator.server import PubSubEmulator
-from tests.standins.iam import IamStandIn
+from tests.standins import iam as grants
+from tests.standins.functions import FunctionsStandIn, as_deployed
+from tests.standins.iam import IamStandIn, operator_credentials
 from tests.standins.monitoring import MonitoringStandIn
 from tests.standins.pubsub_iam import PubSubIamStandIn
 from tests.support import free_port
@@ -104,20 +111,31 @@ def iam():
 
 AUTH_SA = "netra-netra-auth-service@netra-staging.iam.gserviceaccount.com"
 BACKEND_SA = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
-EVERYTHING = {
-    AUTH: {"run.services.get", "run.services.update"},
-    BACKEND: {"run.services.get", "run.services.update"},
-    f"projects/-/serviceAccounts/{AUTH_SA}": {"iam.serviceAccounts.actAs"},
-    f"projects/-/serviceAccounts/{BACKEND_SA}": {"iam.serviceAccounts.actAs"},
-}
+WATCHED = "netra-staging/us-central1/netra-auth-service,netra-staging/us-central1/netra-backend-staging"
+OPERATOR = "oncall-operator@netra-staging.iam.gserviceaccount.com"  # who runs the doctor
+OPERATE = "google_cloud_run_v2_service_iam_member.function_operates_watched"
+ACT_AS = "google_service_account_iam_member.function_acts_as_runtime"
 
 
 @pytest.fixture(autouse=True)
-def sa_iam(cloud_run):
-    """The IAM stand-in, sharing the Cloud Run stand-in's grants; every doctor run here is pointed at it."""
-    with IamStandIn(cloud_run.state) as standin:
-        cloud_run.iam_url = standin.url
-        yield standin
+def deployed(cloud_run, tmp_path):
+    """As deployed: terraform's grants on the Cloud Run and IAM stand-ins, the function on the Cloud Functions
+    stand-in, and an operator who may impersonate the function's account (and nothing more)."""
+    policy = grants.deployed(deployment(WATCHED))
+    policy.grant(
+        f"serviceAccount:{OPERATOR}", "roles/iam.serviceAccountTokenCreator", f"projects/-/serviceAccounts/{grants.FN}"
+    )
+    cloud_run.state.policy = policy
+    with IamStandIn(cloud_run.state) as iam_standin, FunctionsStandIn([as_deployed(WATCHED, grants.FN)]) as functions:
+        cloud_run.iam_url = iam_standin.url
+        cloud_run.functions_url = functions.url
+        cloud_run.adc = operator_credentials(tmp_path / "adc.json", iam_standin.url, OPERATOR)
+        yield iam_standin
+
+
+@pytest.fixture
+def sa_iam(deployed):
+    return deployed
 
 
 def run(monitoring, pubsub_host: str, cloud_run, *args: str, **env: str):
@@ -126,8 +144,10 @@ def run(monitoring, pubsub_host: str, cloud_run, *args: str, **env: str):
         "PUBSUB_EMULATOR_HOST": pubsub_host,
         "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
         "IAM_API_ENDPOINT": getattr(cloud_run, "iam_url", ""),
+        "CLOUD_FUNCTIONS_API_ENDPOINT": getattr(cloud_run, "functions_url", ""),
+        "GOOGLE_APPLICATION_CREDENTIALS": getattr(cloud_run, "adc", ""),
         "WATCHDOG_TOPIC": TOPIC,
-        "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",
+        "WATCHDOG_SERVICES": "",  # the deployed function's list, unless a test gives one
         "WATCHDOG_DRY_RUN": "",
         "WATCHDOG_PAUSED": "",
     }
@@ -140,7 +160,6 @@ def findings(result) -> list[dict]:
 
 
 def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run, sa_iam):
-    cloud_run.state.granted = copy.deepcopy(EVERYTHING)
     result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012",
                  IAM_API_ENDPOINT=sa_iam.url)  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -149,16 +168,20 @@ def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run, sa_iam):
     assert {f["subject"] for f in found if f["check"] == "policy"} == {
         "Cloud Run 5xx", "DB timeouts in logs", "Startup failures (PromQL)", "Summed but labelled",
     }  # fmt: skip
-    assert {f["subject"] for f in found if f["check"] == "service"} == {
-        "netra-auth-service",
-        "us-central1/netra-backend-staging",
-    }
+    # the services the deployed function watches, proven as its service account, which the doctor names
+    assert {f["subject"] for f in found if f["check"] == "service"} == set(WATCHED.split(","))
+    [identity] = [f for f in found if f["check"] == "identity"]
+    assert identity["message"] == (
+        f"rights proven as {grants.FN} (the service account of the deployed function "
+        f"projects/{PROJECT}/locations/us-central1/functions/rollback-watchdog), impersonated"
+    )
+    assert {r["caller"] for r in cloud_run.state.requests} == {grants.FN}  # never the operator's rights
+    assert cloud_run.state.policy.denied() == []
     assert ("GetIamPolicy", {"resource": TOPIC}) in iam.requests
     listed = monitoring.calls("ListAlertPolicies") + monitoring.calls("ListNotificationChannels")
     assert {c["name"] for c in listed} == {f"projects/{PROJECT}"}
     for check in ("service_iam", "runtime_sa_iam", "dry_run"):
-        assert {f["subject"] for f in found if f["check"] == check} == {
-            "netra-auth-service", "us-central1/netra-backend-staging"}, check  # fmt: skip
+        assert {f["subject"] for f in found if f["check"] == check} == set(WATCHED.split(",")), check
     text = run(monitoring, iam.address, cloud_run, IAM_API_ENDPOINT=sa_iam.url)
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[-1] == "doctor: healthy"
@@ -187,12 +210,14 @@ def test_problems_exit_1_and_say_what_to_change(monitoring, iam, cloud_run):
     assert any("the aggregation drops service_name" in m for m in by_subject["PromQL sum"])
     assert any("group_by drops service_name" in m for m in by_subject["MQL"])
     assert any("no publisher grant for the Monitoring notification agent" in m for m in by_subject[TOPIC])
-    assert by_subject["netra-gone"] == [
-        "netra-staging/us-central1/netra-gone does not exist: alerts for it cannot be acted on"
-    ]
-    assert by_subject["europe-west1/netra-backend-staging"] == [
-        "netra-staging/europe-west1/netra-backend-staging does not exist: alerts for it cannot be acted on"
-    ]
+    # As the function: a service it holds no grant on answers 403, whether or not it exists
+    for subject, name in (("netra-gone", "us-central1/netra-gone"),
+                          ("europe-west1/netra-backend-staging", "europe-west1/netra-backend-staging")):  # fmt: skip
+        [message] = by_subject[subject]
+        assert message.startswith(
+            f"the watchdog may not read netra-staging/{name} (403: it does not exist, or {grants.FN} lacks "
+            "run.services.get on it): alerts for it cannot be acted on"
+        ), message
     for fine in ("Cloud Run 5xx", "DB timeouts in logs", "Startup failures (PromQL)", "Summed but labelled"):
         assert fine not in by_subject
 
@@ -243,7 +268,8 @@ def test_an_unreachable_monitoring_api_cannot_be_checked_exit_2(iam, cloud_run):
 
 
 def test_configuration_warnings_and_errors(monitoring, iam, cloud_run):
-    paused = run(monitoring, iam.address, cloud_run, WATCHDOG_PAUSED="true", WATCHDOG_SERVICES="")
+    with FunctionsStandIn([as_deployed("", grants.FN)]) as empty:  # a deployed function that watches nothing
+        paused = run(monitoring, iam.address, cloud_run, WATCHDOG_PAUSED="true", CLOUD_FUNCTIONS_API_ENDPOINT=empty.url)
     assert paused.exit_code == 0
     assert "WARNING   config [environment]: WATCHDOG_PAUSED=true: the watchdog only reports" in paused.stdout
     assert "WATCHDOG_SERVICES is empty" in paused.stdout
@@ -263,9 +289,12 @@ def test_doctor_changes_nothing(monitoring, iam, cloud_run, sa_iam):
                for r in cloud_run.state.requests}  # fmt: skip
     assert methods == {("GET", ""), ("POST", "testIamPermissions"), ("PATCH", "")}
     assert {p["path"] for p in sa_iam.state.requests} == {
+        "/token",  # the operator's own token (Application Default Credentials)
+        f"/v1/projects/-/serviceAccounts/{grants.FN}:generateAccessToken",  # the function's, for the checks
         f"/v1/projects/-/serviceAccounts/{AUTH_SA}:testIamPermissions",
         f"/v1/projects/-/serviceAccounts/{BACKEND_SA}:testIamPermissions",
     }
+    assert {p["caller"] for p in sa_iam.state.requests if "testIamPermissions" in p["path"]} == {grants.FN}
 
 
 def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_iam):
@@ -282,57 +311,130 @@ def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_
     assert record["incident"] == doctor.DOCTOR_INCIDENT
 
 
+BACKEND_FULL = "netra-staging/us-central1/netra-backend-staging"
+
+
 @pytest.mark.parametrize(
-    ("granted_away", "check", "message"),
+    ("revoked", "check", "message"),
     [
         pytest.param(
-            (BACKEND, "run.services.update"),
+            ("run.services.update", f"{OPERATE}['{BACKEND_FULL}']"),
             "service_iam",
-            "the watchdog lacks run.services.update on netra-staging/us-central1/netra-backend-staging: "
-            "gcloud run services add-iam-policy-binding netra-backend-staging --region us-central1 --project "
-            "netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT --role roles/run.developer",
+            f"the watchdog lacks run.services.update on {BACKEND_FULL}: gcloud run services add-iam-policy-binding "
+            f"netra-backend-staging --region us-central1 --project netra-staging --member serviceAccount:{grants.FN} "
+            "--role roles/run.developer",
             id="update",
         ),
         pytest.param(
-            (f"projects/-/serviceAccounts/{BACKEND_SA}", "iam.serviceAccounts.actAs"),
+            ("iam.serviceAccounts.actAs", f"{ACT_AS}['{BACKEND_SA}']"),
             "runtime_sa_iam",
             f"the watchdog lacks iam.serviceAccounts.actAs on the runtime service account {BACKEND_SA}; every "
             f"rollback of netra-backend-staging would get a 403: gcloud iam service-accounts add-iam-policy-binding "
-            f"{BACKEND_SA} --project netra-staging --member serviceAccount:WATCHDOG_SERVICE_ACCOUNT "
+            f"{BACKEND_SA} --project netra-staging --member serviceAccount:{grants.FN} "
             "--role roles/iam.serviceAccountUser",
             id="actAs",
         ),
     ],
 )
-def test_a_missing_permission_is_a_problem_with_its_grant(monitoring, iam, cloud_run, sa_iam, granted_away, check,
-                                                          message):  # fmt: skip
-    granted = copy.deepcopy(EVERYTHING)
-    granted[granted_away[0]].discard(granted_away[1])
-    cloud_run.state.granted = granted
+def test_a_missing_grant_is_a_problem_with_its_grant(monitoring, iam, cloud_run, sa_iam, revoked, check, message):
+    """One grant removed from what terraform makes: the doctor, acting as the function, finds it and says how."""
+    cloud_run.state.policy.revoke(*revoked)
     result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT=sa_iam.url)
     assert result.exit_code == 1, result.output
     problems = [(f["check"], f["subject"], f["message"]) for f in findings(result) if f["status"] == "problem"]
-    assert (check, "us-central1/netra-backend-staging", message) in problems
+    assert (check, BACKEND_FULL, message) in problems
     # the validate_only update meets the same grants as a real rollback would: refused, and it says why
     dry_run = [m for c, subject, m in problems if c == "dry_run"]
     assert len(dry_run) == 1
-    assert dry_run[0].startswith(f"Cloud Run refused the rollback update: {granted_away[1]}")
-    assert "netra-auth-service" not in {subject for _, subject, _ in problems}
+    assert dry_run[0].startswith(f"Cloud Run refused the rollback update: {revoked[0]}")
+    assert "netra-staging/us-central1/netra-auth-service" not in {subject for _, subject, _ in problems}
 
 
-def test_what_cannot_be_tested_is_unchecked_never_ok(monitoring, iam, cloud_run):
-    """No IAM endpoint next to a local Cloud Run, and a service on the Compute Engine default account."""
-    cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
-    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT="")
+def test_the_operators_own_rights_are_never_what_is_proven(monitoring, iam, cloud_run, sa_iam):
+    """Without roles/iam.serviceAccountTokenCreator on the function's account the doctor cannot act as it, and
+    then proves nothing (the operator's own rights would say nothing about the function's)."""
+    cloud_run.state.policy.bindings = [b for b in cloud_run.state.policy.bindings if not b.source.startswith("test")]
+    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT=sa_iam.url)
     assert result.exit_code == 2, result.output
-    unchecked = {(f["subject"], f["message"]) for f in findings(result) if f["check"] == "runtime_sa_iam"}
+    [identity] = [f for f in findings(result) if f["check"] == "identity"]
+    assert identity["status"] == "unchecked"
+    assert identity["message"].startswith(f"could not act as {grants.FN} to prove its rights: RefreshError")
+    assert (
+        f"roles/iam.serviceAccountTokenCreator on it: gcloud iam service-accounts add-iam-policy-binding {grants.FN}"
+        in (identity["message"])
+    )
+    assert not {"service_iam", "runtime_sa_iam", "dry_run"} & {f["check"] for f in findings(result)}
+    assert cloud_run.state.requests == []
+
+
+def test_as_proves_the_rights_of_the_account_it_names(monitoring, iam, cloud_run, sa_iam):
+    """--as the buttons' account: what terraform grants it (get, update, actAs) is proven for it."""
+    cloud_run.state.policy.grant(f"serviceAccount:{OPERATOR}", "roles/iam.serviceAccountTokenCreator",
+                                 f"projects/-/serviceAccounts/{grants.ACT}")  # fmt: skip
+    result = run(monitoring, iam.address, cloud_run, "--json", "--as", grants.ACT, IAM_API_ENDPOINT=sa_iam.url)
+    found = findings(result)
+    [identity] = [f for f in found if f["check"] == "identity"]
+    assert identity["message"] == f"rights proven as {grants.ACT} (--as), impersonated"
+    assert {f["status"] for f in found if f["check"] in ("service_iam", "runtime_sa_iam", "dry_run")} == {"ok"}
+    assert {r["caller"] for r in cloud_run.state.requests if ":testIamPermissions" in r["path"]} == {grants.ACT}
+
+
+# what the doctor is given: (env, the finding that says what is not known)
+UNKNOWN = {
+    "no deployed function and no --services": (
+        {"CLOUD_FUNCTIONS_API_ENDPOINT": "DOWN"},
+        ("services", "which services are watched is not known: the deployed function rollback-watchdog could not be "
+         "read (Cloud Functions API at 127.0.0.1:{port} is unreachable: connection refused); give --services, or "
+         "--function"),
+    ),
+    "--services but no deployed function to say whose rights": (
+        {"CLOUD_FUNCTIONS_API_ENDPOINT": "DOWN", "WATCHDOG_SERVICES": WATCHED},
+        ("identity", "whose rights to prove is not known: the deployed function rollback-watchdog could not be read "
+         "(Cloud Functions API at 127.0.0.1:{port} is unreachable: connection refused); give --as EMAIL"),
+    ),
+    "a function that is not deployed": (
+        {"WATCHDOG_FUNCTION": "other-watchdog"},
+        ("services", "which services are watched is not known: the deployed function other-watchdog could not be "
+         "read (HTTP 404: Resource 'projects/netra-staging/locations/us-central1/functions/other-watchdog' was not "
+         "found); give --services, or --function"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("env", "expected"), UNKNOWN.values(), ids=UNKNOWN.keys())
+def test_what_is_not_known_is_said_and_exit_2(monitoring, iam, cloud_run, sa_iam, env, expected):
+    port = free_port()
+    env = {k: (f"http://127.0.0.1:{port}" if v == "DOWN" else v) for k, v in env.items()}
+    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT=sa_iam.url, **env)
+    assert result.exit_code == 2, result.output
+    check, message = expected
+    assert (check, "unchecked", message.format(port=port)) in [
+        (f["check"], f["status"], f["message"]) for f in findings(result)
+    ]
+    assert not {"service_iam", "runtime_sa_iam", "dry_run"} & {f["check"] for f in findings(result)}
+    assert "WATCHDOG_SERVICES is empty" not in result.stdout  # not known is not empty
+
+
+def test_what_cannot_be_tested_is_unchecked_never_ok(monitoring, iam, cloud_run, sa_iam):
+    """No IAM endpoint next to a local Cloud Run (nobody to impersonate through), and a service on the Compute
+    Engine default account without the project number."""
+    no_iam = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT="")
+    assert no_iam.exit_code == 2, no_iam.output
+    [identity] = [f for f in findings(no_iam) if f["check"] == "identity"]
+    assert (identity["status"], identity["message"]) == (
+        "unchecked",
+        f"could not act as {grants.FN} to prove its rights: no IAM endpoint (IAM_API_ENDPOINT) for a local Cloud "
+        "Run endpoint",
+    )
+    cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
+    result = run(monitoring, iam.address, cloud_run, "--json", IAM_API_ENDPOINT=sa_iam.url)
+    assert result.exit_code == 2, result.output
+    unchecked = {(f["subject"], f["message"]) for f in findings(result) if f["check"] == "runtime_sa_iam"
+                 and f["status"] == "unchecked"}  # fmt: skip
     assert unchecked == {
-        ("netra-auth-service", f"no IAM endpoint for a local Cloud Run endpoint (IAM_API_ENDPOINT): actAs on "
-         f"{AUTH_SA} not tested"),
-        ("us-central1/netra-backend-staging", "the service runs as the Compute Engine default service account, "
-         "whose email needs the project number: give --project-number"),
+        (BACKEND_FULL, "the service runs as the Compute Engine default service account, whose email needs the "
+         "project number: give --project-number"),
     }  # fmt: skip
-    assert {f["status"] for f in findings(result) if f["check"] == "runtime_sa_iam"} == {"unchecked"}
 
 
 def test_policy_rules_on_their_own():
@@ -349,14 +451,18 @@ def test_policy_rules_on_their_own():
     assert doctor.exit_code([doctor.Finding("x", "unchecked", ""), doctor.Finding("x", "problem", "")]) == 1
 
 
-def test_the_compute_default_account_is_tested_given_the_project_number(monitoring, iam, cloud_run):
+def test_a_runtime_account_given_to_terraform_that_the_service_does_not_run_as_is_found(
+    monitoring, iam, cloud_run, sa_iam
+):
+    """The runtime account is a terraform input now: deployed with the backend's own account while the service
+    runs as the Compute Engine default one, a rollback would get a 403, and the doctor says so."""
     cloud_run.state.services[BACKEND]["template"].pop("serviceAccount")
-    cloud_run.state.granted = copy.deepcopy(EVERYTHING)
-    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012")
+    result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", grants.PROJECT_NUMBER,
+                 IAM_API_ENDPOINT=sa_iam.url)  # fmt: skip
     assert result.exit_code == 1, result.output
-    [finding] = [f for f in findings(result) if f["check"] == "runtime_sa_iam" and f["subject"].endswith("staging")]
+    [finding] = [f for f in findings(result) if f["check"] == "runtime_sa_iam" and f["subject"] == BACKEND_FULL]
     assert finding["status"] == "problem"
-    assert "123456789012-compute@developer.gserviceaccount.com" in finding["message"]
+    assert f"{grants.PROJECT_NUMBER}-compute@developer.gserviceaccount.com" in finding["message"]
 
 
 def test_with_every_service_in_scope_the_rights_are_unchecked(monitoring, iam, cloud_run):

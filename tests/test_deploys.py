@@ -44,6 +44,10 @@ INTAKE = [
     ("v2_CreateService_console.INFERRED.json", ("v2", "ALL_TRAFFIC", "console")),
     ("v2_UpdateService_terraform_last_entry_no_request.INFERRED.json", "no_request"),
     ("v2_UpdateService_watchdog_traffic_only.INFERRED.json", "no_template"),
+    ("v1_ReplaceService_console.INFERRED.json", ("v1", "ALL_TRAFFIC", "console")),
+    ("v2_UpdateService_wif_deployer.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
+    # Cloud Run logs a request it refused, with the full request: no revision comes of it
+    ("v1_ReplaceService_gcloud_refused.INFERRED.json", "refused"),
 ]
 
 
@@ -67,7 +71,105 @@ def test_intake_reads_both_api_versions_and_both_delivery_paths(name, expected, 
     assert parsed.template["volumes"][0]["cloudSqlInstance"]["instances"] == [
         "netra-staging:us-central1:staging-shared-postgres"
     ]
-    assert parsed.principal.endswith(".iam.gserviceaccount.com")
+    assert parsed.principal.endswith(".iam.gserviceaccount.com") or parsed.principal.startswith("principal://")
+    assert parsed.from_service is False
+
+
+WIF = (
+    "principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/github/subject/"
+    "repo:netra/platform:ref:refs/heads/main"
+)
+# fixture: (who deployed, with what)
+WHO = {
+    "v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json": (
+        "deployer@netra-staging.iam.gserviceaccount.com",
+        "gcloud",
+    ),
+    "v2_UpdateService_terraform_first_entry.INFERRED.json": (
+        "deployer@netra-staging.iam.gserviceaccount.com",
+        "terraform",
+    ),
+    # a browser user agent: the template's run.googleapis.com/client-name (cloud-console) names the console
+    "v1_ReplaceService_console.INFERRED.json": ("deployer@netra-staging.iam.gserviceaccount.com", "console"),
+    # no principalEmail through workload identity federation: principalSubject names the deployer
+    "v2_UpdateService_wif_deployer.INFERRED.json": (WIF, "terraform"),
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), WHO.items(), ids=WHO.keys())
+def test_who_deployed_and_with_what(name, expected):
+    parsed = parse(entry(name))
+    assert (parsed.principal, parsed.user_agent) == expected
+    from watchdog.core.sentinel import render
+
+    service, revisions = auth_state()
+    text = render(parsed, judge(parsed, service, revisions, Config(services=ServiceScope.parse("*")))).text
+    assert f"by {expected[0]} via {expected[1]}" in text
+    assert "Mozilla" not in text
+    assert "unknown" not in text
+
+
+def test_a_refused_request_is_no_deploy_whatever_it_asked_for():
+    refused = entry("v1_ReplaceService_gcloud_refused.INFERRED.json")
+    assert refused["protoPayload"]["request"]["service"]["spec"]["template"]  # the full request is in the entry
+    parsed = parse(pubsub_body(refused))
+    assert (parsed.reason, parsed.tell) == ("refused", False)
+    assert "code 3" in parsed.detail
+    accepted = copy.deepcopy(refused)
+    accepted["protoPayload"]["status"] = {}
+    assert isinstance(parse(accepted), DeployEvent)
+
+
+def _without_request(operation: dict | None) -> dict:
+    first = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    del first["protoPayload"]["request"]
+    if operation is None:
+        del first["operation"]
+    else:
+        first["operation"] = {"id": first["operation"]["id"], "producer": "run.googleapis.com", **operation}
+    return first
+
+
+# Whether v2 UpdateService entries carry the request is not documented: the first (or only) entry of an
+# operation without one is judged from the service; the other entry of the operation is not a second deploy.
+NO_REQUEST = {
+    "the first entry of the operation": ({"first": True}, True),
+    "an entry of no operation (the only one)": (None, True),
+    "the last entry of the operation": ({"last": True}, False),
+    "an entry in the middle of the operation": ({}, False),
+}
+
+
+@pytest.mark.parametrize(("operation", "judged"), NO_REQUEST.values(), ids=NO_REQUEST.keys())
+def test_an_entry_without_its_request(operation, judged):
+    parsed = parse(_without_request(operation))
+    if not judged:
+        assert (type(parsed), parsed.reason) == (Ignored, "no_request")
+        return
+    assert isinstance(parsed, DeployEvent)
+    assert (parsed.from_service, parsed.template) == (True, {})
+
+
+def test_a_deploy_read_from_the_service_is_judged_like_its_request():
+    """The update stores the requested template in the service at once: the same verdict as the request's."""
+    from watchdog.core.deploys import with_service_template
+
+    service, revisions = auth_state()
+    with_request = parse(entry("v2_UpdateService_terraform_first_entry.INFERRED.json"))
+    service["template"] = copy.deepcopy(with_request.template) | {"labels": {"x": "y"}}
+    read = with_service_template(parse(_without_request({"first": True})), service)
+    assert (read.template, read.key) == (with_request.template, with_request.key)
+    config = Config(services=ServiceScope.parse("*"))
+    assert judge(read, service, revisions, config).reason == judge(with_request, service, revisions, config).reason
+    assert with_service_template(read, {"name": AUTH}) is None
+
+
+def test_revisions_are_ordered_by_their_creation_not_by_the_listing():
+    from watchdog.core.deploys import newest_first
+
+    _, revisions = auth_state()
+    shuffled = [revisions[1], revisions[-1], revisions[0], *revisions[2:-1]]
+    assert newest_first(shuffled) == revisions
 
 
 @pytest.mark.parametrize(
@@ -193,7 +295,8 @@ def test_one_warning_per_deploy_whatever_arrives(start_stack):
 
 
 @pytest.mark.e2e
-def test_out_of_scope_services_are_warned_never_written(start_stack):
+def test_out_of_scope_services_are_warned_never_read_nor_written(start_stack):
+    """The function may read only the watched services: a deploy of another is judged from its request alone."""
     stack = start_stack(WATCHDOG_SERVICES="other")
     before_the_breaking_deploy(stack)
     assert (
@@ -201,7 +304,11 @@ def test_out_of_scope_services_are_warned_never_written(start_stack):
     )
     [warning] = stack.messages
     assert "will only report" in warning["text"]
-    assert stack.patches() == []
+    assert "Serving now: not read" in warning["text"]  # true: the watchdog did not read it
+    assert "all-traffic-cloud-sql" in warning["text"]  # what the request alone shows
+    assert stack.cloud_run.state.requests == []
+    assert stack.denied() == []
+    assert [line for line in stack.function.logs() if line["severity"] == "ERROR"] == []
 
 
 @pytest.mark.e2e

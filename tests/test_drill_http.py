@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import pytest
 
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, as_identity, deployment
+from tests.standins import iam
 from tests.standins.slack import TOKEN
 from tests.support import PYTHON, ROOT, FunctionProcess, fixture, incident_seed_at, post
 from watchdog.config import ServiceRef
@@ -28,6 +29,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def function(cloud_run, slack, tmp_path):
+    """The drill function as deployed: the functions' service account, under the grants terraform/ makes."""
     cloud_run.state.reset(incident_seed_at(time.time()))  # a drill is now: the breaking deploy 37 h old, as on the day
     env = {
         "CLOUD_RUN_API_ENDPOINT": cloud_run.url,
@@ -37,8 +39,11 @@ def function(cloud_run, slack, tmp_path):
         "SLACK_API_URL": slack.api_url,
         "WATCHDOG_DEADLINE_SECONDS": "20",
     }
+    cloud_run.state.policy = iam.deployed(deployment(env["WATCHDOG_SERVICES"]))
+    env = as_identity(env, iam.FN, cloud_run, cloud_run.state.policy)
     with FunctionProcess(env, target="drill", signature="http", log_path=tmp_path / "drill.log") as process:
         yield process
+    assert cloud_run.state.policy.denied() == []
 
 
 def drill(*args: str, **env: str) -> subprocess.CompletedProcess:

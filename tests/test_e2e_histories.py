@@ -20,9 +20,10 @@ STARTED = histories.NOW - 120  # the histories are placed before NOW; their aler
 
 
 def seeded(start_stack, name: str, **env: str):
+    """The history's world, the watchdog deployed (terraform's grants) for its service."""
     history = histories.load(name)
-    stack = start_stack(WATCHDOG_SERVICES="*", **env)
-    stack.cloud_run.state.reset(history.seed())
+    env.setdefault("WATCHDOG_SERVICES", history.service_name)
+    stack = start_stack(seed=history.seed(), **env)
     return stack, history
 
 
@@ -154,8 +155,7 @@ def test_no_credential_reaches_slack_the_logs_or_explain(start_stack, tmp_path):
     for revision in seed["revisions"]:  # the breaking revision and the failing one after it
         if revision["name"].endswith((history.name(2), history.name(3))):
             revision["containers"][0]["env"] = [{"name": k, "value": v} for k, v in CREDENTIALS.items()]
-    stack = start_stack(WATCHDOG_SERVICES="*")
-    stack.cloud_run.state.reset(seed)
+    stack = start_stack(seed=seed, WATCHDOG_SERVICES=history.service_name)
     body = pubsub_body(incident_alert(history.service_name, history.name(3), incident_id="0.leak", started_at=STARTED))
     assert deliver(stack.function.url, body) == (200, "OK")
     assert stack.traffic_updates()

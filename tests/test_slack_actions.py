@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import BACKEND
+from tests.standins import iam
 from tests.standins.cloudrun import Fault
 from tests.standins.slack import block_actions, interaction, user
 from tests.support import FunctionProcess, deliver, fixture, post, pubsub_body
@@ -45,7 +46,9 @@ def rolled_back(start_stack, tmp_path):
     slack.users[GUEST] = user(GUEST, is_restricted=True)
     slack.usergroups["S0ONCALL"] = [GROUP_MEMBER, GUEST]  # a guest in the on-call group is still a guest
     assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
-    env = {**stack.function.env, **SETTINGS}
+    env = stack.env_as(
+        iam.ACT, **SETTINGS
+    )  # the buttons' own service account, as terraform/slack_actions.tf deploys it
     with FunctionProcess(env, target="slack_actions", signature="http", log_path=tmp_path / "actions.log") as actions:
         yield stack, actions
     assert slack.scope_refusals == [], "the code called Slack beyond the manifest's scopes"

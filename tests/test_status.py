@@ -192,3 +192,65 @@ def test_a_star_scope_lists_the_services_of_the_given_project_and_region(world):
     names = sorted(s["service"].rsplit("/", 1)[-1] for s in json.loads(out)["services"])
     assert names == ["clear-svc", "escalated-svc", "forgotten-svc", "paused-svc", "pinned-svc"]
     assert code == 1
+
+
+# --- which services: the deployed function's, or an explicit list; never "all clear" about nothing -----------
+
+
+def test_the_watched_services_are_read_from_the_deployed_function(world):
+    from tests.standins.functions import FunctionsStandIn, as_deployed
+
+    watched = "netra-staging/us-central1/clear-svc,netra-staging/us-central1/forgotten-svc"
+    deployed = as_deployed(watched, "rollback-watchdog-fn@netra-staging.iam.gserviceaccount.com")
+    with FunctionsStandIn([deployed]) as functions:
+        result = CliRunner().invoke(
+            cli,
+            ["status", "--project", "netra-staging", "--region", "us-central1", "--json"],
+            env={
+                "CLOUD_RUN_API_ENDPOINT": world.url,
+                "CLOUD_FUNCTIONS_API_ENDPOINT": functions.url,
+                "WATCHDOG_SERVICES": "",
+            },
+        )
+        assert functions.state.requests == [
+            {"method": "GET", "path": "/v2/projects/netra-staging/locations/us-central1/functions/rollback-watchdog"}
+        ]
+    assert result.exit_code == 1, result.output  # forgotten-svc needs a human
+    assert sorted(s["service"] for s in json.loads(result.stdout)["services"]) == sorted(watched.split(","))
+    assert (
+        f"watched services: {watched} (from the deployed function "
+        "projects/netra-staging/locations/us-central1/functions/rollback-watchdog)"
+    ) in result.stderr
+
+
+# env: (the end of the message, exit 2 in every case)
+NOT_KNOWN = {
+    "no --services and no deployed function": (
+        {"CLOUD_FUNCTIONS_API_ENDPOINT": "DOWN"},
+        "could not be read (Cloud Functions API at 127.0.0.1:{port} is unreachable: connection refused); give "
+        "--services, or --function",
+    ),
+    "a deployed function that watches nothing": (
+        {"CLOUD_FUNCTIONS_API_ENDPOINT": "EMPTY"},
+        "watches no service (its WATCHDOG_SERVICES is empty)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("env", "message"), NOT_KNOWN.values(), ids=NOT_KNOWN.keys())
+def test_without_a_list_of_services_status_says_so_and_exits_2(world, env, message):
+    from tests.standins.functions import FunctionsStandIn, as_deployed
+    from tests.support import free_port
+
+    port = free_port()
+    with FunctionsStandIn([as_deployed("", "fn@netra-staging.iam.gserviceaccount.com")]) as functions:
+        env = {k: {"DOWN": f"http://127.0.0.1:{port}", "EMPTY": functions.url}[v] for k, v in env.items()}
+        result = CliRunner().invoke(
+            cli,
+            ["status", "--project", "netra-staging", "--region", "us-central1"],
+            env={"CLOUD_RUN_API_ENDPOINT": world.url, "WATCHDOG_SERVICES": "", **env},
+        )
+    assert result.exit_code == 2, result.output
+    assert message.format(port=port) in result.stderr
+    assert "all clear" not in result.output
+    assert world.state.requests == []

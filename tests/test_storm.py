@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_storm_rolls_back_each_service_exactly_once_and_loses_no_report(start_stack, capsys):
-    stack = start_stack(WATCHDOG_SERVICES="*", WATCHDOG_DEADLINE_SECONDS="20")
-    stack.cloud_run.state.reset(storm_seed(50))
+    seed = storm_seed(50)
+    watched = ",".join(s["name"].rsplit("/", 1)[-1] for s in seed["services"])  # as deployed: each one named
+    stack = start_stack(seed=seed, WATCHDOG_SERVICES=watched, WATCHDOG_DEADLINE_SECONDS="20")
     bodies = storm_bodies(services=50, duplicates=20)
     assert len(bodies) == 1000
 

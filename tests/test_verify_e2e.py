@@ -251,14 +251,17 @@ def test_a_tick_is_never_an_alert(stack, monitoring):
     assert stack.traffic_updates() == []
 
 
-def test_cold_start_reads_fully_qualified_scope_once(start_stack, monitoring):
+def test_every_tick_reads_the_fully_qualified_scope(start_stack, monitoring):
+    """Ticks reach the events function, and rollbacks come from the alert function (terraform/pubsub.tf): the
+    configured services are read on every tick, one GetService each, and nothing more while none is verifying."""
     stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_SERVICES=FULL_SCOPE)
     assert tick(stack.function.url) == 200
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.requests) == [
         "netra-auth-service", "netra-backend-staging"
     ]  # fmt: skip
     assert tick(stack.function.url) == 200
-    assert len(stack.cloud_run.state.requests) == 2  # nothing under verification: forgotten
+    assert len(stack.cloud_run.state.requests) == 4
+    assert {r["method"] for r in stack.cloud_run.state.requests} == {"GET"}
     assert monitoring.requests == []
 
 

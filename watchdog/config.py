@@ -46,6 +46,7 @@ ENV_VARS = (
     "WATCHDOG_SLACK_APPROVERS",  # slack_actions only: user and user-group IDs allowed to click
     "WATCHDOG_SLACK_TEAM",  # slack_actions only: the workspace (team id) the buttons answer
     "WATCHDOG_TOPIC",  # operator tools only (drill, doctor): projects/P/topics/T
+    "WATCHDOG_FUNCTION",  # operator tools only (status, doctor): the deployed alert function's name
     "WATCHDOG_ID_TOKEN",  # operator tools only (drill --url): identity token
 )
 

@@ -25,6 +25,7 @@ SUITES = {
     "storm": figures.storm,
     "storm_latency": lambda api, slack: figures.storm(api, slack, latency=0.05),
     "deploys": sentinel.deploy_warnings,
+    "isolation": sentinel.alert_isolation,
     "card": card.card_figures,
     "cold_click": cold_click.click_figures,
 }

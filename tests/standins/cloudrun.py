@@ -18,8 +18,14 @@ when it creates a revision; v2 does not expose it, the v1 (Knative) revision
 does (``status.imageDigest``), and so does this stand-in on the v1 path. A failed operation (scripted, or a target revision that is
 missing or not Ready, which Cloud Run reports inside the operation) leaves the
 spec as requested and what serves as it was, with a failed
-``terminalCondition``. ``validateOnly`` persists nothing. ``:testIamPermissions``
-and the 403s answer from a per-resource grant map (``granted``; None: all).
+``terminalCondition``. ``validateOnly`` persists nothing.
+
+IAM: with ``policy`` set (tests/standins/iam.py: the grants terraform/ makes), every
+call is checked for its caller (the door it came through, or its bearer token)
+before it is served, from one table (:data:`PERMISSIONS`: method and path →
+permission and resource, as Cloud Run checks them), and refused with a real
+PERMISSION_DENIED body; ``:testIamPermissions`` answers for the caller. Without a
+policy, the older per-resource map ``granted`` applies to every caller (None: all).
 
 Scripted faults make the failure cases testable over real HTTP: a status code
 (with Retry-After), a delay, a dropped connection, a concurrent deploy landing
@@ -49,6 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.standins.iam import Grants, caller, permission_denied
 from tests.standins.loopback import Server, StandIn
 
 _TRAFFIC_TYPES = {
@@ -63,6 +70,36 @@ _REVISION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/]+/rev
 _OPERATION = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)$")
 _V1_REVISION = re.compile(r"^/apis/serving\.knative\.dev/v1/namespaces/([^/]+)/revisions/([^/]+)$")
 _SERVICE_TEST_IAM = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/services/[^/:]+):testIamPermissions$")
+# v1 (Knative) revision read, on the regional endpoint: /apis/serving.knative.dev/v1/namespaces/P/revisions/R
+_V1_REVISION = re.compile(r"^/apis/serving\.knative\.dev/v1/namespaces/([^/]+)/revisions/([^/]+)$")
+
+
+def _runtime_account(state: CloudRunState, service_name: str) -> str | None:
+    """The resource actAs is checked on for an update of ``service_name``: its runtime service account."""
+    service = state.services.get(service_name)
+    account = ((service or {}).get("template") or {}).get("serviceAccount", "")
+    return f"projects/-/serviceAccounts/{account}" if account else None
+
+
+# What Cloud Run checks before serving each call: (method, path) → [(permission, resource of the match)].
+# A resource of None skips that check (a service without a runtime account of its own: the default compute
+# account, which the seeds do not use). Lists are checked on their parent; testIamPermissions needs no
+# permission (it answers for the caller). An update, whatever its mask (traffic, annotations, or a template
+# that creates a revision), is run.services.update on the service and actAs on its runtime account.
+PERMISSIONS: list[tuple[str, re.Pattern, list[tuple[str, Callable[[re.Match, CloudRunState], str | None]]]]] = [
+    ("GET", _SERVICE, [("run.services.get", lambda m, s: m.group(1))]),
+    ("GET", _SERVICES, [("run.services.list", lambda m, s: m.group(1))]),
+    ("GET", _REVISIONS, [("run.revisions.list", lambda m, s: m.group(1))]),
+    ("GET", _REVISION, [("run.revisions.get", lambda m, s: m.group(1))]),
+    ("GET", _OPERATION, [("run.operations.get", lambda m, s: m.group(1))]),
+    ("GET", _V1_REVISION, [("run.revisions.get", lambda m, s: f"projects/{m.group(1)}/revisions/{m.group(2)}")]),
+    ("PATCH", _SERVICE, [
+        ("run.services.update", lambda m, s: m.group(1)),
+        ("iam.serviceAccounts.actAs", lambda m, s: _runtime_account(s, m.group(1))),
+    ]),
+    ("POST", _SERVICE_TEST_IAM, []),
+]  # fmt: skip
+_CURRENT = object()
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 
 
@@ -113,7 +150,11 @@ class CloudRunState:
         self.revision_reads: dict[str, int] = {}
         # Permissions the caller holds, per resource (a service name, or projects/-/serviceAccounts/EMAIL
         # for a runtime service account; the IAM stand-in reads the same map). None: everything granted.
+        # Applies only without a policy.
         self.granted: dict[str, set[str]] | None = None
+        # The grants as deployed (tests/standins/iam.py), checked per caller; None: ``granted`` applies.
+        self.policy: Grants | None = None
+        self.calling = threading.local()  # the caller of the request this thread serves
         # Called with each logged request after it took effect, before the answer is sent
         # (crash tests kill the function process here).
         self.on_served: Callable[[dict], None] | None = None
@@ -121,7 +162,7 @@ class CloudRunState:
             self.load(seed)
 
     def reset(self, seed: dict | None = None) -> None:
-        """Forget everything (state, log, faults, hooks) and load ``seed``."""
+        """Forget everything (state, log, faults, hooks, ``granted``) and load ``seed``; the policy stays."""
         with self.lock:
             self.services.clear()
             self.revisions.clear()
@@ -136,7 +177,7 @@ class CloudRunState:
             self.new_revisions = "ready"
             self.ready_after_reads = 0
             self.revision_reads.clear()
-            self.granted = None
+            self.granted = None  # (``policy`` stays: it is the deployment's, not the world's)
             if seed:
                 self.load(seed)
 
@@ -157,8 +198,35 @@ class CloudRunState:
 
     # --- what the API does ---------------------------------------------------
 
-    def allowed(self, resource: str, permission: str) -> bool:
+    def allowed(self, resource: str, permission: str, caller: Any = _CURRENT) -> bool:
+        """Whether the caller (by default the one whose request this thread serves) holds ``permission``."""
+        if self.policy is not None:
+            who = getattr(self.calling, "identity", "") if caller is _CURRENT else caller
+            # No door and no token: the test itself, or an operator command, whose rights terraform does not
+            # make (a function process always has its door, so it never calls as nobody).
+            return not who or self.policy.allows(who, resource, permission)
         return self.granted is None or permission in self.granted.get(resource, set())
+
+    def refusal(self, method: str, path: str) -> tuple[int, dict] | None:
+        """The 403 Cloud Run answers the caller for this call (:data:`PERMISSIONS`), or None when allowed."""
+        for verb, pattern, checks in PERMISSIONS:
+            match = pattern.match(path) if verb == method else None
+            if match is None:
+                continue
+            for permission, resource_of in checks:
+                resource = resource_of(match, self)
+                if resource is not None and not self.allowed(resource, permission):
+                    if permission == "iam.serviceAccounts.actAs":
+                        account = resource.rsplit("/", 1)[-1]
+                        return 403, _error(
+                            403,
+                            "PERMISSION_DENIED",
+                            f"Permission 'iam.serviceaccounts.actAs' denied on service account {account} "
+                            "(or it may not exist).",
+                        )
+                    return 403, permission_denied(permission, resource)
+            return None
+        return None
 
     def patch_service(self, name: str, mask: list[str], body: dict, validate_only: bool = False) -> tuple[int, dict]:
         """UpdateService as Cloud Run does it: the spec is stored at once, serving follows the operation.
@@ -575,6 +643,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else {}
         if url.path.startswith("/_control/"):
             return self._control(url.path, body)
+        who = caller(self, state.policy)
+        state.calling.identity = who
         with state.lock:
             entry = {
                 "method": method,
@@ -583,10 +653,17 @@ class _Handler(BaseHTTPRequestHandler):
                 "body": body,
                 "time": time.monotonic(),
                 "status": 0,  # filled in once answered; 0: no answer (fault)
+                "caller": who,
             }
             state.requests.append(entry)
         if state.latency:
             time.sleep(state.latency)
+        if state.policy is not None:  # IAM first, as Cloud Run: a refused call changes nothing, meets no fault
+            with state.lock:
+                refused = state.refusal(method, url.path)
+            if refused is not None:
+                entry["status"] = refused[0]
+                return self._send(*refused)
         fault = state.take_fault(method, url.path)
         if fault is not None:
             if fault.kind == "reset":
@@ -662,7 +739,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_control/deploy":
                 revision = state.deploy(body["service"], body["revision"], to_latest=body.get("to_latest", True))
                 return self._send(200, revision)
-            if path == "/_control/granted":
+            if path == "/_control/granted":  # the older per-resource map (no policy)
                 state.granted = None if body.get("all") else {k: set(v) for k, v in body.get("granted", {}).items()}
                 return self._send(200, {"ok": True})
             if path == "/_control/new-revisions":

@@ -28,6 +28,12 @@ but not on CreateTimeSeries.
 
 Every request (failed ones too) is logged as ``(method, proto-JSON dict)`` in ``.requests``.
 
+IAM: with ``grants`` set (tests/standins/iam.py: the grants terraform/ makes), each call is checked for
+its caller, the identity of the door it came through (``door(identity)``: its own port, since the
+watchdog's plaintext channel carries no credentials), against :data:`PERMISSIONS` on the request's
+``name`` (``projects/P``), and refused with PERMISSION_DENIED as Cloud Monitoring does. The main
+address is the test's or an operator's (the doctor): not checked, as in the Cloud Run stand-in.
+
 In-process::
 
     standin = MonitoringStandIn(port=0, seed=seed_dict).start()   # .address == "127.0.0.1:PORT"
@@ -71,6 +77,15 @@ from google.protobuf.message import Message
 
 C = TypeVar("C")
 
+# method → the permission Cloud Monitoring checks on the request's name (projects/P)
+PERMISSIONS = {
+    "CreateTimeSeries": "monitoring.timeSeries.create",
+    "ListTimeSeries": "monitoring.timeSeries.list",
+    "ListAlertPolicies": "monitoring.alertPolicies.list",
+    "ListNotificationChannels": "monitoring.notificationChannels.list",
+}
+RUNNING: dict[str, MonitoringStandIn] = {}  # address → stand-in, so a fixture can give a process its door
+
 
 def insecure_client(client_cls: type[C], endpoint: str) -> C:
     """Build a real Monitoring client that talks plaintext gRPC to ``endpoint`` (host:port).
@@ -104,6 +119,8 @@ class MonitoringStandIn:
         self.clock: Callable[[], float] = time.time
         self.alert_policies: list[Message] = []
         self.notification_channels: list[Message] = []
+        self.grants: Any = None  # tests/standins/iam.Grants; None: every caller may do everything
+        self._doors: dict[str, tuple[Any, str]] = {}
         self.seed(seed or {})
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         self._server.add_generic_rpc_handlers(self._handlers())
@@ -111,6 +128,18 @@ class MonitoringStandIn:
         self.store = TimeSeriesStore()
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
+        RUNNING[self.address] = self
+
+    def door(self, identity: str) -> str:
+        """host:port through which ``identity`` calls this stand-in (same state, its own gRPC server)."""
+        if identity not in self._doors:
+            server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+            server.add_generic_rpc_handlers(self._handlers(identity))
+            server.add_generic_rpc_handlers(self._time_series_handlers(identity))
+            address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+            server.start()
+            self._doors[identity] = (server, address)
+        return self._doors[identity][1]
 
     def seed(self, data: dict[str, Any]) -> None:
         """Replace seeded resources from proto-JSON; unknown fields raise, to catch typos."""
@@ -137,7 +166,9 @@ class MonitoringStandIn:
         return self
 
     def stop(self) -> None:
-        self._server.stop(grace=None).wait()
+        RUNNING.pop(self.address, None)
+        for server in [self._server, *(door for door, _ in self._doors.values())]:
+            server.stop(grace=None).wait()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -147,10 +178,10 @@ class MonitoringStandIn:
 
     # --- gRPC plumbing -------------------------------------------------------------
 
-    def _handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+    def _handlers(self, identity: str = "") -> Sequence[grpc.GenericRpcHandler]:
         def unary(name: str, req_cls: Any, impl: Callable[[Any], Message]) -> grpc.RpcMethodHandler:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap(name, impl),
+                self._wrap(name, impl, identity),
                 request_deserializer=_pb(req_cls).FromString,
                 response_serializer=lambda msg: msg.SerializeToString(),
             )
@@ -180,13 +211,22 @@ class MonitoringStandIn:
             ),
         ]
 
-    def _wrap(self, name: str, impl: Callable[[Any], Message]) -> Callable[[Any, grpc.ServicerContext], Message]:
-        """Log the request, then either inject a queued fault or run ``impl``."""
+    def _wrap(
+        self, name: str, impl: Callable[[Any], Message], identity: str = ""
+    ) -> Callable[[Any, grpc.ServicerContext], Message]:
+        """Log the request, check the caller's grant, then either inject a queued fault or run ``impl``."""
 
         def handler(request: Any, context: grpc.ServicerContext) -> Message:
             as_dict = json_format.MessageToDict(request)
             with self._lock:
                 self.requests.append((name, as_dict))
+            grants = self.grants
+            if grants is not None and identity and not grants.allows(identity, request.name, PERMISSIONS[name]):
+                context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"Permission {PERMISSIONS[name]} denied (or the resource may not exist).",
+                )
+            with self._lock:
                 fault = self._faults[name].pop(0) if self._faults[name] else None
                 if self.on_request:
                     self.on_request(name, as_dict)
@@ -199,10 +239,10 @@ class MonitoringStandIn:
 
         return handler
 
-    def _time_series_handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+    def _time_series_handlers(self, identity: str = "") -> Sequence[grpc.GenericRpcHandler]:
         """ListTimeSeries, served by its own generic handler: the MetricService table above stays as it is."""
         method = grpc.unary_unary_rpc_method_handler(
-            self._wrap("ListTimeSeries", lambda request: self.store.list(request)),
+            self._wrap("ListTimeSeries", lambda request: self.store.list(request), identity),
             request_deserializer=_pb(monitoring_v3.ListTimeSeriesRequest).FromString,
             response_serializer=lambda msg: msg.SerializeToString(),
         )

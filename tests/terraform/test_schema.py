@@ -228,20 +228,22 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
         None,
     ),
     "a misspelt attribute of a for-expression instance": (
-        "terraform/main.tf",
-        _sub("? s.template[0].service_account\n", "? s.template[0].service_acount\n"),
-        "local.runtime_service_accounts",
-        "template[0] has no attribute 'service_acount'",
-        None,  # validate treats data sources as unknown of any type
+        "terraform/sentinel.tf",
+        _sub(
+            "[for a in google_service_account.actions : a.email]", "[for a in google_service_account.actions : a.mail]"
+        ),
+        "local.watchdog_principals",
+        "has no attribute 'mail'",
+        None,
     ),
     "a data source deferred to apply feeding for_each": (
         "terraform/main.tf",
         _sub(
-            "  name     = each.value.name\n",
-            "  name     = each.value.name\n\n  depends_on = [google_project_service.apis]\n",
+            "  project_id = each.value\n",
+            "  project_id = each.value\n\n  depends_on = [google_project_service.apis]\n",
         ),
         "google_service_account_iam_member.function_acts_as_runtime",
-        "for_each depends on data.google_cloud_run_v2_service.watched, which is unknown until apply",
+        "for_each depends on data.google_project.watched[s.project].number, which is unknown until apply",
         None,
     ),
     "an output the module does not have": (

@@ -45,6 +45,17 @@ ACCEPTED = {
         "metrics_project_oncall_channels": ["projects/metrics-project/notificationChannels/9"],
     },
     "a longer metric wait": {"log_metric_propagation_wait": "3m", "startup_failure_window": "120s"},
+    "runtime service accounts given": {
+        "watched_services": [
+            {
+                "name": "checkout",
+                "region": "europe-west1",
+                "runtime_service_account": "checkout@my-project.iam.gserviceaccount.com",
+            },
+            {"name": "api", "region": "europe-west1"},
+        ],
+    },
+    "the scheduler in another region": {"scheduler_region": "us-central1"},
     "drill for a group, behind a load balancer": {
         "drill_invokers": ["group:oncall@example.com", "user:alice@example.com"],
         "drill_ingress": "ALLOW_INTERNAL_AND_GCLB",
@@ -68,6 +79,22 @@ REFUSED = {
         "not a number",
     ),
     "a zone instead of a region": ({"watched_services": [{"name": "a", "region": "europe-west1-b"}]}, "region"),
+    "a member prefix on a runtime service account": (
+        {
+            "watched_services": [
+                {
+                    "name": "a",
+                    "region": "europe-west1",
+                    "runtime_service_account": "serviceAccount:a@p.iam.gserviceaccount.com",
+                }
+            ]
+        },
+        "bare service account email",
+    ),
+    "a zone as the scheduler region": (
+        {"scheduler_region": "us-central1-a"},
+        "scheduler_region must be a Google Cloud region",
+    ),
     "rollback_on all": ({"rollback_on": "all"}, "egress, network or any"),
     "a negative cooldown": ({"cooldown_seconds": -1}, "zero or more"),
     "a deadline below 5 s": ({"deadline_seconds": 1}, "at least 5 seconds"),

@@ -40,23 +40,14 @@ ALLOWED_ENV = {
 }
 ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
 
-OPERATOR_PERMISSIONS = {
-    "run.services.get",
-    "run.services.update",
-    "run.revisions.get",
-    "run.revisions.list",
-    "run.operations.get",
-}
-# run.operations.get also at project level: operations are children of the
-# location, so the per-service grant cannot authorise polling them.
-READER_PERMISSIONS = {
-    "run.services.list",
-    "run.revisions.list",
-    "run.operations.get",
-    "monitoring.timeSeries.create",
-    "monitoring.alertPolicies.list",
-    "monitoring.notificationChannels.list",
-}
+# What each custom role may do. tests/test_iam_census.py proves each permission is one a flow uses, and that
+# the flows need nothing more; these pin the roles' text.
+OPERATOR_PERMISSIONS = {"run.services.get", "run.services.update"}
+# Project-level: run.operations.get because operations are children of the location, so no per-service grant can
+# authorise polling them; run.revisions.get because a per-service grant is not documented to cover its revisions.
+READER_PERMISSIONS = {"run.services.list", "run.revisions.list", "run.revisions.get", "run.operations.get"}
+# The decision metric, in metrics_project only.
+METRICS_PERMISSIONS = {"monitoring.timeSeries.create"}
 
 # terraform/verify.tf: reading the restored revision's time series (tests/terraform/test_verify_tf.py).
 VERIFIER_PERMISSIONS = {"monitoring.timeSeries.list"}
@@ -182,6 +173,10 @@ MON_AGENT = "google_pubsub_topic_iam_member.monitoring_publishes_alerts"
 PS_AGENT_DLQ = "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters"
 PS_AGENT_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters"
 INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_alert"
+EVENTS_PUSH = "google_pubsub_subscription.events_push"
+EVENTS_URI = "${google_cloudfunctions2_function.events.service_config[0].uri}"
+EVENTS_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_event_dead_letters"
+EVENTS_INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_events"
 
 # name: (resource address, attribute path, expected HCL value)
 PUBSUB_WIRING = {
@@ -222,6 +217,36 @@ PUBSUB_WIRING = {
     ),
     "trigger SA gets run.invoker": (INVOKER, "role", "roles/run.invoker"),
     "invoker is the trigger SA": (INVOKER, "member", "serviceAccount:${google_service_account.trigger.email}"),
+    # deploy events and ticks: their own topic, subscription and function, the same dead letters
+    "events push reads the events topic": (EVENTS_PUSH, "topic", "${google_pubsub_topic.events.id}"),
+    "events push goes to the events function's URL": (EVENTS_PUSH, "push_config.push_endpoint", EVENTS_URI),
+    "events push is authenticated as the trigger SA": (
+        EVENTS_PUSH,
+        "push_config.oidc_token.service_account_email",
+        "${google_service_account.trigger.email}",
+    ),
+    "events OIDC audience is the events function URL": (EVENTS_PUSH, "push_config.oidc_token.audience", EVENTS_URI),
+    "failed events go to the dead-letter topic": (
+        EVENTS_PUSH,
+        "dead_letter_policy.dead_letter_topic",
+        "${google_pubsub_topic.dead_letter.id}",
+    ),
+    "events retries back off like alerts": (EVENTS_PUSH, "retry_policy.minimum_backoff", "10s"),
+    "Pub/Sub agent may ack on the events subscription": (
+        EVENTS_ACK,
+        "subscription",
+        "${google_pubsub_subscription.events_push.name}",
+    ),
+    "trigger SA may invoke the events function": (
+        EVENTS_INVOKER,
+        "name",
+        "${google_cloudfunctions2_function.events.service_config[0].service}",
+    ),
+    "events invoker is the trigger SA": (
+        EVENTS_INVOKER,
+        "member",
+        "serviceAccount:${google_service_account.trigger.email}",
+    ),
 }
 
 
@@ -251,7 +276,7 @@ def test_policies_for_the_watchdog_notify_its_pubsub_channel() -> None:
 # The functions
 # ---------------------------------------------------------------------------
 
-FUNCTIONS = [("alert", "handle_alert"), ("drill", "drill")]
+FUNCTIONS = [("alert", "handle_alert"), ("events", "handle_events"), ("drill", "drill")]
 
 
 def _main_functions() -> set[str]:
@@ -347,6 +372,11 @@ SERVICE_CONFIG = [
     ("alert", "available_memory", "${var.function_memory}"),
     ("alert", "service_account_email", "${google_service_account.function.email}"),
     ("alert", "environment_variables", "${local.function_env}"),
+    ("events", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
+    ("events", "max_instance_count", "${var.max_instance_count}"),
+    ("events", "timeout_seconds", "${var.function_timeout_seconds}"),
+    ("events", "service_account_email", "${google_service_account.function.email}"),
+    ("events", "environment_variables", "${local.function_env}"),
     ("drill", "ingress_settings", "${var.drill_ingress}"),
     ("drill", "all_traffic_on_latest_revision", True),
     ("drill", "service_account_email", "${google_service_account.function.email}"),
@@ -372,6 +402,8 @@ VARIABLE_DEFAULTS = [
     ("dead_letter_retention", "604800s"),
     ("startup_failure_window", "60s"),
     ("log_match_rate_limit", "300s"),
+    ("log_metric_propagation_wait", "600s"),  # the API: a new log-based metric takes up to 10 minutes
+    ("scheduler_region", None),
 ]
 
 
@@ -383,7 +415,7 @@ def test_variable_defaults(name: str, default: Any) -> None:
 def test_deadline_fits_in_the_timeout() -> None:
     v = variables()
     assert v["deadline_seconds"]["default"] <= v["function_timeout_seconds"]["default"]
-    for name in ("alert", "drill"):
+    for name in ("alert", "events", "drill"):
         pre = block(resource("google_cloudfunctions2_function", name), "lifecycle")["precondition"]
         assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
 
@@ -429,7 +461,7 @@ def test_env_var_is_declared_in_watchdog_config(name: str) -> None:
     assert re.search(rf"[\"']{name}[\"']", config.read_text()), f"{name} does not appear in watchdog/config.py"
 
 
-@pytest.mark.parametrize("name", ["alert", "drill"])
+@pytest.mark.parametrize("name", ["alert", "events", "drill"])
 def test_slack_token_is_only_a_secret(name: str) -> None:
     assert "SLACK_BOT_TOKEN" not in locals_()["function_env"]
     assert "SLACK_WEBHOOK_URL" not in locals_()["function_env"]
@@ -768,7 +800,7 @@ def test_drill_invokers_validation(member: str, accepted: bool) -> None:
 
 @pytest.mark.parametrize(
     ("role", "allowed"),
-    [("operator", OPERATOR_PERMISSIONS), ("reader", READER_PERMISSIONS)],
+    [("operator", OPERATOR_PERMISSIONS), ("reader", READER_PERMISSIONS), ("metrics", METRICS_PERMISSIONS)],
 )
 def test_custom_roles_grant_only_the_listed_permissions(role: str, allowed: set[str]) -> None:
     body = resource("google_project_iam_custom_role", role)
@@ -794,7 +826,8 @@ def test_custom_role_ids_are_per_instance() -> None:
 
 def test_no_custom_role_outside_the_allowed_set() -> None:
     for name, body in resources("google_project_iam_custom_role").items():
-        assert set(body["permissions"]) <= OPERATOR_PERMISSIONS | READER_PERMISSIONS | VERIFIER_PERMISSIONS, name
+        allowed = OPERATOR_PERMISSIONS | READER_PERMISSIONS | METRICS_PERMISSIONS | VERIFIER_PERMISSIONS
+        assert set(body["permissions"]) <= allowed, name
 
 
 def test_operator_role_is_bound_per_watched_service() -> None:
@@ -808,9 +841,14 @@ def test_operator_role_is_bound_per_watched_service() -> None:
 
 def test_only_the_reader_and_build_roles_are_granted_on_a_project() -> None:
     grants = resources("google_project_iam_member")
-    assert set(grants) == {"function_reads", "build_builds", "function_verifies"}  # function_verifies: verify.tf
+    # function_verifies: verify.tf
+    assert set(grants) == {"function_reads", "function_writes_metric", "build_builds", "function_verifies"}
     assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
     assert grants["function_reads"]["member"] == "serviceAccount:${google_service_account.function.email}"
+    # the reader only where watched services are; the metric only where its descriptor and policy are
+    assert grants["function_reads"]["for_each"] == "${local.watched_projects}"
+    assert grants["function_writes_metric"]["project"] == "${local.metrics_project}"
+    assert resource("google_project_iam_custom_role", "metrics")["project"] == "${local.metrics_project}"
 
 
 def test_functions_build_as_a_build_account_with_the_builder_role() -> None:
@@ -823,7 +861,7 @@ def test_functions_build_as_a_build_account_with_the_builder_role() -> None:
     assert locals_()["build_service_account_email"] == (
         "${coalesce(var.build_service_account, one(google_service_account.build[*].email))}"
     )
-    for name in ("alert", "drill"):
+    for name in ("alert", "events", "drill"):
         fn = resource("google_cloudfunctions2_function", name)
         assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
         assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
@@ -849,42 +887,39 @@ def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
     assert "roles/iam.serviceAccountUser" not in {g["role"] for g in resources("google_project_iam_member").values()}
 
 
-def test_runtime_accounts_are_read_from_the_watched_services() -> None:
-    data = {}
+def _data_sources() -> dict[str, dict]:
+    found = {}
     for item in module().get("data", []):
         for t, named in item.items():
-            data.update({f"{t}.{n}": b for n, b in named.items()})
-    service = data["google_cloud_run_v2_service.watched"]
-    assert service["for_each"] == "${local.watched}"
-    assert (service["project"], service["location"], service["name"]) == (
-        "${each.value.project}",
-        "${each.value.region}",
-        "${each.value.name}",
-    )
-    # depends_on would defer the read to apply time and make the grants' for_each unknown.
-    assert "depends_on" not in service
+            found.update({f"{t}.{n}": b for n, b in named.items()})
+    return found
+
+
+def test_no_data_source_reads_a_cloud_run_service() -> None:
+    """A read service (env values included) would land in the Terraform state: the runtime accounts are an input."""
+    assert not [a for a in _data_sources() if a.startswith(("google_cloud_run_", "google_cloudfunctions"))]
+    assert "google_cloud_run_v2_service" not in "\n".join(
+        line for line in module_text().splitlines() if not line.strip().startswith("#")
+    ).replace("google_cloud_run_v2_service_iam_member", "")
+    # what is read: the project (its number, for the default compute account), nothing else
+    assert set(_data_sources()) == {
+        "google_project.this",
+        "google_project.watched",
+        "google_project.metrics",
+        "archive_file.source",
+    }
+
+
+def test_runtime_accounts_are_an_input_with_the_default_compute_account_as_fallback() -> None:
+    watched = variables()["watched_services"]
+    assert "runtime_service_account = optional(string)" in watched["type"].replace("${", "").replace("}", "")
+    assert "runtime_service_account" in locals_()["watched"]
     accounts = locals_()["runtime_service_accounts"]
-    assert "data.google_cloud_run_v2_service.watched" in accounts
-    assert "s.template[0].service_account" in accounts
-    assert "-compute@developer.gserviceaccount.com" in accounts  # the default when the service names none
-
-
-def test_unreadable_watched_services_are_named() -> None:
-    """A precondition on a resource that always exists lists them all; each data source names its own."""
-    fn = resource("google_cloudfunctions2_function", "alert")
-    pre = [p for p in block(fn, "lifecycle")["precondition"] if "unreadable_services" in p["condition"]]
-    assert len(pre) == 1
-    assert pre[0]["condition"] == "${length(local.unreadable_services) == 0}"
-    assert '${join(", ", local.unreadable_services)}' in pre[0]["error_message"]
-    assert "data.google_cloud_run_v2_service.watched" in locals_()["unreadable_services"]
-    data = {}
-    for item in module().get("data", []):
-        data.update(item.get("google_cloud_run_v2_service", {}))
-    post = block(data["watched"], "lifecycle", "postcondition")
-    assert "self.uid" in post["condition"]
-    assert "${each.key}" in post["error_message"]
-    # No actAs on a default account for a service that was not read.
-    assert "!contains(local.unreadable_services, k)" in locals_()["runtime_service_accounts"]
+    assert "s.runtime_service_account" in accounts
+    # a service that names no account runs as its project's Compute Engine default account
+    assert "${data.google_project.watched[s.project].number}-compute@developer.gserviceaccount.com" in accounts
+    # no precondition about unreadable services is left: nothing is read
+    assert "unreadable" not in module_text()
 
 
 SERVICE_AGENT_GRANTS = {
@@ -1017,3 +1052,17 @@ def test_example_enables_monitoring_before_its_oncall_channel() -> None:
     assert api["disable_on_destroy"] is False
     channel = resources_["google_monitoring_notification_channel.oncall_email"]
     assert "${google_project_service.monitoring}" in channel["depends_on"]
+
+
+def test_self_monitoring_covers_every_function_that_handles_deliveries() -> None:
+    """The events function logs ERROR like the alert function; both subscriptions dead-letter to one topic."""
+    assert locals_()["watchdog_services"] == [
+        "${google_cloudfunctions2_function.alert.name}",
+        "${google_cloudfunctions2_function.events.name}",
+        "${google_cloudfunctions2_function.drill.name}",
+    ]
+    dead = "${google_pubsub_topic.dead_letter.id}"
+    for name in ("alerts_push", "events_push"):
+        assert block(resource("google_pubsub_subscription", name), "dead_letter_policy")["dead_letter_topic"] == dead
+    watched = resource("google_monitoring_alert_policy", "dead_letters")["conditions"][0]["condition_threshold"][0]
+    assert "${google_pubsub_subscription.dead_letter.name}" in watched["filter"]

@@ -16,9 +16,25 @@ entry). Methods read:
 
 The requested template is turned into a v2 revision-shaped dict, so that the
 same diff and the same precheck rules (:mod:`watchdog.core.precheck`) judge it as
-``rollback-watchdog check`` judges a revision. An entry without a request
-(the second entry of a v2 long-running operation) or without a template (a
-traffic- or annotations-only update, such as the watchdog's own) is Ignored.
+``rollback-watchdog check`` judges a revision. Rules, first match wins:
+
+1. ``refused``: ``protoPayload.status.code`` is not 0. Cloud Run logs a refused
+   request too, with the full request (codes 3 and 10 seen, severity ERROR): no
+   revision comes of it, so there is nothing to warn about or hold.
+2. ``no_request``: an entry without the request that is not the first (or only)
+   entry of its operation: the other entry of a long-running operation, which
+   "usually" writes two (run/docs/audit-logging). Whether v2 ``UpdateService``
+   entries carry ``request`` at all is not documented, so the first (or only)
+   entry without one is not dropped: it becomes a deploy whose template is read
+   from the service (``from_service``; :func:`with_service_template`). Both
+   entries of an operation share the deploy's key: one warning per deploy.
+3. ``no_template``: a write without a revision template (a traffic- or
+   annotations-only update, such as the watchdog's own).
+
+Who deployed: ``principalEmail``, or for a deployer through workload identity
+federation (no email) ``principalSubject``. With what: the request's
+``run.googleapis.com/client-name`` annotation (the console writes
+``cloud-console``; its user agent is a browser's), else the user agent.
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from watchdog.config import ServiceRef
@@ -50,12 +66,13 @@ class DeployEvent:
     method: str
     api: str  # "v1" or "v2"
     template: dict  # the requested template as a v2 revision-shaped dict (vpcAccess, volumes, containers, …)
-    principal: str = ""
+    principal: str = ""  # principalEmail, or principalSubject (workload identity federation)
     user_agent: str = ""  # gcloud, terraform, console, or the caller's own words (clipped)
     at: str = ""  # the entry's timestamp (RFC 3339)
     key: str = ""  # one deploy, however many copies of its entries arrive
     revision: str = ""  # the revision name when the request names it (v1 metadata.name, v2 template.revision)
     extra: dict = field(default_factory=dict)
+    from_service: bool = False  # the entry carried no request: the template is the service's (with_service_template)
 
     @property
     def incident_id(self) -> str:
@@ -80,20 +97,30 @@ def parse_entry(entry: dict) -> DeployEvent | NotADeploy:
     api = METHODS.get(method)
     if api is None:
         return NotADeploy("not_a_deploy_method", f"audit method {method[:80]!r} is not a service create or update")
+    refused = refusal(payload)
+    if refused:
+        return NotADeploy("refused", f"Cloud Run refused the request ({refused}): no revision comes of it")
+    if payload.get("request") is not None and not isinstance(payload.get("request"), dict):
+        return NotADeploy("malformed_request", "the audit entry's request is not an object")
     request = _obj(payload.get("request"))
-    if not request:
+    operation = _obj(entry.get("operation"))
+    if not request and not _opens_its_operation(operation):
         return NotADeploy("no_request", "an audit entry without the request (the other entry of the operation)")
     ref = _service_ref(entry, payload, request, api)
     if ref is None:
         return NotADeploy("no_service", "the audit entry names no Cloud Run service and region")
-    template, revision = (_v1_template if api == "v1" else _v2_template)(request)
-    if template is None:
-        return NotADeploy("no_template", "the write carries no revision template (traffic or annotations only)")
-    principal = _text(_obj(payload.get("authenticationInfo")).get("principalEmail"))
+    if request:
+        template, revision = (_v1_template if api == "v1" else _v2_template)(request)
+        if template is None:
+            return NotADeploy("no_template", "the write carries no revision template (traffic or annotations only)")
+    else:
+        template, revision = {}, ""  # read from the service (with_service_template)
+    authentication = _obj(payload.get("authenticationInfo"))
+    principal = _text(authentication.get("principalEmail")) or _text(authentication.get("principalSubject"))
     agent = _text(_obj(payload.get("requestMetadata")).get("callerSuppliedUserAgent"))
-    # Copies of one entry share insertId; the two entries of one v2 operation share operation.id; with
+    # Copies of one entry share insertId; the entries of one operation share operation.id; with
     # neither, the same requested template by the same principal is the same deploy.
-    identity = _text(_obj(entry.get("operation")).get("id")) or _text(entry.get("insertId"))
+    identity = _text(operation.get("id")) or _text(entry.get("insertId"))
     key = hashlib.sha256(
         json.dumps([str(ref), identity or _canon_template(template), principal], sort_keys=True).encode()
     ).hexdigest()[:20]
@@ -103,11 +130,41 @@ def parse_entry(entry: dict) -> DeployEvent | NotADeploy:
         api=api,
         template=template,
         principal=principal,
-        user_agent=_agent(agent),
+        user_agent=_agent(agent, _client_name(request, api)),
         at=_text(entry.get("timestamp") or entry.get("receiveTimestamp")),
         key=key,
         revision=revision,
+        from_service=not request,
     )
+
+
+def refusal(payload: dict) -> str:
+    """ "code N: message" when the audit entry records a refused request (``status.code`` other than 0), else ""."""
+    status = _obj(payload.get("status"))
+    code = status.get("code")
+    if code in (None, 0, "0", "OK"):
+        return ""
+    message = _text(status.get("message"))[:160]
+    return f"code {code}" + (f": {message}" if message else "")
+
+
+def _opens_its_operation(operation: dict) -> bool:
+    """The first entry of a long-running operation, or an entry that belongs to no operation (the only one)."""
+    return not operation or operation.get("first") is True
+
+
+def with_service_template(event: DeployEvent, service: dict) -> DeployEvent | None:
+    """A deploy whose entry carried no request, with the template the service now holds (v2 REST ``Service``):
+    the update stores the requested template in the service at once. None when the service holds none."""
+    template, revision = _v2_template({"service": {"template": service.get("template")}})
+    if template is None:
+        return None
+    return replace(event, template=template, revision=event.revision or revision)
+
+
+def newest_first(revisions: list[dict]) -> list[dict]:
+    """Revisions ordered by ``createTime``, newest first: the ListRevisions order is not documented."""
+    return sorted(revisions, key=lambda r: _text(r.get("createTime")), reverse=True)
 
 
 def _service_ref(entry: dict, payload: dict, request: dict, api: str) -> ServiceRef | None:
@@ -227,12 +284,32 @@ def _canon_template(template: dict) -> str:
     return json.dumps(comparable(template), sort_keys=True, default=str)
 
 
-def _agent(text: str) -> str:
+# run.googleapis.com/client-name values, as the client names itself
+_CLIENTS = {"cloud-console": "console", "gcloud": "gcloud", "terraform": "terraform"}
+
+
+def _client_name(request: dict, api: str) -> str:
+    """The request's ``run.googleapis.com/client-name`` annotation: the template's, else the service's."""
+    service = _obj(request.get("service"))
+    if api == "v1":
+        places = [_obj(_obj(_obj(service.get("spec")).get("template")).get("metadata")), _obj(service.get("metadata"))]
+        found = [_obj(p.get("annotations")).get("run.googleapis.com/client-name") for p in places]
+    else:
+        found = [_obj(_obj(service.get("template")).get("annotations")).get("run.googleapis.com/client-name"),
+                 _obj(service.get("annotations")).get("run.googleapis.com/client-name")]  # fmt: skip
+    return next((_text(f) for f in found if _text(f)), "")
+
+
+def _agent(text: str, client: str = "") -> str:
+    """How it was deployed. The user agent names gcloud and terraform; the console's is a browser's, so its
+    ``client-name`` annotation (``cloud-console``) names it."""
     lowered = text.lower()
     if "gcloud" in lowered or "google-cloud-sdk" in lowered:
         return "gcloud"
     if "terraform" in lowered:
         return "terraform"
+    if client:
+        return _CLIENTS.get(client.lower(), client[:40])
     if "console" in lowered or "pantheon" in lowered:
         return "console"
     return text[:60] or "unknown"

@@ -54,6 +54,7 @@ class DeployVerdict:
     undoes: bool | None = None  # pinned: the deploy puts the target's value back
     hold: bool = False  # WATCHDOG_SENTINEL=hold and a blocking rule: pin traffic back once the deploy serves
     repeat: bool = False  # already warned: a redelivery that only checks the hold
+    unread: bool = False  # not in WATCHDOG_SERVICES, so not read (the function may not): the request alone was judged
 
 
 def judge(event: DeployEvent, service: dict, revisions: list[dict], config: Config) -> DeployVerdict:
@@ -191,7 +192,11 @@ def render(event: DeployEvent, warning: DeployVerdict, revision: str = "") -> Me
             lines.append(f"• *{escape(finding.rule)}*: {escape(finding.message)}")
             if finding.fix:
                 lines.append(f"   _Fix:_ {escape(finding.fix)}")
-    lines.append(f"Serving now: {code(warning.baseline or 'none')}. The watchdog {escape(warning.would)}.")
+    if warning.unread:
+        lines.append("Serving now: not read (the watchdog reads only the services in WATCHDOG_SERVICES), so only the "
+                     f"request was judged. The watchdog {escape(warning.would)}.")  # fmt: skip
+    else:
+        lines.append(f"Serving now: {code(warning.baseline or 'none')}. The watchdog {escape(warning.would)}.")
     check = f"rollback-watchdog check --project {ref.project} --region {ref.region} --service {ref.service}"
     lines.append(f"Check it any time: {code(check)}")
     text = "\n".join(lines)

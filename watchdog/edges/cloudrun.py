@@ -97,13 +97,17 @@ def _newest_first(revisions: list[dict]) -> bool:
 
 
 class CloudRun:
-    def __init__(self, endpoint: str = "", *, call_timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str = "", *, call_timeout: float = 10.0, credentials=None) -> None:
+        """``credentials``: whose calls these are (the doctor's impersonated function account); by default the
+        process's own (Application Default Credentials), or none for a local ``http://`` stand-in."""
         import google.auth
         from google.auth.credentials import AnonymousCredentials
         from google.auth.transport.requests import AuthorizedSession
 
         self.local = endpoint.startswith("http://")
-        if self.local:
+        if credentials is not None:
+            pass
+        elif self.local:
             credentials = AnonymousCredentials()  # a local stand-in
         else:
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])

@@ -9,6 +9,13 @@ instance's memory for the others. A failed post is retried by Pub/Sub (500);
 nothing here ever changes traffic, except through the alert path when
 ``WATCHDOG_SENTINEL=hold`` pins a risky deploy back.
 
+A service not in ``WATCHDOG_SERVICES`` is never read: the function may
+``run.services.get`` only the watched services (terraform/iam.tf), and the sink
+exports every Cloud Run write in the project, so a read would answer 403 on
+every deploy of every other service. Its deploy is judged from the request
+alone (the warning says the serving revision was not read); a deploy of it
+whose entry carries no request cannot be judged and is acknowledged quietly.
+
 Copies of one deploy take the service's turn (flows/turns.py), so each reads
 what the first remembered. Errors: a permanent one is logged and acknowledged;
 a transient one, or a hold still waiting for the revision to serve, raises
@@ -23,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from watchdog.config import Config
-from watchdog.core import ledger, sentinel
+from watchdog.core import deploys, ledger, sentinel
 from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, rfc3339
 from watchdog.edges import logs
@@ -77,8 +84,48 @@ class DeployWatch:
             return "ignored", "sentinel_off", False
         if event.key in self._warned and self.config.sentinel != "hold":
             return "nothing", "already_warned", False
+        if event.service not in self.config.services:
+            return self._unwatched(event, deadline, delivery_id, started)
         service, history = self.cloud_run.read(event.service, deadline)
-        verdict = sentinel.judge(event, service, history.loaded, self.config)
+        revisions = deploys.newest_first(history.loaded)
+        if event.from_service:
+            read = deploys.with_service_template(event, service)
+            if read is None:
+                logs.info(
+                    f"deploy of {event.service.service}: no request and no template to judge", reason="no_template"
+                )
+                return "nothing", "no_template", False
+            event = read
+        verdict = sentinel.judge(event, service, revisions, self.config)
+        self._log(event, verdict, delivery_id, started)
+        if verdict.action == sentinel.NOTHING:
+            return "nothing", verdict.reason, False
+        posted_ok = False
+        if not verdict.repeat and event.key not in self._warned:
+            posted_ok = self._warn(event, verdict, service, deadline)
+        if verdict.hold:
+            return self._held(event, service, revisions, deadline, posted_ok, verdict.baseline)
+        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted_ok
+
+    def _unwatched(self, event: DeployEvent, deadline: float, delivery_id: str, started: float):
+        """A service the watchdog may not read: judged from the request alone, never read, never written."""
+        if event.from_service:
+            logs.info(
+                f"deploy of {event.service.service} not judged: its entry carries no request, and the service is "
+                "not in WATCHDOG_SERVICES, so the watchdog does not read it",
+                decision="deploy_nothing",
+                reason="unwatched_no_request",
+                service=str(event.service),
+                delivery_id=delivery_id,
+            )
+            return "nothing", "unwatched_no_request", False
+        verdict = replace(sentinel.judge(event, {}, [], self.config), unread=True)
+        self._log(event, verdict, delivery_id, started)
+        if verdict.action == sentinel.NOTHING:
+            return "nothing", verdict.reason, False
+        return "warned", verdict.reason, self._warn(event, verdict, {}, deadline)
+
+    def _log(self, event: DeployEvent, verdict, delivery_id: str, started: float) -> None:
         logs.info(
             f"deploy of {event.service.service}: {verdict.reason}: {verdict.detail}",
             decision=f"deploy_{verdict.action}",
@@ -92,14 +139,6 @@ class DeployWatch:
             delivery_id=delivery_id,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        if verdict.action == sentinel.NOTHING:
-            return "nothing", verdict.reason, False
-        posted_ok = False
-        if not verdict.repeat and event.key not in self._warned:
-            posted_ok = self._warn(event, verdict, service, deadline)
-        if verdict.hold:
-            return self._held(event, service, history.loaded, deadline, posted_ok, verdict.baseline)
-        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted_ok
 
     def _held(
         self, event: DeployEvent, service: dict, revisions: list[dict], deadline: float, posted: bool, baseline: str

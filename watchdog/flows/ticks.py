@@ -1,14 +1,15 @@
 """The verification tick: read → verify (watchdog/core/verification.py) → tell (flows/verdicts.py). A thin shell.
 
-Cloud Scheduler publishes a tick to the watchdog's topic every minute (terraform/verify.tf). A tick
-looks only at services with a rollback under verification, and knows them without listing: an
-in-process registry of the services this instance rolled back, plus, on a cold start, the fully
-qualified ``PROJECT/REGION/SERVICE`` entries of ``WATCHDOG_SERVICES`` (read once, then dropped when
-they hold nothing to verify). ``SERVICE``, ``REGION/SERVICE`` and ``*`` entries cannot be located
-without a ListServices call per project and region, which a tick every minute should not cost:
-such services are verified by the instance that rolled them back, or by any instance once an alert
-for them has been seen (terraform writes fully qualified entries). With nothing registered a tick
-makes no Cloud Run and no Monitoring call.
+Cloud Scheduler publishes a tick to the watchdog's events topic every minute (terraform/verify.tf),
+which terraform delivers to the events function, not to the alert function that rolls back: so the
+fully qualified ``PROJECT/REGION/SERVICE`` entries of ``WATCHDOG_SERVICES`` (terraform writes them so)
+are read on every tick, one GetService each, and only a rollback under verification in a service's
+ledger costs more (its revision, and Monitoring). Services this instance rolled back are added to
+them, and dropped once they hold nothing to verify. ``SERVICE``, ``REGION/SERVICE`` and ``*``
+entries cannot be located without a ListServices call per project and region, which a tick every
+minute should not cost: such services are verified by the instance that rolled them back, or by any
+instance once an alert for them has been seen. With nothing registered a tick makes no Cloud Run and
+no Monitoring call.
 
 A verdict is posted once, although ticks arrive at least once and overlap: it is recorded
 first, then posted, then recorded as posted (flows/verdicts.py says why in that order). An
@@ -50,7 +51,9 @@ class Ticks:
         self._clock = clock
         self._verdicts = Verdicts(config, cloud_run, reporter, clock)
         self._lock = threading.Lock()
-        self._watched: set[ServiceRef] = {ServiceRef(*entry) for entry in config.services.entries if len(entry) == 3}
+        # Never dropped: the instance that gets the ticks is not the one that rolls back (terraform/pubsub.tf).
+        self._configured = frozenset(ServiceRef(*entry) for entry in config.services.entries if len(entry) == 3)
+        self._watched: set[ServiceRef] = set(self._configured)
         self._series: Any = None  # Monitoring, on the first evidence read
 
     def watch(self, ref: ServiceRef) -> None:
@@ -62,6 +65,8 @@ class Ticks:
             return sorted(self._watched, key=str)
 
     def _forget(self, ref: ServiceRef) -> None:
+        if ref in self._configured:
+            return  # read on every tick: its next rollback may come from another instance
         with self._lock:
             self._watched.discard(ref)
 

@@ -7,10 +7,16 @@ It reads, never writes:
 - the topic (Pub/Sub): it exists, and its IAM policy grants the Monitoring
   notification agent a publisher role (an endpoint without the IAM API, the
   pstest emulator, makes this check "unchecked");
-- every service in ``WATCHDOG_SERVICES`` exists (Cloud Run ``GetService``), and the
-  watchdog may roll it back (watchdog/tools/rollback_rights.py: ``testIamPermissions``
-  on the service and on its runtime service account, and a ``validate_only``
-  update with the rollback's mask and body);
+- the watched services: ``--services`` (or ``WATCHDOG_SERVICES``) when given, else the
+  deployed function's own list (watchdog/tools/watched.py); with neither, it says so;
+- every watched service exists (Cloud Run ``GetService``), and the watchdog may roll it
+  back (watchdog/tools/rollback_rights.py: ``testIamPermissions`` on the service and on its
+  runtime service account, and a ``validate_only`` update with the rollback's mask and
+  body). ``testIamPermissions`` answers for its caller, so all of this runs *as the
+  function's service account* (``--as``, by default the deployed function's), by
+  impersonation (``google.auth.impersonated_credentials``): whoever runs the doctor needs
+  ``roles/iam.serviceAccountTokenCreator`` on that account. The operator's own rights
+  prove nothing about the function's;
 - what ``status`` says needs a human, and the configuration itself (invalid values,
   paused, dry run, empty scope).
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -40,10 +47,12 @@ from watchdog.core.alert_policies import (
     watchdog_channels,
 )
 from watchdog.tools import reach
+from watchdog.tools import rollback_rights as rights
 from watchdog.tools.options import (
     CONTEXT,
     TOPIC_RE,
     config_options,
+    deployed_options,
     emit_json,
     environment,
     json_option,
@@ -65,15 +74,20 @@ Exit codes:
   1  problems found (each printed with what to change)
   2  nothing wrong found, but something could not be checked (e.g. the topic's IAM policy
      on an endpoint without the IAM API, an API error, a service entry without region,
-     actAs on a Compute Engine default account without --project-number)
+     actAs on a Compute Engine default account without --project-number, which services
+     are watched or whose rights to prove is not known, the function's account could not
+     be impersonated)
 
 \b
 Reads, never writes: notification channels and alert policies (Monitoring), the topic and
-its IAM policy (Pub/Sub), the services in WATCHDOG_SERVICES (Cloud Run). For each service
-it proves a rollback would be allowed without changing anything: testIamPermissions on the
-service (run.services.get, run.services.update) and on its runtime service account
-(iam.serviceAccounts.actAs), and an UpdateService with validate_only=true and the same
-update mask (traffic,annotations), body and etag a rollback sends.
+its IAM policy (Pub/Sub), the deployed function (Cloud Functions: its WATCHDOG_SERVICES and
+service account), the watched services (Cloud Run). For each service it proves a rollback
+would be allowed without changing anything, as the function's service account (--as,
+default the deployed function's; you need roles/iam.serviceAccountTokenCreator on it):
+testIamPermissions on the service (run.services.get, run.services.update) and on its
+runtime service account (iam.serviceAccounts.actAs), and an UpdateService with
+validate_only=true and the same update mask (traffic,annotations), body and etag a
+rollback sends.
 """
 
 
@@ -97,12 +111,32 @@ update mask (traffic,annotations), body and etag a rollback sends.
     envvar="MONITORING_API_ENDPOINT",
     help="host:port of an insecure gRPC Monitoring endpoint (MONITORING_API_ENDPOINT).",
 )
+@click.option(
+    "--as",
+    "as_email",
+    default="",
+    help="The service account whose rights to prove, impersonated (you need roles/iam.serviceAccountTokenCreator "
+    "on it). Default: the deployed function's.",
+)
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per API call.")
 @json_option
+@deployed_options
 @config_options
 @click.pass_context
 def doctor(
-    ctx, project, topic, region, project_number, iam_endpoint, monitoring_endpoint, timeout, as_json, **settings
+    ctx,
+    project,
+    topic,
+    region,
+    project_number,
+    iam_endpoint,
+    monitoring_endpoint,
+    as_email,
+    timeout,
+    as_json,
+    function,
+    functions_endpoint,
+    **settings,
 ) -> None:
     """Report what would stop the watchdog acting on an alert."""
     if not TOPIC_RE.match(topic):
@@ -112,8 +146,19 @@ def doctor(
     env = environment(**settings)
     env["MONITORING_API_ENDPOINT"] = monitoring_endpoint or ""
     env["IAM_API_ENDPOINT"] = iam_endpoint or ""
+    given = (settings.get("services") or "").strip()
+    deployment = Deployment(
+        function, functions_endpoint or "", as_email.strip(), named(ctx, "services") if given else ""
+    )
     findings = run(
-        project, topic, env, region=region, project_number=project_number, timeout=timeout, progress=progress
+        project,
+        topic,
+        env,
+        region=region,
+        project_number=project_number,
+        timeout=timeout,
+        progress=progress,
+        deployment=deployment,
     )
     findings = [Finding(f.check, f.status, relabel(f.message, ctx), f.subject) if f.check == "config" else f
                 for f in findings]  # fmt: skip
@@ -129,7 +174,17 @@ def doctor(
     sys.exit(code)
 
 
-def config_findings(env: dict[str, str]) -> tuple[Any, list[Finding]]:
+@dataclass(frozen=True)
+class Deployment:
+    """Where the deployed watchdog is, and what the command line says about it."""
+
+    function: str = "rollback-watchdog"
+    endpoint: str = ""  # the Cloud Functions API (CLOUD_FUNCTIONS_API_ENDPOINT)
+    as_email: str = ""  # --as: whose rights to prove ("": the deployed function's service account)
+    services_from: str = ""  # where WATCHDOG_SERVICES came from when given ("": read the deployed function)
+
+
+def config_findings(env: dict[str, str], *, services_known: bool = True) -> tuple[Any, list[Finding]]:
     from watchdog.config import Config, ConfigError
 
     try:
@@ -141,7 +196,7 @@ def config_findings(env: dict[str, str]) -> tuple[Any, list[Finding]]:
         found.append(Finding("config", WARNING, "WATCHDOG_PAUSED=true: the watchdog only reports", "environment"))
     if config.dry_run:
         found.append(Finding("config", WARNING, "WATCHDOG_DRY_RUN=true: the watchdog only reports", "environment"))
-    if not config.services:
+    if services_known and not config.services:
         found.append(
             Finding("config", WARNING, "WATCHDOG_SERVICES is empty: the watchdog never rolls back", "environment")
         )
@@ -157,29 +212,90 @@ def run(
     project_number: str = "",
     timeout: float = 15.0,
     progress: Callable[[str], None] = lambda _text: None,
+    deployment: Deployment = Deployment(),
 ) -> list[Finding]:
     findings: list[Finding] = []
-    config, found = config_findings(env)
+    scope, deployed, unknown = _scope(env, project, region, deployment, timeout, progress)
+    env = {**env, "WATCHDOG_SERVICES": scope}
+    config, found = config_findings(env, services_known=unknown is None)
     findings += found
     findings += _monitoring(project, topic, env.get("MONITORING_API_ENDPOINT", "").strip(), timeout, progress)
     findings += _topic(topic, project_number, timeout, progress)
     if config is None:
         return findings
+    if unknown is not None:
+        return [*findings, unknown]
     if config.services.everything:
         findings += [
             Finding("service", OK, "WATCHDOG_SERVICES is '*': every service is in scope", "*"),
             Finding("dry_run", UNCHECKED, "with '*' there is no list of services to prove rollback rights on: "
                     "name the services in WATCHDOG_SERVICES to have them checked", "*"),
         ]  # fmt: skip
-    cloud_run, trouble = _cloud_run(config)
-    if trouble is not None:
-        return [*findings, trouble]
+    down = reach.unreachable("Cloud Run API", config.cloud_run_endpoint, reach.CLOUD_RUN)
+    if down:
+        return [*findings, Finding("service", UNCHECKED, f"could not read the services: {down}", "WATCHDOG_SERVICES")]
+    identity, cloud_run = _acting_as(config, env, project, region, deployment, deployed, timeout, progress)
+    findings.append(identity)
+    if cloud_run is None:
+        return findings
     if not config.services.everything:
         findings += service_findings(
             config, project, region, timeout, progress, cloud_run=cloud_run, project_number=project_number,
             iam_endpoint=env.get("IAM_API_ENDPOINT", "").strip(), incident=DOCTOR_INCIDENT,
         )  # fmt: skip
     return findings + _needs_human(config, project, region, timeout, progress, cloud_run=cloud_run)
+
+
+def _scope(env: dict[str, str], project: str, region: str, deployment: Deployment, timeout: float, progress):
+    """(WATCHDOG_SERVICES, the deployed function if read, the finding that says the scope is unknown, or None)."""
+    from watchdog.tools.watched import Unreadable, deployed
+
+    given = env.get("WATCHDOG_SERVICES", "").strip()
+    if given:
+        progress(f"watched services: {given} (from {deployment.services_from or 'WATCHDOG_SERVICES'})")
+        return given, None, None
+    if not region:
+        return "", None, Finding("services", UNCHECKED, "which services are watched is not known: give --services, "
+                                 f"or --region to read them from the deployed function {deployment.function}",
+                                 "WATCHDOG_SERVICES")  # fmt: skip
+    progress(f"reading the deployed function {deployment.function} in {project}/{region}")
+    try:
+        found = deployed(project, region, deployment.function, deployment.endpoint, timeout)
+    except Unreadable as error:
+        return "", None, Finding("services", UNCHECKED, f"which services are watched is not known: the deployed "
+                                 f"function {deployment.function} could not be read ({error}); give --services, or "
+                                 "--function", "WATCHDOG_SERVICES")  # fmt: skip
+    progress(f"watched services: {found.services or '(none)'} (from the deployed function {found.name})")
+    return found.services, found, None
+
+
+def _acting_as(config: Any, env, project: str, region: str, deployment: Deployment, deployed, timeout, progress):
+    """(the finding that says whose rights are proven, a Cloud Run client acting as them or None)."""
+    from watchdog.edges.cloudrun import CloudRun
+    from watchdog.tools.watched import Unreadable
+    from watchdog.tools.watched import deployed as read_deployed
+
+    email, source = deployment.as_email, "--as"
+    if not email:
+        if deployed is None and region:
+            try:
+                deployed = read_deployed(project, region, deployment.function, deployment.endpoint, timeout)
+            except Unreadable as error:
+                return Finding("identity", UNCHECKED, "whose rights to prove is not known: the deployed function "
+                               f"{deployment.function} could not be read ({error}); give --as EMAIL",
+                               "--as"), None  # fmt: skip
+        email = deployed.service_account if deployed is not None else ""
+        source = f"the service account of the deployed function {deployed.name}" if deployed is not None else ""
+    if not email:
+        return Finding("identity", UNCHECKED, "whose rights to prove is not known: give --as EMAIL (the function's "
+                       "service account) or --region to read it from the deployed function", "--as"), None  # fmt: skip
+    progress(f"proving the rights of {email} ({source}), by impersonation")
+    try:
+        credentials = rights.impersonated(email, env, config.cloud_run_endpoint, timeout)
+    except rights.CannotActAs as error:
+        return Finding("identity", UNCHECKED, f"could not act as {email} to prove its rights: {error}", email), None
+    cloud_run = CloudRun(config.cloud_run_endpoint, credentials=credentials)
+    return Finding("identity", OK, f"rights proven as {email} ({source}), impersonated", email), cloud_run
 
 
 def _monitoring(project: str, topic: str, endpoint: str, timeout: float, progress) -> list[Finding]:
@@ -269,22 +385,6 @@ def _topic(topic: str, project_number: str, timeout: float, progress: Callable[[
         return found + topic_iam_findings(json_format.MessageToDict(policy), topic, project_number)
     finally:
         publisher.transport.close()
-
-
-def _cloud_run(config: Any) -> tuple[Any, Finding | None]:
-    """A Cloud Run client for the service checks, or the one finding that says why there is none."""
-    from google.auth.exceptions import GoogleAuthError
-
-    from watchdog.edges.cloudrun import CloudRun
-
-    try:
-        cloud_run = CloudRun(config.cloud_run_endpoint)
-    except GoogleAuthError as error:
-        return None, Finding("service", UNCHECKED, f"no credentials for Cloud Run: {error}", "WATCHDOG_SERVICES")
-    down = reach.unreachable("Cloud Run API", config.cloud_run_endpoint, reach.CLOUD_RUN)
-    if down:
-        return None, Finding("service", UNCHECKED, f"could not read the services: {down}", "WATCHDOG_SERVICES")
-    return cloud_run, None
 
 
 def _needs_human(config: Any, project: str, region: str, timeout: float, progress, cloud_run: Any = None):

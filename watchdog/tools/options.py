@@ -193,6 +193,58 @@ def config_options(function):
     return function
 
 
+def deployed_options(function):
+    """Where the deployed watchdog is: ``status`` and ``doctor`` read its watched services (and the doctor the
+    service account it runs as) from the function itself, not from the operator's shell."""
+    options = [
+        setting(
+            "--function",
+            envvar="WATCHDOG_FUNCTION",
+            default="rollback-watchdog",
+            show_default=True,
+            help="The deployed alert function (terraform's name_prefix) in --project/--region (WATCHDOG_FUNCTION).",
+        ),
+        setting(
+            "--functions-endpoint",
+            envvar="CLOUD_FUNCTIONS_API_ENDPOINT",
+            default="",
+            help="Cloud Functions API base URL (CLOUD_FUNCTIONS_API_ENDPOINT); http:// = stand-in.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def watched_services(
+    ctx: click.Context, given: str | None, project: str, region: str, function: str, endpoint: str, timeout: float
+):
+    """(the WATCHDOG_SERVICES to use, where it came from, the deployed function or None).
+
+    ``given`` (--services, or WATCHDOG_SERVICES set) wins; else the deployed function's own list. With neither,
+    :class:`CouldNotCheck` (exit 2): a command that knows no service must never say "all clear".
+    """
+    from watchdog.tools.watched import Unreadable, deployed
+
+    if given and given.strip():
+        return given, named(ctx, "services"), None
+    if not (project and region):
+        raise CouldNotCheck(
+            "which services are watched is not known: give --services, or --project and --region to read them from "
+            f"the deployed function {function}"
+        )
+    try:
+        found = deployed(project, region, function, endpoint, timeout)
+    except Unreadable as error:
+        raise CouldNotCheck(
+            f"which services are watched is not known: --services is not given and the deployed function "
+            f"{function} in {project}/{region} could not be read ({error}); give --services, or --function"
+        ) from None
+    if not found.services:
+        raise CouldNotCheck(f"the deployed function {found.name} watches no service (its WATCHDOG_SERVICES is empty)")
+    return found.services, f"the deployed function {found.name}", found
+
+
 SETTING_VARIABLES = {
     "services": "WATCHDOG_SERVICES",
     "rollback_on": "WATCHDOG_ROLLBACK_ON",

@@ -13,6 +13,51 @@ from watchdog.tools.reach import one_line
 
 SERVICE_PERMISSIONS = ["run.services.get", "run.services.update"]
 ACT_AS = "iam.serviceAccounts.actAs"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
+
+
+class CannotActAs(Exception):
+    """The doctor could not impersonate the account whose rights it proves; the message says why and what to do."""
+
+
+def impersonated(email: str, env: dict[str, str], cloud_run_endpoint: str, timeout: float):
+    """Credentials of ``email``, obtained with the caller's own (Application Default Credentials) through the IAM
+    Service Account Credentials API (``generateAccessToken``; ``IAM_API_ENDPOINT`` for a stand-in). They are
+    refreshed once here, so that a refusal is one finding, not one per check.
+
+    ``testIamPermissions`` answers for its caller: only calls made as the function's service account prove its
+    rights. The caller needs roles/iam.serviceAccountTokenCreator on ``email``.
+    """
+    import google.auth
+    from google.auth import impersonated_credentials
+    from google.auth.exceptions import GoogleAuthError
+    from google.auth.transport.requests import Request
+
+    iam = env.get("IAM_API_ENDPOINT", "").strip().rstrip("/")
+    if cloud_run_endpoint.startswith("http://"):  # a local stand-in: nothing real is looked for or called
+        if not iam:
+            raise CannotActAs("no IAM endpoint (IAM_API_ENDPOINT) for a local Cloud Run endpoint")
+        if not env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            raise CannotActAs("a local Cloud Run endpoint and no GOOGLE_APPLICATION_CREDENTIALS to impersonate with")
+    override = f"{iam}/v1/projects/-/serviceAccounts/{email}:generateAccessToken" if iam else None
+    try:
+        source, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        credentials = impersonated_credentials.Credentials(
+            source_credentials=source,
+            target_principal=email,
+            target_scopes=[CLOUD_PLATFORM],
+            lifetime=max(300, int(timeout) * 20),
+            iam_endpoint_override=override,
+        )
+        credentials.refresh(Request())
+    except GoogleAuthError as error:
+        raise CannotActAs(
+            f"{type(error).__name__}: {one_line(error)}; whoever runs the doctor needs {TOKEN_CREATOR} on it: "
+            f"gcloud iam service-accounts add-iam-policy-binding {email} --member user:YOU@EXAMPLE.COM "
+            f"--role {TOKEN_CREATOR}"
+        ) from None
+    return credentials
 
 
 def service_findings(
@@ -48,6 +93,14 @@ def service_findings(
             found.append(Finding("service", OK, f"exists ({ref})", label))
         except exceptions.NotFound:
             found.append(Finding("service", PROBLEM, f"{ref} does not exist: alerts for it cannot be acted on", label))
+            continue
+        except (exceptions.PermissionDenied, exceptions.Forbidden):
+            # Cloud Run answers 403 for a service the caller may not read, whether or not it exists
+            who = cloud_run.identity() or "the watchdog's service account"
+            command = permissions.operator_command(ref, f"serviceAccount:{who}")
+            found.append(Finding("service", PROBLEM, f"the watchdog may not read {ref} (403: it does not exist, or "
+                                 f"{who} lacks run.services.get on it): alerts for it cannot be acted on: {command}",
+                                 label))  # fmt: skip
             continue
         except Exception as error:  # noqa: BLE001 - any failure to read is "could not check"
             found.append(Finding("service", UNCHECKED, f"could not read {ref}: {one_line(error)}", label))

@@ -2,17 +2,79 @@
 
 The I/O half of ``status``: the Cloud Run client and the clock come in here; the
 assessment itself is pure (watchdog/core/status.py).
+
+Which services are watched is the deployed function's business, not the operator's
+shell's: :func:`deployed` reads the function (Cloud Functions v2 REST ``GET
+projects/P/locations/R/functions/F``, through google-auth's AuthorizedSession) for
+its ``WATCHDOG_SERVICES`` and the service account it runs as.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from watchdog.config import Config, ServiceRef
 from watchdog.core.status import Status, assess
 from watchdog.core.traffic import short_name
+
+FUNCTIONS_API = "https://cloudfunctions.googleapis.com"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the deployed alert function says about itself."""
+
+    name: str  # projects/P/locations/R/functions/F
+    services: str  # its WATCHDOG_SERVICES ("" when it has none)
+    service_account: str  # serviceConfig.serviceAccountEmail
+
+
+class Unreadable(Exception):
+    """The deployed function could not be read; the message says why, in one line."""
+
+
+def deployed(project: str, region: str, function: str, endpoint: str = "", timeout: float = 15.0) -> Deployed:
+    """The deployed function's watched services and service account (:class:`Unreadable` when it cannot be read).
+
+    ``endpoint``: the Cloud Functions API base URL (``CLOUD_FUNCTIONS_API_ENDPOINT``); an ``http://`` one is a
+    local stand-in, called without credentials.
+    """
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import GoogleAuthError
+    from google.auth.transport.requests import AuthorizedSession
+
+    from watchdog.tools import reach
+
+    name = f"projects/{project}/locations/{region}/functions/{function}"
+    down = reach.unreachable("Cloud Functions API", endpoint, FUNCTIONS_API, min(timeout, reach.CONNECT_TIMEOUT))
+    if down:
+        raise Unreadable(down)
+    try:
+        if endpoint.startswith("http://"):
+            credentials: Any = AnonymousCredentials()
+        else:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        response = AuthorizedSession(credentials).get(f"{(endpoint or FUNCTIONS_API).rstrip('/')}/v2/{name}",
+                                                      timeout=timeout)  # fmt: skip
+    except (GoogleAuthError, OSError) as error:
+        raise Unreadable(f"{type(error).__name__}: {reach.one_line(error)}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:200]
+        raise Unreadable(f"HTTP {response.status_code}: {' '.join(str(detail).split())}")
+    try:
+        config = response.json().get("serviceConfig") or {}
+        services = str((config.get("environmentVariables") or {}).get("WATCHDOG_SERVICES") or "").strip()
+        account = str(config.get("serviceAccountEmail") or "").strip()
+    except (ValueError, AttributeError):
+        raise Unreadable("the answer is not a Cloud Functions Function") from None
+    return Deployed(name, services, account)
 
 
 def watched(config: Config, cloud_run: Any, project: str, region: str, deadline: float) -> list[ServiceRef | Status]:

@@ -10,11 +10,12 @@ variable "region" {
 }
 
 variable "watched_services" {
-  description = "Cloud Run services the watchdog may roll back: {name, region, project?}. They must exist before apply (their runtime service accounts are read from them)."
+  description = "Cloud Run services the watchdog may roll back: {name, region, project?, runtime_service_account?}. runtime_service_account is the email the service runs as; leave it out for the project's Compute Engine default account. Nothing reads the services, so they need not exist yet."
   type = list(object({
-    name    = string
-    region  = string
-    project = optional(string)
+    name                    = string
+    region                  = string
+    project                 = optional(string)
+    runtime_service_account = optional(string)
   }))
 }
 
