@@ -95,10 +95,7 @@ class History:
             "lastModifier": "deployer@netra-staging.iam.gserviceaccount.com",
             "launchStage": "GA",
             "ingress": "INGRESS_TRAFFIC_ALL",
-            "template": {
-                "containers": copy.deepcopy(revisions[0]["containers"]),
-                "revision": revisions[0]["name"].rsplit("/", 1)[-1],
-            },
+            "template": _template(revisions[0]),
             "traffic": traffic,
             "latestCreatedRevision": revisions[0]["name"],
             "latestReadyRevision": ready[0]["name"] if ready else "",
@@ -232,6 +229,18 @@ def _revision(service: str, name: str, entry: dict, created: float) -> dict:
         revision["deleteTime"] = stamp(created + 1800)
         revision["expireTime"] = stamp(created + 30 * 86400)
     return revision
+
+
+# RevisionTemplate fields a Revision carries too: the service's template is the newest deploy's.
+_TEMPLATE_FIELDS = ("containers", "vpcAccess", "volumes", "serviceAccount", "scaling", "timeout",
+                    "maxInstanceRequestConcurrency", "executionEnvironment")  # fmt: skip
+
+
+def _template(newest: dict) -> dict:
+    """The service's ``template`` as Cloud Run shows it: the newest revision's configuration, and its name."""
+    template = {k: copy.deepcopy(newest[k]) for k in _TEMPLATE_FIELDS if k in newest}
+    template["revision"] = newest["name"].rsplit("/", 1)[-1]
+    return template
 
 
 def _ago(entry: dict, default: float) -> float:

@@ -22,8 +22,7 @@ REVISION = field_revert.revision_name("checkout", "0.hotfix-1")
 
 def start(start_stack, **env: str):
     history = histories.load("hotfix_on_top")
-    stack = start_stack(WATCHDOG_SERVICES="*", WATCHDOG_DEADLINE_SECONDS="20", **env)
-    stack.cloud_run.state.reset(history.seed())
+    stack = start_stack(seed=history.seed(), WATCHDOG_SERVICES="checkout", WATCHDOG_DEADLINE_SECONDS="20", **env)
     return stack, history
 
 
