@@ -316,6 +316,32 @@ class TestTransientAndPermanentErrors:
         # a redelivery of the acknowledged incident would try once and report once: no loop inside a delivery
         assert len(stack.traffic_attempts()) == 1
 
+    @pytest.mark.parametrize(
+        ("status", "grpc_status"), [(404, "NOT_FOUND"), (403, "PERMISSION_DENIED")], ids=["operation gone", "denied"]
+    )
+    def test_an_accepted_update_whose_operation_is_lost_is_reported_as_made_but_unverified(
+        self, start_stack, status, grpc_status
+    ):
+        """Cloud Run accepted the update; following its operation failed. The rollback happened: it is reported,
+        the record is marked reported, and nobody is sent to fix an alert policy."""
+        stack = start_stack(unenforced="the operation's 403 is scripted, not a missing grant")
+        stack.cloud_run.state.operation_polls_before_done = 100  # the operation never finishes on its own
+        stack.cloud_run.state.faults.append(
+            Fault(method="GET", path="/operations/", status=status, grpc_status=grpc_status, times=100)
+        )
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+        [card] = stack.messages
+        shown = json.dumps(card, ensure_ascii=False)
+        assert "not verified" in card["blocks"][0]["text"]["text"]
+        assert "its operation could not be followed" in shown
+        assert "alert policy" not in shown
+        record = ledger.find(stack.cloud_run.state.services[BACKEND]["annotations"], "0.backend-startup-1")
+        assert record is not None
+        assert record.reported
+        assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")  # a redelivery
+        assert len(stack.messages) == 1
+        assert len(stack.traffic_attempts()) == 1
+
 
 class TestVerification:
     def test_it_waits_for_reconciliation_before_confirming(self, start_stack):

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from google.api_core import exceptions as api_exceptions
+
 from watchdog.config import Config
 from watchdog.core import decision as rules
 from watchdog.core import field_revert, ledger, report, traffic
@@ -84,6 +86,7 @@ class Rollback:
             early = self._reporter.post(
                 report.render(alert, decided, rolling, buttons=self._reporter.buttons), deadline
             )
+        lost = ""  # why the accepted update's operation could not be followed to its end
         try:
             result = self.cloud_run.await_pin(alert.service, operation, deadline)
         except UpdateFailed as error:
@@ -91,12 +94,19 @@ class Rollback:
                 failed = report.Action(report.FAILED, error=str(error)[:500])
                 self._reporter.update(report.render(alert, decided, failed), early.thread, deadline)
             return self.failed(alert, decided, error, deadline)
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError, TimeoutError) as error:
+            # Cloud Run accepted the update (traffic and the ledger record together); only following it failed
+            # (the operation answered 404 or 403, or time ran out). Say what serves, as made but unverified.
+            lost = f"the update was accepted, but its operation could not be followed ({type(error).__name__})"
+            result = self._read_back(alert, deadline)
         serving = {k: v for k, v in traffic.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
-        if confirmed(result, decided.split):  # settled, and trafficStatuses show the split the rollback set
+        if not lost and confirmed(result, decided.split):  # settled; trafficStatuses show the split the rollback set
             action = report.Action(report.ROLLED_BACK, seconds=elapsed)
         else:
-            action = report.Action(report.UNVERIFIED, error=f"traffic reported as {serving}", seconds=elapsed)
+            shown = ", ".join(f"{r} {p}%" for r, p in serving.items()) or "unknown"
+            why = f"{lost}; " if lost else ""
+            action = report.Action(report.UNVERIFIED, error=f"{why}traffic reported as {shown}", seconds=elapsed)
         logs.log(
             "NOTICE" if action.kind == report.ROLLED_BACK else "ERROR",
             f"rolled back {alert.service.service} from {decided.failing} to {decided.target}",
@@ -114,10 +124,19 @@ class Rollback:
         if not posted.ok and early is not None and early.ok:
             logs.warning(f"could not update the card: {posted.error}", incident_id=alert.incident_id)
             posted = early  # the card is out; its first state stands
-        settle_report(self.cloud_run, alert, result, posted, deadline)
+        settle_report(self.cloud_run, alert, result or self.cloud_run.get_service(alert.service, deadline), posted,
+                      deadline)  # fmt: skip
         if decided.remedy == field_revert.FIELD_REVERT and action.kind == report.ROLLED_BACK and revisions:
             self._field_revert(alert, decided, revisions, posted.thread if posted.ok else "", deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _read_back(self, alert: Alert, deadline: float) -> dict:
+        """The service as it is now, after an update whose operation was lost; {} when it cannot be read either."""
+        try:
+            return self.cloud_run.get_service(alert.service, deadline)
+        except Exception as error:  # noqa: BLE001 - the rollback is reported whatever this read answers
+            logs.warning(f"could not read the service back after the rollback: {error}", incident_id=alert.incident_id)
+            return {}
 
     def _field_revert(
         self, alert: Alert, decided: rules.Decision, revisions: list[dict], thread: str, deadline: float
