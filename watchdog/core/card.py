@@ -125,7 +125,7 @@ def render(
         "rolled_back", "unverified", "rolling_back", "recovered", "escalated", "reverting_field", "field_reverted",
         "revert_failed",
     ):  # fmt: skip
-        blocks.append(_buttons(alert))
+        blocks.append(_buttons(alert, decision))
     if state.kind in ("reverting_field", "field_reverted"):
         footer = (
             f"The rollback watchdog pinned traffic to {decision.target}, then created {state.revert} (labelled "
@@ -255,14 +255,16 @@ def _commands(alert: Alert, decision: Decision) -> str:
     before = decision.record.before if decision.record else ()
     traffic = f"gcloud run services update-traffic {ref.service}"
     pause = ("rollback-watchdog pause", f"--project {ref.project} --region {ref.region}", f"--service {ref.service}")
-    lines = [
-        "*Undo* (traffic as it was before the rollback):",
-        block_code(_lines(traffic, _undo(before, decision), where)),
-        "*Roll forward* once the fix is deployed:",
-        block_code(_lines(traffic, "--to-latest", where)),
-        "*Pause* the watchdog for this service:",
-        block_code(_lines(*pause)),
-    ]
+    undo = _undo(before, decision)
+    lines = ["*Undo* (traffic as it was before the rollback):", block_code(_lines(traffic, undo, where))]
+    if decision.offer_revert:
+        revert = ("rollback-watchdog revert-field", f"--project {ref.project} --region {ref.region}",
+                  f"--service {ref.service} --incident {alert.incident_id}")  # fmt: skip
+        lines += ["*Revert only the field* (a new revision with the failing code, the field set back):",
+                  block_code(_lines(*revert))]  # fmt: skip
+    if undo != "--to-latest":  # never the same command twice under two names
+        lines += ["*Roll forward* once the fix is deployed:", block_code(_lines(traffic, "--to-latest", where))]
+    lines += ["*Pause* the watchdog for this service:", block_code(_lines(*pause))]
     return "\n".join(lines)
 
 
@@ -277,9 +279,9 @@ def _undo(before: tuple, decision: Decision) -> str:
     return "--to-revisions " + ",".join(f"{r}={p}" for r, p in shares)
 
 
-def _buttons(alert: Alert) -> dict:
+def _buttons(alert: Alert, decision: Decision) -> dict:
     """The card's buttons (watchdog/core/actions.py holds them with the rules of each click)."""
-    return card_actions.buttons(alert.service, alert.incident_id)
+    return card_actions.buttons(alert.service, alert.incident_id, offer_revert=decision.offer_revert)
 
 
 def _section(text: str) -> dict:
