@@ -456,7 +456,9 @@ def _entry(revision: str, percent: int, tag: str) -> dict:
     return entry
 
 
-def buttons(ref: ServiceRef, incident: str, *, paused: bool = False, offer_revert: bool = False) -> dict:
+def buttons(
+    ref: ServiceRef, incident: str, *, paused: bool = False, offer_revert: bool = False, undo: bool = True
+) -> dict:
     """The card's buttons: Undo, Pause (Resume once paused) and I'm on it, as one actions block.
 
     Built with slack-sdk's Block Kit models, imported here only: importing any slack_sdk module
@@ -464,7 +466,7 @@ def buttons(ref: ServiceRef, incident: str, *, paused: bool = False, offer_rever
     from slack_sdk.models.blocks import ActionsBlock
 
     value = button_value(ref, incident)
-    kinds = (UNDO, *((REVERT,) if offer_revert else ()), RESUME if paused else PAUSE, ACK)
+    kinds = (*((UNDO,) if undo else ()), *((REVERT,) if offer_revert else ()), RESUME if paused else PAUSE, ACK)
     return ActionsBlock(block_id="rollback_actions", elements=[_button(k, value, ref.service) for k in kinds]).to_dict()
 
 
@@ -506,64 +508,3 @@ def _button(kind: str, value: str, service: str):
         )
         return ButtonElement(text="Revert field", action_id=REVERT, value=value, confirm=confirm)
     return ButtonElement(text="I'm on it", action_id=ACK, value=value, style="primary")
-
-
-_STATE_PREFIXES = (":repeat: Undone: ", ":double_vertical_bar: Paused: ")
-
-
-def updated_card(blocks: tuple, click: Click, when: str, by: str = "") -> list[dict]:
-    """The card after a click: the buttons that now apply, and a line saying who did what and when.
-
-    Undo leaves no Undo button; Pause swaps Pause for Resume, Resume swaps it back. The header
-    carries the current state once (never stacked prefixes); each click adds a line, so the card
-    keeps the history of who did what. ``by`` names the actor when it is not the clicking Slack user
-    (the command line)."""
-    out = []
-    for block in blocks:
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "header" and isinstance(block.get("text"), dict):
-            out.append({**block, "text": {**block["text"], "text": _header(str(block["text"].get("text", "")), click)}})
-            continue
-        if block.get("type") == "actions":
-            elements = _buttons_after(block, click)
-            if elements:
-                out.append({**block, "elements": elements})
-            continue
-        out.append(block)
-    icon = {UNDO: ":leftwards_arrow_with_hook:", PAUSE: ":double_vertical_bar:", RESUME: ":arrow_forward:",
-            ACK: ":eyes:"}[click.action]  # fmt: skip
-    line = f"{icon} {DONE_WORDS[click.action].capitalize()} by {by or who(click.user)} at {when}"
-    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
-    return out[:50]
-
-
-def _header(text: str, click: Click) -> str:
-    """The header with the state the click left: "Undone: …", "Paused: …" or as posted; one prefix at most."""
-    words = text.split(" ", 1)[-1] if text.startswith(":") else text
-    for prefix in _STATE_PREFIXES:
-        if text.startswith(prefix):
-            words = text[len(prefix) :]
-            break
-    if text.startswith(_STATE_PREFIXES[0]) or click.action == UNDO:  # traffic undone: that state wins
-        return (_STATE_PREFIXES[0] + words)[:150]
-    if click.action == PAUSE:
-        return (_STATE_PREFIXES[1] + words)[:150]
-    if click.action == RESUME and text.startswith(_STATE_PREFIXES[1]):
-        return (":arrow_forward: " + words)[:150]
-    return text[:150]
-
-
-def _buttons_after(block: dict, click: Click) -> list[dict]:
-    listed = block.get("elements")
-    elements = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
-    if click.action == UNDO:
-        return [e for e in elements if e.get("action_id") != UNDO]
-    if click.action in (PAUSE, RESUME):
-        swap_to = RESUME if click.action == PAUSE else PAUSE
-        value = next((e.get("value") for e in elements if e.get("action_id") == click.action), None)
-        if value is None:
-            return elements
-        return [_button(swap_to, value, click.service.service).to_dict() if e.get("action_id") == click.action else e
-                for e in elements]  # fmt: skip
-    return [e for e in elements if e.get("action_id") != ACK]
