@@ -27,7 +27,7 @@ from google.api_core import exceptions as api_exceptions
 
 from watchdog.config import Config
 from watchdog.core import decision as rules
-from watchdog.core import field_revert, ledger, report, traffic
+from watchdog.core import field_revert, ledger, report, traffic, verification
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
@@ -71,7 +71,7 @@ class Rollback:
             after=tuple((r, p) for r, p in decided.split.items() if p),
             latest=traffic.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
-            metric=alert.metric_type,
+            **verification.recorded_signal(alert, self.config.signal_metrics),  # what verification reads
             policy=alert.policy_name[: ledger.POLICY_CHARS],
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
