@@ -88,6 +88,12 @@ CASES = {
     "still the split the rollback set (two revisions)": (
         replace(ROLLBACK, after=((RESTORED, 70), ("netra-backend-staging-00117-abc", 30))),
         service({RESTORED: 70, "netra-backend-staging-00117-abc": 30}), revision(), QUIET, v.RECOVERED, "quiet"),
+    "a field revert serves the target's share: not moved, and it is the one judged": (
+        replace(ROLLBACK, after=((RESTORED, 100),), revert="netra-backend-staging-00121-rev", revert_state="serving"),
+        service({"netra-backend-staging-00121-rev": 100}), revision(), QUIET, v.RECOVERED, "quiet"),
+    "a field revert still pending: the target serves": (
+        replace(ROLLBACK, after=((RESTORED, 100),), revert="netra-backend-staging-00121-rev", revert_state="pending"),
+        service({RESTORED: 100}), revision(), QUIET, v.RECOVERED, "quiet"),
     "restored revision not Ready": (ROLLBACK, service(), revision(**NOT_READY), QUIET, v.ESCALATED,
                                     "restored_not_ready"),
     "restored revision deleted": (ROLLBACK, service(), None, QUIET, v.ESCALATED, "restored_not_ready"),
@@ -258,6 +264,12 @@ def test_the_threshold_is_read_from_the_notification_first():
 def test_only_a_log_based_counter_or_a_percentile_is_read_as_the_failure_signal(metric, kind):
     assert v.signal_kind(replace(ROLLBACK, metric=metric)) == kind
     assert ("failures" in [q.name for q in v.plan(REF, replace(ROLLBACK, metric=metric), NOW)]) == bool(kind)
+
+
+def test_once_a_field_revert_serves_its_revision_is_the_one_read():
+    reverted = replace(SLOW_DB, revert="netra-backend-staging-00121-rev", revert_state="serving")
+    for query in v.plan(REF, reverted, NOW):
+        assert 'resource.labels.revision_name = "netra-backend-staging-00121-rev"' in query.filter
 
 
 def test_plan_reads_the_restored_revision_only_and_ends_before_the_ingest_delay():

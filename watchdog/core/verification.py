@@ -430,10 +430,16 @@ def quiet_since(record: Record, found: Evidence) -> float:
 
 
 def traffic_moved(record: Record, serving: Mapping[str, int]) -> bool:
-    """Traffic is no longer what the rollback set (``record.after``; older records: the restored revision at 100%)."""
+    """Traffic is no longer what the rollback set (``record.after``, the target's share on the restored revision
+    once a field revert serves it; older records: the restored revision at 100%)."""
     now = {revision: percent for revision, percent in serving.items() if percent}
     if record.after:
-        return now != {revision: percent for revision, percent in record.after if percent}
+        expected: dict[str, int] = {}
+        for revision, percent in record.after:
+            if percent:
+                name = record.restored if revision == record.to_revision else revision
+                expected[name] = expected.get(name, 0) + percent
+        return now != expected
     return now.get(record.restored, 0) != 100
 
 

@@ -158,7 +158,7 @@ class Verdicts:
         read = ledger.read(service.get("annotations"))
         if isinstance(read, ledger.Unreadable):
             return
-        record = next((r for r in sorted(read.records, key=lambda r: -r.at) if r.restored == revision), None)
+        record = read.rolled_to.get(revision)
         if record is None or record.state:
             return
         now = round(self._clock(), 3)
