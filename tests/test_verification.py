@@ -94,6 +94,10 @@ CASES = {
     "a field revert still pending: the target serves": (
         replace(ROLLBACK, after=((RESTORED, 100),), revert="netra-backend-staging-00121-rev", revert_state="pending"),
         service({RESTORED: 100}), revision(), QUIET, v.RECOVERED, "quiet"),
+    "a field revert that just began serving: no traffic yet is no news": (
+        replace(ROLLBACK, revert="netra-backend-staging-00121-rev", revert_state="serving", revert_at=NOW - 600,
+                after=(("netra-backend-staging-00121-rev", 100),)),
+        service({"netra-backend-staging-00121-rev": 100}), revision(), NOTHING_SEEN, v.WAIT, "waiting_for_quiet"),
     "restored revision not Ready": (ROLLBACK, service(), revision(**NOT_READY), QUIET, v.ESCALATED,
                                     "restored_not_ready"),
     "restored revision deleted": (ROLLBACK, service(), None, QUIET, v.ESCALATED, "restored_not_ready"),

@@ -402,7 +402,7 @@ def verify(
             seen,
         )
     if not found.traffic:
-        quiet = max(0.0, found.end - record.at)
+        quiet = max(0.0, found.end - watched_since(record))
         if ended:
             return Verdict(
                 UNVERIFIED, NO_TRAFFIC, f"no traffic reached {restored} in the {duration(quiet)} watched", seen
@@ -421,6 +421,14 @@ def verify(
             seen,
         )
     return Verdict(RECOVERED, "quiet", f"{restored} Ready, serving, quiet with traffic for {duration(quiet)}", seen)
+
+
+def watched_since(record: Record) -> float:
+    """Since when the restored revision could have had traffic: the rollback, or the start of the field revert
+    whose revision serves now (it served nothing before: no traffic before then is no news)."""
+    if record.restored != record.to_revision and record.revert_at:
+        return max(record.at, record.revert_at)
+    return record.at
 
 
 def quiet_since(record: Record, found: Evidence) -> float:
