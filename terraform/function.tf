@@ -34,6 +34,12 @@ locals {
     WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
     # The card shows its buttons only when the slack_actions function answers them (slack_actions.tf).
     WATCHDOG_SLACK_TEAM = var.slack_actions == null ? "" : var.slack_actions.team_id
+    # A log-match notification names no metric: verification reads the log-based counter on the same
+    # lines, found by the policy's user label signal (alerts.tf).
+    WATCHDOG_SIGNAL_METRICS = join(",", concat(
+      [for m in google_logging_metric.startup_failures : "startup-failure-line=logging.googleapis.com/user/${m.name}"],
+      [for m in google_logging_metric.db_timeouts : "db-timeout=logging.googleapis.com/user/${m.name}"],
+    ))
   }
 }
 

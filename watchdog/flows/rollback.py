@@ -26,7 +26,7 @@ from dataclasses import replace
 from google.api_core import exceptions as api_exceptions
 
 from watchdog.config import Config
-from watchdog.core import card, field_revert, ledger, report, traffic
+from watchdog.core import card, field_revert, ledger, report, traffic, verification
 from watchdog.core import decision as rules
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
@@ -72,7 +72,7 @@ class Rollback:
             after=tuple((r, p) for r, p in decided.split.items() if p),
             latest=traffic.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
-            metric=alert.metric_type,
+            **verification.recorded_signal(alert, self.config.signal_metrics),  # what verification reads
             policy=alert.policy_name[: ledger.POLICY_CHARS],
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
