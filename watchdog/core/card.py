@@ -212,13 +212,14 @@ def _words(alert: Alert, decision: Decision, state: CardState) -> _Words:
         return _Words(f"ROLLBACK FAILED for {ref.service}",
                       f"*Traffic NOT moved:* {now}{as_read} still serves. Cloud Run said: "
                       f"{code(clip(state.error, 400), 400)}", nxt,
-                      f"Nothing changed: the watchdog's update did not take effect. {state.follow_up}",
+                      "Nothing changed: the watchdog's update did not take effect.",
                       command)  # fmt: skip
     if state.kind == REVERTING_FIELD:
         return _Words(f"Rolled back {ref.service}; reverting only the field",
                       f"{pinned}; creating {code(state.revert)} with {escape(code_of)} and the field set back",
                       f"nothing yet: traffic moves to {code(state.revert)} once it is Ready (usually within a "
-                      "minute). If it never becomes Ready, the pin stays and this card says so.", made)  # fmt: skip
+                      "minute). If it never becomes Ready, the pin stays and this card says so.",
+                      f"{made} {state.follow_up}")  # fmt: skip
     if state.kind == FIELD_REVERTED:
         released = " The pin is released: traffic follows the latest revision again." if state.released else ""
         return _Words(f"Field reverted on {ref.service}: code kept",

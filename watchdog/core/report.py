@@ -61,10 +61,11 @@ class Action:
     note: str = ""  # what became of the field revert, when it is not the state itself
     released: bool = False  # the field revert's share follows LATEST again: the pin is released
     serving: dict[str, int] | None = None  # traffic as Cloud Run reports it now; None: not read back
+    follow_up: str = ""  # what verification will do next (watchdog/core/verification.py ``follow_up``)
 
-    def state(self, follow_up: str = "") -> card.CardState:
+    def state(self) -> card.CardState:
         return card.CardState(self.kind, self.error, self.seconds, self.revert, self.kept, self.note, self.released,
-                              self.serving, follow_up=follow_up)  # fmt: skip
+                              self.serving, follow_up=self.follow_up)  # fmt: skip
 
 
 def rollback_command(alert: Alert, target: str, split: dict[str, int] | None = None) -> str:

@@ -76,6 +76,7 @@ class Rollback:
             policy=alert.policy_name[: ledger.POLICY_CHARS],
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
+        promise = verification.follow_up(record, self.config.verify_minutes)  # the card's footer: what comes next
         decided = replace(decided, record=record)  # the card's undo command reads the traffic before
         operation = self.cloud_run.start_pin(
             alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
@@ -83,7 +84,7 @@ class Rollback:
         # Traffic is moving: on-call hears it now, not after the operation (bot mode: one card, updated in place).
         early = None
         if self._reporter.bot:
-            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started)
+            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started, follow_up=promise)
             early = self._reporter.post(
                 report.render(alert, decided, rolling, buttons=self._reporter.buttons), deadline
             )
@@ -101,10 +102,10 @@ class Rollback:
         elapsed = time.monotonic() - started
         read = serving if result else None  # None: the service could not be read back
         if not lost and confirmed(result, decided.split):  # settled; trafficStatuses show the split the rollback set
-            action = report.Action(report.ROLLED_BACK, seconds=elapsed, serving=read)
+            action = report.Action(report.ROLLED_BACK, seconds=elapsed, serving=read, follow_up=promise)
         else:
             why = lost or "Cloud Run has not confirmed the new split yet"
-            action = report.Action(report.UNVERIFIED, error=why, seconds=elapsed, serving=read)
+            action = report.Action(report.UNVERIFIED, error=why, seconds=elapsed, serving=read, follow_up=promise)
         logs.log(
             "NOTICE" if action.kind == report.ROLLED_BACK else "ERROR",
             f"rolled back {alert.service.service} from {decided.failing} to {decided.target}",
@@ -129,6 +130,14 @@ class Rollback:
         if decided.remedy == field_revert.FIELD_REVERT and action.kind == report.ROLLED_BACK and revisions:
             self._field_revert(alert, decided, revisions, posted.thread if posted.ok else "", deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _promise(self, record: ledger.Record | None, progress) -> str:
+        """What verification does next, about the revision that serves once the field revert does."""
+        if record is None or progress.state not in (SERVING, PENDING):
+            return ""
+        state = ledger.REVERT_SERVING if progress.state == SERVING else ledger.REVERT_PENDING
+        return verification.follow_up(replace(record, revert=progress.revision, revert_state=state),
+                                      self.config.verify_minutes)  # fmt: skip
 
     def _read_back(self, alert: Alert, deadline: float) -> dict:
         """The service as it is now, after an update whose operation was lost; {} when it cannot be read either."""
@@ -171,6 +180,7 @@ class Rollback:
             note=progress.detail if progress.state == NOT_MADE else "",
             released=progress.released,
             serving=serving,
+            follow_up=self._promise(decided.record, progress),
         )
         message = report.render(alert, decided, action, buttons=self._reporter.buttons)
         if thread:

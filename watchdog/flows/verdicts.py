@@ -30,7 +30,7 @@ from watchdog.core import verification as verify
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
-from watchdog.flows.reporting import Reporter
+from watchdog.flows.reporting import Reporter, restated
 
 LOUD = (verify.ESCALATED, verify.UNVERIFIED)  # logged at ERROR: on-call must act
 
@@ -84,7 +84,7 @@ class Verdicts:
         message = verdict_message.render(ref, record, verdict, self._clock(), serving, self.cloud_run.identity())
         if not self._post(ref, record, message, record.verdict_at, deadline):
             return False
-        self._restate_card(ref, record, deadline)
+        self._restate_card(ref, record, deadline, verdict.detail if verdict is not None else "")
         told_at = round(self._clock(), 3)
         self._update(ref, record.incident, lambda r: None if r.told_at else replace(r, told_at=told_at), deadline)
         logs.info(f"{ref.service}: {record.state} told", decision="verdict_told", incident_id=record.incident)
@@ -178,23 +178,20 @@ class Verdicts:
             )
 
     def tell_revert(self, ref: ServiceRef, record: ledger.Record, progress, deadline: float) -> None:
-        """A field revert finished on a tick: the card moves to its state; a failure pages in the thread."""
-        from watchdog.flows.field_revert import FAILED, NOT_MADE, SERVING
+        """A field revert finished on a tick: the card shows what now is (rendered again from the ledger, as read);
+        a failure also pages in the thread (an edit of the card notifies nobody)."""
+        from watchdog.flows.field_revert import FAILED
 
-        kinds = {SERVING: report.FIELD_REVERTED, FAILED: report.REVERT_FAILED}
         try:
-            alert, decided = self._restated(ref, record, deadline)
-            action = report.Action(
-                kinds.get(progress.state, report.ROLLED_BACK),
-                error=progress.detail if progress.state == FAILED else "",
-                revert=progress.revision,
-                note=progress.detail if progress.state == NOT_MADE else "",
-                released=progress.released,
-            )
-            if record.thread:
-                card = report.render(alert, decided, action, buttons=self._reporter.buttons)
-                self._reporter.update(card, record.thread, deadline)
+            service = self.cloud_run.get_service(ref, deadline)
+            read = ledger.read(service.get("annotations"))
+            now = read.find(record.incident) if isinstance(read, ledger.Ledger) else None
+            if now is not None and now.thread:
+                card = restated(self.cloud_run, self.config, ref, now, service, deadline,
+                                buttons=self._reporter.buttons)  # fmt: skip
+                self._reporter.update(card, now.thread, deadline)
             if progress.state == FAILED:
+                alert, decided = self._restated(ref, record, deadline)
                 self._reporter.post(report.render_revert_failed(alert, decided, progress.detail), deadline,
                                     thread=record.thread)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the ledger holds the state; the card is a courtesy
@@ -208,22 +205,14 @@ class Verdicts:
                       started_at=record.alert_at)  # fmt: skip
         return alert, decided
 
-    def _restate_card(self, ref: ServiceRef, record: ledger.Record, deadline: float) -> None:
-        """The card itself moves to recovered / not recovered (the thread reply above is what pages)."""
+    def _restate_card(self, ref: ServiceRef, record: ledger.Record, deadline: float, verdict: str = "") -> None:
+        """The card itself shows the verdict (the thread reply above is what pages), rendered from the ledger."""
         if record.state not in (verify.RECOVERED, verify.ESCALATED) or not record.thread:
             return
         try:
-            service, history = self.cloud_run.read(ref, deadline)
-            decided = rules.rebuilt(record, history.loaded, self.config, traffic.traffic_split(service))
-            alert = Alert(
-                record.incident,
-                "open",
-                ref,
-                record.from_revision,
-                policy_name=record.policy,
-                started_at=record.alert_at,
-            )
-            card = report.render(alert, decided, report.Action(record.state), buttons=self._reporter.buttons)
+            service = self.cloud_run.get_service(ref, deadline)
+            card = restated(self.cloud_run, self.config, ref, record, service, deadline,
+                            buttons=self._reporter.buttons, verdict=verdict)  # fmt: skip
             updated = self._reporter.update(card, record.thread, deadline)
             if not updated.ok:
                 logs.warning(f"could not update the card: {updated.error}", service=str(ref))
