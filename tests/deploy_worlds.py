@@ -83,12 +83,13 @@ def pinned(world: dict, at: float, *, thread: str = THREAD, revert: str = "", st
 
 
 def revision(name: str, at: float, *, like: dict, image: str = "", egress: str = "", env: dict | None = None) -> dict:
-    """A revision of the auth service created at ``at``: ``like``'s configuration with ``image``, ``egress`` and
-    extra ``env``."""
+    """A revision created at ``at`` (of ``like``'s service): ``like``'s configuration with ``image``, ``egress``
+    and extra ``env``."""
     found = copy.deepcopy(like)
     for key in ("createTime", "updateTime"):
         found[key] = stamp(at)
-    found.update(name=f"{AUTH}/revisions/{name}", uid=f"uid-{name}", etag=f'"rev-{name}"')
+    parent = found.get("service") or AUTH
+    found.update(name=f"{parent}/revisions/{name}", uid=f"uid-{name}", etag=f'"rev-{name}"')
     found["conditions"] = [{"type": "Ready", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": stamp(at)}]
     container = found["containers"][0]
     if image:

@@ -421,17 +421,16 @@ def _would(chosen: decision.Decision, hold: bool, serves: str) -> str:
 
 
 def _hypothetical(event: DeployEvent, previous: dict | None, own: dict | None, name: str, created: float) -> dict:
-    """The deploy's revision as a Ready revision: the real one once it exists, else the requested template.
-
-    A v1 request carries the whole template, but only the fields deploys._v1_template reads are converted; the
-    rest is taken from the revision before it, which is what Cloud Run makes of a template that changes only
-    those fields."""
+    """The deploy's revision as a Ready revision: the real one once it exists, else the requested template over
+    the revision before it (:func:`_over`)."""
     if own is not None:
         revision = copy.deepcopy(own)
     else:
-        revision = copy.deepcopy(event.template)
-        if event.api == "v1" and previous is not None:
-            revision = _over(previous, event.template)
+        revision = (
+            _over(previous, event.template, v1=event.api == "v1")
+            if previous is not None
+            else copy.deepcopy(event.template)
+        )
         parent = event.service.name
         revision.update(name=f"{parent}/revisions/{name}", service=parent, createTime=_stamp(created))
     revision.pop("deleteTime", None)
@@ -439,26 +438,34 @@ def _hypothetical(event: DeployEvent, previous: dict | None, own: dict | None, n
     return revision
 
 
+# RevisionTemplate fields a revision carries. The trigger fields are the request's as it is (a template without
+# vpcAccess has no VPC access); the others, when the request leaves them out, are the revision before's: a v1
+# request's are not converted (deploys._v1_template), and a v2 one's take server defaults the revision before
+# shows. Either way, not a change the remedy (a pin or a field revert) should count.
+_TRIGGER_FIELDS = ("vpcAccess", "serviceAccount")
 _TEMPLATE_FIELDS = ("containers", "volumes", "vpcAccess", "serviceAccount", "scaling", "timeout",
                     "maxInstanceRequestConcurrency", "executionEnvironment", "sessionAffinity")  # fmt: skip
 
 
-def _over(previous: dict, requested: dict) -> dict:
+def _over(previous: dict, requested: dict, *, v1: bool) -> dict:
     revision = {k: copy.deepcopy(previous[k]) for k in _TEMPLATE_FIELDS if k in previous}
-    for key in ("vpcAccess", "serviceAccount"):
-        if key in requested:
-            revision[key] = copy.deepcopy(requested[key])
-        else:
+    revision.update({k: copy.deepcopy(v) for k, v in requested.items() if k != "containers"})
+    for key in _TRIGGER_FIELDS:
+        if key not in requested:
             revision.pop(key, None)
+    asked = [v for v in requested.get("volumes") or [] if isinstance(v, dict)]
+    # v1: only the Cloud SQL volume is converted, the others are the revision before's; v2: the request's list
     others = [v for v in revision.get("volumes") or [] if isinstance(v, dict) and "cloudSqlInstance" not in v]
-    revision["volumes"] = others + copy.deepcopy(requested.get("volumes") or [])
+    revision["volumes"] = (others if v1 else []) + asked
     containers = []
-    for index, asked in enumerate(requested.get("containers") or []):
+    for index, container in enumerate(requested.get("containers") or []):
         before = (previous.get("containers") or [])[index:index + 1]  # fmt: skip
         merged = copy.deepcopy(before[0]) if before and isinstance(before[0], dict) else {}
-        merged.update(copy.deepcopy(asked))
+        merged.update(copy.deepcopy(container))
         containers.append(merged)
     revision["containers"] = containers
+    if not revision["volumes"]:
+        revision.pop("volumes")
     return revision
 
 
