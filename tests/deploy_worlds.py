@@ -57,13 +57,17 @@ def serving(world: dict, revision: str) -> dict:
     return world
 
 
-def pinned(world: dict, at: float, *, thread: str = THREAD, revert: str = "", state: str = "") -> dict:
+def pinned(
+    world: dict, at: float, *, thread: str = THREAD, revert: str = "", state: str = "", follows: bool = True
+) -> dict:
     """The watchdog's rollback of the incident at ``at`` (epoch s): 00043 → 00041, pinned, reported in ``thread``.
-    ``revert``: a field revert whose revision then served (following LATEST again, as before the rollback)."""
+    ``revert``: a field revert whose revision then served: following LATEST again, as before the rollback
+    (``follows``), or pinned by name when traffic was pinned by revision before the rollback."""
     world = copy.deepcopy(world)
     service = world["services"][0]
+    before = (("LATEST", 100, ""),) if follows else ((R43, 100, ""),)
     record = ledger.Record(
-        INCIDENT, R43, R41, at, alert_at=at - 30, reported=True, thread=thread, before=(("LATEST", 100, ""),),
+        INCIDENT, R43, R41, at, alert_at=at - 30, reported=True, thread=thread, before=before,
         after=((revert or R41, 100),), latest=R43, breaking=R42, policy="Database connection validation timeout",
         revert=revert, revert_state=ledger.REVERT_SERVING if revert else "", revert_at=at + 5 if revert else None,
         state=state,
@@ -73,8 +77,9 @@ def pinned(world: dict, at: float, *, thread: str = THREAD, revert: str = "", st
         r43 = next(r for r in world["revisions"] if r["name"].endswith(R43))
         reverted = revision(revert, at + 5, like=r43, egress="PRIVATE_RANGES_ONLY")
         reverted["labels"] = {"rollback-watchdog": "field-revert"}
+        serving = LATEST_100 if follows else [{"type": REVISION_TYPE, "revision": revert, "percent": 100}]
         world = deployed(
-            world, reverted, [*LATEST_100, {"type": REVISION_TYPE, "revision": revert, "tag": "watchdog-revert"}]
+            world, reverted, [*serving, {"type": REVISION_TYPE, "revision": revert, "tag": "watchdog-revert"}]
         )
         world["services"][0]["annotations"] = service["annotations"]
         return world

@@ -31,6 +31,7 @@ AFTER = rfc3339("2025-09-17T10:00:01.604Z")  # the revisions the 2025-09-17 depl
 FIXED = "netra-auth-service-00044-fix"
 APPLIED = "netra-auth-service-00044-tfa"
 V143 = "gcr.io/netra-staging/netra-auth:v1.43.0"
+REVERT = "netra-auth-service-revert-7a72df"
 
 
 def event(name: str, **changes) -> DeployEvent:
@@ -66,7 +67,7 @@ def fixed_at_zero() -> dict:
 
 def taken_over() -> dict:
     """After the field revert released the pin (its revision follows LATEST), terraform applies all-traffic."""
-    world = w.pinned(w.auth(), ROLLED_BACK, revert="netra-auth-service-revert-7a72df")
+    world = w.pinned(w.auth(), ROLLED_BACK, revert=REVERT)
     applied = w.revision(APPLIED, AFTER, like=w.like(world, w.R42), image=V143)
     return w.deployed(world, applied, w.LATEST_100)
 
@@ -248,6 +249,18 @@ CASES = {
         UNPIN, taken_over,
         {"action": sentinel.WARN, "reason": "releases_pin", "loud": True, "keeps": True},
         ("takes over from the watchdog's field-revert revision `netra-auth-service-revert-7a72df`",),
+    ),
+    "terraform un-pin under hold, pinned to the watchdog's field-revert revision: held back to it": Case(
+        UNPIN, lambda: w.pinned(w.auth(), ROLLED_BACK, revert=REVERT, follows=False),
+        {"action": sentinel.WARN, "reason": "releases_pin", "loud": True, "hold": True, "baseline": REVERT},
+        (f"releases the watchdog's pin on `{REVERT}`", f"will pin traffic back to {REVERT} as soon as"),
+        config={"sentinel": "hold", "field_revert": "off"},
+    ),
+    "a later gcloud deploy that sends the field-revert label back is a deploy": Case(
+        "v1_ReplaceService_gcloud_egress_all_traffic", lambda: w.pinned(w.auth(), ROLLED_BACK, revert=REVERT),
+        {"action": sentinel.WARN, "reason": "releases_pin", "loud": True},
+        (f"takes over from the watchdog's field-revert revision `{REVERT}`",),
+        changes={"labels": {"rollback-watchdog": "field-revert"}, "at": "2025-09-17T10:00:00.104Z"},
     ),
     "the watchdog's own field-revert revision": Case(
         "v2_UpdateService_watchdog_field_revert", pinned, {"action": sentinel.NOTHING, "reason": "own_revision"}

@@ -38,7 +38,9 @@ Verdicts, first match wins:
 1. ``sentinel_off``: ``WATCHDOG_SENTINEL=off``.
 2. ``own_write``: the watchdog's own service account wrote it.
 3. ``own_revision``: the template is the watchdog's field-revert revision
-   (label ``rollback-watchdog=field-revert``).
+   (label ``rollback-watchdog=field-revert`` and the name only it gives,
+   ``<service>-revert-<6 hex>``: the label alone is inherited by a later
+   ``gcloud run deploy``, which sends the service's template back).
 4. ``already_warned``: this deploy was warned about (copies of its entries);
    under ``hold`` it is judged again, to hold it once it serves.
 5. ``no_template_change``: no revision comes of it, and it does not move
@@ -149,8 +151,8 @@ def judge(
         return DeployVerdict(NOTHING, "sentinel_off", "WATCHDOG_SENTINEL=off")
     if config.own_principal and event.principal == config.own_principal:
         return DeployVerdict(NOTHING, "own_write", f"written by the watchdog itself ({event.principal})")
-    if event.labels.get(field_revert.LABEL) == field_revert.LABEL_VALUE:
-        return DeployVerdict(NOTHING, "own_revision", "the watchdog's own field-revert revision")
+    if _own_field_revert(event):
+        return DeployVerdict(NOTHING, "own_revision", f"the watchdog's own field-revert revision {event.revision}")
     read = ledger.read(service.get("annotations"))
     memory = read if isinstance(read, ledger.Ledger) else ledger.Ledger()
     repeat = event.key in memory.warned
@@ -629,6 +631,15 @@ def _existed_before(revision: dict, at: float | None) -> bool:
     """Created no later than the audit entry (the deploy's own revision is told apart by :func:`own_revision`)."""
     created = rfc3339(revision.get("createTime"))
     return at is None or created is None or created <= at
+
+
+def _own_field_revert(event: DeployEvent) -> bool:
+    """The watchdog's field revert: its label, and the name only it gives (field_revert.revision_name). The label
+    alone is not enough: a later ``gcloud run deploy`` sends the service's template back with its labels."""
+    prefix = f"{event.service.service[:49]}-revert-"
+    suffix = event.revision[len(prefix) :] if event.revision.startswith(prefix) else ""
+    named = len(suffix) == 6 and all(c in "0123456789abcdef" for c in suffix)
+    return named and event.labels.get(field_revert.LABEL) == field_revert.LABEL_VALUE
 
 
 def _failed(revision: dict) -> bool:
