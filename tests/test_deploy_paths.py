@@ -118,6 +118,17 @@ def preview_tagged() -> dict:
     return w.deployed(world, preview, traffic)
 
 
+def released_earlier() -> dict:
+    """Another deploy released the pin already (marked on the rollback's record): this one is a deploy like any."""
+    world = unpinned()
+    service = world["services"][0]
+    record = w.record_of(service)
+    row = (sentinel.RELEASED_EVENT, "deployer@netra-staging.iam.gserviceaccount.com", AFTER - 3600, "another-deploy")
+    service["annotations"] = ledger.updated(service["annotations"], w.INCIDENT, events=(row,))
+    assert record is not None
+    return world
+
+
 def warned(world: Callable[[], dict], key: str) -> Callable[[], dict]:
     def done() -> dict:
         found = world()
@@ -261,6 +272,10 @@ CASES = {
         {"action": sentinel.WARN, "reason": "releases_pin", "loud": True},
         (f"takes over from the watchdog's field-revert revision `{REVERT}`",),
         changes={"labels": {"rollback-watchdog": "field-revert"}, "at": "2025-09-17T10:00:00.104Z"},
+    ),
+    "a deploy after another deploy released the pin is not taken for the release": Case(
+        UNPIN, released_earlier,
+        {"action": sentinel.WARN, "reason": "risky", "releases": False, "loud": False, "pinned": None},
     ),
     "the watchdog's own field-revert revision": Case(
         "v2_UpdateService_watchdog_field_revert", pinned, {"action": sentinel.NOTHING, "reason": "own_revision"}

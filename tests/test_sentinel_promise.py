@@ -89,6 +89,15 @@ def connector_removed() -> World:
     return world, terraform(w.AUTH, template, rfc3339(flip.at)), {**copy.deepcopy(r41), **template}
 
 
+def connector_changed_on_all_traffic() -> World:
+    """00043 serves all-traffic with Cloud SQL (as 00042 did); the deploy moves it to another connector."""
+    world = w.auth()
+    r43 = w.like(world, w.R43)
+    template = template_of(r43, vpcAccess={"egress": "ALL_TRAFFIC", "connector": CONNECTOR + "-2"})
+    deploy = terraform(w.AUTH, template, w.created(world, w.R43) + 3600)
+    return world, deploy, {**copy.deepcopy(r43), **template}
+
+
 def paused(build: Callable[[], World]) -> Callable[[], World]:
     def world() -> World:
         found, deploy, made = build()
@@ -128,6 +137,11 @@ ROWS = {
     "a connector removed under WATCHDOG_ROLLBACK_ON=network: held, back to 00041": Row(
         connector_removed, {"sentinel": "hold", "rollback_on": "network"}, ("rollback", "rollback", w.R41), True,
         f"will pin traffic back to {w.R41} as soon as the new revision serves", ("connector-removed",),
+    ),
+    "a connector change on a service already all-traffic with Cloud SQL (network): a rollback, never held": Row(
+        connector_changed_on_all_traffic, {"sentinel": "hold", "rollback_on": "network"},
+        ("rollback", "rollback", w.R43), False, f"will roll back to {w.R43} if its symptoms alert",
+        ("connector-changed", "already the case in the serving revision"),
     ),
     "the incident's flip, warn: will roll back to the revision serving before": Row(
         incident_flip, {}, ("rollback", "rollback", w.R41), False, f"will roll back to {w.R41} if its symptoms alert",
