@@ -158,7 +158,11 @@ class DeployWatch:
             try:
                 found.append(self.cloud_run.get_revision(event.service, name, deadline))
             except api_exceptions.NotFound:
-                continue
+                continue  # deleted since
+            except (api_exceptions.Forbidden, api_exceptions.PermissionDenied) as error:
+                # judged without it (the baseline falls back to the newest Ready revision before the deploy)
+                # rather than losing the warning (terraform/iam.tf grants run.revisions.get)
+                logs.warning(f"could not read revision {name}: {error}", service=str(event.service))
         return found
 
     def _unwatched(self, event: DeployEvent, deadline: float, delivery_id: str, started: float):
