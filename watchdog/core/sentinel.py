@@ -158,62 +158,34 @@ def judge(
     repeat = event.key in memory.warned
     if repeat and config.sentinel != "hold":
         return DeployVerdict(NOTHING, "already_warned", f"deploy {event.key} was already warned about")
+    deploy = read_deploy(event, service, revisions, memory)
+    if not deploy.creates and not (deploy.releases and deploy.serves):
+        name = short_name(deploy.previous.get("name", "")) if deploy.previous else ""
+        return DeployVerdict(NOTHING, "no_template_change", f"the requested template equals {name}'s",
+                             baseline=deploy.baseline, repeat=repeat, creates=False)  # fmt: skip
+    by_name = {short_name(r.get("name", "")): r for r in revisions}
     at = rfc3339(event.at)
     moment = at if at is not None else now
-    own = own_revision(event, service, revisions)
-    earlier = [r for r in revisions if r is not own and _existed_before(r, at)]
-    previous = earlier[0] if earlier else None
-    # a template naming a revision that existed before is that revision's: Cloud Run creates none (or refuses)
-    named = event.revision and own is None and any(short_name(r.get("name", "")) == event.revision for r in earlier)
-    creates = not named and (previous is None or comparable(previous) != comparable(event.template))
-    new = (short_name(own["name"]) if own else event.revision or PENDING) if creates else ""
-    ready = creates and not (own is not None and _failed(own))
-    routing = event.traffic if event.traffic is not None else _spec_traffic(service)
-    after = after_split(routing, service, new if ready else "")
-    remedy = remedy_before(memory, event, at)
-    before, baseline = served_before(memory, event, service, earlier, after, remedy, own)
-    remedy = remedy if remedy is not None and before == remedy.split else None
-    by_name = {short_name(r.get("name", "")): r for r in revisions}
-    moved = {name: percent for name, percent in after.items() if percent > before.get(name, 0)}
-    if creates:
-        serves = new if after.get(new, 0) > 0 else ""
-    else:
-        serves = max(moved, key=lambda n: (moved[n] - before.get(n, 0), n)) if moved else ""
-    releases = remedy is not None and any(after.get(n, 0) < p for n, p in remedy.split.items())
-    if not creates and not (releases and serves):
-        name = short_name(previous.get("name", "")) if previous else ""
-        return DeployVerdict(NOTHING, "no_template_change", f"the requested template equals {name}'s",
-                             baseline=baseline, repeat=repeat, creates=False)  # fmt: skip
-    candidate = _hypothetical(event, previous, own, new, moment) if creates else by_name.get(serves)
-    base = by_name.get(baseline)
+    candidate = (
+        _hypothetical(event, deploy.previous, deploy.own, deploy.new, moment)
+        if deploy.creates
+        else by_name.get(deploy.serves)
+    )
+    base = by_name.get(deploy.baseline)
     verdict = precheck.evaluate(base, candidate) if candidate is not None else precheck.Verdict(())
-    kinds = decision.KINDS_FOR[config.rollback_on]
-    keeps = put_back = undoes = None
-    if remedy is not None and candidate is not None:
-        record = remedy.record
-        rolled = by_name.get(record.from_revision)
-        keeps = rolled is not None and _same(rolled, candidate, kinds)
-        target = by_name.get(record.to_revision)
-        undoes = target is not None and _same(target, candidate, kinds) and not keeps
-        put_back = serves if not creates and serves in memory.rolled_away else ""
-    chosen = promise(event, service, earlier, config, moment, now, new=candidate if creates else None,
-                     failing=serves or new, baseline=baseline, routing=routing, complete=complete,
-                     memo=memo)  # fmt: skip
+    keeps, undoes = _against_rollback(deploy.remedy, candidate, by_name, decision.KINDS_FOR[config.rollback_on])
+    put_back = deploy.serves if deploy.remedy and not deploy.creates and deploy.serves in memory.rolled_away else ""
+    chosen = promise(event, service, deploy.earlier, config, moment, now,
+                     new=candidate if deploy.creates else None, failing=deploy.serves or deploy.new,
+                     baseline=deploy.baseline, routing=deploy.routing, complete=complete, memo=memo)  # fmt: skip
     if chosen.action == decision.NEED_MORE:
         return DeployVerdict(NOTHING, "need_more_revisions", chosen.detail, need_more=True)
-    failed = {f.rule for f in verdict.findings if f.severity == precheck.FAIL and not f.allowed}
-    introduced = failed - already(base)
-    deliberate = not creates and event.user_agent not in DECLARATIVE
-    hold = (
-        config.sentinel == "hold"
-        and chosen.action == decision.ROLLBACK
-        and bool(introduced & set(BLOCKING))
-        and not deliberate
-    )
-    loud = bool(releases and (keeps or put_back))
-    route = describe_route(event, after, new, serves, creates, remedy, releases, routing)
+    hold = holds(config, chosen, verdict, base, event, deploy.creates)
+    loud = bool(deploy.releases and (keeps or put_back))
+    remedy, releases, serves = deploy.remedy, deploy.releases, deploy.serves
+    route = describe_route(event, deploy.after, deploy.new, serves, deploy.creates, remedy, releases, deploy.routing)
     found = {
-        "baseline": baseline,
+        "baseline": deploy.baseline,
         "findings": verdict.findings,
         "changes": verdict.changes,
         "pinned": remedy.record if remedy else None,
@@ -221,14 +193,14 @@ def judge(
         "hold": hold,
         "repeat": repeat,
         "promise": chosen,
-        "revision": short_name(own["name"]) if own and creates else "",
+        "revision": short_name(deploy.own["name"]) if deploy.own and deploy.creates else "",
         "serves": "" if serves == PENDING else serves,
         "route": route,
         "loud": loud,
         "releases": releases,
         "keeps": bool(keeps),
-        "put_back": put_back or "",
-        "creates": creates,
+        "put_back": put_back,
+        "creates": deploy.creates,
         "would": _would(chosen, hold, serves if serves and serves != PENDING else "the new revision"),
     }
     where = f"{event.service.service} {route}"
@@ -248,6 +220,83 @@ def judge(
 
 
 # --- the deploy as it really is ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One deploy, reconstructed from the reads (before or after it took effect)."""
+
+    own: dict | None  # its revision, once it exists
+    earlier: list[dict]  # the revisions that existed before it, newest first
+    previous: dict | None  # the newest of them
+    creates: bool  # a revision comes of it
+    new: str  # its revision's name (PENDING while it does not exist); "" when it creates none
+    routing: tuple[dict, ...] | list[dict]  # its traffic entries (the request's, else the service's after it)
+    after: dict[str, int]  # percent per revision once its traffic applies
+    remedy: Remedy | None  # the watchdog's remedy, when that is what served before it
+    before: dict[str, int]  # percent per revision before it
+    baseline: str  # the revision that served before it
+    serves: str  # the revision it puts traffic on (its own, or one it puts back); "" for none
+    releases: bool  # it moves traffic off the watchdog's remedy
+
+
+def read_deploy(event: DeployEvent, service: dict, revisions: list[dict], memory: ledger.Ledger) -> Deploy:
+    """The deploy as it really is, from a read of the service before or after it took effect."""
+    at = rfc3339(event.at)
+    own = own_revision(event, service, revisions)
+    earlier = [r for r in revisions if r is not own and _existed_before(r, at)]
+    previous = earlier[0] if earlier else None
+    # a template naming a revision that existed before is that revision's: Cloud Run creates none (or refuses)
+    named = (
+        bool(event.revision) and own is None and any(short_name(r.get("name", "")) == event.revision for r in earlier)
+    )
+    creates = not named and (previous is None or comparable(previous) != comparable(event.template))
+    new = (short_name(own["name"]) if own else event.revision or PENDING) if creates else ""
+    ready = creates and not (own is not None and _failed(own))
+    routing = event.traffic if event.traffic is not None else _spec_traffic(service)
+    after = after_split(routing, service, new if ready else "")
+    remedy = remedy_before(memory, event, at)
+    before, baseline = served_before(memory, event, service, earlier, after, remedy, own)
+    remedy = remedy if remedy is not None and before == remedy.split else None
+    if creates:
+        serves = new if after.get(new, 0) > 0 else ""
+    else:
+        gained = {
+            name: percent - before.get(name, 0) for name, percent in after.items() if percent > before.get(name, 0)
+        }
+        serves = max(gained, key=lambda n: (gained[n], n)) if gained else ""
+    releases = remedy is not None and any(after.get(n, 0) < p for n, p in remedy.split.items())
+    return Deploy(own, earlier, previous, creates, new, routing, after, remedy, before, baseline, serves, releases)
+
+
+def holds(
+    config: Config, chosen: decision.Decision, verdict: precheck.Verdict, base: dict | None, event: DeployEvent,
+    creates: bool,
+) -> bool:  # fmt: skip
+    """WATCHDOG_SENTINEL=hold holds exactly when the alert path would roll back and the deploy introduces a
+    blocking rule: one the serving revision already has is not the deploy's doing. A write without a template
+    change is held only from a declarative tool (a drift fix); any other is a human's traffic move."""
+    failed = {f.rule for f in verdict.findings if f.severity == precheck.FAIL and not f.allowed}
+    introduced = failed - already(base)
+    deliberate = not creates and event.user_agent not in DECLARATIVE
+    return (
+        config.sentinel == "hold"
+        and chosen.action == decision.ROLLBACK
+        and bool(introduced & set(BLOCKING))
+        and not deliberate
+    )
+
+
+def _against_rollback(
+    remedy: Remedy | None, candidate: dict | None, by_name: dict[str, dict], kinds: set[str]
+) -> tuple[bool, bool | None]:
+    """(it keeps the value the watchdog rolled away from, it puts the rollback target's value back)."""
+    if remedy is None or candidate is None:
+        return False, None
+    rolled = by_name.get(remedy.record.from_revision)
+    keeps = rolled is not None and _same(rolled, candidate, kinds)
+    target = by_name.get(remedy.record.to_revision)
+    return keeps, target is not None and _same(target, candidate, kinds) and not keeps
 
 
 def own_revision(event: DeployEvent, service: dict, revisions: list[dict]) -> dict | None:
