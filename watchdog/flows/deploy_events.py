@@ -11,8 +11,9 @@ One warning per deploy, across instances: copies of an entry reach several
 instances at once. For a service the watchdog may change, the warning is
 claimed in its ledger first (``claims``, an etag-guarded annotation update:
 one delivery wins, the other reads the claim and is redelivered), then posted,
-then remembered (``warned``). A claim older than :data:`CLAIM_LEASE` belongs to
-a delivery that died: the next one looks for its post by the message metadata
+then remembered (``warned``). A claim older than the handling deadline
+(``WATCHDOG_DEADLINE_SECONDS``, :attr:`DeployWatch.claim_lease`) belongs to a
+delivery that died: the next one looks for its post by the message metadata
 before posting (a top-level warning; a reply in a thread cannot be looked up
 that way). A failed post gives the claim up, and Pub/Sub redelivers (500).
 The deploy that moves traffic off the watchdog's remedy is marked on the
@@ -280,7 +281,7 @@ class DeployWatch:
 
         try:
             service = self.cloud_run.get_service(event.service, deadline)
-        except Exception as error:  # noqa: BLE001 - the claim then runs out by itself (CLAIM_LEASE)
+        except Exception as error:  # noqa: BLE001 - the claim then runs out by itself (claim_lease)
             logs.warning(f"could not give up the deploy warning's claim: {error}", service=str(event.service))
             return
         remember(self.cloud_run, event.service, service, given_up, deadline, "the claim given up")
