@@ -27,6 +27,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -58,4 +59,4 @@ $(TF_SCHEMA): $(STAMP) tests/terraform/provider_schema.py tests/terraform/requir
 	touch $(TF_SCHEMA)
 
 clean:
-	rm -rf $(VENV) .venv-checkov build tests/terraform/.schema .pytest_cache .ruff_cache .hypothesis bench-results.json
+	rm -rf $(VENV) .venv-checkov build tests/terraform/.schema .pytest_cache .ruff_cache .mypy_cache .hypothesis bench-results.json

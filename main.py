@@ -106,7 +106,9 @@ def _push_without_data(error):
     if os.environ.get("FUNCTION_TARGET") != "handle_alert" or flask.request.method != "POST":
         return error
     body = flask.request.get_json(silent=True)
-    message = body.get("message") if isinstance(body, dict) and "subscription" in body else None
+    if not isinstance(body, dict) or "subscription" not in body:
+        return error
+    message = body.get("message")
     if not isinstance(message, dict) or "data" in message or not isinstance(message.get("messageId"), str):
         return error
     from cloudevents.http import CloudEvent

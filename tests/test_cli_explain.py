@@ -235,3 +235,41 @@ def test_the_example_in_the_help_explains_the_staging_incident_from_any_director
     assert result.returncode == 0, result.stderr
     assert "Decision: ROLLBACK (rollback)" in result.stdout
     assert "  - vpc egress: private-ranges-only → all-traffic" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "says"),
+    [
+        pytest.param(
+            "deploy entry",
+            fixture("deploys/v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json"),
+            [
+                "is a Cloud Run deploy (",
+                "netra-staging/us-central1/netra-auth-service",
+                "explains alerts only",
+                "rollback-watchdog check --project netra-staging --region us-central1 --service netra-auth-service",
+            ],
+            id="deploy-audit-log-entry",
+        ),
+        pytest.param(
+            "deploy entry through Pub/Sub",
+            pubsub_body(fixture("deploys/v2_UpdateService_terraform_unpin.INFERRED.json")),
+            ["is a Cloud Run deploy (", "explains alerts only", "rollback-watchdog check --project "],
+            id="deploy-entry-as-a-push-body",
+        ),
+        pytest.param(
+            "tick",
+            pubsub_body({"kind": "rollback_watchdog_tick"}, {"rollback-watchdog-tick": "1"}),
+            ["is a verification tick, not an alert"],
+            id="tick",
+        ),
+    ],
+)
+def test_not_an_alert_is_refused_with_what_judges_it(tmp_path, name, body, says):
+    """A deploy's audit-log entry (or a tick) is not an alert: explain says so and exits 2; it used to crash
+    with AttributeError (a DeployEvent has no ``reason``)."""
+    result = invoke("--alert", write(tmp_path, "entry.json", body))
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, AttributeError)
+    for words in says:
+        assert words in result.output, (name, result.output)

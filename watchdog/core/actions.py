@@ -252,7 +252,8 @@ def group_members_usable(age: float, member: bool) -> bool:
 
 def plan(click: Click, service: dict, now: float) -> Plan:
     """What this click may change on ``service`` (as just read), under the rules in the module docstring."""
-    annotations = service.get("annotations") if isinstance(service.get("annotations"), dict) else {}
+    found = service.get("annotations")
+    annotations: dict[str, str] = found if isinstance(found, dict) else {}
     memory = ledger.read(annotations)
     if isinstance(memory, ledger.Unreadable):
         return Plan("refused", "ledger_unreadable", f"the watchdog's ledger cannot be read ({memory.reason})")

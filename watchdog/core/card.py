@@ -16,7 +16,7 @@ the same facts, never a patch over an older body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 
@@ -92,24 +92,25 @@ def state_of(record: ledger.Record, service: dict, *, verdict: str = "", follow_
     the pin. A human's last word is what the card leads with."""
     annotations = service.get("annotations") if isinstance(service.get("annotations"), dict) else {}
     serving = {k: v for k, v in traffic_split(service).items() if v}
-    common = {"serving": serving, "events": record.events, "verdict": verdict, "follow_up": follow_up,
-              "revert": record.revert, "released": _follows_latest(service), "is_paused": ledger.paused(annotations),
-              "paused": ledger.pause_info(annotations)}  # fmt: skip
+    common = CardState(ROLLED_BACK, serving=serving, events=record.events, verdict=verdict, follow_up=follow_up,
+                       revert=record.revert, released=_follows_latest(service), is_paused=ledger.paused(annotations),
+                       paused=ledger.pause_info(annotations))  # fmt: skip
     if record.undone_at() is not None:
-        return CardState(UNDONE, **common)
+        return replace(common, kind=UNDONE)
     if ledger.paused(annotations):
-        return CardState(PAUSED, **common)
+        return replace(common, kind=PAUSED)
     if record.state in (RECOVERED, ESCALATED):
-        return CardState(record.state, **common)
+        return replace(common, kind=record.state)
     if record.revert_state == ledger.REVERT_SERVING:
-        return CardState(FIELD_REVERTED, **common)
+        return replace(common, kind=FIELD_REVERTED)
     if record.revert_state == ledger.REVERT_PENDING:
-        return CardState(REVERTING_FIELD, **common)
+        return replace(common, kind=REVERTING_FIELD)
     if record.revert_state == ledger.REVERT_FAILED:
-        return CardState(REVERT_FAILED, error=f"{record.revert} never became Ready", **common)
+        return replace(common, kind=REVERT_FAILED, error=f"{record.revert} never became Ready")
     confirmed = serving == ({record.to_revision: 100} if not record.after else dict(record.after))
-    return CardState(ROLLED_BACK if confirmed else UNVERIFIED, error="" if confirmed else "traffic moved since",
-                     **common)  # fmt: skip
+    return replace(
+        common, kind=ROLLED_BACK if confirmed else UNVERIFIED, error="" if confirmed else "traffic moved since"
+    )
 
 
 def render(alert: Alert, decision: Decision, state: CardState, *, buttons: bool = False) -> Message:

@@ -475,7 +475,8 @@ def _found(facts: _Facts, change: _Change, chosen) -> dict:
     revisions, names = history.revisions, history.names
     failing_rev = revisions[change.fi]
     breaking_at, deleted = change.breaking, False
-    target, split, moved_from, trust, ti = "", {}, (), "", None
+    target, split, trust, ti = "", {}, "", None
+    moved_from: tuple[str, ...] = ()
     if isinstance(chosen, rollback_target.Target):
         target, split, moved_from, trust = chosen.revision, chosen.split, chosen.moved_from, chosen.trust
         ti = history.index[target]
@@ -539,11 +540,12 @@ def _failing_from_traffic(facts: _Facts) -> str | Decision:
         return Decision(REPORT, "no_traffic", "the service serves no revision", serving=serving)
     if len(live) == 1:
         return live[0]
-    known = {name: history.get(name) for name in live}
-    if any(r is None for r in known.values()):
+    read = {name: history.get(name) for name in live}
+    known = {name: r for name, r in read.items() if r is not None}
+    if len(known) < len(read):
         if not history.complete:
             return Decision(NEED_MORE, "need_more_revisions", "looking for the serving revisions")
-        missing = ", ".join(n for n, r in known.items() if r is None)
+        missing = ", ".join(n for n in read if n not in known)
         return Decision(
             REPORT,
             "ambiguous_revision",

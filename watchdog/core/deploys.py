@@ -313,12 +313,12 @@ def _v1_template(request: dict) -> tuple[dict | None, str]:
     if instances:
         revision["volumes"] = [{"name": "cloudsql", "cloudSqlInstance": {"instances": instances}}]
     containers = []
-    for container in inner.get("containers") if isinstance(inner.get("containers"), list) else []:
+    for container in _list(inner.get("containers")):
         if not isinstance(container, dict):
             continue
         converted = {k: container[k] for k in ("name", "image", "command", "args") if k in container}
         env = []
-        for item in container.get("env") if isinstance(container.get("env"), list) else []:
+        for item in _list(container.get("env")):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 continue
             ref = _obj(_obj(item.get("valueFrom")).get("secretKeyRef"))
@@ -339,7 +339,7 @@ def _v1_template(request: dict) -> tuple[dict | None, str]:
 def comparable(revision: dict) -> dict:
     """The fields both API shapes carry faithfully: what a v1 request can be compared with a revision on."""
     containers = []
-    for container in revision.get("containers") if isinstance(revision.get("containers"), list) else []:
+    for container in _list(revision.get("containers")):
         if isinstance(container, dict):
             env = sorted(
                 (e.get("name"), json.dumps(e["valueSource"] if "valueSource" in e else e.get("value", "")))
@@ -400,6 +400,10 @@ def _agent(text: str, client: str = "") -> str:
 
 def _obj(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str:

@@ -129,7 +129,7 @@ def harmless_argument(value: str) -> bool:
 def credential_flag(value: str) -> bool:
     """True for a flag that names a credential and takes its value from the next argument: ``--db-password``."""
     flag = _FLAG.fullmatch(value.strip())
-    return bool(flag) and flag.group("value") is None and sensitive_name(flag.group("name"))
+    return flag is not None and flag.group("value") is None and sensitive_name(flag.group("name"))
 
 
 # Every shape above contains one of these (lower-cased): a text without any of them needs no regex scan,

@@ -72,16 +72,16 @@ def choose(
             and not history.same(revision, failing_rev)
         )
 
-    bad = tuple(
-        n
-        for n in serving
-        if serving[n] > 0 and (n == failing or (history.get(n) and history.same(history.get(n), failing_rev)))
-    )
+    def same_as_failing(name: str) -> bool:
+        revision = history.get(name)
+        return revision is not None and bool(revision) and history.same(revision, failing_rev)
+
+    bad = tuple(n for n in serving if serving[n] > 0 and (n == failing or same_as_failing(n)))
     keep = {n: p for n, p in serving.items() if p > 0 and n not in bad}
     candidates = [n for n in keep if good(n)]
     if candidates:
         split = _spread(keep, candidates, sum(serving[n] for n in bad))
-        target = max(candidates, key=lambda n: (split[n], str(history.get(n).get("createTime", ""))))
+        target = max(candidates, key=lambda n: (split[n], str((history.get(n) or {}).get("createTime", ""))))
         return Target(target, split, f"serving {serving[target]}% now", bad)
 
     if prefer and good(prefer):

@@ -70,7 +70,7 @@ never held.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from watchdog.config import Config
@@ -184,39 +184,45 @@ def judge(
     loud = bool(deploy.releases and (keeps or put_back))
     remedy, releases, serves = deploy.remedy, deploy.releases, deploy.serves
     route = describe_route(event, deploy.after, deploy.new, serves, deploy.creates, remedy, releases, deploy.routing)
-    found = {
-        "baseline": deploy.baseline,
-        "findings": verdict.findings,
-        "changes": verdict.changes,
-        "pinned": remedy.record if remedy else None,
-        "undoes": undoes,
-        "hold": hold,
-        "repeat": repeat,
-        "promise": chosen,
-        "revision": short_name(deploy.own["name"]) if deploy.own and deploy.creates else "",
-        "serves": "" if serves == PENDING else serves,
-        "route": route,
-        "loud": loud,
-        "releases": releases,
-        "keeps": bool(keeps),
-        "put_back": put_back,
-        "creates": deploy.creates,
-        "would": _would(chosen, hold, serves if serves and serves != PENDING else "the new revision"),
-    }
+    found = DeployVerdict(  # the verdict's facts; each rule below says what it comes to
+        NOTHING,
+        "",
+        "",
+        baseline=deploy.baseline,
+        findings=verdict.findings,
+        changes=verdict.changes,
+        pinned=remedy.record if remedy else None,
+        undoes=undoes,
+        hold=hold,
+        repeat=repeat,
+        promise=chosen,
+        revision=short_name(deploy.own["name"]) if deploy.own and deploy.creates else "",
+        serves="" if serves == PENDING else serves,
+        route=route,
+        loud=loud,
+        releases=releases,
+        keeps=bool(keeps),
+        put_back=put_back,
+        creates=deploy.creates,
+        would=_would(chosen, hold, serves if serves and serves != PENDING else "the new revision"),
+    )
     where = f"{event.service.service} {route}"
     if remedy is not None and not releases:
-        return DeployVerdict(NOTE, "pinned", f"{where} while the watchdog keeps traffic on its rollback", **found)
+        return replace(
+            found, action=NOTE, reason="pinned", detail=f"{where} while the watchdog keeps traffic on its rollback"
+        )
     if loud:
         what = f"puts {put_back} back" if put_back else "keeps the value the watchdog rolled away from"
-        return DeployVerdict(WARN, "releases_pin", f"{where}: it {what}", **found)
+        return replace(found, action=WARN, reason="releases_pin", detail=f"{where}: it {what}")
     if releases and undoes:
-        return DeployVerdict(NOTE, "releases_pin_fixed", f"{where}, with the rollback target's value", **found)
+        return replace(
+            found, action=NOTE, reason="releases_pin_fixed", detail=f"{where}, with the rollback target's value"
+        )
     if not verdict.ok:
         first = next((f for f in verdict.findings if f.severity == precheck.FAIL and not f.allowed), None)
-        return DeployVerdict(
-            WARN, "risky", f"{event.service.service}: {first.message if first else 'risky configuration'}", **found
-        )
-    return DeployVerdict(NOTHING, "no_risky_change", "no precheck rule fails", **found)
+        risky = first.message if first else "risky configuration"
+        return replace(found, action=WARN, reason="risky", detail=f"{event.service.service}: {risky}")
+    return replace(found, reason="no_risky_change", detail="no precheck rule fails")
 
 
 # --- the deploy as it really is ------------------------------------------------------------------------
@@ -656,7 +662,7 @@ def _value_line(event: DeployEvent, verdict: DeployVerdict) -> str:
             f"It serves again what the watchdog rolled away from (incident {escape(record.incident) if record else ''}"
             "): unless something the watchdog cannot see fixed the route, it will fail the same way."
         )
-    if verdict.keeps:
+    if verdict.keeps and record is not None:  # it keeps what a remedy's record rolled away from: never without one
         return (
             f"It keeps egress {code(value)}, the value the watchdog rolled away from ({code(record.from_revision)}): "
             "unless something the watchdog cannot see fixed the route (for example Cloud NAT added outside Cloud "

@@ -155,8 +155,8 @@ def _with_findings(
         if latest.outcome == "unverified" or (latest.outcome == "verifying" and now > due):
             found.append(f"rollback for incident {latest.incident} ({_age(now - newest.at)} ago) was never verified")
     if newest is not None and split.get(newest.from_revision, 0) > 0:
-        latest = status.rollbacks[0] if status.rollbacks else None
-        by = f" (undone by {latest.undone_by} at {_when(latest.undone_at)})" if latest and latest.undone_by else ""
+        undone = status.rollbacks[0] if status.rollbacks else None
+        by = f" (undone by {undone.undone_by} at {_when(undone.undone_at)})" if undone and undone.undone_by else ""
         found.append(f"{newest.from_revision}, which the watchdog rolled away from for incident {newest.incident}, "
                      f"serves {split[newest.from_revision]}% again{by}")  # fmt: skip
     return replace(status, needs_human=tuple(found))

@@ -438,7 +438,7 @@ def confirmed(service: dict, target: str | dict[str, int]) -> bool:
 def _traffic(entries: list[dict]) -> list:
     return [
         run_v2.TrafficTarget(
-            type_=run_v2.TrafficTargetAllocationType[entry["type"]],
+            type_=run_v2.TrafficTargetAllocationType[entry["type"]],  # type: ignore[misc]  # a proto-plus Enum
             revision=entry.get("revision", ""),
             percent=int(entry.get("percent", 0)),
             tag=entry.get("tag", ""),
@@ -488,7 +488,7 @@ def is_etag_conflict(error: exceptions.GoogleAPICallError) -> bool:
 
 def rest_status(error: exceptions.GoogleAPICallError) -> str:
     try:
-        return str(error.response.json()["error"]["status"])  # type: ignore[union-attr]
+        return str(error.response.json()["error"]["status"])
     except Exception:  # noqa: BLE001 - any shape of error body: no status
         return ""
 

@@ -227,8 +227,9 @@ class TimeSeries:
             self._client = client(monitoring_v3.MetricServiceClient, self._endpoint)
         aggregation = {
             "alignment_period": {"seconds": alignment},
-            "per_series_aligner": monitoring_v3.Aggregation.Aligner[query.aligner],
-            "cross_series_reducer": monitoring_v3.Aggregation.Reducer[query.reducer],
+            # proto-plus enums are looked up by name like any Enum; their metaclass hides that from mypy
+            "per_series_aligner": monitoring_v3.Aggregation.Aligner[query.aligner],  # type: ignore[misc]
+            "cross_series_reducer": monitoring_v3.Aggregation.Reducer[query.reducer],  # type: ignore[misc]
             "group_by_fields": list(query.group_by),
         }
         pager = self._client.list_time_series(

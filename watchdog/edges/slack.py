@@ -92,7 +92,6 @@ class SlackBot:
     def __init__(self, settings: SlackSettings, remaining: Callable[[], float]) -> None:
         from slack_sdk import WebClient
 
-        kwargs = {"base_url": settings.api_url} if settings.api_url else {}
         self._remaining = remaining
         self._client = WebClient(
             token=settings.bot_token,
@@ -100,7 +99,7 @@ class SlackBot:
             # no blind retry of a post whose answer was lost: it may have been accepted (find() looks first);
             # the handlers read the deadline of the call under way (until() moves it)
             retry_handlers=_retry_handlers(lambda: self._remaining(), connection_errors=False),
-            **kwargs,
+            **({"base_url": settings.api_url} if settings.api_url else {}),  # type: ignore[arg-type]
         )
         self._channel = settings.channel
 
@@ -120,7 +119,7 @@ class SlackBot:
             return Posted(False, error="no time left to post", retryable=True)
         try:
             self._client.timeout = max(1, int(min(POST_TIMEOUT, self._remaining())))
-            extra = (
+            extra: dict[str, Any] = (
                 {"metadata": {"event_type": CARD_EVENT, "event_payload": {"card": message.card}}}
                 if message.card
                 else {}
@@ -205,7 +204,7 @@ class SlackBot:
         left = self._remaining()
         if left < MIN_CLICK_CALL:
             return Read(False, error="no time left")
-        self._client.timeout = min(CLICK_CALL_TIMEOUT, left)
+        self._client.timeout = min(CLICK_CALL_TIMEOUT, left)  # type: ignore[assignment]  # urllib takes a float
         try:
             return Read(True, call())
         except SlackApiError as error:

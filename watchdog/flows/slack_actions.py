@@ -309,7 +309,8 @@ def _revert_field(cloud_run, click: actions.Click, service: dict, deadline: floa
         return plan, service
     from watchdog.core import ledger
 
-    record = ledger.read(service.get("annotations")).find(click.incident)  # plan() read it: readable
+    record = ledger.find(service.get("annotations"), click.incident)
+    assert record is not None  # plan() applies only to a rollback it found in this very ledger
     failing = cloud_run.get_revision(click.service, record.from_revision, deadline)
     good = cloud_run.get_revision(click.service, record.to_revision, deadline)
     progress = FieldRevert(cloud_run, time.time).start(

@@ -392,7 +392,7 @@ def _topic(topic: str, project_number: str, timeout: float, progress: Callable[[
 
     from google.api_core import exceptions
     from google.auth.exceptions import GoogleAuthError
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # google-cloud-pubsub ships no type information
     from google.protobuf import json_format
 
     progress(f"reading topic {topic}")

@@ -143,7 +143,7 @@ def _publish(topic: str, payload: dict, attributes: dict[str, str], timeout: flo
     from concurrent.futures import TimeoutError as FutureTimeout
 
     from google.api_core import exceptions
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # google-cloud-pubsub ships no type information
 
     where = os.environ.get("PUBSUB_EMULATOR_HOST", "")
     publisher = pubsub_v1.PublisherClient()
@@ -181,6 +181,6 @@ def _drill_http(url: str, payload: dict, id_token: str | None, timeout: float) -
             except urllib.error.HTTPError as error:
                 status, body = error.code, error.read()
     except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise CouldNotCheck(f"could not reach {url}: {reach.one_line(reason)}") from None
+        why = error.reason if isinstance(error, urllib.error.URLError) else error  # an OSError, or a sentence
+        raise CouldNotCheck(f"could not reach {url}: {reach.one_line(why)}") from None
     return status, body.decode(errors="replace")

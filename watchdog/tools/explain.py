@@ -37,7 +37,8 @@ EPILOG = f"""\b
 Exit codes:
   0  the decision was explained (whatever it is: rollback, report, nothing, ignored)
   2  could not explain: unreadable files, files about another service, invalid configuration,
-     Cloud Run API errors
+     Cloud Run API errors, or not an alert (a deploy's audit-log entry, a verification tick):
+     explain explains alerts only; `rollback-watchdog check` judges a deploy with the sentinel's rules
 
 \b
 Nothing is ever changed: explain only reads.
@@ -69,13 +70,15 @@ Try it on the staging incident (the alert, the service and its revisions as save
 def explain(alert_path, service_json, revisions_json, as_json, deadline, **settings) -> None:
     """Show what the watchdog would decide for an alert, with the revision diff and reasons."""
     from watchdog.core import decision as rules
-    from watchdog.core.intake import Alert, parse
+    from watchdog.core.intake import Alert, Ignored, parse
 
     if bool(service_json) != bool(revisions_json):
         raise click.UsageError("give both --service-json and --revisions-json, or neither (live lookup)")
     config = load_config(**settings)
     parsed = parse(read_json(alert_path, "alert"))
-    if not isinstance(parsed, Alert):
+    if not isinstance(parsed, (Alert, Ignored)):
+        raise CouldNotCheck(not_an_alert(alert_path, parsed))
+    if isinstance(parsed, Ignored):
         result = {"alert": None, "ignored": {"reason": parsed.reason, "detail": parsed.detail}}
         if as_json:
             emit_json(result)
@@ -125,6 +128,21 @@ def explain(alert_path, service_json, revisions_json, as_json, deadline, **setti
         emit_json(explain_json(alert, decided, related, len(revisions), cloud_run is not None))
     else:
         show_decision(alert, decided, related, config, len(revisions))
+
+
+def not_an_alert(path: str, parsed: object) -> str:
+    """Why a deploy's audit-log entry or a tick is not explained, and what judges a deploy instead."""
+    from watchdog.core.deploys import DeployEvent
+
+    if not isinstance(parsed, DeployEvent):
+        return f"{path} is a verification tick, not an alert: explain explains alerts only (a tick never rolls back)"
+    ref = parsed.service
+    revision = f" --revision {parsed.revision}" if parsed.revision else ""
+    return (
+        f"{path} is a Cloud Run deploy ({parsed.method} of {ref}), not an alert: explain explains alerts only. "
+        "The sentinel judges a deploy as it happens; the same rules before it takes traffic: "
+        f"rollback-watchdog check --project {ref.project} --region {ref.region} --service {ref.service}{revision}"
+    )
 
 
 def mismatch(expected: ServiceRef, service: dict, revisions: list) -> str:

@@ -70,7 +70,7 @@ def cannot_connect(endpoint: str, default: str, timeout: float = CONNECT_TIMEOUT
         return f"{error.strerror or type(error).__name__}{through}"
 
 
-def one_line(error: BaseException, limit: int = 240) -> str:
+def one_line(error: BaseException | str, limit: int = 240) -> str:
     """An API error as one short line: a RetryError by its last cause, a refused connection by its reason."""
     from google.api_core import exceptions
 

@@ -20,6 +20,7 @@ import contextlib
 import getpass
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -89,8 +90,10 @@ def revert_field(ctx, project, region, service, incident, by, timeout, cloud_run
         plan = actions.Plan("refused", "no_rollback", f"the watchdog made no rollback of {ref.service} on record")
     else:
         plan = actions.plan(press, found, time.time())
-    result = {"service": str(ref), "incident": press.incident, "outcome": plan.outcome, "reason": plan.reason,
-              "detail": plan.detail, "revision": "", "serving": None}  # fmt: skip
+    result: dict[str, Any] = {
+        "service": str(ref), "incident": press.incident, "outcome": plan.outcome, "reason": plan.reason,
+        "detail": plan.detail, "revision": "", "serving": None,
+    }  # fmt: skip
     if plan.outcome == "apply" and record is not None:
         with waiting(f"reading {record.from_revision} and {record.to_revision}"):
             failing = api_call(lambda: client.get_revision(ref, record.from_revision, deadline))
@@ -109,7 +112,7 @@ def revert_field(ctx, project, region, service, incident, by, timeout, cloud_run
         emit_json(result)
     else:
         _show(result)
-    ctx.exit({"refused": 1, "already": 0, "failed": 2}.get(result["outcome"], 0))
+    ctx.exit({"refused": 1, "already": 0, "failed": 2}.get(str(result["outcome"]), 0))
 
 
 def _show(result: dict) -> None:

@@ -192,9 +192,9 @@ def rollback_rights(
             ref, traffic, service.get("etag", ""), ledger.with_record(service.get("annotations"), record), deadline
         )
     except (exceptions.PermissionDenied, exceptions.Forbidden) as error:
-        missing = permissions.missing_permission(str(error), ref, member)
-        found.append(Finding("dry_run", PROBLEM, f"Cloud Run refused the rollback update: {missing.permission} on "
-                             f"{missing.resource}: {missing.command}", label))  # fmt: skip
+        denied = permissions.missing_permission(str(error), ref, member)
+        found.append(Finding("dry_run", PROBLEM, f"Cloud Run refused the rollback update: {denied.permission} on "
+                             f"{denied.resource}: {denied.command}", label))  # fmt: skip
         return found
     except Exception as error:  # noqa: BLE001 - a conflict, an outage: not proven either way
         from watchdog.edges.cloudrun import ConcurrentChange

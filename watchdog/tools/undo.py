@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from typing import Any
 
 import click
 
@@ -93,8 +94,10 @@ def undo(ctx, project, region, service, incident, by, timeout, cloud_run_endpoin
         plan = actions.Plan("refused", "no_rollback", f"the watchdog made no rollback of {ref.service} on record")
     else:
         plan = actions.plan(press, found, time.time())  # the button's rules, refusals and ledger event
-    result = {"service": str(ref), "incident": press.incident, "outcome": plan.outcome, "reason": plan.reason,
-              "detail": plan.detail, "serving": None, "slack": None}  # fmt: skip
+    result: dict[str, Any] = {
+        "service": str(ref), "incident": press.incident, "outcome": plan.outcome, "reason": plan.reason,
+        "detail": plan.detail, "serving": None, "slack": None,
+    }  # fmt: skip
     if plan.outcome == "apply":
         plan, serving = _apply(client, ref, found, plan, press, deadline)
         result.update(outcome=plan.outcome, reason=plan.reason, detail=plan.detail, serving=serving)
