@@ -283,7 +283,7 @@ def _decide(facts: _Facts) -> Decision:
     if isinstance(chosen, rollback_target.NoTarget) and chosen.need_more:
         return facts.more("looking for a revision known to have served", failing)
     found = _found(facts, change, chosen)
-    settled = _too_old(facts, change, chosen, found)  # rule 9
+    settled = _too_old(facts, change, found)  # rule 9
     if settled:
         return settled
     if isinstance(chosen, rollback_target.NoTarget):  # rule 10
@@ -297,13 +297,13 @@ def _decide(facts: _Facts) -> Decision:
             breaking=names[change.breaking],
             breaking_created=str(revisions[change.breaking].get("createTime", "")),
         )
-    why = f"{found['breaking']} changed {_describe(found['trigger_changes'])}"
+    why = f"{found.breaking} changed {_describe(found.trigger_changes)}"
     latest = short_name(facts.service.get("latestCreatedRevision", ""))
     held = guards.holding_back(facts.alert, facts.config, facts.memory, facts.now, failing, latest)  # rule 11
     if held:
         reason, sentence = held
-        return Decision(REPORT, reason, f"{why}; would roll back to {chosen.revision}, but {sentence}", **found)
-    return Decision(ROLLBACK, "rollback", f"{why}; rolling back to {chosen.revision} ({chosen.trust})", **found)
+        return found.decided(REPORT, reason, f"{why}; would roll back to {chosen.revision}, but {sentence}")
+    return found.decided(ROLLBACK, "rollback", f"{why}; rolling back to {chosen.revision} ({chosen.trust})")
 
 
 def _not_serving(facts: _Facts, failing: str) -> Decision | None:
@@ -453,70 +453,122 @@ def _restored_held(history: History, replaced_first: int, restored_newest: int, 
     return held if history.complete else None
 
 
-def _too_old(facts: _Facts, change: _Change, chosen, found: dict) -> Decision | None:
+def _too_old(facts: _Facts, change: _Change, found: _Found) -> Decision | None:
     """Rule 9: a change older than the window is a suspect to report, never a rollback."""
-    age = found["change_age"]
+    age = found.change_age
     if age is not None and age <= facts.config.max_change_age_hours * 3600:
         return None
-    breaking_at = facts.history.index.get(found["breaking"], change.breaking)
+    breaking_at = facts.history.index.get(found.breaking, change.breaking)
     followed = sum(1 for k in range(change.fi, breaking_at) if is_ready(facts.history.revisions[k]))
     how_old = "of unknown age" if age is None else f"{_days(age)} before the alert"
     detail = (
-        f"{found['breaking']} changed {_describe(found['trigger_changes'])} {how_old}, and {followed} deploy(s) "
+        f"{found.breaking} changed {_describe(found.trigger_changes)} {how_old}, and {followed} deploy(s) "
         f"since kept that value: beyond WATCHDOG_MAX_CHANGE_AGE_HOURS ({facts.config.max_change_age_hours:g} h) "
         "it is a suspect, not a cause to act on. Traffic left alone"
     )
-    return Decision(REPORT, "change_too_old", detail, **{**found, "followed": followed, "would_roll_back": False})
+    return replace(found.decided(REPORT, "change_too_old", detail), followed=followed, would_roll_back=False)
 
 
-def _found(facts: _Facts, change: _Change, chosen) -> dict:
+@dataclass(frozen=True)
+class _Found:
+    """What the report or the rollback says about the change (rules 9 to 12), and about the target when there is
+    one (``would_roll_back``): the values a :class:`Decision` is made of."""
+
+    failing: str
+    breaking: str
+    breaking_created: str
+    breaking_deleted: bool
+    changes: tuple[Change, ...]
+    trigger_changes: tuple[Change, ...]
+    serving: dict[str, int]
+    breaking_creator: str
+    change_age: float | None
+    # with a target
+    target: str = ""
+    skipped: tuple[str, ...] = ()
+    split: dict[str, int] = field(default_factory=dict)
+    traffic: tuple[dict, ...] = ()
+    moved_from: tuple[str, ...] = ()
+    trust: str = ""
+    fixes: tuple[tuple[str, str], ...] = ()
+    would_roll_back: bool = False
+    remedy: str = ""
+    offer_revert: bool = False
+    taken_out: tuple[tuple[str, str], ...] = ()
+
+    def decided(self, action: str, reason: str, detail: str) -> Decision:
+        return Decision(
+            action,
+            reason,
+            detail,
+            failing=self.failing,
+            target=self.target,
+            breaking=self.breaking,
+            breaking_created=self.breaking_created,
+            breaking_deleted=self.breaking_deleted,
+            skipped=self.skipped,
+            changes=self.changes,
+            trigger_changes=self.trigger_changes,
+            would_roll_back=self.would_roll_back,
+            serving=self.serving,
+            split=self.split,
+            traffic=self.traffic,
+            moved_from=self.moved_from,
+            trust=self.trust,
+            fixes=self.fixes,
+            breaking_creator=self.breaking_creator,
+            remedy=self.remedy,
+            offer_revert=self.offer_revert,
+            taken_out=self.taken_out,
+            change_age=self.change_age,
+        )
+
+
+def _found(facts: _Facts, change: _Change, chosen: rollback_target.Target | rollback_target.NoTarget) -> _Found:
     """What the report or the rollback says about the change and the target (``chosen`` may be NoTarget)."""
     history, alert = facts.history, facts.alert
     revisions, names = history.revisions, history.names
     failing_rev = revisions[change.fi]
     breaking_at, deleted = change.breaking, False
-    target, split, trust, ti = "", {}, "", None
-    moved_from: tuple[str, ...] = ()
-    if isinstance(chosen, rollback_target.Target):
-        target, split, moved_from, trust = chosen.revision, chosen.split, chosen.moved_from, chosen.trust
-        ti = history.index[target]
-        if not change.hold:  # a hold's change is the deploy itself, whatever the history between
-            breaking_at, deleted = rollback_target.breaking(history, change.fi, ti, change.breaking)
+    target = chosen if isinstance(chosen, rollback_target.Target) else None
+    ti = history.index[target.revision] if target is not None else None
+    if ti is not None and not change.hold:  # a hold's change is the deploy itself, whatever the history between
+        breaking_at, deleted = rollback_target.breaking(history, change.fi, ti, change.breaking)
     reference = revisions[ti] if ti is not None else revisions[change.boundary]
     changes = tuple(history.changes(reference, failing_rev))
     created = history.created(breaking_at)
     moment = alert.started_at or facts.now
-    found = {
-        "failing": names[change.fi],
-        "target": target,
-        "breaking": names[breaking_at],
-        "breaking_created": str(revisions[breaking_at].get("createTime", "")),
-        "breaking_deleted": deleted,
-        "changes": changes,
-        "trigger_changes": tuple(c for c in changes if c.kind in history.kinds),
-        "serving": facts.serving,
-        "breaking_creator": str(revisions[breaking_at].get("creator", "")),
-        "change_age": None if created is None else max(0.0, moment - created),
-    }
-    if ti is None:
+    found = _Found(
+        failing=names[change.fi],
+        breaking=names[breaking_at],
+        breaking_created=str(revisions[breaking_at].get("createTime", "")),
+        breaking_deleted=deleted,
+        changes=changes,
+        trigger_changes=tuple(c for c in changes if c.kind in history.kinds),
+        serving=facts.serving,
+        breaking_creator=str(revisions[breaking_at].get("creator", "")),
+        change_age=None if created is None else max(0.0, moment - created),
+    )
+    if target is None or ti is None:
         return found
     verdict = precheck.evaluate(revisions[ti], failing_rev)  # the same rules (and fixes) as `check`
     remedy = field_revert.remedy(
-        facts.config.field_revert, facts.config.rollback_on, failing_rev, revisions[ti], split, facts.serving
+        facts.config.field_revert, facts.config.rollback_on, failing_rev, revisions[ti], target.split, facts.serving
     )
-    return {
-        **found,
-        "skipped": tuple(n for n in names[change.fi + 1 : ti] if n not in moved_from) if ti > change.fi else (),
-        "split": split,
-        "traffic": tuple(rollback_traffic(facts.service, split)),
-        "moved_from": moved_from,
-        "trust": trust,
-        "fixes": tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix),
-        "would_roll_back": True,
-        "remedy": remedy.kind,
-        "offer_revert": remedy.offer,
-        "taken_out": field_revert.taken_out(revisions, names[change.fi], names[breaking_at]),
-    }
+    return replace(
+        found,
+        target=target.revision,
+        skipped=tuple(n for n in names[change.fi + 1 : ti] if n not in target.moved_from) if ti > change.fi else (),
+        split=target.split,
+        traffic=tuple(rollback_traffic(facts.service, target.split)),
+        moved_from=target.moved_from,
+        trust=target.trust,
+        fixes=tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix),
+        would_roll_back=True,
+        remedy=remedy.kind,
+        offer_revert=remedy.offer,
+        taken_out=field_revert.taken_out(revisions, names[change.fi], names[breaking_at]),
+    )
 
 
 def _failing_from_traffic(facts: _Facts) -> str | Decision:
