@@ -46,15 +46,16 @@ from watchdog.core.slack_text import (
     watchdog_command,
 )
 from watchdog.core.traffic import traffic_split
+from watchdog.core.vocabulary import State
 
-ROLLING_BACK, ROLLED_BACK, UNVERIFIED, FAILED = "rolling_back", "rolled_back", "unverified", "failed"
-REVERTING_FIELD, FIELD_REVERTED, REVERT_FAILED = "reverting_field", "field_reverted", "revert_failed"
-RECOVERED, ESCALATED, UNDONE, PAUSED = "recovered", "escalated", "undone", "paused"
+ROLLING_BACK, ROLLED_BACK, UNVERIFIED, FAILED = State.ROLLING_BACK, State.ROLLED_BACK, State.UNVERIFIED, State.FAILED
+REVERTING_FIELD, FIELD_REVERTED, REVERT_FAILED = State.REVERTING_FIELD, State.FIELD_REVERTED, State.REVERT_FAILED
+RECOVERED, ESCALATED, UNDONE, PAUSED = State.RECOVERED, State.ESCALATED, State.UNDONE, State.PAUSED
 STATES = (ROLLING_BACK, ROLLED_BACK, UNVERIFIED, FAILED, REVERTING_FIELD, FIELD_REVERTED, REVERT_FAILED, RECOVERED,
           ESCALATED, UNDONE, PAUSED)  # fmt: skip
 LOUD = (FAILED, REVERT_FAILED, ESCALATED)  # someone must look now
 NO_UNDO = (FAILED, UNDONE)  # nothing to undo: traffic did not move, or it moved back already
-EMOJI = {
+EMOJI: dict[str, str] = {
     ROLLING_BACK: ":hourglass_flowing_sand:", ROLLED_BACK: ":white_check_mark:", UNVERIFIED: ":warning:",
     FAILED: ":rotating_light:", REVERTING_FIELD: ":hourglass_flowing_sand:", FIELD_REVERTED: ":white_check_mark:",
     REVERT_FAILED: ":rotating_light:", RECOVERED: ":white_check_mark:", ESCALATED: ":rotating_light:",

@@ -98,13 +98,10 @@ from watchdog.core.changes import Change, template_changes
 from watchdog.core.history import History
 from watchdog.core.intake import Alert
 from watchdog.core.traffic import is_ready, rollback_traffic, short_name, traffic_split
+from watchdog.core.vocabulary import Action, Reason
 
-ROLLBACK = "rollback"
-REPORT = "report"
-RESEND_REPORT = "resend_report"
-IN_PROGRESS = "in_progress"
-NOTHING = "nothing"
-NEED_MORE = "need_more_revisions"
+ROLLBACK, REPORT, RESEND_REPORT = Action.ROLLBACK, Action.REPORT, Action.RESEND_REPORT
+IN_PROGRESS, NOTHING, NEED_MORE = Action.IN_PROGRESS, Action.NOTHING, Action.NEED_MORE
 
 # How long after a rollback another delivery assumes the one that made it is still posting its card: the
 # card goes out right after the update is accepted, so a crash there is reported on the first redelivery
@@ -117,8 +114,8 @@ KINDS_FOR = {"egress": {"egress"}, "network": {"egress", "network"}, "any": {"eg
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # one of ROLLBACK, REPORT, RESEND_REPORT, IN_PROGRESS, NOTHING, NEED_MORE
-    reason: str  # machine-readable code, see the module docstring
+    action: Action
+    reason: Reason  # see the module docstring
     detail: str  # one sentence for humans
     failing: str = ""  # revision the alert is about (short name)
     target: str = ""  # the revision that takes the most traffic after the rollback
@@ -171,7 +168,7 @@ def decide(
     if isinstance(memory, ledger.Unreadable):
         return Decision(
             REPORT,
-            "ledger_unreadable",
+            Reason.LEDGER_UNREADABLE,
             f"the watchdog's ledger annotations on {alert.service.service} cannot be read ({memory.reason}); "
             f"traffic and annotations left alone: fix or remove {ledger.ROLLBACKS_KEY} / {ledger.MEMORY_KEY}",
             failing=alert.revision,
@@ -184,7 +181,7 @@ def decide(
     if alert.incident_id in memory.closed:
         return Decision(
             NOTHING,
-            "already_closed",
+            Reason.ALREADY_CLOSED,
             f"incident {alert.incident_id} was already seen closed; this open arrived late",
             failing=alert.revision,
             serving=serving,
@@ -195,7 +192,9 @@ def decide(
     facts = _Facts(alert, service, history, memory, config, now, serving)
     decided = _decide(facts)
     if decided.action == REPORT and alert.incident_id in memory.noticed:
-        return replace(decided, action=NOTHING, reason="already_reported", detail=f"already reported: {decided.detail}")
+        return replace(
+            decided, action=NOTHING, reason=Reason.ALREADY_REPORTED, detail=f"already reported: {decided.detail}"
+        )
     return decided
 
 
@@ -215,7 +214,7 @@ def _already_handled(alert: Alert, record: ledger.Record, config: Config, now: f
         detail = f"incident {alert.incident_id} was rolled back ({moved}), but the report was not recorded as sent"
     return Decision(
         action,
-        "already_handled",
+        Reason.ALREADY_HANDLED,
         detail,
         failing=record.from_revision,
         target=record.to_revision,
@@ -237,9 +236,9 @@ class _Facts:
     serving: dict[str, int]
 
     def more(self, why: str, failing: str = "") -> Decision:
-        return Decision(NEED_MORE, "need_more_revisions", why, failing=failing)
+        return Decision(NEED_MORE, Reason.NEED_MORE, why, failing=failing)
 
-    def report(self, reason: str, detail: str, **found) -> Decision:
+    def report(self, reason: Reason, detail: str, **found) -> Decision:
         return Decision(REPORT, reason, detail, serving=self.serving, **found)
 
 
@@ -289,7 +288,7 @@ def _decide(facts: _Facts) -> Decision:
     if isinstance(chosen, rollback_target.NoTarget):  # rule 10
         names, revisions = facts.history.names, facts.history.revisions
         return facts.report(
-            "no_known_good_target",
+            Reason.NO_KNOWN_GOOD_TARGET,
             f"{names[change.breaking]} changed the {facts.alert.service.service} configuration, but no Ready "
             "revision without that change can be shown to have served (none serves now, the one before the change "
             "is a preview, or the watchdog rolled away from it before): traffic left alone",
@@ -303,7 +302,7 @@ def _decide(facts: _Facts) -> Decision:
     if held:
         reason, sentence = held
         return found.decided(REPORT, reason, f"{why}; would roll back to {chosen.revision}, but {sentence}")
-    return found.decided(ROLLBACK, "rollback", f"{why}; rolling back to {chosen.revision} ({chosen.trust})")
+    return found.decided(ROLLBACK, Reason.ROLLBACK, f"{why}; rolling back to {chosen.revision} ({chosen.trust})")
 
 
 def _not_serving(facts: _Facts, failing: str) -> Decision | None:
@@ -312,7 +311,7 @@ def _not_serving(facts: _Facts, failing: str) -> Decision | None:
         return None
     return Decision(
         NOTHING,
-        "not_serving",
+        Reason.NOT_SERVING,
         f"revision {failing} serves no traffic (already rolled back, a tag-only preview, or never became Ready)",
         failing=failing,
         serving=facts.serving,
@@ -325,7 +324,7 @@ def _did_not_fix(facts: _Facts, failing: str) -> Decision | None:
     if earlier is None:
         return None
     return facts.report(
-        "rollback_did_not_fix",
+        Reason.ROLLBACK_DID_NOT_FIX,
         f"the watchdog rolled {facts.alert.service.service} back to {failing} for incident {earlier.incident}, "
         f"and the alert is now about {failing}: that rollback did not fix it. No further automatic rollback; "
         "someone needs to look now",
@@ -342,7 +341,7 @@ def _latest_change(facts: _Facts, failing: str) -> _Change | Decision:
         if not history.complete:
             return facts.more(f"looking for revision {failing}", failing)
         return facts.report(
-            "revision_not_found", f"revision {failing} is not in the service's history", failing=failing
+            Reason.REVISION_NOT_FOUND, f"revision {failing} is not in the service's history", failing=failing
         )
     failing_rev = history.revisions[fi]
     before = history.index.get(facts.alert.served_before, -1)
@@ -362,7 +361,7 @@ def _latest_change(facts: _Facts, failing: str) -> _Change | Decision:
     older = history.ready_after(fi)
     diff = tuple(history.changes(history.revisions[older[0]], failing_rev)) if older else ()
     return facts.report(
-        "no_matching_change",
+        Reason.NO_MATCHING_CHANGE,
         f"no {facts.config.rollback_on} change in the history of {failing}; traffic left alone",
         failing=failing,
         changes=diff,
@@ -406,7 +405,7 @@ def _revert(facts: _Facts, change: _Change) -> Decision | None:
         return None  # the restored value held for less time than what replaced it: a re-introduction
     latest = tuple(c for c in history.changes(boundary_rev, revisions[change.breaking]) if c.kind in history.kinds)
     return facts.report(
-        "revert",
+        Reason.REVERT,
         f"{names[change.breaking]} restored {_describe(latest, new_side=True)}, which {names[restored_newest]} had "
         f"before {names[change.boundary]} changed it: a revert of a value that had not settled is not treated "
         f"as the cause, and rolling back would put {names[change.boundary]}'s configuration back. Traffic left alone",
@@ -466,7 +465,7 @@ def _too_old(facts: _Facts, change: _Change, found: _Found) -> Decision | None:
         f"since kept that value: beyond WATCHDOG_MAX_CHANGE_AGE_HOURS ({facts.config.max_change_age_hours:g} h) "
         "it is a suspect, not a cause to act on. Traffic left alone"
     )
-    return replace(found.decided(REPORT, "change_too_old", detail), followed=followed, would_roll_back=False)
+    return replace(found.decided(REPORT, Reason.CHANGE_TOO_OLD, detail), followed=followed, would_roll_back=False)
 
 
 @dataclass(frozen=True)
@@ -496,7 +495,7 @@ class _Found:
     offer_revert: bool = False
     taken_out: tuple[tuple[str, str], ...] = ()
 
-    def decided(self, action: str, reason: str, detail: str) -> Decision:
+    def decided(self, action: Action, reason: Reason, detail: str) -> Decision:
         return Decision(
             action,
             reason,
@@ -581,7 +580,7 @@ def _failing_from_traffic(facts: _Facts) -> str | Decision:
         if revision is None or not is_ready(revision):
             return Decision(
                 REPORT,
-                "newest_not_ready",
+                Reason.NEWEST_NOT_READY,
                 f"the newest revision {newest_created} never became Ready, so Cloud Run kept traffic on "
                 f"{_show_split(serving) or newest_ready or 'the previous revision'}: nothing to roll back",
                 failing=newest_created,
@@ -589,18 +588,18 @@ def _failing_from_traffic(facts: _Facts) -> str | Decision:
             )
     live = [name for name, percent in serving.items() if percent > 0]
     if not live:
-        return Decision(REPORT, "no_traffic", "the service serves no revision", serving=serving)
+        return Decision(REPORT, Reason.NO_TRAFFIC, "the service serves no revision", serving=serving)
     if len(live) == 1:
         return live[0]
     read = {name: history.get(name) for name in live}
     known = {name: r for name, r in read.items() if r is not None}
     if len(known) < len(read):
         if not history.complete:
-            return Decision(NEED_MORE, "need_more_revisions", "looking for the serving revisions")
+            return Decision(NEED_MORE, Reason.NEED_MORE, "looking for the serving revisions")
         missing = ", ".join(n for n in read if n not in known)
         return Decision(
             REPORT,
-            "ambiguous_revision",
+            Reason.AMBIGUOUS_REVISION,
             f"the alert names no revision and the serving revision(s) {missing} are not in the history",
             serving=serving,
         )
@@ -612,7 +611,7 @@ def _failing_from_traffic(facts: _Facts) -> str | Decision:
         return newest
     return Decision(
         REPORT,
-        "ambiguous_revision",
+        Reason.AMBIGUOUS_REVISION,
         f"the alert names no revision and no single serving revision made the change ({_show_split(serving)}); "
         "traffic left alone",
         serving=serving,
@@ -644,7 +643,7 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
     kinds = KINDS_FOR[config.rollback_on]
     return Decision(
         RESEND_REPORT,
-        "rollback",  # what the card says it did: the rollback, not the redelivery that rebuilt it
+        Reason.ROLLBACK,  # what the card says it did: the rollback, not the redelivery that rebuilt it
         f"rolled back {record.from_revision} → {record.to_revision}",
         failing=record.from_revision,
         target=record.to_revision,

@@ -21,33 +21,37 @@ from __future__ import annotations
 from watchdog.config import Config
 from watchdog.core import ledger
 from watchdog.core.intake import Alert
+from watchdog.core.vocabulary import Reason
 
 # Cloud Monitoring's resource type for a Cloud Run service's revisions; cloud_run_job and cloud_run_worker_pool
 # are not services, so an incident on them cannot be about a service's traffic.
 CLOUD_RUN_RESOURCE_TYPES = frozenset({"cloud_run_revision"})
 
 
-def outside_scope(alert: Alert, config: Config) -> tuple[str, str] | None:
+def outside_scope(alert: Alert, config: Config) -> tuple[Reason, str] | None:
     """The service is one the watchdog may not change (``WATCHDOG_SERVICES``, ``WATCHDOG_PROJECTS``), or None."""
     if alert.service not in config.services:
-        return "out_of_scope", f"{alert.service.service} is not in WATCHDOG_SERVICES ({config.services.describe()})"
+        return (
+            Reason.OUT_OF_SCOPE,
+            f"{alert.service.service} is not in WATCHDOG_SERVICES ({config.services.describe()})",
+        )
     if config.projects and alert.service.project not in config.projects:
-        return "project_not_allowed", f"project {alert.service.project} is not in WATCHDOG_PROJECTS"
+        return Reason.PROJECT_NOT_ALLOWED, f"project {alert.service.project} is not in WATCHDOG_PROJECTS"
     return None
 
 
-def not_cloud_run_incident(alert: Alert) -> tuple[str, str] | None:
+def not_cloud_run_incident(alert: Alert) -> tuple[Reason, str] | None:
     """The incident is about another resource than Cloud Run's: user labels located it, but may not make it act."""
     if alert.resource_type in CLOUD_RUN_RESOURCE_TYPES:
         return None
     what = f"a {alert.resource_type!r} resource" if alert.resource_type else "no monitored resource type"
-    return "not_cloud_run_incident", (
+    return Reason.NOT_CLOUD_RUN_INCIDENT, (
         f"the incident names {what}, not a Cloud Run revision ({alert.service.service} was found by "
         f"{alert.found_by}): only an incident on Cloud Run's own resource may roll a service back"
     )
 
 
-def policy_not_allowed(alert: Alert, config: Config) -> tuple[str, str] | None:
+def policy_not_allowed(alert: Alert, config: Config) -> tuple[Reason, str] | None:
     """``WATCHDOG_POLICIES`` is set and names neither the incident's policy nor its id.
 
     The deploy-time hold is not an alert policy's incident (the sentinel acts under WATCHDOG_SENTINEL);
@@ -60,14 +64,14 @@ def policy_not_allowed(alert: Alert, config: Config) -> tuple[str, str] | None:
     if names & config.policies:
         return None
     return (
-        "policy_not_allowed",
+        Reason.POLICY_NOT_ALLOWED,
         f"policy {alert.policy_name or alert.policy_id or '(unnamed)'!r} is not in WATCHDOG_POLICIES",
     )
 
 
 def holding_back(
     alert: Alert, config: Config, memory: ledger.Ledger, now: float, failing: str = "", latest: str = ""
-) -> tuple[str, str] | None:
+) -> tuple[Reason, str] | None:
     """The first guard that holds a rollback back, or None. ``failing`` is the revision the rollback would
     move traffic off, ``latest`` the service's newest revision now."""
     held = outside_scope(alert, config) or not_cloud_run_incident(alert) or policy_not_allowed(alert, config)
@@ -75,29 +79,29 @@ def holding_back(
         return held
     if config.max_alert_age_seconds and alert.published_at and now - alert.published_at > config.max_alert_age_seconds:
         hours = (now - alert.published_at) / 3600
-        return "stale_alert", (
+        return Reason.STALE_ALERT, (
             f"the alert was published {hours:.1f} h ago, beyond WATCHDOG_MAX_ALERT_AGE_SECONDS "
             f"({config.max_alert_age_seconds} s): a late or replayed delivery is reported, not acted on"
         )
     if config.paused:
-        return "paused", "the watchdog is paused (WATCHDOG_PAUSED)"
+        return Reason.PAUSED, "the watchdog is paused (WATCHDOG_PAUSED)"
     if memory.paused:
-        return "paused", f"the service is paused ({ledger.PAUSED_KEY}={memory.pause_value})"
+        return Reason.PAUSED, f"the service is paused ({ledger.PAUSED_KEY}={memory.pause_value})"
     undone = _undone(memory, failing, latest)
     if undone is not None:
-        return "undone", (
+        return Reason.UNDONE, (
             f"on-call undid the rollback of {failing} for incident {undone.incident}: it stays their decision "
             "until a new deploy or `rollback-watchdog resume`"
         )
     newest = memory.newest
     if newest is not None and now - newest.at < config.cooldown_seconds:
         minutes = int((now - newest.at) // 60)
-        return "cooldown", (
+        return Reason.COOLDOWN, (
             f"it rolled this service back {minutes} min ago (incident {newest.incident}); "
             f"cooldown is {config.cooldown_seconds // 60} min"
         )
     if config.dry_run or (alert.drill and not alert.drill_live):
-        return "dry_run", "this is a dry run" + (" (drill)" if alert.drill else "")
+        return Reason.DRY_RUN, "this is a dry run" + (" (drill)" if alert.drill else "")
     return None
 
 

@@ -36,6 +36,7 @@ from watchdog.core.slack_text import (
     split_text,
     watchdog_command,
 )
+from watchdog.core.vocabulary import Reason
 
 __all__ = ["CARD_STATES", "Action", "Message", "escape", "render", "rollback_command", "section"]
 
@@ -46,8 +47,8 @@ NO_ACTION = "no_action"
 CARD_STATES = card.STATES
 
 # Guards that held a rollback back: the report says why, and how to make the rollback by hand.
-HELD = {"out_of_scope", "project_not_allowed", "not_cloud_run_incident", "policy_not_allowed", "stale_alert",
-        "paused", "undone", "cooldown", "dry_run"}  # fmt: skip
+HELD = {Reason.OUT_OF_SCOPE, Reason.PROJECT_NOT_ALLOWED, Reason.NOT_CLOUD_RUN_INCIDENT, Reason.POLICY_NOT_ALLOWED,
+        Reason.STALE_ALERT, Reason.PAUSED, Reason.UNDONE, Reason.COOLDOWN, Reason.DRY_RUN}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def _related(related: Sequence[str]) -> dict:
 def _context(alert: Alert, decision: Decision, dry_run: bool) -> str:
     bits = [f"decision `{escape(decision.reason)}`", f"alert via {escape(alert.found_by)}",
             "traffic was not changed"]  # fmt: skip
-    if dry_run or decision.reason == "dry_run":
+    if dry_run or decision.reason == Reason.DRY_RUN:
         bits.append("*DRY RUN*")
     if alert.drill:
         bits.append("*DRILL*")

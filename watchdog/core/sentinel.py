@@ -80,10 +80,9 @@ from watchdog.core.deploys import DeployEvent, comparable
 from watchdog.core.intake import Alert, rfc3339
 from watchdog.core.report import Message, code, escape
 from watchdog.core.traffic import LATEST_TYPE, is_ready, short_name, traffic_split, was_ready
+from watchdog.core.vocabulary import DeployAction, DeployReason, Reason, VerdictAction
 
-WARN = "warn"
-NOTE = "note"  # a message in the pinned incident's thread
-NOTHING = "nothing"
+WARN, NOTE, NOTHING = DeployAction.WARN, DeployAction.NOTE, DeployAction.NOTHING  # NOTE: in the incident's thread
 # Rules that WATCHDOG_SENTINEL=hold acts on: the staging incident's combination, and a connector removed.
 BLOCKING = ("all-traffic-cloud-sql", "connector-removed")
 HOLD_WAIT = 900.0  # seconds after the deploy to wait for its revision to take traffic, then give up
@@ -111,8 +110,8 @@ class Remedy:
 
 @dataclass(frozen=True)
 class DeployVerdict:
-    action: str  # WARN, NOTE or NOTHING
-    reason: str
+    action: DeployAction
+    reason: DeployReason | str  # a DeployReason; "" only on the facts judge() builds before a rule names one
     detail: str
     baseline: str = ""  # the revision serving before the deploy
     findings: tuple[precheck.Finding, ...] = ()
@@ -179,7 +178,7 @@ def judge(
                      new=candidate if deploy.creates else None, failing=deploy.serves or deploy.new,
                      baseline=deploy.baseline, routing=deploy.routing, complete=complete, memo=memo)  # fmt: skip
     if chosen.action == decision.NEED_MORE:
-        return DeployVerdict(NOTHING, "need_more_revisions", chosen.detail, need_more=True)
+        return DeployVerdict(NOTHING, DeployReason.NEED_MORE, chosen.detail, need_more=True)
     hold = holds(config, chosen, verdict, base, event, deploy.creates)
     loud = bool(deploy.releases and (keeps or put_back))
     remedy, releases, serves = deploy.remedy, deploy.releases, deploy.serves
@@ -209,20 +208,26 @@ def judge(
     where = f"{event.service.service} {route}"
     if remedy is not None and not releases:
         return replace(
-            found, action=NOTE, reason="pinned", detail=f"{where} while the watchdog keeps traffic on its rollback"
+            found,
+            action=NOTE,
+            reason=DeployReason.PINNED,
+            detail=f"{where} while the watchdog keeps traffic on its rollback",
         )
     if loud:
         what = f"puts {put_back} back" if put_back else "keeps the value the watchdog rolled away from"
-        return replace(found, action=WARN, reason="releases_pin", detail=f"{where}: it {what}")
+        return replace(found, action=WARN, reason=DeployReason.RELEASES_PIN, detail=f"{where}: it {what}")
     if releases and undoes:
         return replace(
-            found, action=NOTE, reason="releases_pin_fixed", detail=f"{where}, with the rollback target's value"
+            found,
+            action=NOTE,
+            reason=DeployReason.RELEASES_PIN_FIXED,
+            detail=f"{where}, with the rollback target's value",
         )
     if not verdict.ok:
         first = next((f for f in verdict.findings if f.severity == precheck.FAIL and not f.allowed), None)
         risky = first.message if first else "risky configuration"
-        return replace(found, action=WARN, reason="risky", detail=f"{event.service.service}: {risky}")
-    return replace(found, reason="no_risky_change", detail="no precheck rule fails")
+        return replace(found, action=WARN, reason=DeployReason.RISKY, detail=f"{event.service.service}: {risky}")
+    return replace(found, reason=DeployReason.NO_RISKY_CHANGE, detail="no precheck rule fails")
 
 
 # --- the deploy as it really is ------------------------------------------------------------------------
@@ -349,8 +354,8 @@ def remedy_before(memory: ledger.Ledger, event: DeployEvent, at: float | None) -
         return None  # the rollback came after the deploy
     if any(e[0] == RELEASED_EVENT and e[3] != event.key for e in record.events):
         return None  # another deploy released it already
-    moved_at = record.verdict_at if record.state == "undone" and record.why == "traffic_moved" else None
-    if record.state == "undone" and (moved_at is None or at is None or moved_at < at - TOLERANCE):
+    moved_at = record.verdict_at if record.state == VerdictAction.UNDONE and record.why == "traffic_moved" else None
+    if record.state == VerdictAction.UNDONE and (moved_at is None or at is None or moved_at < at - TOLERANCE):
         return None  # verification saw traffic moved off it before this deploy
     split = {name: int(percent) for name, percent in record.after if int(percent) > 0} or {record.to_revision: 100}
     follows = record.revert and record.revert_state == ledger.REVERT_SERVING
@@ -472,7 +477,7 @@ def _would(chosen: decision.Decision, hold: bool, serves: str) -> str:
                 f"(traffic pinned to {chosen.target} meanwhile)"
             )
         return f"will roll back to {chosen.target} if its symptoms alert"
-    if chosen.reason == "not_serving":
+    if chosen.reason == Reason.NOT_SERVING:
         return "acts on it only once it takes traffic: this deploy gives it none"
     return f"will only report: {chosen.detail}"
 
@@ -592,11 +597,11 @@ def render(event: DeployEvent, verdict: DeployVerdict) -> Message:
         lines = [
             f":pushpin: New deploy of {code(ref.service)} ({new}) by {who} while the watchdog keeps traffic on "
             f"{code(record.restored)} (incident {escape(record.incident)}): it {verdict.route}."
-            if verdict.reason == "pinned"
+            if verdict.reason == DeployReason.PINNED
             else f":white_check_mark: Deploy of {code(ref.service)} ({new}) by {who} {verdict.route}.",
             _value_line(event, verdict),
         ]
-        if verdict.reason == "pinned":
+        if verdict.reason == DeployReason.PINNED:
             route = (
                 f"gcloud run services update-traffic {ref.service} --to-latest "
                 f"--region {ref.region} --project {ref.project}"
@@ -605,7 +610,7 @@ def render(event: DeployEvent, verdict: DeployVerdict) -> Message:
         elif verdict.would:
             lines.append(f"If its symptoms alert, the watchdog {escape(verdict.would)}.")
         return _message(lines, event, loud=False)
-    if verdict.reason == "releases_pin":
+    if verdict.reason == DeployReason.RELEASES_PIN:
         if verdict.put_back:
             head = (
                 f":rotating_light: *A write to {code(ref.service)} by {who} puts {code(verdict.put_back)} back*, "

@@ -149,10 +149,10 @@ def _with_findings(
                      + (f"; waiting at 0%: {', '.join(status.waiting)}" if status.waiting else ""))  # fmt: skip
     if newest is not None and status.rollbacks:
         latest = status.rollbacks[0]
-        if latest.outcome == "escalated":
+        if latest.outcome == verify.ESCALATED:
             found.append(f"rollback for incident {latest.incident} did not fix it ({latest.why or 'escalated'})")
         due = newest.at + config.verify_minutes * 60 + verify.INGEST_DELAY + VERIFY_SLACK
-        if latest.outcome == "unverified" or (latest.outcome == "verifying" and now > due):
+        if latest.outcome == verify.UNVERIFIED or (latest.outcome == "verifying" and now > due):
             found.append(f"rollback for incident {latest.incident} ({_age(now - newest.at)} ago) was never verified")
     if newest is not None and split.get(newest.from_revision, 0) > 0:
         undone = status.rollbacks[0] if status.rollbacks else None

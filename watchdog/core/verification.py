@@ -87,6 +87,7 @@ from watchdog.core.intake import Alert
 from watchdog.core.ledger import Record
 from watchdog.core.report import duration
 from watchdog.core.traffic import is_ready, traffic_split
+from watchdog.core.vocabulary import VerdictAction
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
 HORIZON = 86400.0  # the verification window: a day after the rollback
@@ -98,12 +99,9 @@ LOG_METRIC_PREFIX = "logging.googleapis.com/user/"
 _FILTER_SAFE = re.compile(r"^[A-Za-z0-9_./-]{1,300}$")  # goes between quotes in a Monitoring filter
 _PERCENTILE = re.compile(r"^ALIGN_PERCENTILE_(99|95|50|05)$")
 
-WAIT = "wait"
-RECOVERED = "recovered"
-ESCALATED = "escalated"
-UNDONE = "undone"
-UNVERIFIED = "unverified"  # could not verify: Monitoring refused, or no traffic for the whole window
-NOTHING = "nothing"
+WAIT, RECOVERED, ESCALATED = VerdictAction.WAIT, VerdictAction.RECOVERED, VerdictAction.ESCALATED
+UNDONE, NOTHING = VerdictAction.UNDONE, VerdictAction.NOTHING
+UNVERIFIED = VerdictAction.UNVERIFIED  # could not verify: Monitoring refused, or no traffic for the whole window
 
 NO_TRAFFIC = "no_traffic"  # the one interim note: not verified yet, still watching
 COUNTER, PERCENTILE = "counter", "percentile"
@@ -162,7 +160,7 @@ class NoEvidence:
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # WAIT, RECOVERED, ESCALATED, UNDONE, UNVERIFIED or NOTHING
+    action: VerdictAction
     reason: str
     detail: str
     evidence: tuple[str, ...] = ()  # what was looked at, for the message and the log

@@ -21,6 +21,7 @@ from watchdog.core import decision as rules
 from watchdog.core import report
 from watchdog.core.intake import Alert, Ignored
 from watchdog.core.slack_text import pin_command, split_text
+from watchdog.core.vocabulary import Result
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import rest_status
 from watchdog.flows.outcomes import Outcome
@@ -32,7 +33,7 @@ def ignored(ignored: Ignored, delivery_id: str, deadline: float, reporter: Repor
     fields = {"decision": "ignored", "reason": ignored.reason, "incident_id": ignored.incident_id}
     if not ignored.tell:
         logs.info(f"ignored: {ignored.detail}", delivery_id=delivery_id, **fields)
-        return Outcome("ignored", ignored.reason, ignored.incident_id)
+        return Outcome(Result.IGNORED, ignored.reason, ignored.incident_id)
     logs.warning(
         f"cannot act on incident {ignored.incident_id}: {ignored.detail}",
         delivery_id=delivery_id,
@@ -43,7 +44,7 @@ def ignored(ignored: Ignored, delivery_id: str, deadline: float, reporter: Repor
     posted = False
     if told.first(f"ignored:{ignored.incident_id}:{ignored.reason}"):
         posted = reporter.post(report.render_unlocated(ignored), deadline).ok
-    return Outcome("ignored", ignored.reason, ignored.incident_id, ignored.service, posted=posted)
+    return Outcome(Result.IGNORED, ignored.reason, ignored.incident_id, ignored.service, posted=posted)
 
 
 def permanent(
@@ -72,7 +73,7 @@ def permanent(
     serving = split_text(decided.serving) if decided is not None and decided.serving else ""
     message = report.render_refused(alert, what, said, manual, fix, loud=loud, split=serving)
     posted = reporter.post(message, deadline)
-    return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
+    return Outcome(Result.ERROR, type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
 
 
 def _what_to_do(alert: Alert, error: Exception, identity: Callable[[], str]) -> tuple[str, str, bool]:
@@ -123,7 +124,7 @@ def kept_changing(alert: Alert, target: str, conflicts: int, deadline: float, re
         f"roll back by hand: {_manual(alert, target)}"
     )
     posted = reporter.post(_notice(text, loud=True), deadline)
-    return Outcome("error", "kept_changing", alert.incident_id, str(alert.service), posted=posted.ok)
+    return Outcome(Result.ERROR, "kept_changing", alert.incident_id, str(alert.service), posted=posted.ok)
 
 
 def _manual(alert: Alert, target: str = "") -> str:

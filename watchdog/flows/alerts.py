@@ -29,6 +29,7 @@ from watchdog.config import Config
 from watchdog.core import decision as rules
 from watchdog.core import guards, ledger, report, verification
 from watchdog.core.intake import Alert
+from watchdog.core.vocabulary import Result
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
 from watchdog.flows import acknowledged
@@ -88,7 +89,7 @@ class Alerts:
                 elapsed_ms=_ms(started),
             )
             self._after_decision(
-                alert, Outcome("retry", type(error).__name__, alert.incident_id, str(alert.service)), deadline
+                alert, Outcome(Result.RETRY, type(error).__name__, alert.incident_id, str(alert.service)), deadline
             )
             raise TransientError(str(error)) from error
         self._after_decision(alert, outcome, deadline)
@@ -106,7 +107,7 @@ class Alerts:
             decided = self._decide(alert, service, history)
             _log_decision(alert, decided, self.config.dry_run, started, revisions_read=len(history.loaded))
             if decided.action == rules.NOTHING:
-                return Outcome("nothing", decided.reason, alert.incident_id, str(alert.service), decided)
+                return Outcome(Result.NOTHING, decided.reason, alert.incident_id, str(alert.service), decided)
             if decided.action == rules.IN_PROGRESS:
                 raise InProgress(decided.detail)
             if decided.action == rules.RESEND_REPORT:
@@ -149,15 +150,15 @@ class Alerts:
         """
         writable = _ledger_may_remember(alert, decided, service, self.config)
         if not writable and not self._told.first(f"report:{alert.service}:{alert.incident_id}"):
-            return Outcome("nothing", "already_reported", alert.incident_id, str(alert.service), decided)
+            return Outcome(Result.NOTHING, "already_reported", alert.incident_id, str(alert.service), decided)
         related = self._related(alert, decided, deadline) if decided.would_roll_back else []
         message = report.render(alert, decided, report.Action(), self.config.dry_run, related)
         posted = self._reporter.post(message, deadline)
         if writable and posted.ok:
             self._remember(alert, service, ledger.with_noticed, deadline)
-        return Outcome("reported", decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+        return Outcome(Result.REPORTED, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
-    def _outside_scope(self, alert: Alert, held: tuple[str, str], deadline: float, started: float) -> Outcome:
+    def _outside_scope(self, alert: Alert, held: tuple[rules.Reason, str], deadline: float, started: float) -> Outcome:
         """A service the watchdog may not change: one quiet report per incident, from the alert alone."""
         reason, sentence = held
         tell = alert.state == "open" and self._told.first(f"report:{alert.service}:{alert.incident_id}")
@@ -169,9 +170,9 @@ class Alerts:
         )
         _log_decision(alert, decided, self.config.dry_run, started, revisions_read=0)
         if not tell:  # closed (the watchdog never acted on it), or already told
-            return Outcome("nothing", reason, alert.incident_id, str(alert.service), decided)
+            return Outcome(Result.NOTHING, reason, alert.incident_id, str(alert.service), decided)
         posted = self._reporter.post(report.render(alert, decided, report.Action(), self.config.dry_run), deadline)
-        return Outcome("reported", reason, alert.incident_id, str(alert.service), decided, posted.ok)
+        return Outcome(Result.REPORTED, reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _closed(self, alert: Alert, deadline: float) -> Outcome:
         """A closed incident: never taken as recovery; remembered, so a late open does nothing.
@@ -193,7 +194,7 @@ class Alerts:
             if alert.service in self.config.services:
                 # an open that arrives after its close must change nothing
                 self._remember(alert, service, ledger.with_closed, deadline)
-            return Outcome("nothing", "closed_not_acted_on", alert.incident_id, str(alert.service))
+            return Outcome(Result.NOTHING, "closed_not_acted_on", alert.incident_id, str(alert.service))
         now = self._clock()
         reason, closed = verification.on_close(record, alert.ended_at or now, now)
         if closed is not None:
@@ -214,7 +215,7 @@ class Alerts:
             service=str(alert.service),
             verdict=record.state or None,
         )
-        return Outcome("nothing", reason, alert.incident_id, str(alert.service))
+        return Outcome(Result.NOTHING, reason, alert.incident_id, str(alert.service))
 
     def _remember(self, alert: Alert, service: dict, change: Callable, deadline: float) -> None:
         def remembered(annotations: dict | None) -> dict | None:
@@ -232,7 +233,7 @@ def _ledger_may_remember(alert: Alert, decided: rules.Decision, service: dict, c
     return (
         alert.service in config.services
         and (not config.projects or alert.service.project in config.projects)
-        and decided.reason != "ledger_unreadable"
+        and decided.reason != rules.Reason.LEDGER_UNREADABLE
         and not config.dry_run
         and not (alert.drill and not alert.drill_live)
         and not config.paused

@@ -141,7 +141,7 @@ def _would(
         decided = rules.decide(probe, service, history.loaded, config, now, history_complete=history.complete)
     if decided.action == rules.ROLLBACK:
         return f"would roll back to {decided.target}"
-    if decided.reason == "out_of_scope":
+    if decided.reason == rules.Reason.OUT_OF_SCOPE:
         return "report only: out of scope" + (f" (would roll back to {decided.target})" if decided.target else "")
     if decided.would_roll_back:
         return f"would roll back to {decided.target}, but held back: {decided.reason.replace('_', ' ')}"

@@ -25,6 +25,7 @@ from watchdog.config import Config
 from watchdog.core import decision as rules
 from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, Ignored, Tick, parse
+from watchdog.core.vocabulary import Reason, State
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
 from watchdog.flows import acknowledged
@@ -84,8 +85,8 @@ class Watchdog:
         if isinstance(parsed, Tick):
             return self._ticks().handle(parsed, deadline)
         outcome = self._alerts.handle(parsed, deadline, started, delivery_id)
-        if outcome.result in ("rolled_back", "unverified") or outcome.reason in (
-            "rollback_did_not_fix",
+        if outcome.result in (State.ROLLED_BACK, State.UNVERIFIED) or outcome.reason in (
+            Reason.ROLLBACK_DID_NOT_FIX,
             "closed_verification_continues",  # the close is not a verdict: this instance's ticks watch it too
         ):
             self._verify_after(parsed, outcome, deadline)

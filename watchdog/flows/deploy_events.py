@@ -44,10 +44,11 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 
 from watchdog.config import Config
-from watchdog.core import deploys, ledger, sentinel
+from watchdog.core import deploys, ledger, precheck, sentinel
 from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, rfc3339
 from watchdog.core.traffic import traffic_split
+from watchdog.core.vocabulary import Result
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
 from watchdog.flows.outcomes import PERMANENT, RETRY, InProgress, Outcome, TransientError
@@ -99,19 +100,19 @@ class DeployWatch:
                 decision="error",
                 service=str(event.service),
             )
-            return Outcome("error", type(error).__name__, event.incident_id, str(event.service))
+            return Outcome(Result.ERROR, type(error).__name__, event.incident_id, str(event.service))
         except (*RETRY, HoldPending) as error:
             logs.warning(f"deploy event: Pub/Sub will redeliver: {error}", service=str(event.service))
             raise TransientError(str(error)) from error
         return Outcome(result, reason, event.incident_id, str(event.service), posted=posted)
 
-    def _judge(self, event: DeployEvent, deadline: float, delivery_id: str) -> tuple[str, str, bool]:
+    def _judge(self, event: DeployEvent, deadline: float, delivery_id: str) -> tuple[Result, str, bool]:
         """(result, reason, posted) for one deploy event."""
         started = time.monotonic()
         if self.config.sentinel == "off":
-            return "ignored", "sentinel_off", False
+            return Result.IGNORED, "sentinel_off", False
         if event.key in self._warned and self.config.sentinel != "hold":
-            return "nothing", "already_warned", False
+            return Result.NOTHING, "already_warned", False
         if event.service not in self.config.services:
             return self._unwatched(event, deadline, delivery_id, started)
         service, history = self.cloud_run.read(event.service, deadline)
@@ -121,7 +122,7 @@ class DeployWatch:
                 logs.info(
                     f"deploy of {event.service.service}: no request and no template to judge", reason="no_template"
                 )
-                return "nothing", "no_template", False
+                return Result.NOTHING, "no_template", False
             event = read
         verdict = self._verdict(event, service, history, deadline)
         self._log(event, verdict, delivery_id, started)
@@ -133,8 +134,8 @@ class DeployWatch:
         if verdict.hold:
             return self._held(event, verdict, service, deadline, posted_ok)
         if verdict.action == sentinel.NOTHING:
-            return "nothing", verdict.reason, False
-        return ("warned" if verdict.action == sentinel.WARN else "noted"), verdict.reason, posted_ok
+            return Result.NOTHING, verdict.reason, False
+        return (Result.WARNED if verdict.action == sentinel.WARN else Result.NOTED), verdict.reason, posted_ok
 
     def _verdict(self, event: DeployEvent, service: dict, history: Any, deadline: float) -> sentinel.DeployVerdict:
         """Judge on the revisions read so far and the ones it needs by name, reading older pages while the promise
@@ -166,7 +167,9 @@ class DeployWatch:
                 logs.warning(f"could not read revision {name}: {error}", service=str(event.service))
         return found
 
-    def _unwatched(self, event: DeployEvent, deadline: float, delivery_id: str, started: float):
+    def _unwatched(
+        self, event: DeployEvent, deadline: float, delivery_id: str, started: float
+    ) -> tuple[Result, str, bool]:
         """A service the watchdog may not read: judged from the request alone, never read, never written."""
         if event.from_service:
             logs.info(
@@ -177,16 +180,16 @@ class DeployWatch:
                 service=str(event.service),
                 delivery_id=delivery_id,
             )
-            return "nothing", "unwatched_no_request", False
+            return Result.NOTHING, "unwatched_no_request", False
         verdict = replace(sentinel.judge(event, {}, [], self.config, self._clock()), unread=True)
         self._log(event, verdict, delivery_id, started)
         if verdict.action == sentinel.NOTHING:
-            return "nothing", verdict.reason, False
+            return Result.NOTHING, verdict.reason, False
         message = sentinel.render(event, verdict)
         posted = self._reporter.card(message, "", rfc3339(event.at) or self._clock(), deadline)  # found, else posted
         self._settle(event, posted)
         self._warned.add(event.key)
-        return "warned", verdict.reason, posted.ok
+        return Result.WARNED, verdict.reason, posted.ok
 
     def _log(self, event: DeployEvent, verdict, delivery_id: str, started: float) -> None:
         promise = verdict.promise
@@ -204,22 +207,24 @@ class DeployWatch:
             promise=f"{promise.action}:{promise.reason}" if promise else "",
             target_revision=promise.target if promise else "",
             hold=verdict.hold,
-            rules=[f.rule for f in verdict.findings if f.severity == "fail"],
+            rules=[f.rule for f in verdict.findings if f.severity == precheck.FAIL],
             delivery_id=delivery_id,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    def _held(self, event: DeployEvent, verdict, service: dict, deadline: float, posted: bool):
+    def _held(
+        self, event: DeployEvent, verdict, service: dict, deadline: float, posted: bool
+    ) -> tuple[Result, str, bool]:
         """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
         revision = verdict.serves
         if revision and traffic_split(service).get(revision, 0) > 0 and self._hold is not None:
             alert = sentinel.hold_alert(event, revision, verdict.baseline, rfc3339(event.at) or self._clock())
             outcome = self._hold(alert, deadline)
-            return "held", getattr(outcome, "reason", "held"), posted
+            return Result.HELD, getattr(outcome, "reason", "held"), posted
         deployed = rfc3339(event.at)
         if deployed is not None and self._clock() - deployed > sentinel.HOLD_WAIT:
             logs.info(f"hold of {event.service}: the deploy never took traffic; nothing to hold", reason="hold_expired")
-            return "nothing", "hold_expired", posted
+            return Result.NOTHING, "hold_expired", posted
         raise HoldPending(f"{event.service}: the deploy's revision does not serve yet ({revision or 'pending'})")
 
     def _warn(self, event: DeployEvent, verdict, service: dict, deadline: float) -> bool:
@@ -230,7 +235,9 @@ class DeployWatch:
             self._warned.add(event.key)
             return False
         record = verdict.pinned  # a note, or the loud release of its pin, goes in the incident's thread
-        in_thread = record is not None and (verdict.action == sentinel.NOTE or verdict.reason == "releases_pin")
+        in_thread = record is not None and (
+            verdict.action == sentinel.NOTE or verdict.reason == sentinel.DeployReason.RELEASES_PIN
+        )
         thread = record.thread if in_thread and record is not None else ""
         message = sentinel.render(event, verdict)
         if state == sentinel.STALE and not thread:  # the delivery that claimed it died: its post may be out

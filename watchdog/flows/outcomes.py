@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from google.api_core import exceptions as api_exceptions
 
 from watchdog.core import decision as rules
+from watchdog.core.vocabulary import Result, State
 from watchdog.edges.cloudrun import TRANSIENT, ConcurrentChange
 
 # REST answers map to the HTTP-named exceptions (Forbidden), gRPC ones to the status-named (PermissionDenied).
@@ -47,8 +48,8 @@ RETRY = (*TRANSIENT, api_exceptions.RetryError, ConcurrentChange, InProgress)
 class Outcome:
     """What one delivery came to; logged and returned (tests and the CLI read it)."""
 
-    result: str  # ignored, nothing, reported, rolled_back, failed, unverified, recovered, error, retry
-    reason: str
+    result: Result | State  # a rollback's: the state its card shows
+    reason: str  # the decision's Reason, or the flow's own word (an error's class name)
     incident_id: str = ""
     service: str = ""
     decision: rules.Decision | None = None

@@ -29,6 +29,7 @@ from watchdog.config import Config
 from watchdog.core import card, field_revert, ledger, report, traffic, verification
 from watchdog.core import decision as rules
 from watchdog.core.intake import Alert
+from watchdog.core.vocabulary import State
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
 from watchdog.edges.slack import Posted
@@ -129,7 +130,7 @@ class Rollback:
                       deadline)  # fmt: skip
         if decided.remedy == field_revert.FIELD_REVERT and action.kind == report.ROLLED_BACK and revisions:
             self._field_revert(alert, decided, revisions, posted.thread if posted.ok else "", deadline)
-        return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+        return Outcome(State(action.kind), decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _promise(self, record: ledger.Record | None, progress) -> str:
         """What verification does next, about the revision that serves once the field revert does."""
@@ -200,7 +201,7 @@ class Rollback:
         serving = traffic.traffic_split(service)
         record = decided.record
         expected = dict(record.after) if record and record.after else decided.target
-        kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
+        kind: str = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
         shown = {k: v for k, v in serving.items() if v}
         action: report.Action | card.CardState = report.Action(kind, serving=shown)
         if record is not None:  # the card as the record and the service say it is now (a field revert, a click)
@@ -215,7 +216,7 @@ class Rollback:
         message = report.render(alert, decided, action, buttons=self._reporter.buttons)
         posted = self._reporter.card(message, "", record.at if record else time.time(), deadline)
         settle_report(self.cloud_run, alert, service, posted, deadline)
-        return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
+        return Outcome(State(kind), "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 
     def failed(
         self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float, thread: str = ""
@@ -268,4 +269,4 @@ class Rollback:
             logs.warning(
                 f"could not clear the ledger after the failed rollback: {cleanup_error}", incident_id=alert.incident_id
             )
-        return Outcome("failed", "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)
+        return Outcome(State.FAILED, "rollback_failed", alert.incident_id, str(alert.service), decided, posted.ok)

@@ -35,6 +35,7 @@ from watchdog.core import ledger
 from watchdog.core import verification as verify
 from watchdog.core.intake import Alert, Tick
 from watchdog.core.traffic import traffic_split
+from watchdog.core.vocabulary import Reason, Result
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
 from watchdog.flows.outcomes import Outcome
@@ -77,14 +78,14 @@ class Ticks:
     def after_alert(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
         """After an alert: register a rollback for verification; record an alert on a restored revision."""
         self.watch(alert.service)
-        if outcome.reason == "rollback_did_not_fix" and outcome.decision is not None:
+        if outcome.reason == Reason.ROLLBACK_DID_NOT_FIX and outcome.decision is not None:
             self._verdicts.alert_fired_again(alert, outcome.decision.failing, deadline)
 
     def handle(self, tick: Tick, deadline: float) -> Outcome:
         refs = self.watched()
         if not refs:
             logs.info("tick: nothing to verify", decision="tick", reason="nothing_to_verify")
-            return Outcome("nothing", "nothing_to_verify")
+            return Outcome(Result.NOTHING, "nothing_to_verify")
         verdicts = []
         for ref in refs:
             if deadline - time.monotonic() < 2:
@@ -102,7 +103,7 @@ class Ticks:
                         f"tick: {ref} not verified this time: {type(error).__name__}: {error}", service=str(ref)
                     )
         final = [v for v in verdicts if v.final]
-        return Outcome("verified" if final else "nothing", ",".join(v.reason for v in verdicts) or "none")
+        return Outcome(Result.VERIFIED if final else Result.NOTHING, ",".join(v.reason for v in verdicts) or "none")
 
     def _service(self, ref: ServiceRef, deadline: float) -> list[verify.Verdict]:
         service = self.cloud_run.get_service(ref, deadline)
