@@ -10,7 +10,7 @@ output "notification_channel" {
 
 output "push_subscription" {
   description = "Subscription that pushes alerts to the function, with the dead-letter policy."
-  value       = google_pubsub_subscription.alerts_push.id
+  value       = google_pubsub_subscription.push["alert"].id
 }
 
 output "events_topic" {
@@ -20,12 +20,12 @@ output "events_topic" {
 
 output "events_push_subscription" {
   description = "Subscription that pushes deploy events and ticks to the events function, with the dead-letter policy."
-  value       = google_pubsub_subscription.events_push.id
+  value       = google_pubsub_subscription.push["events"].id
 }
 
 output "events_function_name" {
   description = "Name of the function that handles deploy events and ticks (entry point handle_events)."
-  value       = google_cloudfunctions2_function.events.name
+  value       = google_cloudfunctions2_function.watchdog["events"].name
 }
 
 output "dead_letter_topic" {
@@ -40,17 +40,17 @@ output "dead_letter_subscription" {
 
 output "alert_function_name" {
   description = "Name of the alert-handling function (entry point handle_alert)."
-  value       = google_cloudfunctions2_function.alert.name
+  value       = google_cloudfunctions2_function.watchdog["alert"].name
 }
 
 output "drill_function_name" {
   description = "Name of the drill function (entry point drill)."
-  value       = google_cloudfunctions2_function.drill.name
+  value       = google_cloudfunctions2_function.watchdog["drill"].name
 }
 
 output "drill_url" {
   description = "HTTPS URL of the drill function. Internal ingress: call it from inside the VPC with an identity token of a drill_invokers principal."
-  value       = google_cloudfunctions2_function.drill.service_config[0].uri
+  value       = google_cloudfunctions2_function.watchdog["drill"].service_config[0].uri
 }
 
 output "service_account_email" {
@@ -81,5 +81,5 @@ output "alert_policies" {
 
 output "slack_actions_url" {
   description = "The Slack app's Interactivity Request URL (slack_actions.tf), or null without var.slack_actions. Public: every request is authenticated by its Slack signature."
-  value       = var.slack_actions == null ? null : google_cloudfunctions2_function.actions["actions"].service_config[0].uri
+  value       = var.slack_actions == null ? null : google_cloudfunctions2_function.watchdog["actions"].service_config[0].uri
 }

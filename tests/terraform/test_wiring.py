@@ -141,6 +141,22 @@ def variables() -> dict[str, dict]:
     return merged
 
 
+def function_specs() -> dict[str, dict]:
+    """local.function_specs (function.tf): one entry per function, by key."""
+    return locals_()["function_specs"]
+
+
+def function_spec(key: str) -> dict:
+    specs = function_specs()
+    assert key in specs, f"local.function_specs has no entry {key!r} (have: {sorted(specs)})"
+    return specs[key]
+
+
+def functions() -> dict:
+    """The one function definition, google_cloudfunctions2_function.watchdog (an instance per entry)."""
+    return resource("google_cloudfunctions2_function", "watchdog")
+
+
 def policies() -> dict[str, dict]:
     return resources("google_monitoring_alert_policy")
 
@@ -165,37 +181,38 @@ def module_text() -> str:
 # Pub/Sub: channel -> topic -> push subscription -> function, dead letters
 # ---------------------------------------------------------------------------
 
-FN_URI = "${google_cloudfunctions2_function.alert.service_config[0].uri}"
 CHANNEL = "google_monitoring_notification_channel.pubsub"
-PUSH = "google_pubsub_subscription.alerts_push"
+PUSH = "google_pubsub_subscription.push"
 DLQ_SUB = "google_pubsub_subscription.dead_letter"
 MON_AGENT = "google_pubsub_topic_iam_member.monitoring_publishes_alerts"
 PS_AGENT_DLQ = "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters"
 PS_AGENT_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters"
-INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_alert"
-EVENTS_PUSH = "google_pubsub_subscription.events_push"
-EVENTS_URI = "${google_cloudfunctions2_function.events.service_config[0].uri}"
-EVENTS_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_event_dead_letters"
-EVENTS_INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_events"
+INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes"
+# the function a push subscription (or grant) of one fed function is for: its own entry, by key
+FED_URI = "${google_cloudfunctions2_function.watchdog[each.key].service_config[0].uri}"
+FED_SERVICE = "${google_cloudfunctions2_function.watchdog[each.key].service_config[0].service}"
 
 # name: (resource address, attribute path, expected HCL value)
 PUBSUB_WIRING = {
     "channel is of type pubsub": (CHANNEL, "type", "pubsub"),
     "channel points at the alert topic": (CHANNEL, "labels.topic", "${google_pubsub_topic.alerts.id}"),
-    "push subscription reads the alert topic": (PUSH, "topic", "${google_pubsub_topic.alerts.id}"),
-    "push goes to the alert function's URL": (PUSH, "push_config.push_endpoint", FN_URI),
+    "one push subscription per fed function": (PUSH, "for_each", "${local.pushed_functions}"),
+    "named after its topic": (PUSH, "name", "${var.name_prefix}-${each.value.topic}-push"),
+    "push subscription reads its function's topic": (PUSH, "topic", "${local.delivery_topics[each.value.topic]}"),
+    "push goes to its function's URL": (PUSH, "push_config.push_endpoint", FED_URI),
     "push is authenticated as the trigger SA": (
         PUSH,
         "push_config.oidc_token.service_account_email",
         "${google_service_account.trigger.email}",
     ),
-    "OIDC audience is the function URL": (PUSH, "push_config.oidc_token.audience", FN_URI),
+    "OIDC audience is its function's URL": (PUSH, "push_config.oidc_token.audience", FED_URI),
     "failed deliveries go to the dead-letter topic": (
         PUSH,
         "dead_letter_policy.dead_letter_topic",
         "${google_pubsub_topic.dead_letter.id}",
     ),
-    "push ack deadline is the function timeout": (PUSH, "ack_deadline_seconds", "${var.function_timeout_seconds}"),
+    "push ack deadline is its function's timeout": (PUSH, "ack_deadline_seconds", "${each.value.timeout_seconds}"),
+    "retries back off from 10 s": (PUSH, "retry_policy.minimum_backoff", "10s"),
     "dead letters are kept by their own subscription": (DLQ_SUB, "topic", "${google_pubsub_topic.dead_letter.id}"),
     "dead-letter subscription never expires": (DLQ_SUB, "expiration_policy.ttl", ""),
     "Monitoring agent may publish to the alert topic": (MON_AGENT, "topic", "${google_pubsub_topic.alerts.name}"),
@@ -204,49 +221,17 @@ PUBSUB_WIRING = {
     "Pub/Sub agent may publish dead letters": (PS_AGENT_DLQ, "topic", "${google_pubsub_topic.dead_letter.name}"),
     "Pub/Sub agent gets publisher on the DLQ": (PS_AGENT_DLQ, "role", "roles/pubsub.publisher"),
     "Pub/Sub agent identity (DLQ)": (PS_AGENT_DLQ, "member", "${local.pubsub_service_agent}"),
-    "Pub/Sub agent may ack on the push subscription": (
+    "Pub/Sub agent may ack on every push subscription": (PS_AGENT_ACK, "for_each", "${local.pushed_functions}"),
+    "Pub/Sub agent acks on that function's subscription": (
         PS_AGENT_ACK,
         "subscription",
-        "${google_pubsub_subscription.alerts_push.name}",
+        "${google_pubsub_subscription.push[each.key].name}",
     ),
     "Pub/Sub agent gets subscriber": (PS_AGENT_ACK, "role", "roles/pubsub.subscriber"),
-    "trigger SA may invoke the alert function": (
-        INVOKER,
-        "name",
-        "${google_cloudfunctions2_function.alert.service_config[0].service}",
-    ),
+    "trigger SA may invoke every fed function": (INVOKER, "for_each", "${local.pushed_functions}"),
+    "trigger SA may invoke that function only": (INVOKER, "name", FED_SERVICE),
     "trigger SA gets run.invoker": (INVOKER, "role", "roles/run.invoker"),
     "invoker is the trigger SA": (INVOKER, "member", "serviceAccount:${google_service_account.trigger.email}"),
-    # deploy events and ticks: their own topic, subscription and function, the same dead letters
-    "events push reads the events topic": (EVENTS_PUSH, "topic", "${google_pubsub_topic.events.id}"),
-    "events push goes to the events function's URL": (EVENTS_PUSH, "push_config.push_endpoint", EVENTS_URI),
-    "events push is authenticated as the trigger SA": (
-        EVENTS_PUSH,
-        "push_config.oidc_token.service_account_email",
-        "${google_service_account.trigger.email}",
-    ),
-    "events OIDC audience is the events function URL": (EVENTS_PUSH, "push_config.oidc_token.audience", EVENTS_URI),
-    "failed events go to the dead-letter topic": (
-        EVENTS_PUSH,
-        "dead_letter_policy.dead_letter_topic",
-        "${google_pubsub_topic.dead_letter.id}",
-    ),
-    "events retries back off like alerts": (EVENTS_PUSH, "retry_policy.minimum_backoff", "10s"),
-    "Pub/Sub agent may ack on the events subscription": (
-        EVENTS_ACK,
-        "subscription",
-        "${google_pubsub_subscription.events_push.name}",
-    ),
-    "trigger SA may invoke the events function": (
-        EVENTS_INVOKER,
-        "name",
-        "${google_cloudfunctions2_function.events.service_config[0].service}",
-    ),
-    "events invoker is the trigger SA": (
-        EVENTS_INVOKER,
-        "member",
-        "serviceAccount:${google_service_account.trigger.email}",
-    ),
 }
 
 
@@ -255,6 +240,20 @@ def test_pubsub_wiring(address: str, path: str, expected: str) -> None:
     rtype, name = address.split(".")
     *outer, leaf = path.split(".")
     assert block(resource(rtype, name), *outer)[leaf] == expected
+
+
+# function entry: the topic whose push subscription feeds it (deploy events and ticks apart from alerts)
+FED = {"alert": "alerts", "events": "events", "drill": None, "actions": None}
+
+
+@pytest.mark.parametrize(("key", "topic"), FED.items(), ids=FED.keys())
+def test_each_function_is_fed_by_its_own_topic(key: str, topic: str | None) -> None:
+    assert function_spec(key)["topic"] == topic
+    assert locals_()["pushed_functions"] == "${{for k, f in local.functions : k => f if f.topic != null}}"
+    assert locals_()["delivery_topics"] == {
+        "alerts": "${google_pubsub_topic.alerts.id}",
+        "events": "${google_pubsub_topic.events.id}",
+    }
 
 
 def test_service_agents_are_the_documented_identities() -> None:
@@ -276,7 +275,7 @@ def test_policies_for_the_watchdog_notify_its_pubsub_channel() -> None:
 # The functions
 # ---------------------------------------------------------------------------
 
-FUNCTIONS = [("alert", "handle_alert"), ("events", "handle_events"), ("drill", "drill")]
+FUNCTIONS = [("alert", "handle_alert"), ("events", "handle_events"), ("drill", "drill"), ("actions", "slack_actions")]
 
 
 def _main_functions() -> set[str]:
@@ -286,18 +285,31 @@ def _main_functions() -> set[str]:
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
-@pytest.mark.parametrize(("name", "entry_point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
-def test_entry_point_exists_in_main_py(name: str, entry_point: str) -> None:
-    fn = resource("google_cloudfunctions2_function", name)
-    build = block(fn, "build_config")
-    assert build["entry_point"] == entry_point
+def test_one_definition_deploys_every_switched_on_entry() -> None:
+    assert set(resources("google_cloudfunctions2_function")) == {"watchdog"}
+    assert functions()["for_each"] == "${local.functions}"
+    assert locals_()["functions"] == "${{for k, f in local.function_specs : k => f if f.enabled}}"
+    assert set(function_specs()) == {key for key, _ in FUNCTIONS}
+    # the buttons' function only with var.slack_actions; the others always
+    assert {k: f["enabled"] for k, f in function_specs().items()} == {
+        "alert": True,
+        "events": True,
+        "drill": True,
+        "actions": "${var.slack_actions != null}",
+    }
+
+
+@pytest.mark.parametrize(("key", "entry_point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
+def test_entry_point_exists_in_main_py(key: str, entry_point: str) -> None:
+    build = block(functions(), "build_config")
+    assert build["entry_point"] == "${each.value.entry_point}"
     assert build["runtime"] == "python312"
+    assert function_spec(key)["entry_point"] == entry_point
     assert entry_point in _main_functions(), f"main.py defines no top-level function {entry_point}()"
 
 
-@pytest.mark.parametrize(("name", "_entry"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
-def test_functions_share_the_hashed_source_object(name: str, _entry: str) -> None:
-    source = block(resource("google_cloudfunctions2_function", name), "build_config", "source", "storage_source")
+def test_functions_share_the_hashed_source_object() -> None:
+    source = block(functions(), "build_config", "source", "storage_source")
     assert source["bucket"] == "${google_storage_bucket.source.name}"
     assert source["object"] == "${google_storage_bucket_object.source.name}"
 
@@ -364,29 +376,73 @@ def test_no_event_trigger_because_the_push_subscription_owns_delivery() -> None:
         assert "event_trigger" not in fn, name
 
 
-SERVICE_CONFIG = [
-    ("alert", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
-    ("alert", "all_traffic_on_latest_revision", True),
-    ("alert", "max_instance_count", "${var.max_instance_count}"),
+# the one definition's service_config: each from the entry, or the same for every function
+SERVICE_CONFIG = {
+    "max_instance_count": "${each.value.max_instances}",
+    "min_instance_count": "${each.value.min_instances}",
+    "max_instance_request_concurrency": 1,
+    "available_memory": "${var.function_memory}",
+    "timeout_seconds": "${each.value.timeout_seconds}",
+    "ingress_settings": "${each.value.ingress}",
+    "all_traffic_on_latest_revision": True,
+    "service_account_email": "${local.function_accounts[each.value.runs_as]}",
+    "environment_variables": "${merge(local.function_env, each.value.env)}",
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), SERVICE_CONFIG.items(), ids=SERVICE_CONFIG.keys())
+def test_service_config(key: str, expected: Any) -> None:
+    assert block(functions(), "service_config")[key] == expected
+
+
+def test_function_accounts_are_the_functions_and_the_buttons_own() -> None:
+    assert locals_()["function_accounts"] == (
+        "${merge({function = google_service_account.function.email}, "
+        "{for k, a in google_service_account.actions : k => a.email})}"
+    )
+
+
+# (entry, attribute, expected): what differs between the functions
+ENTRIES = [
+    ("alert", "name", "${var.name_prefix}"),
+    ("alert", "ingress", "ALLOW_INTERNAL_ONLY"),
+    ("alert", "max_instances", "${var.max_instance_count}"),
     ("alert", "timeout_seconds", "${var.function_timeout_seconds}"),
-    ("alert", "available_memory", "${var.function_memory}"),
-    ("alert", "service_account_email", "${google_service_account.function.email}"),
-    ("alert", "environment_variables", "${local.function_env}"),
-    ("events", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
-    ("events", "max_instance_count", "${var.max_instance_count}"),
+    ("alert", "runs_as", "function"),
+    ("alert", "env", {}),
+    ("events", "name", "${var.name_prefix}-events"),
+    ("events", "ingress", "ALLOW_INTERNAL_ONLY"),
+    ("events", "max_instances", "${var.max_instance_count}"),
     ("events", "timeout_seconds", "${var.function_timeout_seconds}"),
-    ("events", "service_account_email", "${google_service_account.function.email}"),
-    ("events", "environment_variables", "${local.function_env}"),
-    ("drill", "ingress_settings", "${var.drill_ingress}"),
-    ("drill", "all_traffic_on_latest_revision", True),
-    ("drill", "service_account_email", "${google_service_account.function.email}"),
-    ("drill", "environment_variables", "${local.function_env}"),
+    ("events", "runs_as", "function"),
+    ("events", "env", {}),
+    ("drill", "name", "${var.name_prefix}-drill"),
+    ("drill", "ingress", "${var.drill_ingress}"),
+    ("drill", "max_instances", 1),
+    ("drill", "runs_as", "function"),
+    ("drill", "env", {}),
+    ("actions", "name", "${var.name_prefix}-slack-actions"),
+    ("actions", "ingress", "ALLOW_ALL"),  # Slack's servers call it; each request is signature-checked
+    ("actions", "max_instances", 3),
+    ("actions", "min_instances", "${local.buttons.min_instances}"),
+    ("actions", "timeout_seconds", 10),
+    ("actions", "runs_as", "actions"),
+    ("actions", "env", {"WATCHDOG_SLACK_APPROVERS": '${join(",", local.buttons.approvers)}'}),
 ]
 
 
-@pytest.mark.parametrize(("name", "key", "expected"), SERVICE_CONFIG, ids=[f"{c[0]}.{c[1]}" for c in SERVICE_CONFIG])
-def test_service_config(name: str, key: str, expected: Any) -> None:
-    assert block(resource("google_cloudfunctions2_function", name), "service_config")[key] == expected
+@pytest.mark.parametrize(("key", "attribute", "expected"), ENTRIES, ids=[f"{e[0]}.{e[1]}" for e in ENTRIES])
+def test_function_entry(key: str, attribute: str, expected: Any) -> None:
+    assert function_spec(key)[attribute] == expected
+
+
+def test_only_the_buttons_function_is_reachable_from_the_internet() -> None:
+    """The checkov skip of CKV_GCP_124 on the one definition is for this entry alone."""
+    public = {
+        k for k, f in function_specs().items() if f["ingress"] not in ("ALLOW_INTERNAL_ONLY", "${var.drill_ingress}")
+    }
+    assert public == {"actions"}
+    assert "ALLOW_ALL" not in variables()["drill_ingress"]["validation"][0]["condition"]
 
 
 VARIABLE_DEFAULTS = [
@@ -415,9 +471,8 @@ def test_variable_defaults(name: str, default: Any) -> None:
 def test_deadline_fits_in_the_timeout() -> None:
     v = variables()
     assert v["deadline_seconds"]["default"] <= v["function_timeout_seconds"]["default"]
-    for name in ("alert", "events", "drill"):
-        pre = block(resource("google_cloudfunctions2_function", name), "lifecycle")["precondition"]
-        assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
+    pre = block(functions(), "lifecycle")["precondition"]
+    assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
 
 
 def test_variables_are_typed_and_described() -> None:
@@ -433,15 +488,19 @@ def test_variables_are_typed_and_described() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _secret_env(name: str) -> dict[str, dict]:
-    cfg = block(resource("google_cloudfunctions2_function", name), "service_config")
-    found = {s["key"]: s for s in cfg.get("secret_environment_variables", [])}
-    for dyn in cfg.get("dynamic", []):
-        for block_name, body in dyn.items():
-            assert block_name == "secret_environment_variables", block_name
-            content = body["content"][0]
-            found[content["key"]] = content
-    return found
+def test_secrets_reach_the_functions_as_secret_environment_variables() -> None:
+    """By secret ID, version latest, from secret_project; an entry's null secret is left out."""
+    config = block(functions(), "service_config")
+    assert "secret_environment_variables" not in config  # only the dynamic block below
+    [dynamic] = config["dynamic"]
+    secret = dynamic["secret_environment_variables"]
+    assert secret["for_each"] == "${{for key, secret in each.value.secrets : key => secret if secret != null}}"
+    assert secret["content"][0] == {
+        "key": "${secret_environment_variables.key}",
+        "project_id": "${local.secret_project}",
+        "secret": "${secret_environment_variables.value}",
+        "version": "latest",
+    }
 
 
 def test_env_var_names_are_the_ones_the_code_reads() -> None:
@@ -461,15 +520,22 @@ def test_env_var_is_declared_in_watchdog_config(name: str) -> None:
     assert re.search(rf"[\"']{name}[\"']", config.read_text()), f"{name} does not appear in watchdog/config.py"
 
 
-@pytest.mark.parametrize("name", ["alert", "events", "drill"])
-def test_slack_token_is_only_a_secret(name: str) -> None:
-    assert "SLACK_BOT_TOKEN" not in locals_()["function_env"]
-    assert "SLACK_WEBHOOK_URL" not in locals_()["function_env"]
-    secrets = _secret_env(name)
-    assert set(secrets) <= ALLOWED_SECRET_ENV
-    token = secrets["SLACK_BOT_TOKEN"]
-    assert token["secret"] == "${var.slack_bot_token_secret}"
-    assert token["version"] == "latest"
+@pytest.mark.parametrize("key", [f[0] for f in FUNCTIONS])
+def test_slack_token_is_only_a_secret(key: str) -> None:
+    for env in (locals_()["function_env"], function_spec(key)["env"]):
+        assert not set(env) & (ALLOWED_SECRET_ENV | {"SLACK_SIGNING_SECRET"})
+    secrets = function_spec(key)["secrets"]
+    if key == "actions":  # the buttons: the bot token and the app's signing secret
+        assert secrets == {
+            "SLACK_BOT_TOKEN": "${var.slack_bot_token_secret}",
+            "SLACK_SIGNING_SECRET": "${local.buttons.signing_secret}",
+        }
+        return
+    assert secrets == "${local.slack_secrets}"
+    assert locals_()["slack_secrets"] == {
+        "SLACK_BOT_TOKEN": "${var.slack_bot_token_secret}",
+        "SLACK_WEBHOOK_URL": "${var.slack_webhook_url_secret}",
+    }
 
 
 def test_no_variable_carries_a_slack_credential() -> None:
@@ -765,7 +831,7 @@ def test_no_public_member_anywhere_but_the_signed_slack_endpoint() -> None:
         assert not t.endswith(("_iam_binding", "_iam_policy")), f"{t}.{n}: authoritative IAM clobbers others' grants"
         if (t, n) == PUBLIC_ON_PURPOSE:
             assert (b["role"], _members(b)) == ("roles/run.invoker", ["allUsers"])
-            assert b["name"] == '${google_cloudfunctions2_function.actions["actions"].service_config[0].service}'
+            assert b["name"] == '${google_cloudfunctions2_function.watchdog["actions"].service_config[0].service}'
             continue
         for m in _members(b):
             assert not any(p in m for p in PUBLIC), f"{t}.{n} grants to {m}"
@@ -861,10 +927,9 @@ def test_functions_build_as_a_build_account_with_the_builder_role() -> None:
     assert locals_()["build_service_account_email"] == (
         "${coalesce(var.build_service_account, one(google_service_account.build[*].email))}"
     )
-    for name in ("alert", "events", "drill"):
-        fn = resource("google_cloudfunctions2_function", name)
-        assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
-        assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
+    fn = functions()
+    assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
+    assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
 
 
 def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
@@ -945,7 +1010,7 @@ def test_apis_include_resource_manager_and_service_usage() -> None:
 
 
 def test_push_retries_back_off_from_10_seconds() -> None:
-    retry = block(resource("google_pubsub_subscription", "alerts_push"), "retry_policy")
+    retry = block(resource("google_pubsub_subscription", "push"), "retry_policy")
     assert retry["minimum_backoff"] == "10s"
     assert retry["maximum_backoff"] == "600s"
 
@@ -962,7 +1027,7 @@ def test_dead_letter_retention_allows_pubsubs_31_day_maximum() -> None:
 def test_drill_invoker_is_the_oncall_list_on_the_drill_service() -> None:
     grant = resource("google_cloud_run_v2_service_iam_member", "oncall_invokes_drill")
     assert grant["for_each"] == "${toset(var.drill_invokers)}"
-    assert grant["name"] == "${google_cloudfunctions2_function.drill.service_config[0].service}"
+    assert grant["name"] == '${google_cloudfunctions2_function.watchdog["drill"].service_config[0].service}'
     assert grant["role"] == "roles/run.invoker"
 
 
@@ -1054,15 +1119,17 @@ def test_example_enables_monitoring_before_its_oncall_channel() -> None:
     assert "${google_project_service.monitoring}" in channel["depends_on"]
 
 
-def test_self_monitoring_covers_every_function_that_handles_deliveries() -> None:
-    """The events function logs ERROR like the alert function; both subscriptions dead-letter to one topic."""
-    assert locals_()["watchdog_services"] == [
-        "${google_cloudfunctions2_function.alert.name}",
-        "${google_cloudfunctions2_function.events.name}",
-        "${google_cloudfunctions2_function.drill.name}",
-    ]
+def test_self_monitoring_covers_every_function_and_every_subscription() -> None:
+    """Errors of every deployed function page (the buttons' included); every push subscription dead-letters to the
+    one topic whose subscription the dead-letter policy watches."""
+    assert locals_()["watchdog_services"] == "${[for k, f in google_cloudfunctions2_function.watchdog : f.name]}"
+    errors = block(conditions(policies()["watchdog_errors"])[0], "condition_matched_log")["filter"]
+    assert "${local.watchdog_run_services}" in errors
+    assert "${local.watchdog_functions}" in errors
+    for name in ("watchdog_run_services", "watchdog_functions"):
+        assert "[for n in local.watchdog_services :" in locals_()[name]
+    assert set(resources("google_pubsub_subscription")) == {"push", "dead_letter"}
     dead = "${google_pubsub_topic.dead_letter.id}"
-    for name in ("alerts_push", "events_push"):
-        assert block(resource("google_pubsub_subscription", name), "dead_letter_policy")["dead_letter_topic"] == dead
+    assert block(resource("google_pubsub_subscription", "push"), "dead_letter_policy")["dead_letter_topic"] == dead
     watched = resource("google_monitoring_alert_policy", "dead_letters")["conditions"][0]["condition_threshold"][0]
     assert "${google_pubsub_subscription.dead_letter.name}" in watched["filter"]
