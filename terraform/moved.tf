@@ -55,3 +55,31 @@ moved {
   from = google_pubsub_subscription_iam_member.pubsub_agent_acks_event_dead_letters
   to   = google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters["events"]
 }
+
+# The metric-threshold policies (alerts.tf): one definition, one entry each.
+moved {
+  from = google_monitoring_alert_policy.startup_failures[0]
+  to   = google_monitoring_alert_policy.metric_threshold["startup_failures"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.db_timeouts[0]
+  to   = google_monitoring_alert_policy.metric_threshold["db_timeouts"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.slow_db_connect[0]
+  to   = google_monitoring_alert_policy.metric_threshold["slow_db_connect"]
+}
+
+# The per-service log-match policies: each signal's policies, all services at
+# once, into that signal's instance of modules/log_match_policies (same keys).
+moved {
+  from = google_monitoring_alert_policy.startup_failure_lines
+  to   = module.log_match["startup_failure_lines"].google_monitoring_alert_policy.per_service
+}
+
+moved {
+  from = google_monitoring_alert_policy.db_timeout
+  to   = module.log_match["db_timeout"].google_monitoring_alert_policy.per_service
+}

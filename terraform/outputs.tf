@@ -69,14 +69,11 @@ output "source_bucket" {
 }
 
 output "alert_policies" {
-  description = "Alert policies that notify the watchdog, by signal."
-  value = {
-    startup_failures      = [for p in google_monitoring_alert_policy.startup_failures : p.name]
-    startup_failure_lines = [for p in google_monitoring_alert_policy.startup_failure_lines : p.name]
-    db_timeout            = [for p in google_monitoring_alert_policy.db_timeout : p.name]
-    db_timeouts           = [for p in google_monitoring_alert_policy.db_timeouts : p.name]
-    slow_db_connect       = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
-  }
+  description = "Alert policies that notify the watchdog (projects/P/alertPolicies/ID), by policy (metric threshold) or signal (log match, one per watched service in project_id)."
+  value = merge(
+    { for k, p in google_monitoring_alert_policy.metric_threshold : k => [p.name] },
+    { for k, m in module.log_match : k => values(m.policy_names) },
+  )
 }
 
 output "slack_actions_url" {

