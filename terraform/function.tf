@@ -15,8 +15,10 @@ locals {
     ],
   ))
 
-  # Names are fixed by watchdog/config.py (ENV_VARS). Slack credentials are
-  # not here: they come from Secret Manager (secret_environment_variables).
+  # Names are fixed by watchdog/config.py (ENV_VARS). Every function gets them
+  # all (one configuration, validated alike everywhere; variables.tf refuses
+  # what the watchdog would). Slack credentials are not here: they come from
+  # Secret Manager (secret_environment_variables).
   function_env = {
     WATCHDOG_SERVICES         = join(",", sort(keys(local.watched)))
     WATCHDOG_DRY_RUN          = tostring(var.dry_run)
@@ -31,6 +33,10 @@ locals {
     WATCHDOG_MAX_ALERT_AGE_SECONDS = tostring(var.max_alert_age_seconds)
     WATCHDOG_SENTINEL              = var.sentinel
     WATCHDOG_VERIFY_MINUTES        = tostring(var.verify_minutes)
+    WATCHDOG_MAX_CHANGE_AGE_HOURS  = tostring(var.max_change_age_hours)
+    WATCHDOG_FIELD_REVERT          = var.field_revert
+    WATCHDOG_SHOW_ENV              = join(",", var.show_env)
+    WATCHDOG_POLICIES              = join(",", var.rollback_policies)
     # Its own traffic and annotation updates are audit-logged too: never deploys.
     WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
     # The card shows its buttons only when the slack_actions function answers them (slack_actions.tf).
