@@ -15,7 +15,7 @@
 # Log-based metrics and log-match policies only see their own project's logs,
 # so detection covers the watched services in project_id (local.watched_here).
 #
-# Two paths per signal (README, "Time to mitigation, on paper"): a log-match
+# Two paths per signal (DESIGN.md, "Time to mitigation, on paper"): a log-match
 # policy per service opens an incident on the first matching line (about a
 # minute), and the metric-threshold policy on the same lines sends the CLOSED
 # that drives the recovery follow-up. The watchdog acts on whichever arrives

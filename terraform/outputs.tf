@@ -9,7 +9,7 @@ output "notification_channel" {
 }
 
 output "push_subscription" {
-  description = "Subscription that pushes alerts to the function, with the dead-letter policy."
+  description = "Subscription that pushes alerts to the alert function, with the dead-letter policy."
   value       = google_pubsub_subscription.push["alert"].id
 }
 
@@ -59,7 +59,7 @@ output "service_account_email" {
 }
 
 output "trigger_service_account_email" {
-  description = "Service account in the OIDC token of the alert push subscription."
+  description = "Service account in the OIDC token of the push subscriptions (the only invoker of the alert and events functions)."
   value       = google_service_account.trigger.email
 }
 

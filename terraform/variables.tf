@@ -13,7 +13,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region for the two functions, the source bucket and the Cloud Run services they run on, e.g. europe-west1."
+  description = "Region of the functions (and the Cloud Run services they run on) and of the source bucket, e.g. europe-west1. The watched services may be in any region."
   type        = string
 
   validation {
@@ -280,7 +280,7 @@ variable "secret_project" {
 # ---------------------------------------------------------------------------
 
 variable "function_timeout_seconds" {
-  description = "Request timeout of both functions, and the push subscription's ack deadline. Must be at least deadline_seconds; Pub/Sub push allows at most 600."
+  description = "Request timeout of the alert, events and drill functions, and the push subscriptions' ack deadline. Must be at least deadline_seconds; Pub/Sub push allows at most 600."
   type        = number
   default     = 60
 
@@ -302,7 +302,7 @@ variable "function_memory" {
 }
 
 variable "max_instance_count" {
-  description = "Maximum instances of the alert function. 1 (with one request per instance) serialises rollbacks, so two alerts never race on one service."
+  description = "Maximum instances of the alert function and of the events function. 1 (with one request per instance) serialises rollbacks, so two alerts never race on one service."
   type        = number
   default     = 1
 
@@ -383,7 +383,7 @@ variable "dead_letter_retention" {
 }
 
 variable "pubsub_kms_key_name" {
-  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the alert and dead-letter topics. Null uses Google-managed encryption."
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the alert, events and dead-letter topics. Null uses Google-managed encryption."
   type        = string
   default     = null
 }
