@@ -61,5 +61,6 @@ module "rollback_watchdog" {
   }
 
   drill_invokers           = var.drill_invokers
+  drill_publishers         = var.drill_publishers
   watchdog_oncall_channels = [google_monitoring_notification_channel.oncall_email.name]
 }

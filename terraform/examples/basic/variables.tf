@@ -40,6 +40,12 @@ variable "drill_invokers" {
   default     = []
 }
 
+variable "drill_publishers" {
+  description = "Principals allowed to publish drills to the alert topic (rollback-watchdog drill --topic), e.g. [\"group:sre-oncall@example.com\"]. Empty: nobody."
+  type        = list(string)
+  default     = []
+}
+
 variable "dry_run" {
   description = "true (the default): the watchdog decides and reports in Slack, and changes no traffic. Set false in terraform.tfvars to let it roll back (README: going live)."
   type        = bool
