@@ -41,6 +41,12 @@ locals {
     WATCHDOG_SERVICE_ACCOUNT = google_service_account.function.email
     # The card shows its buttons only when the slack_actions function answers them (slack_actions.tf).
     WATCHDOG_SLACK_TEAM = local.buttons.team_id
+    # A log-match notification names no metric: verification reads the log-based counter on the same
+    # lines, found by the policy's user label signal (alerts.tf, local.log_match_signals).
+    WATCHDOG_SIGNAL_METRICS = join(",", concat(
+      [for m in google_logging_metric.startup_failures : "startup-failure-line=logging.googleapis.com/user/${m.name}"],
+      [for m in google_logging_metric.db_timeouts : "db-timeout=logging.googleapis.com/user/${m.name}"],
+    ))
   }
 
   # The Slack secrets every function reads (by secret ID, never the value); the webhook only when given.

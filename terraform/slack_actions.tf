@@ -56,7 +56,30 @@ resource "google_cloud_run_v2_service_iam_member" "actions_operate_watched" {
   member   = "serviceAccount:${google_service_account.actions["actions"].email}"
 }
 
+# The card is re-rendered from the ledger after each click, with its diff rebuilt from the service's
+# revisions, and the "Revert field" button reads the failing and the known-good revision (and the digests
+# of the first). A list is authorised on its parent and whether a service binding covers its revisions is
+# not documented, so these two are granted on the watched projects, like the function's reader role.
+resource "google_project_iam_custom_role" "actions_revisions" {
+  for_each = var.slack_actions == null ? toset([]) : local.watched_projects
+
+  project     = each.value
+  role_id     = "rollbackWatchdogActionsRevisions_${local.role_suffix}"
+  title       = "Rollback watchdog Slack actions: revisions"
+  description = "List and read Cloud Run revisions, to show a card as it is after a click."
+  permissions = ["run.revisions.get", "run.revisions.list"]
+}
+
+resource "google_project_iam_member" "actions_read_revisions" {
+  for_each = var.slack_actions == null ? toset([]) : local.watched_projects
+
+  project = each.value
+  role    = google_project_iam_custom_role.actions_revisions[each.value].name
+  member  = "serviceAccount:${google_service_account.actions["actions"].email}"
+}
+
 # An undo is a traffic update: Cloud Run checks actAs on the runtime service account, as for the rollback.
+# So is the "Revert field" button's new revision.
 resource "google_service_account_iam_member" "actions_act_as_runtime" {
   for_each = var.slack_actions == null ? toset([]) : toset(values(local.runtime_service_accounts))
 

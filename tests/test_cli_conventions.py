@@ -18,7 +18,7 @@ from tests.support import PYTHON, ROOT, free_port
 from watchdog.tools import gcloud
 from watchdog.tools.cli import cli
 
-EVERY_COMMAND = ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo")
+EVERY_COMMAND = ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo", "revert-field")
 BACKEND = ["--service", "netra-backend-staging"]
 WHERE = ["--project", "netra-staging", "--region", "us-central1", *BACKEND]
 
@@ -256,7 +256,7 @@ def test_pause_and_resume_print_json(cloud_run):
     resumed = CliRunner().invoke(cli, ["resume", *WHERE, "--json"], env=env)
     service = "netra-staging/us-central1/netra-backend-staging"
     assert [json.loads(r.stdout) for r in (paused, again, resumed)] == [
-        {"service": service, "watchdog": "paused", "changed": True},
-        {"service": service, "watchdog": "paused", "changed": False},
-        {"service": service, "watchdog": "active", "changed": True},
+        {"service": service, "watchdog": "paused", "changed": True, "slack": None},  # no rollback: no card to tell
+        {"service": service, "watchdog": "paused", "changed": False, "slack": None},
+        {"service": service, "watchdog": "active", "changed": True, "slack": None},
     ]

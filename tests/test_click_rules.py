@@ -279,26 +279,6 @@ def ids(blocks: list[dict]) -> list[str]:
     return [e["action_id"] for e in block["elements"]]
 
 
-def test_the_buttons_follow_the_state_and_the_header_never_stacks():
-    paused = actions.updated_card(card(), click(actions.PAUSE), "10:00 UTC")
-    assert ids(paused) == ["undo_rollback", "resume_service", "acknowledge"]
-    assert paused[0]["text"]["text"] == ":double_vertical_bar: Paused: Rolled back netra-backend-staging"
-    resumed = actions.updated_card(tuple(paused), click(actions.RESUME), "10:05 UTC")
-    assert ids(resumed) == ["undo_rollback", "pause_service", "acknowledge"]
-    assert resumed[0]["text"]["text"] == ":arrow_forward: Rolled back netra-backend-staging"
-    undone = actions.updated_card(tuple(resumed), click(actions.UNDO), "10:10 UTC")
-    assert "undo_rollback" not in ids(undone)
-    paused_after = actions.updated_card(tuple(undone), click(actions.PAUSE), "10:15 UTC")
-    assert paused_after[0]["text"]["text"] == ":repeat: Undone: Rolled back netra-backend-staging"
-    history = [b["elements"][0]["text"] for b in paused_after if b["type"] == "context"]
-    assert history == [
-        ":double_vertical_bar: Paused by <@U0ONCALL> at 10:00 UTC",
-        ":arrow_forward: Resumed by <@U0ONCALL> at 10:05 UTC",
-        ":leftwards_arrow_with_hook: Undone by <@U0ONCALL> at 10:10 UTC",
-        ":double_vertical_bar: Paused by <@U0ONCALL> at 10:15 UTC",
-    ]
-
-
 def test_the_buttons_are_valid_block_kit_and_the_undo_dialog_tells_what_follows():
     from slack_sdk.models.blocks import Block
 

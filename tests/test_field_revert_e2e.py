@@ -71,7 +71,7 @@ def test_the_hotfix_stays_in_service_with_only_the_egress_set_back(start_stack):
     done = record(stack, history)
     assert (done.to_revision, done.revert, done.revert_state) == (history.name(1), REVISION, "serving")
     assert done.restored == REVISION
-    assert done.latest == REVISION  # the watchdog's own revision is not "a deploy since the rollback"
+    assert done.latest == history.name(3)  # the newest revision then: what LATEST meant before the rollback
 
     card = stack.messages[0]
     assert len(stack.messages) == 1, "one card"
@@ -100,3 +100,64 @@ def test_a_revision_that_never_becomes_ready_leaves_the_pin_and_pages(start_stac
     assert loud, "a failed field revert pages on-call"
     assert "Field revert of checkout failed" in loud[-1]["text"]
     assert stack.messages[0]["text"].startswith(":rotating_light:") or "FAILED" in json.dumps(stack.messages[0])
+
+
+def serving(stack, history) -> dict[str, int]:
+    statuses = stack.cloud_run.state.services[history.full_name]["trafficStatuses"]
+    return {s["revision"]: s["percent"] for s in statuses if s["percent"]}
+
+
+def cli(stack, *args: str):
+    from click.testing import CliRunner
+
+    from watchdog.tools.cli import cli as command
+
+    where = ["--project", "netra-staging", "--region", "us-central1", "--service", "checkout"]
+    return CliRunner().invoke(command, [*args, *where, "--json"], env={"CLOUD_RUN_API_ENDPOINT": stack.cloud_run.url})
+
+
+def test_undo_after_a_field_revert_puts_traffic_back_as_it_was_and_deletes_nothing(start_stack):
+    stack, history = start(start_stack)
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert serving(stack, history) == {REVISION: 100}
+    revisions = len(stack.cloud_run.state.revisions[history.full_name])
+
+    undone = cli(stack, "undo", "--by", "oncall")
+    assert undone.exit_code == 0, undone.output
+    # before the rollback LATEST meant 3; now LATEST is the watchdog's revision, so the undo names 3
+    assert serving(stack, history) == {history.name(3): 100}
+    assert len(stack.cloud_run.state.revisions[history.full_name]) == revisions  # nothing deleted
+    assert record(stack, history).undone_at() is not None
+
+
+def test_offer_mode_pins_and_the_revert_field_command_does_what_the_card_offers(start_stack):
+    stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert serving(stack, history) == {history.name(1): 100}  # a pin: later deploys are out of service
+    assert record(stack, history).revert == ""
+    assert "revert-field" in json.dumps(stack.messages[0]["blocks"])  # the card offers it
+
+    done = cli(stack, "revert-field", "--by", "oncall")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["reason"], result["revision"]) == ("apply", "serving", REVISION)
+    assert serving(stack, history) == {REVISION: 100}
+    made = record(stack, history)
+    assert made.revert_state == "serving"
+    assert [(e[0], e[1]) for e in made.events] == [("revert_field", "oncall")]  # who asked, in the same update
+
+    again = cli(stack, "revert-field")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["reason"] == "already_reverted"
+
+
+def test_the_revert_field_command_is_guarded_like_undo(start_stack):
+    stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    stack.cloud_run.state.deploy(history.full_name, {**stack.cloud_run.state.revisions[history.full_name][0],
+                                                     "name": f"{history.full_name}/revisions/checkout-00009-new"},
+                                 to_latest=False)  # fmt: skip
+    refused = cli(stack, "revert-field")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["reason"] == "deployed_since"
+    assert serving(stack, history) == {history.name(1): 100}

@@ -31,7 +31,7 @@ records = st.builds(
     events=st.lists(st.tuples(st.sampled_from(["undo", "pause", "ack"]), names, times, names), max_size=3).map(tuple),
     breaking=revision | st.just(""),
     metric=names,
-    state=st.sampled_from(["", "recovered", "escalated", "undone"]),
+    state=st.sampled_from(["", "recovered", "escalated", "undone", "unverified"]),
     why=names,
     verdict_at=st.none() | times,
     told_at=st.none() | times,
@@ -39,13 +39,20 @@ records = st.builds(
     revert=revision | st.just(""),
     revert_state=st.sampled_from(["", ledger.REVERT_PENDING, ledger.REVERT_SERVING, ledger.REVERT_FAILED]),
     revert_at=st.none() | times,
+    threshold=st.none() | st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    percentile=st.none() | st.sampled_from([99, 95, 50, 5]),
+    closed_at=st.none() | times,
+    note=st.sampled_from(["", "no_traffic"]),
+    note_at=st.none() | times,
+    note_told_at=st.none() | times,
 )
 
 
 def test_the_record_has_no_field_this_test_leaves_out():
     generated = {"incident", "from_revision", "to_revision", "at", "alert_at", "reported", "thread", "recovered_at",
                  "drill", "before", "after", "latest", "events", "breaking", "metric", "state", "why", "verdict_at",
-                 "told_at", "policy", "revert", "revert_state", "revert_at"}  # fmt: skip
+                 "told_at", "policy", "revert", "revert_state", "revert_at", "threshold", "percentile", "closed_at",
+                 "note", "note_at", "note_told_at"}  # fmt: skip
     assert {f.name for f in dataclasses.fields(ledger.Record)} == generated
 
 

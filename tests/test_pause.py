@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tests.conftest import BACKEND
 from tests.standins.cloudrun import Fault
 from tests.support import deliver, fixture, pubsub_body
@@ -28,13 +30,23 @@ def test_pausing_writes_only_the_annotation_and_creates_no_revision(cloud_run):
     assert not set_paused(CloudRun(cloud_run.url), REF, True)  # already paused: no write
 
 
-def test_resume_keeps_the_ledger(cloud_run):
+def test_resume_keeps_the_ledger_and_records_who_resumed(cloud_run):
     record = ledger.Record("0.x", "a", "b", 1.0, reported=True)
     cloud_run.state.services[BACKEND]["annotations"] = ledger.with_record({ledger.PAUSED_KEY: "true"}, record)
-    assert set_paused(CloudRun(cloud_run.url), REF, False)
+    assert set_paused(CloudRun(cloud_run.url), REF, False, by="carol")
     annotations = cloud_run.state.services[BACKEND]["annotations"]
     assert ledger.PAUSED_KEY not in annotations
-    assert ledger.find(annotations, "0.x") == record
+    kept = ledger.find(annotations, "0.x")
+    assert dataclasses.replace(kept, events=()) == record
+    assert [e[:2] for e in kept.events] == [("resume_service", "carol")]  # the card's history; lifts an undo's hold
+
+
+def test_resume_lifts_the_hold_an_undo_put_on_its_revision_even_when_not_paused(cloud_run):
+    undone = ledger.Record("0.x", "a", "b", 1.0, reported=True, events=(("undo_rollback", "U1", 2.0, "1.1"),))
+    cloud_run.state.services[BACKEND]["annotations"] = ledger.with_record({}, undone)
+    assert set_paused(CloudRun(cloud_run.url), REF, False, by="carol")
+    events = ledger.find(cloud_run.state.services[BACKEND]["annotations"], "0.x").events
+    assert [e[0] for e in events] == ["undo_rollback", "resume_service"]
 
 
 def test_pause_survives_a_concurrent_deploy(cloud_run):

@@ -84,7 +84,7 @@ def test_the_playground_runs_every_command_against_the_incident_and_stops_cleanl
         assert drilled.returncode == 0, drilled.stderr
         assert "LIVE drill" in drilled.stderr
         messages = env["SLACK_API_URL"].removesuffix("/api/") + "/_control/messages"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded machine: the bridge and the function take turns
         while not any("Rolled back netra-backend-staging" in m["text"] for m in get_json(messages)["messages"]):
             assert time.monotonic() < deadline, "no card in Slack:\n" + out.read_text()
             time.sleep(0.2)

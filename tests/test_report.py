@@ -28,8 +28,8 @@ class TestContent:
         text = blocks_text(message)
         assert "*vpc egress*: `private-ranges-only` → `all-traffic`" in text
         assert "deployed 2025-09-15 04:27 UTC, 37h14m before the alert" in text
-        assert "`netra-auth-service-00043-nul` → `netra-auth-service-00041-kip` 100%" in text
-        assert "Skipped: `netra-auth-service-00042-vex`" in text
+        assert "*Traffic:* `netra-auth-service-00041-kip` 100% (as set; not read back), pinned by the watchdog" in text
+        assert "*The pin takes out of service* 2 deploys" in text
         assert (
             "update-traffic netra-auth-service \\\\\\n  --to-latest \\\\\\n  --region us-central1 --project netra-staging"
             in text
@@ -46,7 +46,8 @@ class TestContent:
         decided = decide(alert(), service, revisions, config(dry_run=True), NOW)
         message = render(alert(), decided, Action(), dry_run=True)
         assert message.text.startswith("DRY RUN: would roll back")
-        assert "DRY RUN: traffic was not changed" in blocks_text(message)
+        assert "*Traffic NOT moved:*" in blocks_text(message)
+        assert "*DRY RUN*" in blocks_text(message)
 
     def test_drill_is_marked(self):
         service, revisions = state()

@@ -29,6 +29,7 @@ RESTORED = "netra-backend-staging-00118-paz"
 FAILING = "netra-backend-staging-00119-qor"
 FAILURES = "logging.googleapis.com/user/cloud_run_startup_failures"
 PROBES = "run.googleapis.com/container/completed_probe_count"
+REQUESTS = "run.googleapis.com/request_count"
 TICK = {"rollback-watchdog-tick": "1"}
 FULL_SCOPE = "netra-staging/us-central1/netra-auth-service,netra-staging/us-central1/netra-backend-staging"
 
@@ -37,6 +38,8 @@ FULL_SCOPE = "netra-staging/us-central1/netra-auth-service,netra-staging/us-cent
 def monitoring():
     with MonitoringStandIn() as standin:
         standin.store.ingest_delay = 120  # Google's figure for completed_probe_count
+        # the incident fixture's policy is a user's own log-based counter, not one of terraform's
+        standin.store.define(FAILURES, "DELTA", "INT64", ("log",))
         yield standin
 
 
@@ -132,7 +135,7 @@ def test_a_rollback_that_recovers_is_confirmed_once_in_its_thread(stack, monitor
     assert done.verdict_at <= done.told_at
 
     calls = monitoring.calls("ListTimeSeries")
-    assert sorted(c["filter"].split('"')[1] for c in calls) == [FAILURES, PROBES]
+    assert sorted(c["filter"].split('"')[1] for c in calls) == [FAILURES, PROBES, REQUESTS]
     for call in calls:
         assert f'resource.labels.revision_name = "{RESTORED}"' in call["filter"]
         end = time.mktime(time.strptime(call["interval"]["endTime"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -156,8 +159,9 @@ def test_verification_waits_for_the_quiet_time_beyond_the_ingest_delay(stack, mo
     assert record(stack).state == ""
     waited = [line for line in stack.function.logs() if line.get("reason") == "waiting_for_quiet"]
     assert waited
-    assert "quiet for 8m" in waited[0]["message"]
-    age(stack, 14)
+    assert "quiet with traffic for 8m" in waited[0]["message"]
+    monitoring.store.clear()
+    healthy_startup(monitoring, age(stack, 14))  # the same probes, three minutes further back
     assert tick(stack.function.url) == 200
     assert record(stack).state == "recovered"
 
@@ -226,7 +230,7 @@ def test_monitoring_unavailable_means_retry_on_the_next_tick_never_recovered(sta
     assert record(stack).state == ""
     assert any(line.get("reason") == "monitoring_unavailable" for line in stack.function.logs())
 
-    monitoring.fail_next("ListTimeSeries", grpc.StatusCode.PERMISSION_DENIED, n=1)
+    monitoring.fail_next("ListTimeSeries", grpc.StatusCode.DEADLINE_EXCEEDED, n=1)
     assert tick(stack.function.url) == 200
     assert record(stack).state == ""
 
@@ -395,3 +399,218 @@ def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monito
     assert policy(restated) == policy(first)
     assert "Reason code: rollback." in first
     assert "Reason code: rollback." in restated
+
+
+# --- Verification that reports only what it saw ------------------------------------------------------------------
+
+SIGNALS = (
+    "startup-failure-line=logging.googleapis.com/user/rollback-watchdog/container-startup-failures,"
+    "db-timeout=logging.googleapis.com/user/rollback-watchdog/db-connection-timeouts"
+)  # as terraform writes it
+CONNECTS = "logging.googleapis.com/user/rollback-watchdog/db-connect-seconds"
+STARTUP = "logging.googleapis.com/user/rollback-watchdog/container-startup-failures"
+RESTORED_LABELS = {"project_id": "netra-staging", "service_name": "netra-backend-staging", "location": "us-central1",
+                   "revision_name": RESTORED, "configuration_name": "netra-backend-staging"}  # fmt: skip
+
+
+def thread_texts(stack, report: dict) -> list[str]:
+    return [text_of(m) for m in stack.messages if m.get("thread_ts") == report["ts"]]
+
+
+def closed_of(notification: dict) -> dict:
+    closed = json.loads(json.dumps(notification))
+    closed["incident"]["state"], closed["incident"]["ended_at"] = "closed", int(time.time())
+    return closed
+
+
+def errors(stack) -> list[dict]:
+    return [line for line in stack.function.logs() if line.get("severity") == "ERROR"]
+
+
+def requests_answered(monitoring, start: float, minutes: int, per_minute: int = 40) -> None:
+    monitoring.store.counts(REQUESTS, RESTORED_LABELS, [(start + 60 * k, per_minute) for k in range(1, minutes + 1)],
+                            response_code="200", response_code_class="2xx")  # fmt: skip
+
+
+def test_no_traffic_is_not_verified_and_the_watch_goes_on_until_traffic_comes(stack, monitoring):
+    report = roll_back(stack)
+    at = age(stack, 30)  # a night: nothing reached the restored revision, no probe ran
+
+    assert tick(stack.function.url) == 200
+    [note] = thread_texts(stack, report)
+    assert "Not verified yet" in note
+    assert "no traffic since the rollback" in note
+    assert "keeps watching" in note
+    assert "Recovered" not in note
+    assert (record(stack).state, record(stack).note) == ("", "no_traffic")
+    assert record(stack).note_told_at is not None
+
+    before = len(monitoring.calls("ListTimeSeries"))
+    assert tick(stack.function.url) == 200  # still watching, and the note is not told twice
+    assert len(monitoring.calls("ListTimeSeries")) > before
+    assert len(thread_texts(stack, report)) == 1
+
+    requests_answered(monitoring, at + 600, 12)  # morning: traffic, quietly, for 12 minutes
+    assert tick(stack.function.url) == 200
+    [_, verdict] = thread_texts(stack, report)
+    assert "Recovered" in verdict
+    assert "The evidence changed since the note" in verdict
+    assert f"{REQUESTS}: 480 answered, 0 5xx" in verdict
+    assert record(stack).state == "recovered"
+
+
+def test_no_traffic_for_the_whole_window_is_not_verified_once(stack, monitoring):
+    report = roll_back(stack)
+    age(stack, 24 * 60 + 5)  # the window ended without any traffic
+    assert tick(stack.function.url) == 200
+    assert tick(stack.function.url) == 200
+    [verdict] = thread_texts(stack, report)
+    assert "Not verified" in verdict
+    assert "No traffic reached" in verdict
+    assert "Recovered" not in verdict
+    assert (record(stack).state, record(stack).why) == ("unverified", "no_traffic")
+
+
+def test_an_early_close_is_not_recovery_and_later_failing_probes_are_reported(stack, monitoring):
+    report = roll_back(stack)
+    closed = closed_of(fixture(BACKEND_ALERT))
+    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")  # two minutes after the rollback
+
+    assert stack.messages == [report]  # the close posts nothing, and above all no "recovered"
+    assert (record(stack).state, record(stack).recovered_at) == ("", None)
+    assert record(stack).closed_at is not None
+    assert any(line.get("reason") == "closed_verification_continues" for line in stack.function.logs())
+
+    at = age(stack, 6)
+    monitoring.store.add(points(RESTORED, PROBES, [at + 120], 3, is_healthy="false", probe_type="Startup"))
+    assert tick(stack.function.url) == 200
+    [escalation] = thread_texts(stack, report)
+    assert "Not recovered" in escalation
+    assert "<!here>" in escalation
+    assert "says nothing about" in escalation  # the close, named for what it is
+    # a redelivered close and later ticks: never "recovered" after "not recovered"
+    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+    healthy_startup(monitoring, age(stack, 20))
+    assert tick(stack.function.url) == 200
+    assert len(thread_texts(stack, report)) == 1
+    assert not any("Recovered" in text_of(m) for m in stack.messages if m.get("thread_ts"))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"kind": "status", "status": 503, "times": 50}, {"kind": "error", "error": "channel_not_found", "times": 50}],
+    ids=["retryable: Slack unavailable", "not retryable: channel_not_found"],
+)
+def test_slack_down_at_the_close_and_at_the_verdict_loses_nothing(stack, monitoring, fault):
+    from tests.standins.slack import SlackFault
+
+    report = roll_back(stack)
+    stack.slack.state.faults.append(SlackFault(**fault))
+    assert deliver(stack.function.url, pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
+    healthy_startup(monitoring, age(stack, 14))
+    assert tick(stack.function.url) == 200  # the verdict is recorded; Slack does not take it
+    assert stack.messages == [report]
+    assert (record(stack).state, record(stack).told_at) == ("recovered", None)
+    assert tick(stack.function.url) == 200  # within the writer's deadline: left to it
+    stack.slack.state.faults.clear()
+    with stack.cloud_run.state.lock:  # the writer's deadline (8 s here) has passed
+        service = stack.cloud_run.state.services[BACKEND]
+        items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
+        items[-1]["verdict_at"] -= 30
+        service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
+    assert tick(stack.function.url) == 200
+    assert tick(stack.function.url) == 200
+    [verdict] = thread_texts(stack, report)
+    assert "Recovered" in verdict
+    assert record(stack).told_at is not None
+
+
+def test_after_a_roll_forward_nothing_says_traffic_is_still_pinned(stack, monitoring):
+    report = roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    with stack.cloud_run.state.lock:
+        fix = json.loads(json.dumps(next(r for r in stack.cloud_run.state.revisions[BACKEND]
+                                         if r["name"].endswith(RESTORED))))  # fmt: skip
+    fix["name"] = fix["name"].replace(RESTORED, "netra-backend-staging-00120-fix")
+    fix.pop("createTime", None)
+    stack.cloud_run.state.deploy(BACKEND, fix)  # on-call deploys the fix and sends traffic to it
+    assert stack.serving(BACKEND) == {"netra-backend-staging-00120-fix": 100}
+
+    assert deliver(stack.function.url, pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
+    assert tick(stack.function.url) == 200
+    [stopped] = thread_texts(stack, report)
+    assert "Verification stopped" in stopped
+    assert "Traffic now: netra-backend-staging-00120-fix 100%" in stopped
+    for message in stack.messages[1:]:
+        assert "pinned" not in text_of(message)
+    assert (record(stack).state, record(stack).why) == ("undone", "traffic_moved")
+
+
+def test_monitoring_denied_is_one_error_line_and_one_thread_note(stack, monitoring):
+    report = roll_back(stack)
+    healthy_startup(monitoring, age(stack, 14))
+    # terraform's verifier grant is missing (or not propagated yet): 403 on every read of the time series
+    stack.grants.revoke("monitoring.timeSeries.list", "google_project_iam_member.function_verifies")
+    errors_before = len(errors(stack))
+
+    for _ in range(3):
+        assert tick(stack.function.url) == 200
+
+    [note] = thread_texts(stack, report)
+    assert "Not verified" in note
+    assert "permission denied" in note
+    assert "monitoring.timeSeries.list" in note
+    assert "gcloud projects add-iam-policy-binding netra-staging" in note
+    assert f"Traffic: {RESTORED} 100% (pinned" in note
+    assert "Recovered" not in note
+    new_errors = errors(stack)[errors_before:]
+    assert [(e.get("decision"), e.get("reason")) for e in new_errors] == [("unverified", "monitoring_denied")]
+    assert len(monitoring.calls("ListTimeSeries")) == 1  # denied once; no retry can help
+    assert (record(stack).state, record(stack).why) == ("unverified", "monitoring_denied")
+
+
+def slow_db(stack) -> dict:
+    alert = fixture("verification/slow_db_connect.INFERRED.json")
+    assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    assert stack.serving(BACKEND) == {RESTORED: 100}
+    [report] = stack.messages
+    assert (record(stack).metric, record(stack).percentile, record(stack).threshold) == (CONNECTS, 99, 5.0)
+    return report
+
+
+@pytest.mark.parametrize(
+    ("slow", "verdict", "reason"),
+    [(False, "Recovered", "quiet"), (True, "Not recovered", "above_threshold")],
+    ids=["healthy: many fast connects", "unhealthy: slow connects in one minute"],
+)
+def test_slow_db_connects_are_verified_as_a_percentile_against_the_threshold(stack, monitoring, slow, verdict, reason):
+    report = slow_db(stack)
+    at = age(stack, 14)
+    minutes = [at + 60 * k for k in range(1, 12)]
+    # one value per connect, fast ones in every minute (and, when slow, a few 12 s ones in one minute); no probe ran
+    monitoring.store.values(CONNECTS, RESTORED_LABELS,
+                            [(t, [0.05] * 30 + ([12.0] * 3 if slow and k == 5 else [])) for k, t in enumerate(minutes)],
+                            log="run.googleapis.com/stdout")  # fmt: skip
+    assert tick(stack.function.url) == 200
+    [told] = thread_texts(stack, report)
+    assert verdict in told
+    assert f"p99 of {CONNECTS} per minute" in told
+    assert (record(stack).state, record(stack).why) == ("recovered" if not slow else "escalated", reason)
+    [signal] = [c for c in monitoring.calls("ListTimeSeries") if CONNECTS in c["filter"]]
+    assert signal["aggregation"]["perSeriesAligner"] == "ALIGN_PERCENTILE_99"
+
+
+def test_the_default_path_a_log_match_first_is_verified_with_its_counter(start_stack, monitoring):
+    stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_VERIFY_MINUTES="10",
+                        WATCHDOG_SIGNAL_METRICS=SIGNALS)  # fmt: skip
+    alert = fixture("verification/startup_failure_lines.INFERRED.json")
+    assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    [report] = stack.messages
+    assert record(stack).metric == STARTUP  # the log match named no metric; its signal label did
+    at = age(stack, 14)
+    healthy_startup(monitoring, at)  # probes look fine …
+    monitoring.store.counts(STARTUP, RESTORED_LABELS, [(at + 300, 2)], log="run.googleapis.com/varlog/system")
+    assert tick(stack.function.url) == 200  # … but the restored revision logs the same failure
+    [escalation] = thread_texts(stack, report)
+    assert "Not recovered" in escalation
+    assert f"2 new {STARTUP}" in escalation

@@ -36,6 +36,7 @@ ENV_VARS = (
     "WATCHDOG_VERIFY_MINUTES",
     "WATCHDOG_SHOW_ENV",  # env var names whose values reports may show (default: only harmless shapes)
     "WATCHDOG_POLICIES",  # alert policies (display names or ids) that may roll back; empty: any
+    "WATCHDOG_SIGNAL_METRICS",
     "CLOUD_RUN_API_ENDPOINT",
     "MONITORING_API_ENDPOINT",
     "SLACK_BOT_TOKEN",
@@ -166,6 +167,9 @@ class Config:
     verify_minutes: float = (
         10.0  # quiet time after a rollback before it is called recovered (watchdog/core/verification.py)
     )
+    # (policy user label ``signal``, log-based counter metric type): what verification reads for a log-match
+    # alert, whose notification names no metric (terraform writes it; watchdog/core/verification.py)
+    signal_metrics: tuple[tuple[str, str], ...] = ()
     cloud_run_endpoint: str = ""
     monitoring_endpoint: str = ""
     slack: SlackSettings = SlackSettings()
@@ -237,6 +241,7 @@ class Config:
             own_principal=env.get("WATCHDOG_SERVICE_ACCOUNT", "").strip(),
             # fractions allowed (tests, drills); a day at most: a verdict later than that helps nobody
             verify_minutes=_number(env, "WATCHDOG_VERIFY_MINUTES", 10, minimum=0.05, maximum=1440),
+            signal_metrics=_signal_metrics(env.get("WATCHDOG_SIGNAL_METRICS", "")),
             cloud_run_endpoint=endpoint,
             monitoring_endpoint=env.get("MONITORING_API_ENDPOINT", "").strip(),
             slack=slack,
@@ -246,6 +251,28 @@ class Config:
             # comma-separated display names or ids (a display name with a comma in it: name it by its id)
             policies=frozenset(p.strip() for p in env.get("WATCHDOG_POLICIES", "").split(",") if p.strip()),
         )
+
+
+_SIGNAL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # an alert policy user label value (AlertPolicy.user_labels)
+_LOG_COUNTER = re.compile(r"^logging\.googleapis\.com/user/[A-Za-z0-9_./-]{1,100}$")  # LogMetric.name's characters
+
+
+def _signal_metrics(text: str) -> tuple[tuple[str, str], ...]:
+    """``SIGNAL=METRIC,…``: the log-based counter that counts what a log-match policy with user label
+    ``signal=SIGNAL`` matches. The metric goes into a Monitoring filter, so only a metric name's characters."""
+    pairs = []
+    for raw in (text or "").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        signal, _, metric = (part.strip() for part in item.partition("="))
+        if not _SIGNAL.match(signal) or not _LOG_COUNTER.match(metric):
+            raise ConfigError(
+                f"WATCHDOG_SIGNAL_METRICS: {item[:120]!r} is not SIGNAL=logging.googleapis.com/user/METRIC "
+                "(SIGNAL: an alert policy's user label value)"
+            )
+        pairs.append((signal, metric))
+    return tuple(pairs)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

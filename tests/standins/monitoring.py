@@ -16,11 +16,17 @@ Served methods:
   (``filter``/``order_by`` are logged, not evaluated).
 
 * ``google.monitoring.v3.MetricService/ListTimeSeries`` — over points seeded with
-  ``store.add(...)`` (see :class:`TimeSeriesStore`): the filter (``metric.type``, ``resource.type``,
-  ``resource.labels.*``, ``metric.labels.*``, ``=``/``!=`` joined by ``AND``), the read interval
-  ``(startTime, endTime]``, ``ALIGN_NONE``/``ALIGN_SUM``/``ALIGN_COUNT`` per alignment period
-  (periods end at the interval's end), ``REDUCE_NONE``/``REDUCE_SUM`` by ``group_by_fields``, newest
-  point first; a point is visible only ``store.ingest_delay`` seconds after its end time.
+  ``store.add(...)``, ``store.counts(...)`` or ``store.values(...)`` (see :class:`TimeSeriesStore`), each
+  metric served with the kind, value type and labels its definition has: Cloud Run's built-in metrics as
+  Google documents them, terraform's log-based metrics as ``terraform/alerts.tf`` defines them (counters
+  DELTA INT64, "Slow DB connects" DELTA DISTRIBUTION with its buckets). The filter (``metric.type``,
+  ``resource.type``, ``resource.labels.*``, ``metric.labels.*``, ``=``/``!=`` joined by ``AND``), the read
+  interval ``(startTime, endTime]``, aligners and reducers checked against the metric's kind and value
+  type as ``common.proto`` defines them (``ALIGN_PERCENTILE_99`` on a counter is INVALID_ARGUMENT), then
+  ``ALIGN_SUM``/``ALIGN_DELTA``/``ALIGN_COUNT``/``ALIGN_MAX``/``ALIGN_MIN``/``ALIGN_PERCENTILE_nn`` per
+  alignment period (periods end at the interval's end), ``REDUCE_NONE``/``REDUCE_SUM``/``REDUCE_MAX``/
+  ``REDUCE_MIN``/``REDUCE_PERCENTILE_nn`` by ``group_by_fields``, newest point first; a point is visible
+  only ``store.ingest_delay`` seconds after its end time.
 
 Faults: ``fail_next("CreateTimeSeries", grpc.StatusCode.UNAVAILABLE, n=2)``. Note that the
 generated client retries UNAVAILABLE on the two List methods by default (30s deadline),
@@ -66,6 +72,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -394,34 +402,331 @@ def _seconds(timestamp: Any) -> float:
     return timestamp.seconds + timestamp.nanos / 1e9
 
 
-def _number(point: Message) -> float:
-    value = point.value  # type: ignore[attr-defined]
-    kind = value.WhichOneof("value")
-    if kind == "int64_value":
-        return value.int64_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return float(value.bool_value)
-    if kind == "distribution_value":
-        return value.distribution_value.count
-    raise ValueError(f"cannot aggregate a {kind} point")
+# --- Metric descriptors: each metric served with the kind, value type and labels its definition has ---------
+
+REVISION_LABELS = frozenset({"project_id", "service_name", "revision_name", "location", "configuration_name"})
+TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What a metric is, as its definition says: ``kind`` DELTA/GAUGE/CUMULATIVE, ``value_type``
+    INT64/DOUBLE/DISTRIBUTION/BOOL, its metric labels, and (a DISTRIBUTION) its ``buckets`` as proto-JSON
+    ``bucketOptions``."""
+
+    type: str
+    kind: str
+    value_type: str
+    labels: frozenset[str] = frozenset()
+    resource: str = "cloud_run_revision"
+    buckets: dict | None = None
+
+
+def cloud_run_descriptors() -> dict[str, Descriptor]:
+    """Cloud Run's built-in metrics the watchdog reads, as Google's metric list defines them
+    (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run):
+
+    * ``container/completed_probe_count``: DELTA, INT64, "Number of completed health check probes and
+      their results. Sampled every 60 seconds. After sampling, data is not visible for up to 120
+      seconds.", labels ``probe_type`` and ``is_healthy``;
+    * ``request_count``: DELTA, INT64, "Number of requests reaching the revision. Excludes requests that
+      are not reaching your container instances …", visible "for up to 180 seconds" after sampling,
+      labels ``response_code`` and ``response_code_class`` ('1xx' … '5xx').
+    """
+    return {
+        "run.googleapis.com/container/completed_probe_count": Descriptor(
+            "run.googleapis.com/container/completed_probe_count", "DELTA", "INT64",
+            frozenset({"probe_type", "is_healthy"})),
+        "run.googleapis.com/request_count": Descriptor(
+            "run.googleapis.com/request_count", "DELTA", "INT64", frozenset({"response_code", "response_code_class"})),
+    }  # fmt: skip
+
+
+def terraform_descriptors(directory: Path = TERRAFORM) -> dict[str, Descriptor]:
+    """terraform's log-based metrics (``google_logging_metric`` in ``directory``), read from the HCL itself.
+
+    A metric without a ``value_extractor`` counts matching entries (DELTA INT64); one with it records one
+    value per matching entry in a DELTA DISTRIBUTION with the resource's ``bucket_options``
+    (google/logging/v2/logging_metrics.proto, LogMetric.metric_descriptor and value_extractor). Its type
+    is ``logging.googleapis.com/user/NAME``, NAME with ``var.name_prefix`` at its default. Log-based
+    metrics come with default labels ("All log-based metrics come with some default labels",
+    cloud.google.com/logging/docs/logs-based-metrics/labels): ``log``, the log the entry came from.
+    """
+    import hcl2
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items() if k not in ("__is_block__", "__comments__")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+            return value[1:-1]
+        return value
+
+    def load(name: str) -> dict:
+        with (directory / name).open() as handle:
+            return clean(hcl2.load(handle))
+
+    prefix = next(v["name_prefix"]["default"] for v in load("variables.tf")["variable"] if "name_prefix" in v)
+    found = {}
+    for item in load("alerts.tf").get("resource", []):
+        for body in item.get("google_logging_metric", {}).values():
+            descriptor = body["metric_descriptor"][0]
+            name = "logging.googleapis.com/user/" + body["name"].replace("${var.name_prefix}", prefix)
+            buckets = None
+            if "bucket_options" in body:
+                options = body["bucket_options"][0]
+                (kind, spec), *_ = options.items()
+                camel = {"exponential_buckets": "exponentialBuckets", "linear_buckets": "linearBuckets",
+                         "explicit_buckets": "explicitBuckets"}[kind]  # fmt: skip
+                spec = spec[0]
+                buckets = {camel: {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in spec.items()}}
+            labels = {label["key"] for label in descriptor.get("labels", [])}
+            found[name] = Descriptor(name, descriptor["metric_kind"], descriptor["value_type"],
+                                     frozenset({"log", *labels}), buckets=buckets)  # fmt: skip
+    return found
+
+
+# --- Aggregation, as google/monitoring/v3/common.proto defines each aligner and reducer ----------------------
+# (quoted from google-cloud-monitoring 2.32, types/common.py, which carries the proto's comments).
+NUMERIC = frozenset({"INT64", "DOUBLE"})
+# aligner: (metric kinds, value types it is "valid for", the output value type: None = same as the input)
+ALIGNERS: dict[str, tuple[frozenset, frozenset, str | None]] = {
+    # "valid for CUMULATIVE and DELTA metrics … The value_type of the aligned result is the same"
+    "ALIGN_DELTA": (frozenset({"CUMULATIVE", "DELTA"}), NUMERIC | {"DISTRIBUTION"}, None),
+    # "valid for CUMULATIVE and DELTA metrics with numeric values … value_type DOUBLE"
+    "ALIGN_RATE": (frozenset({"CUMULATIVE", "DELTA"}), NUMERIC, "DOUBLE"),
+    # "valid for GAUGE and DELTA metrics with numeric values"
+    "ALIGN_MIN": (frozenset({"GAUGE", "DELTA"}), NUMERIC, None),
+    "ALIGN_MAX": (frozenset({"GAUGE", "DELTA"}), NUMERIC, None),
+    "ALIGN_MEAN": (frozenset({"GAUGE", "DELTA"}), NUMERIC, "DOUBLE"),
+    # "valid for GAUGE and DELTA metrics with numeric or Boolean values … INT64"
+    "ALIGN_COUNT": (frozenset({"GAUGE", "DELTA"}), NUMERIC | {"BOOL"}, "INT64"),
+    # "valid for GAUGE and DELTA metrics with numeric and distribution values … same as the input"
+    "ALIGN_SUM": (frozenset({"GAUGE", "DELTA"}), NUMERIC | {"DISTRIBUTION"}, None),
+    # "valid for GAUGE and DELTA metrics with distribution values. The output is a GAUGE metric with value_type
+    # DOUBLE"
+    **{f"ALIGN_PERCENTILE_{p}": (frozenset({"GAUGE", "DELTA"}), frozenset({"DISTRIBUTION"}), "DOUBLE")
+       for p in ("99", "95", "50", "05")},
+}  # fmt: skip
+# reducer: (value types it is "valid for" (DELTA and GAUGE only), the output value type: None = the input's)
+REDUCERS: dict[str, tuple[frozenset, str | None]] = {
+    "REDUCE_MEAN": (NUMERIC | {"DISTRIBUTION"}, "DOUBLE"),  # "numeric or distribution values … DOUBLE"
+    "REDUCE_MIN": (NUMERIC, None),  # "numeric values … the same as the value_type of the input"
+    "REDUCE_MAX": (NUMERIC, None),
+    "REDUCE_SUM": (NUMERIC | {"DISTRIBUTION"}, None),  # "numeric and distribution values … the same"
+    "REDUCE_COUNT": (NUMERIC | {"DISTRIBUTION", "BOOL", "STRING"}, "INT64"),
+    **{f"REDUCE_PERCENTILE_{p}": (NUMERIC | {"DISTRIBUTION"}, "DOUBLE") for p in ("99", "95", "50", "05")},
+}  # fmt: skip
+# What the stand-in computes; the other valid ones are INVALID_ARGUMENT "not implemented by the stand-in".
+COMPUTED_ALIGNERS = {"ALIGN_SUM", "ALIGN_DELTA", "ALIGN_COUNT", "ALIGN_MAX", "ALIGN_MIN", "ALIGN_PERCENTILE_99",
+                     "ALIGN_PERCENTILE_95", "ALIGN_PERCENTILE_50", "ALIGN_PERCENTILE_05"}  # fmt: skip
+COMPUTED_REDUCERS = {"REDUCE_NONE", "REDUCE_SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PERCENTILE_99",
+                     "REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_05"}  # fmt: skip
+
+
+def aligner_problem(aligner: str, kind: str, value_type: str) -> str:
+    """Why the real API refuses ``aligner`` on a metric of ``kind`` and ``value_type``; "" when it is valid."""
+    kinds, types, _ = ALIGNERS.get(aligner, (frozenset(), frozenset(), None))
+    if kind in kinds and value_type in types:
+        return ""
+    return (f"Field aggregation.perSeriesAligner had an invalid value of \"{aligner}\": the aligner cannot be "
+            f"applied to metrics with kind {kind} and value type {value_type}.")  # fmt: skip
+
+
+def reducer_problem(reducer: str, kind: str, value_type: str) -> str:
+    """Why ``reducer`` is refused on series of ``kind`` and ``value_type``; "" when valid.
+
+    The proto says a reducer's "valid choices depend on the metric_kind and the value_type of the original
+    time series", and describes each reducer by the aligned values it combines; the stand-in demands both
+    (the original series and the aligned ones) be valid, the strictest reading: the watchdog must not rely
+    on the looser one (e.g. REDUCE_MAX after ALIGN_PERCENTILE_99 on a DISTRIBUTION is not sent).
+    """
+    if reducer == "REDUCE_NONE":
+        return ""
+    types, _ = REDUCERS.get(reducer, (frozenset(), None))
+    if kind in ("GAUGE", "DELTA") and value_type in types:
+        return ""
+    return (f"Field aggregation.crossSeriesReducer had an invalid value of \"{reducer}\": the reducer cannot be "
+            f"applied to metrics with kind {kind} and value type {value_type}.")  # fmt: skip
+
+
+@dataclass
+class Dist:
+    """A distribution value: its count, mean, sum of squared deviation and bucket counts under ``options``."""
+
+    count: int
+    mean: float
+    ssd: float
+    options: dict
+    counts: list[int]
+
+    @classmethod
+    def of(cls, value: Any) -> Dist:
+        as_json = json_format.MessageToDict(value)
+        counts = [int(c) for c in as_json.get("bucketCounts", [])]
+        return cls(int(as_json.get("count", 0)), float(as_json.get("mean", 0.0)),
+                   float(as_json.get("sumOfSquaredDeviation", 0.0)), as_json.get("bucketOptions", {}), counts)  # fmt: skip
+
+    def merged(self, other: Dist) -> Dist:
+        if self.options != other.options:
+            raise ValueError("distributions with different bucket options cannot be combined")
+        count = self.count + other.count
+        mean = (self.mean * self.count + other.mean * other.count) / count if count else 0.0
+        ssd = self.ssd + other.ssd + self.count * (self.mean - mean) ** 2 + other.count * (other.mean - mean) ** 2
+        width = max(len(self.counts), len(other.counts))
+        counts = [(self.counts[i] if i < len(self.counts) else 0) + (other.counts[i] if i < len(other.counts) else 0)
+                  for i in range(width)]  # fmt: skip
+        return Dist(count, mean, ssd, self.options, counts)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile, interpolated linearly inside the bucket that holds it.
+
+        How Cloud Monitoring interpolates is not documented; tests compare with thresholds far from the
+        values, never with this arithmetic."""
+        rank, seen = q / 100 * self.count, 0
+        for index, count in enumerate(self.counts):
+            if count and seen + count >= rank:
+                low, high = bucket_bounds(self.options, index)
+                if low == float("-inf"):
+                    return high
+                if high == float("inf"):
+                    return low
+                return low + (high - low) * (rank - seen) / count
+            seen += count
+        return self.mean
+
+    def to_proto_json(self) -> dict:
+        return {"count": str(self.count), "mean": self.mean, "sumOfSquaredDeviation": self.ssd,
+                "bucketOptions": self.options, "bucketCounts": [str(c) for c in self.counts]}  # fmt: skip
+
+
+def bucket_bounds(options: dict, index: int) -> tuple[float, float]:
+    """Bucket ``index``'s [low, high) under ``options`` (google/api/distribution.proto BucketOptions): bucket 0
+    is the underflow, bucket N+1 the overflow."""
+    if "exponentialBuckets" in options:
+        spec = options["exponentialBuckets"]
+        n, growth, scale = int(spec["numFiniteBuckets"]), float(spec["growthFactor"]), float(spec["scale"])
+        edges = [scale * growth**i for i in range(n + 1)]
+    elif "linearBuckets" in options:
+        spec = options["linearBuckets"]
+        n, width, offset = int(spec["numFiniteBuckets"]), float(spec["width"]), float(spec.get("offset", 0))
+        edges = [offset + width * i for i in range(n + 1)]
+    else:
+        edges = [float(b) for b in options.get("explicitBuckets", {}).get("bounds", [])]
+    edges = [float("-inf"), *edges, float("inf")]
+    return edges[index], edges[index + 1]
+
+
+def bucket_of(options: dict, value: float) -> int:
+    index = 0
+    while bucket_bounds(options, index)[1] <= value:
+        index += 1
+    return index
+
+
+def buckets_in(options: dict) -> int:
+    """How many buckets (finite ones, the underflow and the overflow) ``options`` defines."""
+    for key, field in (("exponentialBuckets", "numFiniteBuckets"), ("linearBuckets", "numFiniteBuckets")):
+        if key in options:
+            return int(options[key][field]) + 2
+    return len(options.get("explicitBuckets", {}).get("bounds", [])) + 1
 
 
 class TimeSeriesStore:
-    """The points ListTimeSeries reads: seeded by tests, never by CreateTimeSeries (kept apart on purpose)."""
+    """The points ListTimeSeries reads: seeded by tests, never by CreateTimeSeries (kept apart on purpose).
+
+    Each metric is served as its descriptor defines it (:func:`cloud_run_descriptors`,
+    :func:`terraform_descriptors`, or one a test declares with :meth:`define`): :meth:`add` refuses a series
+    of an unknown metric or whose kind, value type, labels or points do not fit it, so no test can seed a
+    shape the real API would never return; ListTimeSeries refuses an aligner or reducer the real API refuses
+    for that kind and value type (INVALID_ARGUMENT), and an alignment period under 60 s ("The value must be at
+    least 60 seconds", Aggregation.alignment_period). A metric type nothing defines reads as no series.
+    """
 
     def __init__(self, ingest_delay: float = 0.0) -> None:
         self._lock = threading.Lock()
         self._series: list[Message] = []
         self.ingest_delay = ingest_delay  # seconds after a point's end time before reads see it
         self.clock: Callable[[], float] = time.time
+        self.descriptors: dict[str, Descriptor] = {**cloud_run_descriptors(), **_terraform_descriptors()}
+
+    def define(self, metric: str, kind: str, value_type: str, labels: tuple[str, ...] = (),
+               buckets: dict | None = None) -> None:  # fmt: skip
+        """Declare a metric the built-in and terraform's lists do not have (a user's own log-based metric)."""
+        self.descriptors[metric] = Descriptor(metric, kind, value_type, frozenset(labels), buckets=buckets)
 
     def add(self, series: dict[str, Any]) -> None:
         """Add one TimeSeries in proto-JSON (``metric``, ``resource``, ``metricKind``, ``valueType``, ``points``)."""
+        problem = self._shape_problem(series)
+        if problem:
+            raise ValueError(f"{series.get('metric', {}).get('type')!r}: {problem}")
         parsed = json_format.ParseDict(series, _pb(monitoring_v3.TimeSeries)())
         with self._lock:
             self._series.append(parsed)
+
+    def counts(self, metric: str, resource_labels: dict[str, str], points: list[tuple[float, int]],
+               **metric_labels: str) -> None:  # fmt: skip
+        """Add a DELTA INT64 series: ``(end time, count)`` per minute."""
+        descriptor = self.descriptors[metric]
+        self.add({
+            "metric": {"type": metric, "labels": metric_labels},
+            "resource": {"type": descriptor.resource, "labels": resource_labels},
+            "metricKind": descriptor.kind, "valueType": descriptor.value_type,
+            "points": [{"interval": {"startTime": _stamp(end - 60), "endTime": _stamp(end)},
+                        "value": {"int64Value": str(count)}} for end, count in points],
+        })  # fmt: skip
+
+    def values(self, metric: str, resource_labels: dict[str, str], points: list[tuple[float, list[float]]],
+               **metric_labels: str) -> None:  # fmt: skip
+        """Add a DELTA DISTRIBUTION series: ``(end time, the values recorded in that minute)`` per minute, bucketed
+        as the metric's descriptor says (one value per matching log entry, for a log-based metric)."""
+        descriptor = self.descriptors[metric]
+        options = descriptor.buckets or {}
+        shaped = []
+        for end, recorded in points:
+            counts = [0] * buckets_in(options)
+            for value in recorded:
+                counts[bucket_of(options, value)] += 1
+            mean = sum(recorded) / len(recorded) if recorded else 0.0
+            ssd = sum((v - mean) ** 2 for v in recorded)
+            value = Dist(len(recorded), mean, ssd, options, counts).to_proto_json()
+            shaped.append({"interval": {"startTime": _stamp(end - 60), "endTime": _stamp(end)},
+                           "value": {"distributionValue": value}})  # fmt: skip
+        self.add({"metric": {"type": metric, "labels": metric_labels},
+                  "resource": {"type": descriptor.resource, "labels": resource_labels},
+                  "metricKind": descriptor.kind, "valueType": descriptor.value_type, "points": shaped})  # fmt: skip
+
+    def _shape_problem(self, series: dict[str, Any]) -> str:
+        metric = series.get("metric", {})
+        descriptor = self.descriptors.get(metric.get("type", ""))
+        if descriptor is None:
+            return "no such metric here (declare it with define())"
+        if (series.get("metricKind"), series.get("valueType")) != (descriptor.kind, descriptor.value_type):
+            return (f"is {descriptor.kind} {descriptor.value_type}, not {series.get('metricKind')} "
+                    f"{series.get('valueType')}")  # fmt: skip
+        extra = set(metric.get("labels", {})) - descriptor.labels
+        if extra:
+            return f"has no label {sorted(extra)} (its labels: {sorted(descriptor.labels)})"
+        resource = series.get("resource", {})
+        if resource.get("type") != descriptor.resource or set(resource.get("labels", {})) - REVISION_LABELS:
+            return f"is written for {descriptor.resource} with labels {sorted(REVISION_LABELS)}"
+        want = {"INT64": "int64Value", "DOUBLE": "doubleValue", "BOOL": "boolValue",
+                "DISTRIBUTION": "distributionValue"}[descriptor.value_type]  # fmt: skip
+        for point in series.get("points", []):
+            value, interval = point.get("value", {}), point.get("interval", {})
+            if list(value) != [want]:
+                return f"a point's value is {list(value)}, not {want}"
+            if descriptor.kind == "DELTA" and not _time(interval.get("startTime")) < _time(interval.get("endTime")):
+                return "a DELTA point needs a start time before its end time (TimeInterval)"
+            if want == "distributionValue":
+                dist = value[want]
+                if dist.get("bucketOptions") != descriptor.buckets:
+                    return f"a point's bucketOptions {dist.get('bucketOptions')} are not the metric's"
+                counts = [int(c) for c in dist.get("bucketCounts", [])]
+                if sum(counts) != int(dist.get("count", 0)) or len(counts) > buckets_in(descriptor.buckets or {}):
+                    return "a point's bucketCounts do not add up to its count"
+        return ""
 
     def clear(self) -> None:
         with self._lock:
@@ -451,7 +756,7 @@ class TimeSeriesStore:
             if points:
                 matching.append((series, points))
         out = (
-            self._aggregate(matching, request.aggregation, start, end)
+            self._aggregate(matching, request.aggregation, end)
             if request.HasField("aggregation")
             else [self._copy(series, points) for series, points in matching]
         )
@@ -469,64 +774,137 @@ class TimeSeriesStore:
         copy.points.extend(newest_first)  # type: ignore[attr-defined]
         return copy
 
-    def _aggregate(self, matching: list, aggregation: Any, start: float, end: float) -> list[Message]:
+    def _aggregate(self, matching: list, aggregation: Any, end: float) -> list[Message]:
         aligner = monitoring_v3.Aggregation.Aligner(aggregation.per_series_aligner).name
         reducer = monitoring_v3.Aggregation.Reducer(aggregation.cross_series_reducer).name
-        if aligner not in ("ALIGN_NONE", "ALIGN_SUM", "ALIGN_COUNT"):
-            raise ValueError(f"per_series_aligner {aligner} is not implemented by the stand-in")
-        if reducer not in ("REDUCE_NONE", "REDUCE_SUM"):
-            raise ValueError(f"cross_series_reducer {reducer} is not implemented by the stand-in")
         period = _seconds(aggregation.alignment_period)
         if aligner == "ALIGN_NONE":
             if reducer != "REDUCE_NONE":
                 raise ValueError("a cross-series reducer needs a per-series aligner")
             return [self._copy(series, points) for series, points in matching]
-        if period <= 0:
-            raise ValueError("alignment_period is required with a per-series aligner")
+        if period < 60:
+            raise ValueError("alignment_period must be at least 60 seconds")
+        metric = next((s.metric.type for s, _ in matching), "")  # one metric type per filter
+        descriptor = self.descriptors.get(metric)
+        if descriptor is None:
+            return []
+        problem = aligner_problem(aligner, descriptor.kind, descriptor.value_type)
+        out_type = (ALIGNERS[aligner][2] if not problem else None) or descriptor.value_type
+        out_kind = "GAUGE" if aligner.startswith("ALIGN_PERCENTILE") or aligner in ("ALIGN_COUNT", "ALIGN_MEAN") else (
+            descriptor.kind)  # fmt: skip
+        problem = problem or reducer_problem(reducer, descriptor.kind, descriptor.value_type)
+        problem = problem or reducer_problem(reducer, out_kind, out_type)
+        if problem:
+            raise ValueError(problem)
+        if aligner not in COMPUTED_ALIGNERS or reducer not in COMPUTED_REDUCERS:
+            raise ValueError(f"{aligner} with {reducer} is valid but not implemented by the stand-in")
         # one output point per period ending at end, end - period, ... (the real API's alignment)
         aligned = []
         for series, points in matching:
-            buckets: dict[int, float] = defaultdict(float)
+            raw: dict[int, list] = defaultdict(list)
             for point in points:
-                k = int((end - _seconds(point.interval.end_time)) // period)
-                buckets[k] += 1 if aligner == "ALIGN_COUNT" else _number(point)
-            aligned.append((series, buckets))
-        if reducer == "REDUCE_SUM":
-            groups: dict[tuple, tuple[Message, dict[int, float]]] = {}
+                raw[int((end - _seconds(point.interval.end_time)) // period)].append(_value(point))
+            aligned.append((series, {k: _align(aligner, values) for k, values in raw.items()}))
+        if reducer != "REDUCE_NONE":
+            groups: dict[tuple, tuple[Message, dict[int, list]]] = {}
             fields = [f.replace(".label.", ".labels.") for f in aggregation.group_by_fields]
             for series, buckets in aligned:
                 key = tuple(_label_value(series, f) for f in fields)
                 if key not in groups:
-                    head = type(series)(metric_kind=series.metric_kind, value_type=series.value_type)
+                    head = type(series)()
                     head.metric.type = series.metric.type
                     head.resource.type = series.resource.type
                     for field, value in zip(fields, key, strict=True):
                         kind, _, name = field.partition(".labels.")
                         (head.resource.labels if kind == "resource" else head.metric.labels)[name] = value
-                    groups[key] = (head, defaultdict(float))
+                    groups[key] = (head, defaultdict(list))
                 for k, value in buckets.items():
-                    groups[key][1][k] += value
-            aligned = list(groups.values())
+                    groups[key][1][k].append(value)
+            aligned = [(head, {k: _reduce(reducer, values) for k, values in values_by.items()})
+                       for head, values_by in groups.values()]  # fmt: skip
+            out_type = REDUCERS[reducer][1] or out_type
         out = []
         for series, buckets in aligned:
             result = type(series)()
             result.CopyFrom(series)
             del result.points[:]
-            result.metric_kind = metric_pb2.MetricDescriptor.MetricKind.DELTA if aligner == "ALIGN_SUM" else (
-                metric_pb2.MetricDescriptor.MetricKind.GAUGE)  # fmt: skip
-            as_int = aligner == "ALIGN_COUNT" or series.value_type == metric_pb2.MetricDescriptor.ValueType.INT64
-            if aligner == "ALIGN_COUNT":
-                result.value_type = metric_pb2.MetricDescriptor.ValueType.INT64
+            result.metric_kind = metric_pb2.MetricDescriptor.MetricKind.Value(out_kind)
+            result.value_type = metric_pb2.MetricDescriptor.ValueType.Value(out_type)
             for k in sorted(buckets):  # newest first
                 point = result.points.add()
                 point.interval.end_time.FromNanoseconds(int((end - k * period) * 1e9))
                 point.interval.start_time.FromNanoseconds(int((end - (k + 1) * period) * 1e9))
-                if as_int:
-                    point.value.int64_value = int(buckets[k])
+                value = buckets[k]
+                if isinstance(value, Dist):
+                    json_format.ParseDict({"distributionValue": value.to_proto_json()}, point.value)
+                elif out_type == "INT64":
+                    point.value.int64_value = int(value)
                 else:
-                    point.value.double_value = buckets[k]
+                    point.value.double_value = float(value)
             out.append(result)
         return out
+
+
+def _value(point: Message) -> float | Dist:
+    value = point.value  # type: ignore[attr-defined]
+    kind = value.WhichOneof("value")
+    if kind == "int64_value":
+        return value.int64_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return float(value.bool_value)
+    if kind == "distribution_value":
+        return Dist.of(value.distribution_value)
+    raise ValueError(f"cannot aggregate a {kind} point")
+
+
+def _combined(values: list) -> Any:
+    if values and isinstance(values[0], Dist):
+        total = values[0]
+        for value in values[1:]:
+            total = total.merged(value)
+        return total
+    return sum(values)
+
+
+def _align(aligner: str, values: list) -> Any:
+    if aligner in ("ALIGN_SUM", "ALIGN_DELTA"):  # a DELTA input: the period's delta is the sum of its points
+        return _combined(values)
+    if aligner == "ALIGN_COUNT":
+        return len(values)
+    if aligner in ("ALIGN_MAX", "ALIGN_MIN"):
+        return (max if aligner == "ALIGN_MAX" else min)(values)
+    return _combined(values).percentile(float(aligner.rsplit("_", 1)[1]))  # ALIGN_PERCENTILE_nn
+
+
+def _reduce(reducer: str, values: list) -> Any:
+    if reducer == "REDUCE_SUM":
+        return _combined(values)
+    if reducer in ("REDUCE_MAX", "REDUCE_MIN"):
+        return (max if reducer == "REDUCE_MAX" else min)(values)
+    q = float(reducer.rsplit("_", 1)[1])  # REDUCE_PERCENTILE_nn: of the merged distribution, or of the numbers
+    if isinstance(values[0], Dist):
+        return _combined(values).percentile(q)
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def _time(text: str | None) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else float("nan")
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1e6):06d}Z"
+
+
+_TERRAFORM_CACHE: dict[str, Descriptor] = {}
+
+
+def _terraform_descriptors() -> dict[str, Descriptor]:
+    if not _TERRAFORM_CACHE:
+        _TERRAFORM_CACHE.update(terraform_descriptors())
+    return dict(_TERRAFORM_CACHE)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import time
 
 import grpc
 import pytest
+from google.api import metric_pb2
 from google.api_core import exceptions
 from google.cloud import monitoring_v3
 
@@ -17,7 +18,9 @@ from tests.standins.monitoring import MonitoringStandIn, insecure_client
 
 NOW = 1_800_000_000.0
 PROBES = "run.googleapis.com/container/completed_probe_count"
-FAILURES = "logging.googleapis.com/user/cloud_run_startup_failures"
+# terraform's log-based metrics (terraform/alerts.tf), as the stand-in reads them from the HCL
+FAILURES = "logging.googleapis.com/user/rollback-watchdog/container-startup-failures"
+CONNECTS = "logging.googleapis.com/user/rollback-watchdog/db-connect-seconds"
 
 
 def series(metric: str, revision: str, points: list[tuple[float, int]], **metric_labels: str) -> dict:
@@ -158,3 +161,119 @@ def test_requests_are_logged_and_faults_injected(standin):
     with pytest.raises(exceptions.ServiceUnavailable):
         read(standin, f'metric.type = "{FAILURES}"', NOW - 60, NOW)
     assert [c["filter"] for c in standin.calls("ListTimeSeries")] == [f'metric.type = "{FAILURES}"']
+
+
+# --- Metrics as defined -------------------------------------------------------------------------------------
+
+RESOURCE = {"project_id": "netra-staging", "service_name": "backend", "revision_name": "backend-00118-paz",
+            "location": "us-central1", "configuration_name": "backend"}  # fmt: skip
+
+# name: (metric type, kind, value type, metric labels) as its definition says
+DEFINED = {
+    "terraform's startup-failure counter": (FAILURES, "DELTA", "INT64", {"log"}),
+    "terraform's DB-timeout counter": ("logging.googleapis.com/user/rollback-watchdog/db-connection-timeouts", "DELTA",
+                                       "INT64", {"log"}),
+    "terraform's slow-DB-connect value extractor": (CONNECTS, "DELTA", "DISTRIBUTION", {"log"}),
+    "Cloud Run's completed probes": (PROBES, "DELTA", "INT64", {"probe_type", "is_healthy"}),
+    "Cloud Run's requests": ("run.googleapis.com/request_count", "DELTA", "INT64",
+                             {"response_code", "response_code_class"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DEFINED)
+def test_each_metric_is_served_as_defined(standin, case):
+    metric, kind, value_type, labels = DEFINED[case]
+    descriptor = standin.store.descriptors[metric]
+    assert (descriptor.kind, descriptor.value_type, set(descriptor.labels)) == (kind, value_type, labels)
+
+
+def test_the_distribution_has_terraforms_buckets():
+    from tests.terraform.test_wiring import block, resource
+
+    defined = block(resource("google_logging_metric", "db_connect_seconds"), "bucket_options", "exponential_buckets")
+    assert MonitoringStandIn().store.descriptors[CONNECTS].buckets == {"exponentialBuckets": {
+        "numFiniteBuckets": defined["num_finite_buckets"], "growthFactor": defined["growth_factor"],
+        "scale": defined["scale"]}}  # fmt: skip
+
+
+def _as(series: dict, **changes) -> dict:
+    return {**series, **changes}
+
+
+COUNTER = series(FAILURES, "backend-00118-paz", [(NOW - 60, 1)])
+# name: a series the real API could never return for its metric
+MISSHAPEN = {
+    "a counter seeded as a DISTRIBUTION": _as(COUNTER, valueType="DISTRIBUTION"),
+    "a counter seeded as a GAUGE": _as(COUNTER, metricKind="GAUGE"),
+    "a label the metric does not have": _as(COUNTER, metric={"type": FAILURES, "labels": {"revision": "x"}}),
+    "a DELTA point without a start time": _as(COUNTER, points=[{"interval": {"endTime": _ts(NOW)},
+                                                                "value": {"int64Value": "1"}}]),
+    "a double in an INT64 series": _as(COUNTER, points=[{"interval": {"startTime": _ts(NOW - 60), "endTime": _ts(NOW)},
+                                                         "value": {"doubleValue": 1.0}}]),
+    "a metric nothing defines": _as(COUNTER, metric={"type": "logging.googleapis.com/user/typo", "labels": {}}),
+    "the distribution with other buckets": {
+        "metric": {"type": CONNECTS}, "resource": {"type": "cloud_run_revision", "labels": RESOURCE},
+        "metricKind": "DELTA", "valueType": "DISTRIBUTION",
+        "points": [{"interval": {"startTime": _ts(NOW - 60), "endTime": _ts(NOW)}, "value": {"distributionValue": {
+            "count": "1", "bucketOptions": {"explicitBuckets": {"bounds": [1, 5]}}, "bucketCounts": ["0", "1"]}}}]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MISSHAPEN)
+def test_a_series_shaped_unlike_its_metric_cannot_be_seeded(case):
+    with pytest.raises(ValueError, match=r"^'logging\.googleapis\.com/user/[^']+': "):  # the shape check's refusal
+        MonitoringStandIn().store.add(MISSHAPEN[case])
+
+
+def test_a_users_own_metric_is_declared_first():
+    store = MonitoringStandIn().store
+    store.define("logging.googleapis.com/user/cloud_run_startup_failures", "DELTA", "INT64")
+    store.add(_as(COUNTER, metric={"type": "logging.googleapis.com/user/cloud_run_startup_failures", "labels": {}}))
+
+
+@pytest.fixture
+def connects(standin):
+    """One minute of fast connects, one with a few 12 s ones among them (one value per log entry)."""
+    standin.store.values(CONNECTS, RESOURCE, [(NOW - 120, [0.05] * 40), (NOW - 60, [0.05] * 30 + [12.0] * 3)],
+                         log="run.googleapis.com/stdout")  # fmt: skip
+    return standin
+
+
+def aggregate(aligner: str, reducer: str = "REDUCE_NONE", period: int = 60) -> dict:
+    return {"alignment_period": {"seconds": period}, "per_series_aligner": aligner, "cross_series_reducer": reducer}
+
+
+def test_the_99th_percentile_per_minute_of_a_distribution(connects):
+    [result] = read(connects, f'metric.type = "{CONNECTS}" AND {REVISION}', NOW - 300, NOW,
+                    aggregate("ALIGN_PERCENTILE_99"))  # fmt: skip
+    kind, value_type = metric_pb2.MetricDescriptor.MetricKind, metric_pb2.MetricDescriptor.ValueType
+    assert (kind.Name(result.metric_kind), value_type.Name(result.value_type)) == ("GAUGE", "DOUBLE")  # common.proto
+    slow, fast = [(p.interval.end_time.timestamp(), p.value.double_value) for p in result.points]
+    assert slow == (NOW - 60, pytest.approx(12, abs=4))  # 3 of 33 connects took 12 s: the 99th percentile is slow
+    assert fast == (NOW - 120, pytest.approx(0.05, abs=0.05))  # 40 fast ones: fast
+
+
+def test_a_distribution_summed_counts_values_not_failures(connects):
+    [result] = read(connects, f'metric.type = "{CONNECTS}" AND {REVISION}', NOW - 300, NOW,
+                    aggregate("ALIGN_SUM", "REDUCE_SUM"))  # fmt: skip
+    assert [p.value.distribution_value.count for p in result.points] == [33, 40]  # connects, fast ones included
+
+
+# name: (metric, aggregation) the real API refuses for that metric's kind and value type
+REFUSED = {
+    "a percentile of a counter": (FAILURES, aggregate("ALIGN_PERCENTILE_99")),
+    "a count of distribution values": (CONNECTS, aggregate("ALIGN_COUNT")),
+    "a rate of a distribution": (CONNECTS, aggregate("ALIGN_RATE")),
+    "the maximum across distributions": (CONNECTS, aggregate("ALIGN_SUM", "REDUCE_MAX")),
+    "the maximum after a percentile of a distribution (the strict reading)": (
+        CONNECTS, aggregate("ALIGN_PERCENTILE_99", "REDUCE_MAX")),
+    "an alignment period under 60 s": (FAILURES, aggregate("ALIGN_SUM", period=30)),
+    "a reducer without an aligner": (FAILURES, aggregate("ALIGN_NONE", "REDUCE_SUM")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_an_aggregation_the_api_refuses_is_invalid_argument(connects, case):
+    metric, aggregation = REFUSED[case]
+    with pytest.raises(exceptions.InvalidArgument):
+        read(connects, f'metric.type = "{metric}" AND {REVISION}', NOW - 3600, NOW, aggregation)

@@ -40,6 +40,7 @@ ALLOWED_ENV = {
     "WATCHDOG_FIELD_REVERT",
     "WATCHDOG_SHOW_ENV",
     "WATCHDOG_POLICIES",
+    "WATCHDOG_SIGNAL_METRICS",
     "SLACK_CHANNEL",
 }
 ALLOWED_SECRET_ENV = {"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"}
@@ -979,8 +980,14 @@ def test_operator_role_is_bound_per_watched_service() -> None:
 
 def test_only_the_reader_and_build_roles_are_granted_on_a_project() -> None:
     grants = resources("google_project_iam_member")
-    # function_verifies: verify.tf
-    assert set(grants) == {"function_reads", "function_writes_metric", "build_builds", "function_verifies"}
+    # function_verifies: verify.tf; actions_read_revisions: the buttons render the card from the revisions
+    assert set(grants) == {"function_reads", "function_writes_metric", "build_builds", "function_verifies",
+                           "actions_read_revisions"}  # fmt: skip
+    revisions = grants["actions_read_revisions"]
+    assert revisions["role"] == "${google_project_iam_custom_role.actions_revisions[each.value].name}"
+    assert revisions["member"] == 'serviceAccount:${google_service_account.actions["actions"].email}'
+    assert resource("google_project_iam_custom_role", "actions_revisions")["permissions"] == [
+        "run.revisions.get", "run.revisions.list"]  # fmt: skip
     assert grants["function_reads"]["role"] == "${google_project_iam_custom_role.reader[each.value].name}"
     assert grants["function_reads"]["member"] == "serviceAccount:${google_service_account.function.email}"
     # the reader only where watched services are; the metric only where its descriptor and policy are

@@ -12,6 +12,10 @@ clicking user first; this module decides what the click may change:
   (``rollback-watchdog pause`` writes the same, :func:`paused_annotations`);
   ``resume_service`` clears both (:func:`resumed_annotations`).
 - ``acknowledge``: records who is on it.
+- ``revert_field``: the field revert a pin offered (``WATCHDOG_FIELD_REVERT=offer``, or a pin that
+  keeps later deploys at 0%): a new revision with the failing revision's code and only the changed
+  field set back (watchdog/core/field_revert.py). Guarded like undo: only the newest rollback, only
+  while traffic is as the pin left it and nothing was deployed since, and once.
 
 Every plan writes who, when and what into the rollback's ledger record, in the
 same etag-guarded update as the change itself; a click already recorded (the
@@ -36,9 +40,11 @@ from watchdog.core import ledger
 from watchdog.core.traffic import LATEST_TYPE, REVISION_TYPE, short_name, traffic_split
 
 UNDO, PAUSE, RESUME, ACK = "undo_rollback", "pause_service", "resume_service", "acknowledge"
-ACTIONS = (UNDO, PAUSE, RESUME, ACK)
-DONE_WORDS = {UNDO: "undone", PAUSE: "paused", RESUME: "resumed", ACK: "acknowledged"}
-VERBS = {UNDO: "undo the rollback", PAUSE: "pause the watchdog", RESUME: "resume the watchdog", ACK: "acknowledge"}
+REVERT = "revert_field"
+ACTIONS = (UNDO, PAUSE, RESUME, ACK, REVERT)
+DONE_WORDS = {UNDO: "undone", PAUSE: "paused", RESUME: "resumed", ACK: "acknowledged", REVERT: "field revert started"}
+VERBS = {UNDO: "undo the rollback", PAUSE: "pause the watchdog", RESUME: "resume the watchdog", ACK: "acknowledge",
+         REVERT: "revert only the field"}  # fmt: skip
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")  # a Slack user ID, as a click records it
 PAUSE_REASON = "from the card"  # the button's confirm dialog asks nothing
 # How long a read of the approvers' user group may stand in for Slack's answer. Only a "yes, a member"
@@ -84,6 +90,7 @@ class Plan:
     detail: str
     traffic: tuple[dict, ...] | None = None
     annotations: dict[str, str] | None = None
+    event: tuple = ()  # the ledger event (action, user, at, action_ts) a field revert writes with its revision
 
 
 # --- the request ---------------------------------------------------------------
@@ -267,29 +274,40 @@ def plan(click: Click, service: dict, now: float) -> Plan:
         if not memory.paused:
             return Plan("already", "not_paused", "the watchdog is not paused for this service (someone resumed it)")
         return Plan("apply", "resumed", "resumed", annotations=resumed_annotations(written))
+    if click.action == REVERT:
+        return _revert_field(click, service, memory, record, event)
     return _undo(click, service, memory, record, written)
 
 
-def _undo(click: Click, service: dict, memory: ledger.Ledger, record: ledger.Record, written: dict) -> Plan:
-    """Undo: only the newest rollback, once, and only while the service is as that rollback left it."""
-    done = next((e for e in record.events if e[0] == UNDO), None)
-    if done is not None:
-        return Plan("already", "already_undone", f"already undone by {who(done[1])}")
+def _revert_field(click: Click, service: dict, memory: ledger.Ledger, record: ledger.Record, event: tuple) -> Plan:
+    """The offered field revert: only the newest rollback, once, and only while traffic is as its pin left it."""
+    if record.revert:
+        return Plan("already", "already_reverted", f"the field revert {record.revert} was started already "
+                    f"({record.revert_state or 'pending'})")  # fmt: skip
+    refused = _not_as_left(click, service, memory, record, "a field revert")
+    if refused is not None:
+        return refused
+    return Plan("apply", "field_revert", f"creating a revision with {record.from_revision}'s code and only the "
+                "changed field set back; traffic moves to it once it is Ready", event=event)  # fmt: skip
+
+
+def _not_as_left(click: Click, service: dict, memory: ledger.Ledger, record: ledger.Record, what: str) -> Plan | None:
+    """Refused when ``record`` is not the newest rollback, something was deployed since, or traffic moved."""
     newest = memory.newest
     if newest is not None and newest.incident != record.incident:
         return Plan(
             "refused",
             "newer_rollback",
             f"a newer rollback of {click.service.service} was made after this one (incident {newest.incident}: "
-            f"{newest.from_revision} → {newest.to_revision}); undoing this one would overwrite it. "
+            f"{newest.from_revision} → {newest.to_revision}); {what} of this one would overwrite it. "
             "Use the newest card, or move traffic by hand",
         )
     latest = short_name(service.get("latestCreatedRevision", ""))
-    if record.latest and latest and latest != record.latest:
+    if record.latest and latest and latest not in (record.latest, record.revert):  # the revert is no deploy
         return Plan(
             "refused",
             "deployed_since",
-            f"{latest} was deployed after the rollback: an undo now would route traffic without looking at it. "
+            f"{latest} was deployed after the rollback: {what} now would route traffic without looking at it. "
             "Decide again with `rollback-watchdog explain`, or move traffic by hand",
         )
     split = {k: v for k, v in traffic_split(service).items() if v}
@@ -297,11 +315,28 @@ def _undo(click: Click, service: dict, memory: ledger.Ledger, record: ledger.Rec
         return Plan(
             "refused",
             "traffic_moved",
-            f"traffic was moved since the rollback (now {serving_text(service)}): the undo would overwrite it",
+            f"traffic was moved since the rollback (now {serving_text(service)}): {what} would overwrite it",
         )
+    return None
+
+
+def _undo(click: Click, service: dict, memory: ledger.Ledger, record: ledger.Record, written: dict) -> Plan:
+    """Undo: only the newest rollback, once, and only while the service is as that rollback left it."""
+    done = next((e for e in record.events if e[0] == UNDO), None)
+    if done is not None:
+        return Plan("already", "already_undone", f"already undone by {who(done[1])}")
+    refused = _not_as_left(click, service, memory, record, "the undo")
+    if refused is not None:
+        return refused
     if not record.before:
         return Plan("refused", "no_before", "the ledger does not say how traffic was before the rollback")
-    traffic = tuple(_entry(revision, percent, tag) for revision, percent, tag in record.before)
+    # LATEST was the failing revision then; after a field revert it is the watchdog's own revision, so the
+    # undo names the revision LATEST meant before the rollback (the ledger's ``latest`` then)
+    latest_then = record.latest if record.revert and record.latest else ""
+    traffic = tuple(
+        _entry(latest_then if revision == "LATEST" and latest_then else revision, percent, tag)
+        for revision, percent, tag in record.before
+    )
     return Plan(
         "apply", "undone", "traffic is back to how it was before the rollback", traffic=traffic, annotations=written
     )
@@ -421,7 +456,9 @@ def _entry(revision: str, percent: int, tag: str) -> dict:
     return entry
 
 
-def buttons(ref: ServiceRef, incident: str, *, paused: bool = False) -> dict:
+def buttons(
+    ref: ServiceRef, incident: str, *, paused: bool = False, offer_revert: bool = False, undo: bool = True
+) -> dict:
     """The card's buttons: Undo, Pause (Resume once paused) and I'm on it, as one actions block.
 
     Built with slack-sdk's Block Kit models, imported here only: importing any slack_sdk module
@@ -429,7 +466,7 @@ def buttons(ref: ServiceRef, incident: str, *, paused: bool = False) -> dict:
     from slack_sdk.models.blocks import ActionsBlock
 
     value = button_value(ref, incident)
-    kinds = (UNDO, RESUME if paused else PAUSE, ACK)
+    kinds = (*((UNDO,) if undo else ()), *((REVERT,) if offer_revert else ()), RESUME if paused else PAUSE, ACK)
     return ActionsBlock(block_id="rollback_actions", elements=[_button(k, value, ref.service) for k in kinds]).to_dict()
 
 
@@ -461,65 +498,13 @@ def _button(kind: str, value: str, service: str):
             deny="Cancel",
         )
         return ButtonElement(text="Resume watchdog", action_id=RESUME, value=value, confirm=confirm)
+    if kind == REVERT:
+        confirm = ConfirmObject(
+            title="Revert only the field?",
+            text=f"A new revision of {service} is created with the failing revision's code and only the field that "
+            "broke it set back; traffic moves to it once it is Ready. Nothing is deleted.",
+            confirm="Revert field",
+            deny="Cancel",
+        )
+        return ButtonElement(text="Revert field", action_id=REVERT, value=value, confirm=confirm)
     return ButtonElement(text="I'm on it", action_id=ACK, value=value, style="primary")
-
-
-_STATE_PREFIXES = (":repeat: Undone: ", ":double_vertical_bar: Paused: ")
-
-
-def updated_card(blocks: tuple, click: Click, when: str, by: str = "") -> list[dict]:
-    """The card after a click: the buttons that now apply, and a line saying who did what and when.
-
-    Undo leaves no Undo button; Pause swaps Pause for Resume, Resume swaps it back. The header
-    carries the current state once (never stacked prefixes); each click adds a line, so the card
-    keeps the history of who did what. ``by`` names the actor when it is not the clicking Slack user
-    (the command line)."""
-    out = []
-    for block in blocks:
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "header" and isinstance(block.get("text"), dict):
-            out.append({**block, "text": {**block["text"], "text": _header(str(block["text"].get("text", "")), click)}})
-            continue
-        if block.get("type") == "actions":
-            elements = _buttons_after(block, click)
-            if elements:
-                out.append({**block, "elements": elements})
-            continue
-        out.append(block)
-    icon = {UNDO: ":leftwards_arrow_with_hook:", PAUSE: ":double_vertical_bar:", RESUME: ":arrow_forward:",
-            ACK: ":eyes:"}[click.action]  # fmt: skip
-    line = f"{icon} {DONE_WORDS[click.action].capitalize()} by {by or who(click.user)} at {when}"
-    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
-    return out[:50]
-
-
-def _header(text: str, click: Click) -> str:
-    """The header with the state the click left: "Undone: …", "Paused: …" or as posted; one prefix at most."""
-    words = text.split(" ", 1)[-1] if text.startswith(":") else text
-    for prefix in _STATE_PREFIXES:
-        if text.startswith(prefix):
-            words = text[len(prefix) :]
-            break
-    if text.startswith(_STATE_PREFIXES[0]) or click.action == UNDO:  # traffic undone: that state wins
-        return (_STATE_PREFIXES[0] + words)[:150]
-    if click.action == PAUSE:
-        return (_STATE_PREFIXES[1] + words)[:150]
-    if click.action == RESUME and text.startswith(_STATE_PREFIXES[1]):
-        return (":arrow_forward: " + words)[:150]
-    return text[:150]
-
-
-def _buttons_after(block: dict, click: Click) -> list[dict]:
-    listed = block.get("elements")
-    elements = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
-    if click.action == UNDO:
-        return [e for e in elements if e.get("action_id") != UNDO]
-    if click.action in (PAUSE, RESUME):
-        swap_to = RESUME if click.action == PAUSE else PAUSE
-        value = next((e.get("value") for e in elements if e.get("action_id") == click.action), None)
-        if value is None:
-            return elements
-        return [_button(swap_to, value, click.service.service).to_dict() if e.get("action_id") == click.action else e
-                for e in elements]  # fmt: skip
-    return [e for e in elements if e.get("action_id") != ACK]

@@ -1,180 +1,324 @@
-"""The incident card: one Slack message per rollback, updated in place as its state moves. Pure code.
+"""The incident card: one Slack message per rollback, rendered from the state it describes. Pure code.
 
-States: ``rolling_back`` (posted as soon as Cloud Run accepted the traffic
-update), then ``rolled_back`` (verified) / ``unverified`` / ``failed``. The card
-says, in this order: the state; what changed, egress first, with the fix for
-that rule (the same words as ``check``); who deployed the breaking revision and
-when; what else the rollback put back; links (service, logs of the failing
-revision, the incident); the commands to undo, roll forward and pause; the
-buttons (bot mode with interactivity); a plain-words footer.
+A card is read in ten seconds during an incident, often on a phone, so every state says, in this
+order: what it is (the header), one always-true status line about traffic as Cloud Run reports it,
+the cause in one line, one next step, the buttons that fit the state; then the details (what
+changed and its fix, what the pin took out of service or what the field revert kept, links, the
+commands, who did what and when, the incident's fields) and a footer that is true for the state.
 
-Everything from the alert or the service is escaped *after* it is clipped, and
-a block too long for Slack loses whole lines, never half an entity or a link.
+States (:data:`STATES`), each with its own words (:func:`_words`): ``rolling_back``,
+``rolled_back``, ``unverified``, ``failed``, ``reverting_field``, ``field_reverted``,
+``revert_failed``, ``recovered``, ``escalated``, ``undone``, ``paused``. :func:`state_of` derives the
+state of a rollback already made from its ledger record and the service as read, so every update of
+the card (a click, the command line, a verdict, a field revert finishing) renders the same card for
+the same facts, never a patch over an older body.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote
 
 from watchdog.core import actions as card_actions
+from watchdog.core import ledger
 from watchdog.core.decision import Decision
 from watchdog.core.intake import Alert
-from watchdog.core.report import duration, escape
+from watchdog.core.slack_text import (
+    Message,
+    block_code,
+    clip,
+    clock,
+    code,
+    context,
+    duration,
+    escape,
+    fields,
+    header,
+    link,
+    one_line,
+    pin_command,
+    roll_forward_command,
+    section,
+    split_text,
+    to_revisions,
+    traffic_command,
+    watchdog_command,
+)
+from watchdog.core.traffic import traffic_split
 
-ROLLING_BACK = "rolling_back"
-HEADLINES = {  # (emoji, headline): the emoji shows in the card, the words also in the notification text
-    "rolling_back": (":hourglass_flowing_sand:", "Rolling back {service} to {target}"),
-    "rolled_back": (":white_check_mark:", "Rolled back {service} to {target}, verified"),
-    "unverified": (":warning:", "Rollback of {service} not verified"),
-    "failed": (":rotating_light:", "ROLLBACK FAILED for {service}"),
-    "recovered": (":white_check_mark:", "Recovered: {service} on {target}"),
-    "escalated": (":rotating_light:", "NOT recovered: {service} still fails on {target}"),
-    "reverting_field": (":hourglass_flowing_sand:", "Rolled back {service} to {target}; reverting only the field"),
-    "field_reverted": (":white_check_mark:", "Field reverted on {service}: {revert} serves, code kept"),
-    "revert_failed": (":rotating_light:", "Field revert FAILED for {service}: traffic stays pinned on {target}"),
-}
-SECTION = 3000
+ROLLING_BACK, ROLLED_BACK, UNVERIFIED, FAILED = "rolling_back", "rolled_back", "unverified", "failed"
+REVERTING_FIELD, FIELD_REVERTED, REVERT_FAILED = "reverting_field", "field_reverted", "revert_failed"
+RECOVERED, ESCALATED, UNDONE, PAUSED = "recovered", "escalated", "undone", "paused"
+STATES = (ROLLING_BACK, ROLLED_BACK, UNVERIFIED, FAILED, REVERTING_FIELD, FIELD_REVERTED, REVERT_FAILED, RECOVERED,
+          ESCALATED, UNDONE, PAUSED)  # fmt: skip
+LOUD = (FAILED, REVERT_FAILED, ESCALATED)  # someone must look now
+NO_UNDO = (FAILED, UNDONE)  # nothing to undo: traffic did not move, or it moved back already
+EMOJI = {
+    ROLLING_BACK: ":hourglass_flowing_sand:", ROLLED_BACK: ":white_check_mark:", UNVERIFIED: ":warning:",
+    FAILED: ":rotating_light:", REVERTING_FIELD: ":hourglass_flowing_sand:", FIELD_REVERTED: ":white_check_mark:",
+    REVERT_FAILED: ":rotating_light:", RECOVERED: ":white_check_mark:", ESCALATED: ":rotating_light:",
+    UNDONE: ":leftwards_arrow_with_hook:", PAUSED: ":double_vertical_bar:",
+}  # fmt: skip
+EVENT_WORDS = {"undo_rollback": ":leftwards_arrow_with_hook: Undone", "pause_service": ":double_vertical_bar: Paused",
+               "resume_service": ":arrow_forward: Resumed", "acknowledge": ":eyes: Acknowledged",
+               "revert_field": ":wrench: Field revert asked"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CardState:
-    kind: str  # one of HEADLINES
-    error: str = ""
-    seconds: float | None = None
+    """The state a card describes, and what was read to describe it."""
+
+    kind: str  # one of STATES
+    error: str = ""  # what Cloud Run said (failed, unverified), or why the field revert failed
+    seconds: float | None = None  # from the delivery to the confirmed rollback
     revert: str = ""  # the field-revert revision
     kept: tuple[tuple[str, str], ...] = ()  # its images: (as the failing revision names them, as pinned)
-    note: str = ""  # what became of the field revert, when it is not the state itself
+    note: str = ""  # a field revert that was not made, and why
     released: bool = False  # the field revert's share follows LATEST again: the pin is released
+    serving: dict[str, int] | None = None  # traffic as Cloud Run reports it now (trafficStatuses); None: not read
+    read_back: bool = True  # False: ``serving`` is what a write just asked for, not yet reported by Cloud Run
+    events: tuple = ()  # the record's (action, user, at, action_ts): who did what from the card or the CLI
+    paused: dict = field(default_factory=dict)  # ledger.pause_info: by, at, reason
+    is_paused: bool = False  # the service's pause switch is on (whatever state the card leads with)
+    verdict: str = ""  # verification's sentence (recovered, escalated)
+    follow_up: str = ""  # what will happen next without anyone acting (verification), true for this card
 
 
-def code(text: object, limit: int = 300) -> str:
-    raw = str(text)
-    raw = raw if len(raw) <= limit else raw[: limit - 1] + "…"  # clip, then escape
-    return "`" + escape(raw).replace("`", "'") + "`"
+def state_of(record: ledger.Record, service: dict, *, verdict: str = "", follow_up: str = "") -> CardState:
+    """The card state of a rollback already made, from its record and the service as read now.
+
+    Which wins: undone (traffic went back) over paused over the verdict over the field revert over
+    the pin. A human's last word is what the card leads with."""
+    annotations = service.get("annotations") if isinstance(service.get("annotations"), dict) else {}
+    serving = {k: v for k, v in traffic_split(service).items() if v}
+    common = {"serving": serving, "events": record.events, "verdict": verdict, "follow_up": follow_up,
+              "revert": record.revert, "released": _follows_latest(service), "is_paused": ledger.paused(annotations),
+              "paused": ledger.pause_info(annotations)}  # fmt: skip
+    if record.undone_at() is not None:
+        return CardState(UNDONE, **common)
+    if ledger.paused(annotations):
+        return CardState(PAUSED, **common)
+    if record.state in (RECOVERED, ESCALATED):
+        return CardState(record.state, **common)
+    if record.revert_state == ledger.REVERT_SERVING:
+        return CardState(FIELD_REVERTED, **common)
+    if record.revert_state == ledger.REVERT_PENDING:
+        return CardState(REVERTING_FIELD, **common)
+    if record.revert_state == ledger.REVERT_FAILED:
+        return CardState(REVERT_FAILED, error=f"{record.revert} never became Ready", **common)
+    confirmed = serving == ({record.to_revision: 100} if not record.after else dict(record.after))
+    return CardState(ROLLED_BACK if confirmed else UNVERIFIED, error="" if confirmed else "traffic moved since",
+                     **common)  # fmt: skip
 
 
-def block_code(text: str) -> str:
-    return "```" + escape(text).replace("```", "'''") + "```"
-
-
-def link(url: str, label: str) -> str:
-    safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
-    return f"<{safe}|{escape(label)}>"
-
-
-def fit(text: str, limit: int = SECTION) -> str:
-    """``text`` within ``limit``: whole lines dropped from the end, so no entity or link is cut."""
-    if len(text) <= limit:
-        return text
-    lines = text.split("\n")
-    while lines and len("\n".join(lines)) + 2 > limit:
-        lines.pop()
-    return ("\n".join(lines) + "\n…") if lines else "…"
-
-
-def render(
-    alert: Alert, decision: Decision, state: CardState, *, buttons: bool = False, dry_run: bool = False
-) -> tuple[str, list[dict]]:
-    """(fallback text, blocks) of the card in ``state``."""
+def render(alert: Alert, decision: Decision, state: CardState, *, buttons: bool = False) -> Message:
+    """The card in ``state``: header, status, cause, next step, buttons, then the details and the footer."""
     ref = alert.service
-    prefix = "[DRILL] " if alert.drill else ""
-    emoji, words = HEADLINES[state.kind]
-    headline = prefix + words.format(service=ref.service, target=decision.target, revert=state.revert)
-    loud = state.kind in ("failed", "revert_failed") or decision.loud
-    moved = ", ".join(code(r) for r in (decision.moved_from or (decision.failing,)))
-    after = ", ".join(f"{code(r)} {p}%" for r, p in sorted(decision.split.items(), key=lambda kv: -kv[1]) if p)
-    if state.kind == "field_reverted" and state.revert:
-        after = f"{code(state.revert)} {decision.split.get(decision.target, 100)}%"
-    summary = [("<!here> " if loud else "") + f"*Traffic:* {moved} → {after or code(decision.target) + ' 100%'}"]
-    if decision.trust:
-        summary.append(f"*Why {code(decision.target)}:* {escape(decision.trust)}")
-    tags = [e["tag"] for e in decision.traffic if e.get("tag")]
-    if tags:
-        summary.append("Traffic tags kept: " + ", ".join(code(t) for t in tags[:20]))
-    if decision.skipped:
-        summary.append("Skipped: " + ", ".join(code(s) for s in decision.skipped[:20]))
-    shares = ",".join(f"{r}={p}" for r, p in sorted(decision.split.items(), key=lambda kv: -kv[1]) if p)
-    manual = (
-        f"gcloud run services update-traffic {ref.service} --to-revisions {shares or decision.target + '=100'} "
-        f"--region {ref.region} --project {ref.project}"
-    )
-    if state.kind == "failed":
-        summary.append(f":rotating_light: Cloud Run says: {code(state.error, 500)}")
-        summary.append(f"Roll back by hand: {code(manual, 500)}")
-    elif state.kind == "unverified":
-        summary.append(f":warning: {escape(state.error[:300])}")
-    elif state.kind == "rolled_back" and state.seconds is not None:
-        took = f"{state.seconds * 1000:.0f} ms" if state.seconds < 1 else f"{state.seconds:.1f} s"
-        summary.append(f"Verified {took} after the alert reached the watchdog.")
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{emoji} {headline}"[:150], "emoji": True}},
-        _section("\n".join(summary)),
-        {"type": "section", "fields": fields(alert)},
-    ]
-    blocks.append(_section(_what_changed(alert, decision)))
-    remedy = _remedy(decision, state)
-    if remedy:
-        blocks.append(_section(remedy))
-    reverted = _also_reverted(decision) if state.kind != "field_reverted" else ""
-    if reverted:
-        blocks.append(_section(reverted))
-    blocks.append(_section(_links(alert, decision)))
-    blocks.append(_section(_commands(alert, decision)))
-    if buttons and state.kind in (
-        "rolled_back", "unverified", "rolling_back", "recovered", "escalated", "reverting_field", "field_reverted",
-        "revert_failed",
-    ):  # fmt: skip
-        blocks.append(_buttons(alert))
-    if state.kind in ("reverting_field", "field_reverted"):
-        footer = (
-            f"The rollback watchdog pinned traffic to {decision.target}, then created {state.revert} (labelled "
-            "rollback-watchdog=field-revert); it deletes no revision. A later deploy that passes the old flag "
-            f"re-applies it: the deploy-time warning catches it. Reason code: {decision.reason}."
+    words = _words(alert, decision, state)
+    loud = state.kind in LOUD or decision.loud
+    top = [("<!here> " if loud else "") + words.status, _cause(alert, decision)]
+    if words.next_step:
+        top.append(f"*Next step:* {words.next_step}")
+    blocks: list[dict] = [header(f"{EMOJI[state.kind]} {_drill(alert)}{words.headline}"), section("\n".join(top))]
+    if words.command:
+        blocks.append(section(block_code(words.command)))
+    if buttons:
+        blocks.append(
+            card_actions.buttons(
+                ref,
+                alert.incident_id,
+                paused=state.kind == PAUSED or state.is_paused,
+                offer_revert=decision.offer_revert and not state.revert,
+                undo=state.kind not in NO_UNDO,
+            )
         )
-    else:
-        footer = (
-            "The rollback watchdog moved traffic only: no revision was created or deleted. "
-            f"Traffic stays on {decision.target} until someone moves it. Reason code: {decision.reason}."
-        )
-    if dry_run:
-        footer = "DRY RUN: traffic was not changed. " + footer
-    if not alert.sends_close:
-        footer += " This is a log-based policy: Monitoring sends no 'closed' notification, so no recovery follow-up."
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": fit(escape(footer), 2000)}]})
-    text = f"{headline}: {decision.detail}"
-    if state.kind == "failed":
-        text += f" Rollback error: {state.error[:300]}. Roll back by hand: {manual}"
-    return escape(text[:3500]), blocks
+    for part in (_what_changed(alert, decision), _remedy(decision, state), _also_put_back(decision, state)):
+        if part:
+            blocks.append(section(part))
+    blocks.append(section(links_text(alert, decision)))
+    blocks.append(section(_commands(alert, decision, state)))
+    history = _history(state)
+    if history:
+        blocks.append(section(history))
+    blocks.append(fields(incident_fields(alert)))
+    blocks.append(context(escape(words.footer)))
+    text = f"{_drill(alert)}{words.headline}: {_plain_cause(decision)}"
+    if state.kind == FAILED:
+        text += f" Cloud Run said: {state.error}. Roll back by hand: {one_line(words.command)}"
+    return Message(escape(clip(text, 3500)), blocks[:50], loud=loud, card=alert.incident_id)
 
 
-def fields(alert: Alert) -> list[dict]:
+def _plain_cause(decision: Decision) -> str:
+    """The cause for the notification text (no mrkdwn): "R2 changed vpc egress private-ranges-only → all-traffic"."""
+    if not decision.trigger_changes:
+        return decision.detail
+    first = decision.trigger_changes[0]
+    return f"{decision.breaking} changed {first.field} {first.old} → {first.new}"
+
+
+@dataclass(frozen=True)
+class _Words:
+    headline: str  # plain text
+    status: str  # mrkdwn, escaped: the traffic as read, first thing on the card
+    next_step: str  # mrkdwn, escaped: one thing to do (or "nothing yet")
+    footer: str  # plain text, escaped by the caller
+    command: str = ""  # the next step's command, in a code block under it
+
+
+def _words(alert: Alert, decision: Decision, state: CardState) -> _Words:
+    """Each state's own headline, status line, next step and footer: no state borrows another's."""
+    ref, target, failing = alert.service, decision.target, decision.failing
+    now = split_text(state.serving) if state.serving is not None else split_text(decision.split)
+    as_read = "" if state.serving is not None and state.read_back else " (as set; not read back)"
+    if state.serving is not None and not state.read_back:
+        as_read = " (as just asked for; Cloud Run applies it within seconds)"
+    pinned = f"*Traffic:* {now}{as_read}, pinned by the watchdog"
+    moved_only = "The watchdog moved traffic only: no revision was created or deleted."
+    made = f"The watchdog pinned traffic to {target}, then created {state.revert or 'a revision'} (label " \
+        "rollback-watchdog=field-revert); it deletes no revision."  # fmt: skip
+    code_of = f"{failing}'s code" + (f" ({_images(decision)})" if _images(decision) else "")
+    fix = _fix_words(decision)
+    if state.kind == ROLLING_BACK:
+        return _Words(f"Rolling back {ref.service}",
+                      f"*Traffic:* moving {_moved(decision)} → {split_text(decision.split)}; Cloud Run accepted the "
+                      "update", "nothing yet: this card changes when Cloud Run confirms (seconds).",
+                      f"{moved_only} {state.follow_up}")  # fmt: skip
+    if state.kind == ROLLED_BACK:
+        took = f" (verified {_took(state.seconds)} after the alert reached the watchdog)" if state.seconds else ""
+        nxt = f"{fix}, deploy it, then route traffic to the new revision:"
+        if decision.offer_revert and not state.revert:
+            nxt = f"{fix}, deploy it, then route traffic to it; or keep the code and revert only the field " \
+                "(the *Revert field* button or `rollback-watchdog revert-field`). To route traffic:"  # fmt: skip
+        return _Words(f"Rolled back {ref.service} to {target}", pinned + took, nxt,
+                      f"{moved_only} Traffic stays on {target} until someone moves it. {state.follow_up}",
+                      roll_forward_command(ref))  # fmt: skip
+    if state.kind == UNVERIFIED:
+        return _Words(f"Rollback of {ref.service} not verified",
+                      f"*Traffic:* Cloud Run reports {now}{as_read}; the move to {code(target)} is not verified"
+                      + (f" ({escape(clip(state.error, 200))})" if state.error else ""),
+                      "look at the service in the console; if the failing revision still serves, run the rollback "
+                      "by hand:", f"{moved_only} {state.follow_up}", pin_command(ref, decision.split))  # fmt: skip
+    if state.kind == FAILED:
+        if state.serving is None:
+            now, as_read = "the service could not be read back; what", ""
+        refused_target = target and target in state.error
+        nxt = "roll back by hand:"
+        command = pin_command(ref, decision.split)
+        if refused_target:
+            nxt = f"Cloud Run refused {code(target)}: pick another Ready revision without the change and move " \
+                "traffic to it by hand. The revisions:"  # fmt: skip
+            command = f"gcloud run revisions list --service {ref.service} --region {ref.region} --project {ref.project}"
+        return _Words(f"ROLLBACK FAILED for {ref.service}",
+                      f"*Traffic NOT moved:* {now}{as_read} still serves. Cloud Run said: "
+                      f"{code(clip(state.error, 400), 400)}", nxt,
+                      "Nothing changed: the watchdog's update did not take effect.",
+                      command)  # fmt: skip
+    if state.kind == REVERTING_FIELD:
+        return _Words(f"Rolled back {ref.service}; reverting only the field",
+                      f"{pinned}; creating {code(state.revert)} with {escape(code_of)} and the field set back",
+                      f"nothing yet: traffic moves to {code(state.revert)} once it is Ready (usually within a "
+                      "minute). If it never becomes Ready, the pin stays and this card says so.",
+                      f"{made} {state.follow_up}")  # fmt: skip
+    if state.kind == FIELD_REVERTED:
+        released = " The pin is released: traffic follows the latest revision again." if state.released else ""
+        return _Words(f"Field reverted on {ref.service}: code kept",
+                      f"*Traffic:* {now}{as_read}: {code(state.revert)} runs {escape(code_of)} with "
+                      f"{_trigger_words(decision)} set back.{released}",
+                      "make the fix permanent where you deploy from: a deploy that passes the old value brings it "
+                      "back (the deploy-time warning catches it).", f"{made} {state.follow_up}")  # fmt: skip
+    if state.kind == REVERT_FAILED:
+        return _Words(f"Field revert FAILED for {ref.service}: still pinned to {target}",
+                      f"{pinned}, without the deploys after it. {escape(clip(state.error, 300))}",
+                      f"look at {code(state.revert)}'s logs; move traffic by hand when ready.",
+                      made, roll_forward_command(ref))  # fmt: skip
+    if state.kind == RECOVERED:
+        restored = state.revert or target
+        nxt = f"{fix}, deploy it, then route traffic to it:" if not state.revert else \
+            "make the fix permanent where you deploy from (the reverted field comes back with the next deploy " \
+            "that passes it)."  # fmt: skip
+        return _Words(f"Recovered: {ref.service} on {restored}",
+                      f"*Traffic:* {now}{as_read}. {escape(state.verdict)}", nxt,
+                      made if state.revert else moved_only,
+                      "" if state.revert else roll_forward_command(ref))  # fmt: skip
+    if state.kind == ESCALATED:
+        restored = state.revert or target
+        return _Words(f"NOT recovered: {ref.service} still fails on {restored}",
+                      f"*Traffic:* {now}{as_read}. {escape(state.verdict)}",
+                      f"look at {code(restored)}'s logs now: the watchdog will not roll back further.",
+                      made if state.revert else moved_only)  # fmt: skip
+    if state.kind == UNDONE:
+        who, at = _last(state.events, "undo_rollback")
+        return _Words(f"Undone: {ref.service} serves as before the rollback",
+                      f"*Traffic:* {now}{as_read}, as before the rollback: undone by {who} at {at}",
+                      f"the watchdog will not roll {code(failing)} back again automatically until a new deploy or a "
+                      "resume:", "Undo put traffic back as it was; nothing was deleted.",
+                      watchdog_command("resume", ref))  # fmt: skip
+    who = escape(state.paused.get("by") or "someone")
+    at = clock(state.paused["at"]) if state.paused.get("at") else "an unknown time"
+    why = f" ({escape(state.paused['reason'])})" if state.paused.get("reason") else ""
+    return _Words(f"Paused: the watchdog will not roll back {ref.service}",
+                  f"*Traffic:* {now}{as_read}. Paused by {who} at {at}{why}: alerts are reported, not acted on",
+                  "resume when ready (the *Resume* button, or):",
+                  "Paused: the watchdog changes nothing on this service.", watchdog_command("resume", ref))  # fmt: skip
+
+
+def incident_fields(alert: Alert) -> list[str]:
     """The service, project / region, incident (linked) and policy: the same four fields on every message."""
     ref = alert.service
-    incident = link(alert.url, alert.incident_id[:200]) if alert.url else escape(alert.incident_id[:200])
-    fields = [
+    incident = link(alert.url, clip(alert.incident_id, 200)) if alert.url else escape(clip(alert.incident_id, 200))
+    return [
         f"*Service*\n{code(ref.service)}",
         f"*Project / region*\n{escape(ref.project)} / {escape(ref.region)}",
         f"*Incident*\n{incident}",
-        f"*Policy*\n{escape((alert.policy_name or 'unknown')[:300])}",
+        f"*Policy*\n{escape(clip(alert.policy_name or 'unknown', 300))}",
     ]
-    return [{"type": "mrkdwn", "text": fit(f, 2000)} for f in fields]
 
 
-def _what_changed(alert: Alert, decision: Decision) -> str:
-    lines = [f"*What changed* in {code(decision.breaking)}{_when_and_who(alert, decision)}:"]
-    for change in decision.trigger_changes:
-        lines.append(f"• *{escape(change.field)}*: {code(change.old)} → {code(change.new)}")
-    for rule, fix in decision.fixes:
-        lines.append(f"*The fix* ({escape(rule)}): {escape(fix)}")
-    if decision.breaking_deleted:
-        lines.append(f"{code(decision.breaking)} has since been deleted.")
-    return "\n".join(lines)
+def cause_line(alert: Alert, decision: Decision) -> str:
+    """One line: the field, its values, the revision that changed it, who deployed it and how long before."""
+    changes = decision.trigger_changes
+    if not changes:
+        return ""
+    first = changes[0]
+    more = f" (+{len(changes) - 1} more below)" if len(changes) > 1 else ""
+    return (f"*Cause:* {escape(first.field)} {code(first.old)} → {code(first.new)} in {code(decision.breaking)}"
+            f"{when_and_who(alert, decision)}{more}")  # fmt: skip
 
 
-def _when_and_who(alert: Alert, decision: Decision) -> str:
-    from datetime import datetime
+def _cause(alert: Alert, decision: Decision) -> str:
+    return cause_line(alert, decision) or f"*Failing revision:* {code(decision.failing)}"
 
+
+def _drill(alert: Alert) -> str:
+    return "[DRILL] " if alert.drill else ""
+
+
+def _moved(decision: Decision) -> str:
+    return ", ".join(code(r) for r in (decision.moved_from or (decision.failing,)))
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _fix_words(decision: Decision) -> str:
+    """'fix the cause (keep private-ranges-only and add Cloud NAT …)': the most specific rule's fix (the last
+    that fails: precheck lists the flip before the combination that breaks), in a clause."""
+    if decision.fixes:
+        return f"fix the cause ({escape(clip(decision.fixes[-1][1], 220))})"
+    return "fix the cause"
+
+
+def _trigger_words(decision: Decision) -> str:
+    return ", ".join(f"{escape(c.field)} {code(c.old)}" for c in decision.trigger_changes) or "the field"
+
+
+def _images(decision: Decision) -> str:
+    return next((images for revision, images in decision.taken_out if revision == decision.failing), "")
+
+
+def when_and_who(alert: Alert, decision: Decision) -> str:
     bits = []
     try:
         created = datetime.fromisoformat(decision.breaking_created.replace("Z", "+00:00"))
@@ -189,41 +333,42 @@ def _when_and_who(alert: Alert, decision: Decision) -> str:
     return (", " + escape(", ".join(bits))) if bits else ""
 
 
+def _what_changed(alert: Alert, decision: Decision) -> str:
+    if not decision.trigger_changes and not decision.fixes:
+        return ""
+    lines = [f"*What changed* in {code(decision.breaking)}{when_and_who(alert, decision)}:"]
+    lines += [f"• *{escape(c.field)}*: {code(c.old)} → {code(c.new)}" for c in decision.trigger_changes]
+    lines += [f"*The fix* ({escape(rule)}): {escape(fix)}" for rule, fix in decision.fixes]
+    if decision.breaking_deleted:
+        lines.append(f"{code(decision.breaking)} has since been deleted.")
+    return "\n".join(lines)
+
+
 def _remedy(decision: Decision, state: CardState) -> str:
-    """What the pin takes out of service, and what the field revert keeps (watchdog/core/field_revert.py)."""
+    """What the pin takes out of service; what the field revert keeps (watchdog/core/field_revert.py)."""
     lines = []
-    if decision.taken_out and state.kind not in ("field_reverted",):
+    if decision.taken_out and state.kind not in (FIELD_REVERTED, UNDONE, FAILED) and not state.released:
         count = len(decision.taken_out)
         lines.append(f"*The pin takes out of service* {count} deploy{'s' if count > 1 else ''} (newest first):")
         lines += [f"• {code(revision)} {code(images)}" for revision, images in decision.taken_out[:8]]
         if count > 8:
             lines.append(f"… and {count - 8} more")
-    if state.kind == "reverting_field":
-        lines.append(
-            f":hourglass_flowing_sand: *Field revert under way:* {code(state.revert)} is being created with "
-            f"{code(decision.failing)}'s code and only the changed field set back; traffic moves to it once it is "
-            "Ready."
-        )
-    elif state.kind == "field_reverted":
-        changed = ", ".join(f"{escape(c.field)} {code(c.new)}" for c in decision.trigger_changes) or "the field"
-        lines.append(f"*Field reverted:* {code(state.revert)} runs {code(decision.failing)}'s code with {changed} set "
-                     f"back to {code(decision.target)}'s value.")  # fmt: skip
+    if state.kind == FIELD_REVERTED or (state.kind == RECOVERED and state.revert):
         for image, pinned in state.kept[:4]:
             lines.append(f"• code kept: {code(image)} (pinned as {code(pinned, 120)})")
-        if state.released:
-            lines.append("The pin is released: traffic follows the latest revision again, as before the rollback.")
-    elif state.kind == "revert_failed":
-        lines.append(f":rotating_light: *The field revert failed:* {escape(state.error[:300])}")
     if state.note:
-        lines.append(f"*Field revert not made:* {escape(state.note[:300])}")
+        lines.append(f"*Field revert not made:* {escape(clip(state.note, 300))}")
     return "\n".join(lines)
 
 
-def _also_reverted(decision: Decision) -> str:
+def _also_put_back(decision: Decision, state: CardState) -> str:
+    """A pin puts back everything that differs from the target: say what, so nobody is surprised later."""
+    if state.revert or state.kind in (FAILED, UNDONE):
+        return ""
     rest = [c for c in decision.changes if c not in decision.trigger_changes]
     if not rest:
         return ""
-    lines = ["*The rollback also put back* (everything else that differs from the target):"]
+    lines = ["*The pin also put back* (everything else that differs from the target):"]
     for change in rest[:12]:
         if ".env." in change.field:
             lines.append(f"• env {code(change.field.rsplit('.env.', 1)[1])}")
@@ -234,7 +379,7 @@ def _also_reverted(decision: Decision) -> str:
     return "\n".join(lines)
 
 
-def _links(alert: Alert, decision: Decision) -> str:
+def links_text(alert: Alert, decision: Decision) -> str:
     ref = alert.service
     console = f"https://console.cloud.google.com/run/detail/{ref.region}/{ref.service}/revisions?project={ref.project}"
     query = (
@@ -248,39 +393,49 @@ def _links(alert: Alert, decision: Decision) -> str:
     return "*Links:* " + " · ".join(parts)
 
 
-def _commands(alert: Alert, decision: Decision) -> str:
-    """Each command in its own code block, one option group per line (a trailing backslash): nothing wraps mid-word."""
+def _commands(alert: Alert, decision: Decision, state: CardState) -> str:
+    """The commands that fit the state, each in its own code block; never one command under two names."""
     ref = alert.service
-    where = f"--region {ref.region} --project {ref.project}"
-    before = decision.record.before if decision.record else ()
-    traffic = f"gcloud run services update-traffic {ref.service}"
-    pause = ("rollback-watchdog pause", f"--project {ref.project} --region {ref.region}", f"--service {ref.service}")
-    lines = [
-        "*Undo* (traffic as it was before the rollback):",
-        block_code(_lines(traffic, _undo(before, decision), where)),
-        "*Roll forward* once the fix is deployed:",
-        block_code(_lines(traffic, "--to-latest", where)),
-        "*Pause* the watchdog for this service:",
-        block_code(_lines(*pause)),
-    ]
+    lines = []
+    undo = _undo_routing(decision)
+    if state.kind not in NO_UNDO:
+        lines += ["*Undo* (traffic as it was before the rollback):", block_code(traffic_command(ref, undo))]
+    if decision.offer_revert and not state.revert and state.kind not in NO_UNDO:
+        lines += ["*Revert only the field* (a new revision with the failing code, the field set back):",
+                  block_code(watchdog_command("revert-field", ref, f"--incident {alert.incident_id}"))]  # fmt: skip
+    if state.kind == PAUSED or state.is_paused:
+        lines += ["*Resume* the watchdog for this service:", block_code(watchdog_command("resume", ref))]
+    else:
+        lines += ["*Pause* the watchdog for this service:", block_code(watchdog_command("pause", ref))]
     return "\n".join(lines)
 
 
-def _lines(*parts: str) -> str:
-    return " \\\n  ".join(parts)
+def _undo_routing(decision: Decision) -> str:
+    before = decision.record.before if decision.record else ()
+    shares = {r: p for r, p, _tag in before if p} if before else {r: p for r, p in decision.serving.items() if p}
+    if decision.record is not None and decision.record.revert and "LATEST" in shares:
+        shares = {(decision.record.latest or r) if r == "LATEST" else r: p for r, p in shares.items()}
+    return to_revisions(shares)
 
 
-def _undo(before: tuple, decision: Decision) -> str:
-    shares = [(r, p) for r, p, _tag in before if p] if before else [(r, p) for r, p in decision.serving.items() if p]
-    if shares == [("LATEST", 100)]:
-        return "--to-latest"
-    return "--to-revisions " + ",".join(f"{r}={p}" for r, p in shares)
+def _history(state: CardState) -> str:
+    if not state.events:
+        return ""
+    shown = [f"{EVENT_WORDS.get(action, escape(action))} by {card_actions.who(user)} at {clock(at)}"
+             for action, user, at, _ts in state.events[-8:]]  # fmt: skip
+    return "*History:*\n" + "\n".join(shown)
 
 
-def _buttons(alert: Alert) -> dict:
-    """The card's buttons (watchdog/core/actions.py holds them with the rules of each click)."""
-    return card_actions.buttons(alert.service, alert.incident_id)
+def _last(events: tuple, action: str) -> tuple[str, str]:
+    found = [(user, at) for kind, user, at, _ts in events if kind == action]
+    if not found:
+        return "someone", "an unknown time"
+    user, at = found[-1]
+    return card_actions.who(user), clock(at)
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text)}}
+def _follows_latest(service: dict) -> bool:
+    return any(
+        isinstance(e, dict) and str(e.get("type", "")).endswith("LATEST") and int(e.get("percent") or 0) > 0
+        for e in service.get("traffic") or []
+    )

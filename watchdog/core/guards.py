@@ -113,7 +113,7 @@ def _undone(memory: ledger.Ledger, failing: str, latest: str) -> ledger.Record |
             continue
         if resumed is not None and resumed > undone_at:
             return None
-        if record.latest and latest and latest != record.latest:
-            return None  # a deploy since: the watchdog may act on what it brings
+        if record.latest and latest and latest not in (record.latest, record.revert):
+            return None  # a deploy since (the watchdog's own field revert is none): it may act on what it brings
         return record
     return None

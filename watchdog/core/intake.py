@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -82,6 +83,11 @@ class Alert:
     # default is for the alerts the watchdog makes itself (the deploy-time hold, blast radius), never intake's.
     resource_type: str = "cloud_run_revision"
     policy_id: str = ""  # projects/P/alertPolicies/A, from incident.condition.name; "" when absent
+    # What the condition compares, read back by verification (watchdog/core/verification.py):
+    threshold: float | None = None  # incident.threshold_value, else the condition's thresholdValue
+    aligner: str = ""  # the condition's first perSeriesAligner (ALIGN_PERCENTILE_99 …)
+    comparison: str = ""  # the condition's comparison (COMPARISON_GT …)
+    signal: str = ""  # the policy user label ``signal`` (terraform's policies name what they watch with it)
 
     @property
     def sends_close(self) -> bool:
@@ -168,6 +174,7 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
     ref, revision, found_by = where
 
     condition = _obj(incident.get("condition"))
+    compared = _obj(condition.get("conditionThreshold"))  # a metric-threshold condition's comparison, else {}
     kind = next((v for k, v in _CONDITION_KINDS.items() if k in condition), "unknown")
     user_labels = _obj(incident.get("policy_user_labels"))
     attrs = _obj(attributes)
@@ -191,6 +198,10 @@ def parse_notification(payload: Any, attributes: Any = None) -> Alert | Ignored:
         metric_type=_metric_type(incident),
         resource_type=_text(_obj(incident.get("resource")).get("type"))[:100],
         policy_id=_policy_id(condition),
+        threshold=_threshold(incident),
+        aligner=_text(_first(compared.get("aggregations")).get("perSeriesAligner"))[:40],
+        comparison=_text(compared.get("comparison"))[:40],
+        signal=_text(user_labels.get("signal"))[:63],
     )
 
 
@@ -210,6 +221,26 @@ def _metric_type(incident: dict) -> str:
         if match:
             return match.group(1)[:300]
     return ""
+
+
+def _threshold(incident: dict) -> float | None:
+    """The condition's threshold: ``incident.threshold_value`` (a string in 1.2, e.g. "0.5"), else the
+    condition's ``thresholdValue``; None when neither is a finite number (log-match, absence, MQL …)."""
+    threshold = _obj(_obj(incident.get("condition")).get("conditionThreshold")).get("thresholdValue")
+    for value in (incident.get("threshold_value"), threshold):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
+            continue
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            continue
+        if math.isfinite(number):
+            return number
+    return None
+
+
+def _first(value: Any) -> dict:
+    return _obj(value[0]) if isinstance(value, list) and value else {}
 
 
 def _unwrap(body: Any, attributes: Any) -> tuple[Any, Any, str, float | None]:

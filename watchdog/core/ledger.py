@@ -74,6 +74,13 @@ class Record:
     revert: str = ""
     revert_state: str = ""
     revert_at: float | None = None  # when the field revert was started
+    # Verification of what the alert measured (watchdog/core/verification.py); absent in older records.
+    threshold: float | None = None  # the policy's threshold, when its signal is a percentile of a distribution
+    percentile: int | None = None  # that percentile (99 for ALIGN_PERCENTILE_99); None: not a percentile signal
+    closed_at: float | None = None  # when the failing revision's incident closed: not evidence about the restored one
+    note: str = ""  # an interim verification note claimed for posting (e.g. "no_traffic"), told once
+    note_at: float | None = None  # when it was claimed
+    note_told_at: float | None = None  # when it was posted
 
     @property
     def restored(self) -> str:
@@ -340,6 +347,12 @@ def _from_json(item: Any) -> Record:
         revert=str(item.get("revert", "")),
         revert_state=str(item.get("revert_state", "")),
         revert_at=_finite(item["revert_at"]) if item.get("revert_at") is not None else None,
+        threshold=_finite(item["threshold"]) if item.get("threshold") is not None else None,
+        percentile=int(item["percentile"]) if item.get("percentile") is not None else None,
+        closed_at=_finite(item["closed_at"]) if item.get("closed_at") is not None else None,
+        note=str(item.get("note", "")),
+        note_at=_finite(item["note_at"]) if item.get("note_at") is not None else None,
+        note_told_at=_finite(item["note_told_at"]) if item.get("note_told_at") is not None else None,
     )
 
 

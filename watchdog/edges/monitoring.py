@@ -207,7 +207,7 @@ def _nanos(end: float) -> int:
 
 
 class TimeSeries:
-    """Cloud Monitoring's ``list_time_series``, summed per alignment period: verification's evidence.
+    """Cloud Monitoring's ``list_time_series``, aligned per period: verification's evidence.
 
     One client per instance, built on the first read. No retry here: the next
     verification tick, a minute later, is the retry.
@@ -218,7 +218,8 @@ class TimeSeries:
         self._client: Any = None
 
     def read(self, query: Any, alignment: int, timeout: float) -> list[dict]:
-        """The series ``query`` (project, filter, start, end, group_by) selects, as REST-shaped dicts."""
+        """The series ``query`` selects (project, filter, start, end, group_by, and its aligner and reducer by
+        name, e.g. ALIGN_PERCENTILE_99 and REDUCE_NONE), as REST-shaped dicts."""
         from google.cloud import monitoring_v3
         from google.protobuf import json_format
 
@@ -226,8 +227,8 @@ class TimeSeries:
             self._client = client(monitoring_v3.MetricServiceClient, self._endpoint)
         aggregation = {
             "alignment_period": {"seconds": alignment},
-            "per_series_aligner": monitoring_v3.Aggregation.Aligner.ALIGN_SUM,
-            "cross_series_reducer": monitoring_v3.Aggregation.Reducer.REDUCE_SUM,
+            "per_series_aligner": monitoring_v3.Aggregation.Aligner[query.aligner],
+            "cross_series_reducer": monitoring_v3.Aggregation.Reducer[query.reducer],
             "group_by_fields": list(query.group_by),
         }
         pager = self._client.list_time_series(

@@ -27,7 +27,7 @@ from typing import Any
 
 from watchdog.config import Config
 from watchdog.core import decision as rules
-from watchdog.core import guards, ledger, report
+from watchdog.core import guards, ledger, report, verification
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
@@ -172,38 +172,47 @@ class Alerts:
         return Outcome("reported", reason, alert.incident_id, str(alert.service), decided, posted.ok)
 
     def _closed(self, alert: Alert, deadline: float) -> Outcome:
-        """A closed incident: report a rollback's recovery; else remember the close, so a late open does nothing."""
+        """A closed incident: never taken as recovery; remembered, so a late open does nothing.
+
+        The incident that caused a rollback closes because the failing revision lost its traffic:
+        that says nothing about the restored revision, so verification (flows/ticks.py) goes on and
+        gives the verdict; the close only adds ``closed_at`` to the record (best effort). Nothing is
+        posted here, so a Slack outage at the close loses nothing.
+        """
         service = self.cloud_run.get_service(alert.service, deadline)
-        recovered = rules.recovery(alert, service, self._clock())
-        if recovered is None:
+        record = ledger.find(service.get("annotations"), alert.incident_id)
+        if record is None:
             logs.info(
                 "incident closed; the watchdog did not act on it",
                 decision="closed_ignored",
                 incident_id=alert.incident_id,
                 service=str(alert.service),
             )
-            if (
-                ledger.find(service.get("annotations"), alert.incident_id) is None
-                and alert.service in self.config.services
-            ):
+            if alert.service in self.config.services:
                 # an open that arrives after its close must change nothing
                 self._remember(alert, service, ledger.with_closed, deadline)
             return Outcome("nothing", "closed_not_acted_on", alert.incident_id, str(alert.service))
-        posted = self._reporter.post(report.render_recovery(alert, recovered), deadline, thread=recovered.record.thread)
-        annotations = ledger.updated(
-            service.get("annotations"), alert.incident_id, recovered_at=alert.ended_at or self._clock()
-        )
-        if annotations is not None:
-            self.cloud_run.annotate(alert.service, annotations, service.get("etag", ""), deadline)
+        now = self._clock()
+        reason, closed = verification.on_close(record, alert.ended_at or now, now)
+        if closed is not None:
+            closed_at = closed.closed_at
+
+            def remembered(annotations: dict | None) -> dict | None:
+                found = ledger.find(annotations, alert.incident_id)
+                if found is None or found.closed_at is not None:
+                    return None
+                return ledger.updated(annotations, alert.incident_id, closed_at=closed_at)
+
+            remember(self.cloud_run, alert.service, service, remembered, deadline, f"the close of {alert.incident_id}")
         logs.info(
-            f"{alert.service.service} recovered",
-            decision="recovered",
+            f"incident closed: not evidence about the restored revision {record.restored} ({reason})",
+            decision="closed",
+            reason=reason,
             incident_id=alert.incident_id,
             service=str(alert.service),
-            alert_to_rollback_s=recovered.alert_to_rollback,
-            rollback_to_recovery_s=recovered.rollback_to_recovery,
+            verdict=record.state or None,
         )
-        return Outcome("recovered", "incident_closed", alert.incident_id, str(alert.service), posted=posted.ok)
+        return Outcome("nothing", reason, alert.incident_id, str(alert.service))
 
     def _remember(self, alert: Alert, service: dict, change: Callable, deadline: float) -> None:
         def remembered(annotations: dict | None) -> dict | None:

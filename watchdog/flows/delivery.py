@@ -84,7 +84,10 @@ class Watchdog:
         if isinstance(parsed, Tick):
             return self._ticks().handle(parsed, deadline)
         outcome = self._alerts.handle(parsed, deadline, started, delivery_id)
-        if outcome.result in ("rolled_back", "unverified") or outcome.reason == "rollback_did_not_fix":
+        if outcome.result in ("rolled_back", "unverified") or outcome.reason in (
+            "rollback_did_not_fix",
+            "closed_verification_continues",  # the close is not a verdict: this instance's ticks watch it too
+        ):
             self._verify_after(parsed, outcome, deadline)
         return outcome
 

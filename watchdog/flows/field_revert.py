@@ -54,8 +54,13 @@ class FieldRevert:
         self.cloud_run = cloud_run
         self._clock = clock
 
-    def start(self, ref: ServiceRef, incident: str, failing: dict, target: dict, deadline: float) -> Progress:
-        """Steps 1–4 for the rollback of ``incident`` (already pinned to ``target``), as far as the deadline allows."""
+    def start(
+        self, ref: ServiceRef, incident: str, failing: dict, target: dict, deadline: float, event: tuple = ()
+    ) -> Progress:
+        """Steps 1–4 for the rollback of ``incident`` (already pinned to ``target``), as far as the deadline allows.
+
+        ``event`` (action, user, at, action_ts): who asked for it from the card or the command line, written
+        into the record with the revision (watchdog/core/actions.py)."""
         service = self.cloud_run.get_service(ref, deadline)
         read = ledger.read(service.get("annotations"))
         record = read.find(incident) if isinstance(read, ledger.Ledger) else None
@@ -78,7 +83,7 @@ class FieldRevert:
             revert=plan.name,
             revert_state=ledger.REVERT_PENDING,
             revert_at=round(self._clock(), 3),
-            latest=plan.name,  # the newest revision is the watchdog's own: not a deploy since the rollback
+            events=(*record.events, event) if event else record.events,
         )
         entries = field_revert.candidate_traffic(list(service.get("traffic") or []), plan.name)
         made = self._create(ref, plan, entries, pending or {}, service.get("etag", ""), deadline)

@@ -9,6 +9,9 @@
 - :func:`remember` writes what was told into the service's ledger (an annotation-only,
   etag-guarded update), best effort: the message is out; the memory is a courtesy.
 - :class:`Told` remembers it in this instance where the ledger may not be written.
+- :func:`restated` renders a rollback's card again from its ledger record and the service as read
+  (watchdog/core/card.py ``state_of``): every later update of the card (a click, the command line, a
+  verdict, a field revert finishing) shows the same card for the same facts.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from watchdog.config import ServiceRef
-from watchdog.core import ledger, report
+from watchdog.core import card, ledger, report
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
@@ -134,3 +138,51 @@ def settle_report(cloud_run: CloudRun, alert: Alert, service: dict, posted: Post
         return ledger.updated(annotations, alert.incident_id, reported=True, thread=posted.thread if posted.ok else "")
 
     cloud_run.reannotate(alert.service, service, reported, deadline)
+
+
+def restated(
+    cloud_run: CloudRun,
+    config,
+    ref: ServiceRef,
+    record: ledger.Record,
+    service: dict,
+    deadline: float,
+    *,
+    buttons: bool,
+    serving: dict[str, int] | None = None,
+    verdict: str = "",
+) -> report.Message:
+    """The card of ``record`` in the state ``service`` shows (read just now), with its diff rebuilt from the revisions.
+
+    ``serving``: traffic as a write just requested it, when Cloud Run has not reported it yet (a click's undo);
+    the card then says so rather than describe the traffic before the write."""
+    from watchdog.core import decision as rules
+    from watchdog.core import traffic
+
+    history = cloud_run.history(ref, deadline)
+    decided = rules.rebuilt(record, history.loaded, config, traffic.traffic_split(service))
+    alert = Alert(record.incident, "open", ref, record.from_revision, policy_name=record.policy,
+                  started_at=record.alert_at, url=incident_url(ref, record.incident))  # fmt: skip
+    state = replace(card.state_of(record, service, verdict=verdict), kept=_kept(record, history.loaded))
+    if serving is not None:
+        state = replace(state, serving=serving, read_back=False)
+    return report.render(alert, decided, state, buttons=buttons)
+
+
+def _kept(record: ledger.Record, revisions: list[dict]) -> tuple[tuple[str, str], ...]:
+    """The field revert's images: (as the failing revision names them, as the new revision pins them)."""
+    from watchdog.core.traffic import short_name
+
+    by_name = {short_name(r.get("name", "")): r for r in revisions}
+    failing, made = by_name.get(record.from_revision), by_name.get(record.revert)
+    if not record.revert or failing is None or made is None:
+        return ()
+    images = [[c.get("image", "") for c in r.get("containers") or []] for r in (failing, made)]
+    return tuple(zip(*images, strict=False))
+
+
+def incident_url(ref: ServiceRef, incident: str) -> str:
+    """The incident's page in the console, for an incident id Cloud Monitoring made ("0.…"); "" otherwise."""
+    if not incident.startswith("0.") or not incident.replace(".", "").replace("-", "").isalnum():
+        return ""
+    return f"https://console.cloud.google.com/monitoring/alerting/incidents/{incident}?project={ref.project}"

@@ -26,11 +26,12 @@ from dataclasses import replace
 from google.api_core import exceptions as api_exceptions
 
 from watchdog.config import Config
+from watchdog.core import card, field_revert, ledger, report, traffic, verification
 from watchdog.core import decision as rules
-from watchdog.core import field_revert, ledger, report, traffic
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
+from watchdog.edges.slack import Posted
 from watchdog.flows.field_revert import FAILED, NOT_MADE, PENDING, SERVING, FieldRevert
 from watchdog.flows.outcomes import Outcome
 from watchdog.flows.reporting import Reporter, settle_report
@@ -71,10 +72,11 @@ class Rollback:
             after=tuple((r, p) for r, p in decided.split.items() if p),
             latest=traffic.short_name(service.get("latestCreatedRevision", "")),
             breaking=decided.breaking,
-            metric=alert.metric_type,
+            **verification.recorded_signal(alert, self.config.signal_metrics),  # what verification reads
             policy=alert.policy_name[: ledger.POLICY_CHARS],
         )
         annotations = ledger.with_record(service.get("annotations"), record, away=decided.moved_from)
+        promise = verification.follow_up(record, self.config.verify_minutes)  # the card's footer: what comes next
         decided = replace(decided, record=record)  # the card's undo command reads the traffic before
         operation = self.cloud_run.start_pin(
             alert.service, list(decided.traffic), service.get("etag", ""), annotations, deadline
@@ -82,7 +84,7 @@ class Rollback:
         # Traffic is moving: on-call hears it now, not after the operation (bot mode: one card, updated in place).
         early = None
         if self._reporter.bot:
-            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started)
+            rolling = report.Action(report.ROLLING_BACK, seconds=time.monotonic() - started, follow_up=promise)
             early = self._reporter.post(
                 report.render(alert, decided, rolling, buttons=self._reporter.buttons), deadline
             )
@@ -90,10 +92,7 @@ class Rollback:
         try:
             result = self.cloud_run.await_pin(alert.service, operation, deadline)
         except UpdateFailed as error:
-            if early is not None and early.ok:
-                failed = report.Action(report.FAILED, error=str(error)[:500])
-                self._reporter.update(report.render(alert, decided, failed), early.thread, deadline)
-            return self.failed(alert, decided, error, deadline)
+            return self.failed(alert, decided, error, deadline, early.thread if early is not None and early.ok else "")
         except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError, TimeoutError) as error:
             # Cloud Run accepted the update (traffic and the ledger record together); only following it failed
             # (the operation answered 404 or 403, or time ran out). Say what serves, as made but unverified.
@@ -101,12 +100,12 @@ class Rollback:
             result = self._read_back(alert, deadline)
         serving = {k: v for k, v in traffic.traffic_split(result).items() if v}
         elapsed = time.monotonic() - started
+        read = serving if result else None  # None: the service could not be read back
         if not lost and confirmed(result, decided.split):  # settled; trafficStatuses show the split the rollback set
-            action = report.Action(report.ROLLED_BACK, seconds=elapsed)
+            action = report.Action(report.ROLLED_BACK, seconds=elapsed, serving=read, follow_up=promise)
         else:
-            shown = ", ".join(f"{r} {p}%" for r, p in serving.items()) or "unknown"
-            why = f"{lost}; " if lost else ""
-            action = report.Action(report.UNVERIFIED, error=f"{why}traffic reported as {shown}", seconds=elapsed)
+            why = lost or "Cloud Run has not confirmed the new split yet"
+            action = report.Action(report.UNVERIFIED, error=why, seconds=elapsed, serving=read, follow_up=promise)
         logs.log(
             "NOTICE" if action.kind == report.ROLLED_BACK else "ERROR",
             f"rolled back {alert.service.service} from {decided.failing} to {decided.target}",
@@ -119,8 +118,10 @@ class Rollback:
             elapsed_ms=round(elapsed * 1000, 1),
         )
         related = self._related(alert, decided, deadline)
-        card = report.render(alert, decided, action, related=related, buttons=self._reporter.buttons)
-        posted = self._reporter.card(card, early.thread if early is not None and early.ok else "", record.at, deadline)
+        message = report.render(alert, decided, action, related=related, buttons=self._reporter.buttons)
+        posted = self._reporter.card(
+            message, early.thread if early is not None and early.ok else "", record.at, deadline
+        )
         if not posted.ok and early is not None and early.ok:
             logs.warning(f"could not update the card: {posted.error}", incident_id=alert.incident_id)
             posted = early  # the card is out; its first state stands
@@ -129,6 +130,14 @@ class Rollback:
         if decided.remedy == field_revert.FIELD_REVERT and action.kind == report.ROLLED_BACK and revisions:
             self._field_revert(alert, decided, revisions, posted.thread if posted.ok else "", deadline)
         return Outcome(action.kind, decided.reason, alert.incident_id, str(alert.service), decided, posted.ok)
+
+    def _promise(self, record: ledger.Record | None, progress) -> str:
+        """What verification does next, about the revision that serves once the field revert does."""
+        if record is None or progress.state not in (SERVING, PENDING):
+            return ""
+        state = ledger.REVERT_SERVING if progress.state == SERVING else ledger.REVERT_PENDING
+        return verification.follow_up(replace(record, revert=progress.revision, revert_state=state),
+                                      self.config.verify_minutes)  # fmt: skip
 
     def _read_back(self, alert: Alert, deadline: float) -> dict:
         """The service as it is now, after an update whose operation was lost; {} when it cannot be read either."""
@@ -157,9 +166,12 @@ class Rollback:
         self.tell_revert(alert, decided, progress, thread, deadline)
 
     def tell_revert(self, alert: Alert, decided: rules.Decision, progress, thread: str, deadline: float) -> None:
-        """The card moves to the field revert's state; a failure also pages in the thread (an edit notifies nobody)."""
+        """The card moves to the field revert's state, as read back; a failure also pages in the thread (an edit of
+        the card notifies nobody)."""
+        service = self._read_back(alert, deadline)
         kinds = {SERVING: report.FIELD_REVERTED, PENDING: report.REVERTING_FIELD, FAILED: report.REVERT_FAILED}
         kind = kinds.get(progress.state, report.ROLLED_BACK)
+        serving = {k: v for k, v in traffic.traffic_split(service).items() if v} if service else None
         action = report.Action(
             kind,
             error=progress.detail if kind == report.REVERT_FAILED else "",
@@ -167,12 +179,14 @@ class Rollback:
             kept=progress.images,
             note=progress.detail if progress.state == NOT_MADE else "",
             released=progress.released,
+            serving=serving,
+            follow_up=self._promise(decided.record, progress),
         )
-        card = report.render(alert, decided, action, buttons=self._reporter.buttons)
+        message = report.render(alert, decided, action, buttons=self._reporter.buttons)
         if thread:
-            self._reporter.update(card, thread, deadline)
+            self._reporter.update(message, thread, deadline)
         if kind == report.REVERT_FAILED or not thread:
-            self._reporter.post(card if not thread else report.render_revert_failed(alert, decided, progress.detail),
+            self._reporter.post(message if not thread else report.render_revert_failed(alert, decided, progress.detail),
                                 deadline, thread=thread)  # fmt: skip
 
     def resend(
@@ -187,19 +201,25 @@ class Rollback:
         record = decided.record
         expected = dict(record.after) if record and record.after else decided.target
         kind = report.ROLLED_BACK if confirmed(service, expected) else report.UNVERIFIED
-        action = report.Action(kind, error="" if kind == report.ROLLED_BACK else f"traffic now {serving}")
+        shown = {k: v for k, v in serving.items() if v}
+        action: report.Action | card.CardState = report.Action(kind, serving=shown)
+        if record is not None:  # the card as the record and the service say it is now (a field revert, a click)
+            action = card.state_of(record, service)
+            kind = action.kind
         decided = rules.rebuilt(record, revisions, self.config, serving) if record else decided
         decided = replace(
             decided,
             detail=f"rolled back {decided.failing} → {decided.target} "
             f"for incident {alert.incident_id} (report sent on redelivery)",
         )
-        card = report.render(alert, decided, action, buttons=self._reporter.buttons)
-        posted = self._reporter.card(card, "", record.at if record else time.time(), deadline)
+        message = report.render(alert, decided, action, buttons=self._reporter.buttons)
+        posted = self._reporter.card(message, "", record.at if record else time.time(), deadline)
         settle_report(self.cloud_run, alert, service, posted, deadline)
         return Outcome(kind, "report_resent", alert.incident_id, str(alert.service), decided, posted.ok)
 
-    def failed(self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float) -> Outcome:
+    def failed(
+        self, alert: Alert, decided: rules.Decision, error: Exception, deadline: float, thread: str = ""
+    ) -> Outcome:
         """The update was accepted but its operation ended in error: say what serves, and clean up.
 
         Cloud Run keeps the requested traffic and annotations in the spec (so the
@@ -217,7 +237,6 @@ class Rollback:
         except Exception as read_error:  # noqa: BLE001 - the report goes out regardless
             logs.warning(f"could not read the service after the failed rollback: {read_error}")
         serving = traffic.traffic_split(service) if service is not None else {}
-        now = ", ".join(f"{revision} {percent}%" for revision, percent in serving.items()) or "unknown"
         logs.error(
             f"ROLLBACK FAILED for {alert.service.service}: {error}",
             decision="rollback_failed",
@@ -229,11 +248,17 @@ class Rollback:
             manual_command=report.rollback_command(alert, decided.target),
         )
         moved = serving.get(decided.target) == 100
-        outcome = "the target serves 100% all the same" if moved else "traffic was not moved"
-        detail = f"{error}. Serving now (trafficStatuses): {now}; {outcome}"
-        posted = self._reporter.post(
-            report.render(alert, decided, report.Action(report.FAILED, error=detail)), deadline
-        )
+        read = {k: v for k, v in serving.items() if v} if service is not None else None
+        if moved:  # the operation failed, and yet Cloud Run reports the target serving: not confirmed, not failed
+            action = report.Action(report.UNVERIFIED, error=f"the update's operation ended in error ({error})",
+                                   serving=read)  # fmt: skip
+        else:
+            action = report.Action(report.FAILED, error=str(error)[:500], serving=read)
+        message = report.render(alert, decided, action, buttons=self._reporter.buttons)
+        if thread:  # the card posted when Cloud Run accepted the update moves to its new state …
+            self._reporter.update(message, thread, deadline)
+        # … and a new post pages: an edit notifies nobody (a failure is loud; an unconfirmed move is not)
+        posted = self._reporter.post(message, deadline, thread=thread) if (not thread or not moved) else Posted(True)
         try:  # drop the record so the ledger does not claim a rollback that did not happen
             if service is not None and not moved:
                 self.cloud_run.reannotate(

@@ -37,7 +37,7 @@ import json
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from watchdog.config import Config, ConfigError
@@ -156,7 +156,10 @@ def _act(config: Config, click: actions.Click, retry: str, started: float, deadl
         return "", 200, {}
     try:
         service = read.result() if read is not None else {}
-        plan, service = _write(cloud_run, click, service, deadline - ANSWER_RESERVE, fields)
+        if click.action == actions.REVERT:
+            plan, service = _revert_field(cloud_run, click, service, deadline - ANSWER_RESERVE)
+        else:
+            plan, service = _write(cloud_run, click, service, deadline - ANSWER_RESERVE, fields)
     except Exception as error:  # noqa: BLE001 - the click gets an answer, the log has the error
         logs.error(f"slack action failed: {type(error).__name__}: {error}", decision="action_failed", **fields)
         _tell(slack, click, f":warning: Could not {actions.VERBS[click.action]}: Cloud Run answered "
@@ -172,9 +175,7 @@ def _act(config: Config, click: actions.Click, retry: str, started: float, deadl
         **fields,
     )
     if plan.outcome == "apply":
-        when = time.strftime("%H:%M UTC", time.gmtime())
-        card = actions.updated_card(click.blocks, click, when)
-        updated = slack.replace(click.channel, click.message_ts, card, f"{plan.detail} by <@{click.user}>")
+        updated = _restate(config, cloud_run, slack, click, plan, service, deadline)
         if not updated.ok:
             logs.warning(f"could not update the card: {updated.error}", **fields)
             _tell(slack, click, f":white_check_mark: Done: {plan.detail}. The card could not be updated, "
@@ -268,6 +269,56 @@ def _write(cloud_run, click: actions.Click, service: dict, deadline: float, fiel
             in_flight, changed = False, True
         service = fresh
     return actions.gave_up(click, service, in_flight=in_flight, changed=changed), service
+
+
+def _restate(config: Config, cloud_run, slack, click: actions.Click, plan: actions.Plan, service: dict, deadline):
+    """The card re-rendered for the state the click left (watchdog/core/card.py ``state_of``), never patched.
+
+    The service as the write left it: the plan's annotations, and for an undo the traffic it asked for
+    (Cloud Run reports it a moment later; the card says so)."""
+    from watchdog.core import ledger
+    from watchdog.core.traffic import traffic_split
+    from watchdog.edges.slack import Posted
+    from watchdog.flows.reporting import restated
+
+    after = {**service, "annotations": plan.annotations} if plan.annotations is not None else service
+    memory = ledger.read(after.get("annotations"))
+    record = memory.find(click.incident) if isinstance(memory, ledger.Ledger) else None
+    if record is None:
+        return Posted(False, error="the rollback's record is gone")
+    asked = None
+    if plan.traffic is not None:
+        asked = traffic_split(
+            {"traffic": list(plan.traffic), "latestReadyRevision": service.get("latestReadyRevision")}
+        )
+        asked = {k: v for k, v in asked.items() if v}
+    try:
+        card = restated(cloud_run, config, click.service, record, after, deadline, buttons=True, serving=asked)
+    except Exception as error:  # noqa: BLE001 - the change is made and logged; the card is a courtesy
+        return Posted(False, error=f"could not read the revisions: {type(error).__name__}")
+    return slack.replace(click.channel, click.message_ts, card.blocks, card.text)
+
+
+def _revert_field(cloud_run, click: actions.Click, service: dict, deadline: float):
+    """The card's "Revert field": the same rules as undo (watchdog/core/actions.py), then the revision is created
+    (flows/field_revert.py); traffic moves to it on a later verification tick, once it is Ready."""
+    from watchdog.flows.field_revert import NOT_MADE, FieldRevert
+
+    plan = actions.plan(click, service, time.time())
+    if plan.outcome != "apply":
+        return plan, service
+    from watchdog.core import ledger
+
+    record = ledger.read(service.get("annotations")).find(click.incident)  # plan() read it: readable
+    failing = cloud_run.get_revision(click.service, record.from_revision, deadline)
+    good = cloud_run.get_revision(click.service, record.to_revision, deadline)
+    progress = FieldRevert(cloud_run, time.time).start(
+        click.service, click.incident, failing, good, deadline, plan.event
+    )
+    fresh = cloud_run.get_service(click.service, deadline)
+    if progress.state == NOT_MADE:
+        return actions.Plan("refused", "field_revert_not_made", progress.detail), fresh
+    return replace(plan, annotations=fresh.get("annotations")), fresh
 
 
 def _tell(slack, click: actions.Click, text: str) -> None:

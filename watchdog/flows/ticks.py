@@ -12,10 +12,13 @@ instance once an alert for them has been seen. With nothing registered a tick ma
 no Monitoring call.
 
 A verdict is posted once, although ticks arrive at least once and overlap: it is recorded
-first, then posted, then recorded as posted (flows/verdicts.py says why in that order). An
-alert for the service goes first: a tick skips a service another delivery is handling.
-Transient Cloud Run or Monitoring errors never fail the tick (the next one, a minute later,
-tries again): the tick is acknowledged, and nothing is called recovered without evidence.
+first, then posted, then recorded as posted (flows/verdicts.py says why in that order); one that
+Slack did not take is posted by a later tick, and keeps its service watched until it is. The
+``no_traffic`` note is told the same way. Every message is written from the traffic read at the
+start of the tick. An alert for the service goes first: a tick skips a service another delivery
+is handling. Transient Cloud Run or Monitoring errors never fail the tick (the next one, a minute
+later, tries again): the tick is acknowledged, and nothing is called recovered without evidence. A
+Monitoring denial (403) is a verdict: "not verified", told once.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from watchdog.config import Config, ServiceRef
 from watchdog.core import ledger
 from watchdog.core import verification as verify
 from watchdog.core.intake import Alert, Tick
+from watchdog.core.traffic import traffic_split
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
 from watchdog.flows.outcomes import Outcome
@@ -112,18 +116,32 @@ class Ticks:
             self._field_revert(ref, service, record, deadline)
         if pending:
             return []  # verification resumes on the next tick, on the revision that then serves
-        untold = False  # a verdict recorded but not posted keeps the service watched
+        serving = traffic_split(service)  # read first: every message says what serves now
+        claim = self.config.deadline_seconds
+        untold = False  # something recorded but not posted keeps the service watched
         for record in read.records:
-            if verify.due_to_tell(record, now, self.config.deadline_seconds):
-                untold |= not self._verdicts.tell(ref, record, None, deadline)  # recorded earlier, never posted
+            if verify.due_to_tell(record, now, claim):
+                untold |= not self._verdicts.tell(ref, record, None, deadline, serving)  # recorded, never posted
+            elif verify.never_told(record, now):
+                logs.error(
+                    f"{ref.service}: the {record.state} verdict of incident {record.incident} was never posted "
+                    "to Slack in a day of retries; no further attempts",
+                    decision="verdict_lost",
+                    incident_id=record.incident,
+                    service=str(ref),
+                )
             elif record.state and record.told_at is None:
                 untold = True  # its writer may still be posting it
+            if verify.note_due(record, now, claim):
+                untold |= not self._verdicts.tell_note(ref, record, None, deadline, serving)
         verdicts = []
         for record in [r for r in read.records if verify.under_verification(r, now)]:
             verdict = self._verify(ref, service, record, now, deadline)
             verdicts.append(verdict)
             if verdict.final:
-                untold |= not self._verdicts.settle(ref, record, verdict, now, deadline)
+                untold |= not self._verdicts.settle(ref, record, verdict, now, deadline, serving)
+            elif verdict.note and record.note != verdict.reason:
+                untold |= not self._verdicts.note(ref, record, verdict, now, deadline, serving)
         if not untold and not any(v.action == verify.WAIT for v in verdicts):
             self._forget(ref)
         return verdicts
@@ -156,17 +174,26 @@ class Ticks:
         )
         return verdict
 
-    def _evidence(self, ref: ServiceRef, record: ledger.Record, now: float, deadline: float) -> verify.Evidence | None:
-        """Monitoring's evidence for the restored revision; None when it cannot be read (never "recovered")."""
+    def _evidence(
+        self, ref: ServiceRef, record: ledger.Record, now: float, deadline: float
+    ) -> verify.Evidence | verify.NoEvidence:
+        """Monitoring's evidence for the restored revision, or why there is none (never "recovered" without it).
+
+        A denial (403) or a refused query (400, 404) cannot get better by retrying: the verdict says so once
+        (its ERROR line is the verdict's own, flows/verdicts.py). Anything else waits for the next tick."""
         queries = verify.plan(ref, record, now)
         try:
             answers = {q.name: self._read(q, deadline) for q in queries}
-        except Exception as error:  # noqa: BLE001 - unavailable, denied, slow: no evidence this tick
+        except api_exceptions.Forbidden as error:  # PERMISSION_DENIED: IAM, not luck
+            return verify.NoEvidence("monitoring_denied", f"{type(error).__name__}: {error}"[:400])
+        except (api_exceptions.BadRequest, api_exceptions.NotFound) as error:
+            return verify.NoEvidence("monitoring_refused", f"{type(error).__name__}: {error}"[:400])
+        except Exception as error:  # noqa: BLE001 - unavailable, slow, throttled: no evidence this tick
             logs.warning(
                 f"tick: Monitoring could not be read for {ref.service}: {type(error).__name__}: {error}",
                 service=str(ref),
             )
-            return None
+            return verify.NoEvidence("monitoring_unavailable", f"{type(error).__name__}: {error}"[:400])
         return verify.evidence(record, now, answers)
 
     def _read(self, query: verify.Query, deadline: float) -> list[dict]:

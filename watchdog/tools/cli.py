@@ -20,6 +20,7 @@ from watchdog.tools.drill import drill
 from watchdog.tools.explain import explain
 from watchdog.tools.options import CONTEXT, ROOT
 from watchdog.tools.pause import pause, resume
+from watchdog.tools.revert_field import revert_field
 from watchdog.tools.status import status
 from watchdog.tools.undo import undo
 
@@ -48,7 +49,7 @@ def cli() -> None:
     """
 
 
-for command in (drill, explain, check, doctor, pause, resume, status, undo):
+for command in (drill, explain, check, doctor, pause, resume, status, undo, revert_field):
     cli.add_command(command)
 
 

@@ -255,6 +255,7 @@ def show_closed(alert, recovered, as_json: bool) -> None:
         say("Decision: NOTHING (closed_not_acted_on): the watchdog did not roll back for this incident")
     else:
         say(
-            f"Decision: RECOVERY follow-up: rolled back {recovered.record.from_revision} → "
-            f"{recovered.record.to_revision}; the watchdog replies in the report's Slack thread"
+            f"Decision: NOTHING (closed): rolled back {recovered.record.from_revision} → "
+            f"{recovered.record.to_revision}; the close is not taken as recovery: verification of "
+            f"{recovered.record.restored} gives the verdict in the report's Slack thread"
         )

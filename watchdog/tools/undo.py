@@ -20,9 +20,10 @@ import time
 
 import click
 
-from watchdog.config import Config, ServiceRef
+from watchdog.config import ServiceRef
 from watchdog.core import actions, ledger
 from watchdog.core.traffic import traffic_split
+from watchdog.tools import cards
 from watchdog.tools.options import (
     CONTEXT,
     CouldNotCheck,
@@ -98,7 +99,9 @@ def undo(ctx, project, region, service, incident, by, timeout, cloud_run_endpoin
         plan, serving = _apply(client, ref, found, plan, press, deadline)
         result.update(outcome=plan.outcome, reason=plan.reason, detail=plan.detail, serving=serving)
     if plan.outcome == "apply" and record is not None:
-        result["slack"] = _tell(config, record, press, plan, deadline)
+        what = f":leftwards_arrow_with_hook: Undone by {press.user} (rollback-watchdog undo): {plan.detail} " \
+            f"({ref.service}, incident {press.incident})"  # fmt: skip
+        result["slack"] = cards.tell(config, client, ref, press.incident, what)
     if as_json:
         emit_json(result)
     else:
@@ -137,59 +140,6 @@ def _apply(client, ref: ServiceRef, service: dict, plan: actions.Plan, press: ac
     except UpdateFailed as error:
         raise CouldNotCheck(f"Cloud Run accepted the undo but its operation failed: {one_line(error)}") from None
     return plan, {k: v for k, v in traffic_split(settled).items() if v}
-
-
-def _tell(config: Config, record: ledger.Record, press: actions.Click, plan: actions.Plan, deadline: float) -> dict:
-    """Tell Slack as the button does: the card updated in place (bot mode), else a message; or say why not."""
-    from watchdog.core.report import Message, escape
-    from watchdog.edges import slack
-
-    settings = config.slack
-    if settings.mode == "none":
-        return {"told": False, "how": "Slack is not configured (SLACK_BOT_TOKEN and SLACK_CHANNEL, or "
-                "SLACK_WEBHOOK_URL): the card, if any, still shows the rollback"}  # fmt: skip
-    by = f"{escape(press.user)} (rollback-watchdog undo)"
-    when = time.strftime("%H:%M UTC", time.gmtime())
-    text = (f":leftwards_arrow_with_hook: Undone by {by} at {when}: {plan.detail} "
-            f"({press.service.service}, incident {escape(press.incident)})")  # fmt: skip
-    post = slack.notifier(settings, slack.remaining_until(max(deadline, time.monotonic() + 10)))
-    if settings.mode == "webhook":
-        posted = post.post(Message(text))
-        return {"told": posted.ok, "how": "posted a message (a webhook cannot update the card)" if posted.ok
-                else f"could not post: {posted.error}"}  # fmt: skip
-    if not record.thread:
-        posted = post.post(Message(text))
-        return {"told": posted.ok, "how": "the ledger names no card for this rollback: posted a new message"
-                if posted.ok else f"could not post: {posted.error}"}  # fmt: skip
-    why = _update_card(settings, record.thread, press, plan, when, by)
-    if not why:
-        return {"told": True, "how": f"updated the card ({record.thread})"}
-    posted = post.post(Message(text), thread=record.thread)
-    return {"told": posted.ok, "how": f"could not update the card ({why}): replied in its thread" if posted.ok
-            else f"could not update the card ({why}) nor reply: {posted.error}"}  # fmt: skip
-
-
-def _update_card(settings, thread: str, press: actions.Click, plan: actions.Plan, when: str, by: str) -> str:
-    """The card as the button leaves it (actions.updated_card over its blocks as Slack holds them); "" when done,
-    else why not."""
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
-
-    channel, _, ts = thread.partition(":")
-    kwargs = {"base_url": settings.api_url} if settings.api_url else {}
-    client = WebClient(token=settings.bot_token, timeout=5, **kwargs)
-    try:
-        history = client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-        blocks = next((m.get("blocks") for m in history.get("messages") or [] if m.get("ts") == ts), None)
-        if not blocks:
-            return "the card was not found in the channel's history"
-        card = actions.updated_card(tuple(blocks), press, when, by=by)
-        client.chat_update(channel=channel, ts=ts, blocks=card, text=f"{plan.detail} by {by}")
-    except SlackApiError as error:
-        return f"Slack answered {error.response.get('error', '') if error.response is not None else error}"
-    except Exception as error:  # noqa: BLE001 - the undo is made; the card is a courtesy
-        return one_line(error)
-    return ""
 
 
 def _show(result: dict) -> None:
