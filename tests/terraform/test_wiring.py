@@ -9,6 +9,7 @@ is as narrow as the issue asks.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from functools import cache
 from pathlib import Path
@@ -654,6 +655,47 @@ def log_match_policy() -> dict:
     return found["per_service"]
 
 
+def detection_policies() -> dict[str, dict]:
+    """Each detection policy as its one definition writes it for its entry: the metric-threshold definition with
+    an entry of local.metric_threshold_policies, the log-match definition (modules/log_match_policies) with a
+    signal of local.log_match_signals, for any one service (its filter's service scope left as
+    ``${local.service_scope[k]}``). For tests that read a policy by name, as other code sees it."""
+    out = {}
+    definition = policies()["metric_threshold"]
+    group_by = locals_()["revision_group_by"]
+    for name, entry in metric_threshold_entries().items():
+        body = copy.deepcopy(definition)
+        body.pop("for_each")
+        body.update(display_name=entry["display_name"], severity=entry["severity"])
+        body["user_labels"] = {**body["user_labels"], "signal": entry["signal"]}
+        condition = conditions(body)[0]
+        condition["display_name"] = entry["condition"]
+        threshold = block(condition, "condition_threshold")
+        assert "each.value.metric" in threshold["filter"]
+        threshold["filter"] = threshold["filter"].replace("each.value.metric", f'"{entry["metric"]}"')
+        threshold["threshold_value"] = entry["threshold"]
+        block(threshold, "aggregations").update(
+            alignment_period=entry["window"],
+            per_series_aligner=entry["aligner"],
+            cross_series_reducer=entry["reducer"],
+            group_by_fields=group_by,
+        )
+        out[name] = body
+    definition, call = log_match_policy(), log_match_call()
+    scope = re.search(r'filter = "(.*)"\}\}\}$', call["services"])
+    assert scope, call["services"]
+    for name, entry in log_match_signals().items():
+        body = copy.deepcopy(definition)
+        body.pop("for_each")
+        body.update(severity=entry["severity"], notification_channels=call["notification_channels"])
+        body["user_labels"] = {**body["user_labels"], "signal": entry["signal"]}
+        match = entry["match"]
+        log = block(conditions(body)[0], "condition_matched_log")
+        log["filter"] = scope.group(1).replace("${each.value.match}", match)
+        out[name] = body
+    return out
+
+
 METRIC_THRESHOLD = {"startup_failures", "db_timeouts", "slow_db_connect"}
 LOG_MATCH = {"startup_failure_lines", "db_timeout"}
 SELF_MONITORING = {"watchdog_errors", "watchdog_failed_decisions", "dead_letters"}
@@ -795,6 +837,24 @@ def test_filters_exclude_service_level_lines_without_a_revision() -> None:
     for name in ("startup_failures", "db_timeouts", "db_connect_seconds"):
         assert resource("google_logging_metric", name)["filter"].startswith("${local.cloud_run_scope} AND "), name
     assert "${local.service_scope[k]} AND " in log_match_call()["services"]
+
+
+def test_every_log_match_signal_names_its_counter_for_verification() -> None:
+    """A log-match notification names no metric; WATCHDOG_SIGNAL_METRICS maps its signal label to the counter on
+    the same lines (watchdog/config.py): a new log-match signal without a counter would be verified blind."""
+    mapping = locals_()["function_env"]["WATCHDOG_SIGNAL_METRICS"]
+    for name, entry in log_match_signals().items():
+        assert f'"{entry["signal"]}=logging.googleapis.com/user/${{m.name}}"' in mapping, name
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_THRESHOLD | LOG_MATCH))
+def test_each_detection_policy_is_its_definition_with_its_entry(name: str) -> None:
+    policy = detection_policies()[name]
+    assert policy["user_labels"]["rollback_watchdog"] == "true"
+    assert policy["notification_channels"] == "${local.watchdog_channels}"
+    # what the condition matches is the entry's, whole: only display names still name the service
+    condition = conditions(policy)[0]
+    assert "each.value" not in str(condition.get("condition_threshold", condition.get("condition_matched_log")))
 
 
 def test_startup_failures_have_a_log_match_fast_path_per_service() -> None:
