@@ -199,7 +199,8 @@ def closed() -> int:
                      id="pause"),
         pytest.param(["undo", *WHERE], "CLOUD_RUN_API_ENDPOINT", "Cloud Run API at 127.0.0.1:{port} is unreachable",
                      id="undo"),
-        pytest.param(["drill", *WHERE, "--topic", "projects/netra-staging/topics/t"], "PUBSUB_EMULATOR_HOST",
+        pytest.param(["drill", *WHERE, "--topic", "projects/netra-staging/topics/t", "--services",
+                      "netra-backend-staging"], "PUBSUB_EMULATOR_HOST",
                      "Pub/Sub API emulator at 127.0.0.1:{port} is unreachable", id="drill --topic"),
     ],
 )  # fmt: skip

@@ -46,6 +46,14 @@ def function(cloud_run, slack, tmp_path):
     assert cloud_run.state.policy.denied() == []
 
 
+@pytest.fixture(autouse=True)
+def watched(cloud_run, monkeypatch):
+    """The command checks the service is watched and exists before it sends anything: it reads the same
+    WATCHDOG_SERVICES and Cloud Run as the function."""
+    monkeypatch.setenv("WATCHDOG_SERVICES", "netra-auth-service,us-central1/netra-backend-staging")
+    monkeypatch.setenv("CLOUD_RUN_API_ENDPOINT", cloud_run.url)
+
+
 def drill(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, "-m", "watchdog", "drill", *args],
@@ -229,3 +237,29 @@ def test_json_says_what_was_sent_and_what_the_function_answered(capture):
         "incident_id": sent["body"]["incident"]["incident_id"], "service": "netra-staging/us-central1/netra-backend-staging",
         "drill": "dry-run", "url": url, "status": 200, "answer": {"result": "reported"},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("service", "says"),
+    [("netra-backend-stagng", "is not a service the watchdog watches"),
+     ("netra-frontend", "is not a service the watchdog watches")],
+    ids=["a typo", "another service"],
+)  # fmt: skip
+def test_a_drill_of_a_service_the_watchdog_does_not_watch_sends_nothing(capture, service, says):
+    server, handler = capture
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    result = drill("--project", "netra-staging", "--region", "us-central1", "--service", service, "--url", url)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "netra-auth-service,us-central1/netra-backend-staging" in result.stderr  # the watched list
+    assert handler.seen == []  # nothing reached the drill function
+
+
+def test_a_drill_of_a_watched_service_cloud_run_does_not_know_sends_nothing(capture, monkeypatch):
+    server, handler = capture
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    monkeypatch.setenv("WATCHDOG_SERVICES", "netra-staging/us-central1/netra-gone")
+    result = drill("--project", "netra-staging", "--region", "us-central1", "--service", "netra-gone", "--url", url)
+    assert result.returncode == 2
+    assert "Cloud Run has no service netra-staging/us-central1/netra-gone; nothing was sent" in result.stderr
+    assert handler.seen == []

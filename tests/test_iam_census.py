@@ -6,7 +6,7 @@ terraform deploys them: the alert function (handle_alert), the events function (
 and ticks), the drill function, all as the functions' service account, and the buttons' function
 (slack_actions) as its own. Every flow runs once: an alert's rollback (with the blast-radius look and the
 decision metric), a deploy event of a watched service, a verification tick (on the events function, for a
-rollback the alert function made), a button's undo, a drill. The stand-ins record every permission check
+rollback the alert function made), a button's field revert and undo, a drill. The stand-ins record every permission check
 (tests/standins/iam.py), so the census can say:
 
 - a call the grants refused: a flow needs a permission terraform does not grant (demonstrated below by
@@ -94,8 +94,10 @@ def run_every_flow(stack, monitoring, tmp_path) -> dict[str, set[str]]:
     env = stack.env_as(iam.ACT, **BUTTONS)
     with FunctionProcess(env, target="slack_actions", signature="http", log_path=tmp_path / "actions.log") as buttons:
         [card] = [m for m in stack.messages if any(b["type"] == "actions" for b in m.get("blocks", []))]
-        body, headers = interaction(SECRET, block_actions(card, "undo_rollback", "U0ONCALL", "T0WATCH"))
-        assert post(buttons.url, body, headers)[0] == 200
+        # the pin changed nothing but the egress: the card offers the field revert; then undo
+        for action in ("revert_field", "undo_rollback"):
+            body, headers = interaction(SECRET, block_actions(card, action, "U0ONCALL", "T0WATCH"))
+            assert post(buttons.url, body, headers)[0] == 200
     undone = stack.cloud_run.state.read_service(BACKEND)  # an update nobody polled finishes on the next read
     assert [(t["revision"], t["percent"]) for t in undone["trafficStatuses"]] == [
         ("netra-backend-staging-00119-qor", 100)
@@ -105,7 +107,8 @@ def run_every_flow(stack, monitoring, tmp_path) -> dict[str, set[str]]:
         drilled = subprocess.run(
             [PYTHON, "-m", "watchdog", "drill", "--project", "netra-staging", "--region", "us-central1",
              "--service", "netra-auth-service", "--url", d.url],
-            cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=60,
+            cwd=ROOT, env={**os.environ, "WATCHDOG_SERVICES": WATCHED, "CLOUD_RUN_API_ENDPOINT": stack.cloud_run.url},
+            capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert drilled.returncode == 0, drilled.stderr
     checked: dict[str, set[str]] = {}
@@ -124,7 +127,13 @@ def test_every_flow_runs_under_terraforms_grants_and_uses_each_of_them(start_sta
     assert unused == [], "terraform/ grants what no flow uses"
     # each identity called with its own grants only: the buttons never with the functions' account's, and back
     assert set(checked) == {iam.FN, iam.ACT}
-    assert checked[iam.ACT] == {"run.services.get", "run.services.update", "iam.serviceAccounts.actAs"}
+    assert checked[iam.ACT] == {
+        "run.services.get",
+        "run.services.update",
+        "iam.serviceAccounts.actAs",
+        "run.revisions.get",
+        "run.revisions.list",
+    }  # the card, rendered from the revisions
     assert {"monitoring.timeSeries.create", "monitoring.timeSeries.list", "run.operations.get",
             "run.revisions.get", "run.services.list"} <= checked[iam.FN]  # fmt: skip
     for process in ("function-0.log", "events.log", "actions.log", "drill.log"):

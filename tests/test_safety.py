@@ -191,7 +191,10 @@ class TestTransientAndPermanentErrors:
         stack.cloud_run.state.faults.append(Fault(method="GET", status=403, grpc_status="PERMISSION_DENIED", times=2))
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         assert len(stack.messages) == 1
-        assert "grant the watchdog" in stack.messages[0]["text"]
+        shown = json.dumps(stack.messages[0]["blocks"])
+        assert "Traffic NOT changed" in shown
+        assert "*The fix*, so the watchdog can act next time" in shown
+        assert "https://" not in stack.messages[0]["blocks"][1]["text"]["text"]  # never a request URL
         assert any(line["severity"] == "ERROR" for line in stack.function.logs())
 
     @pytest.mark.parametrize(
@@ -222,9 +225,12 @@ class TestTransientAndPermanentErrors:
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         [report] = stack.messages
         assert report["text"].startswith("<!here> ")
-        shown = report["blocks"][0]["text"]["text"]
-        assert shown.startswith("<!here> ")
-        assert f"grant the watchdog {names}: {command}" in shown
+        status, manual, fix = (b["text"]["text"] for b in report["blocks"][1:4])
+        assert status.startswith("<!here> *Traffic NOT changed*: `netra-backend-staging-00119-qor` 100% still serves.")
+        assert f"the watchdog may not ({names})" in status
+        assert "https://" not in status  # never a request URL
+        assert "--to-revisions netra-backend-staging-00118-paz=100" in manual  # the rollback it decided, by hand
+        assert command.replace(" --", " \\\n  --") in fix or command in fix.replace(" \\\n  ", " ")
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
 
     def test_without_act_as_on_the_runtime_account_the_update_is_refused_and_reported(self, start_stack):
@@ -238,9 +244,10 @@ class TestTransientAndPermanentErrors:
         assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
         assert [a["status"] for a in stack.traffic_attempts()] == [403]
         [report] = stack.messages
-        shown = report["blocks"][0]["text"]["text"]
-        assert shown.startswith("<!here> ")
-        assert f"grant the watchdog iam.serviceAccounts.actAs on {account}: gcloud iam service-accounts " in shown
+        shown = json.dumps(report["blocks"])
+        assert report["blocks"][1]["text"]["text"].startswith("<!here> *Traffic NOT changed*")
+        assert f"the watchdog may not (iam.serviceAccounts.actAs on {account})" in shown
+        assert f"gcloud iam service-accounts add-iam-policy-binding {account}" in shown
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
 
     def test_invalid_config_is_acknowledged_with_an_error_log(self, start_stack):

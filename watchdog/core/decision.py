@@ -575,10 +575,18 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
     breaking = by_name.get(record.breaking) or failing
     changes: tuple[Change, ...] = ()
     fixes: tuple[tuple[str, str], ...] = ()
+    offer = False
     if failing is not None and target is not None:
         changes = tuple(template_changes(target, failing, config.show_env))
         verdict = precheck.evaluate(target, failing)
         fixes = tuple((f.rule, f.fix) for f in verdict.findings if f.severity == precheck.FAIL and f.fix)
+        before = {r: p for r, p, _tag in record.before if r != "LATEST"}  # what served before the rollback
+        offer = (
+            not record.revert
+            and field_revert.remedy(
+                config.field_revert, config.rollback_on, failing, target, {record.to_revision: 100}, before
+            ).offer
+        )
     kinds = KINDS_FOR[config.rollback_on]
     return Decision(
         RESEND_REPORT,
@@ -596,6 +604,7 @@ def rebuilt(record: ledger.Record, revisions: list[dict], config: Config, servin
         serving=serving,
         split=dict(record.after) or {record.to_revision: 100},
         remedy=field_revert.FIELD_REVERT if record.revert else field_revert.PIN,
+        offer_revert=offer,
         taken_out=field_revert.taken_out(revisions, record.from_revision, record.breaking or record.from_revision),
     )
 

@@ -9,6 +9,7 @@ Slack text is written with watchdog/core/slack_text.py only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -193,6 +194,38 @@ def field_revert_command(ref, changes: Sequence[Change]) -> str:
         return ""
     return " \\\n  ".join([f"gcloud run services update {ref.service}", *flags,
                            f"--region {ref.region} --project {ref.project}"])  # fmt: skip
+
+
+def render_refused(
+    alert: Alert, what: str, said: str, manual: str, fix: str = "", *, loud: bool = True, split: str = ""
+) -> Message:
+    """Cloud Run refused the watchdog (403, 404, a conflict that is not an etag race): traffic was not changed
+    first, then the command to roll back by hand, then the fix, each in its own block; never a request URL."""
+    name = alert.service.service
+    lines = [
+        ("<!here> " if loud else "") + "*Traffic NOT changed*" + (f": {split} still serves." if split else "."),
+        f"*Why:* {escape(what)}. Cloud Run said: {code(said, 400)}",
+        "*Next step:* roll back by hand, as someone allowed to change the service:",
+    ]
+    blocks = [header(f"{':rotating_light: ' if loud else ''}{'[DRILL] ' if alert.drill else ''}No rollback for "
+                     f"{name}: {what}"), section("\n".join(lines)), section(block_code(manual))]  # fmt: skip
+    if fix:
+        blocks.append(section("*The fix*, so the watchdog can act next time:\n" + block_code(fix)))
+    blocks.append(fields(card.incident_fields(alert)))
+    blocks.append(context(f"incident {escape(alert.incident_id)} · traffic was not changed"))
+    text = f"No rollback for {name}: {what}. Traffic was not changed. Roll back by hand: {one_line(manual)}"
+    return Message(escape(clip(text, MAX_TEXT)), blocks, loud=loud)
+
+
+def cloud_run_said(error: object) -> str:
+    """What Cloud Run said, without the request line the client prefixes ("PATCH https://…: "), cut at a sentence."""
+    message = str(getattr(error, "message", "") or error)
+    message = re.sub(r"^(?:GET|POST|PATCH|PUT|DELETE)\s+https?://\S+:\s*", "", message.strip())
+    message = re.sub(r"https?://\S+", "(a URL)", message)
+    if len(message) <= 300:
+        return message
+    cut = message[:300].rfind(". ")
+    return message[: cut + 1] if cut > 80 else clip(message, 300)
 
 
 def render_unlocated(ignored: Ignored) -> Message:

@@ -17,8 +17,10 @@ from collections.abc import Callable
 
 from google.api_core import exceptions as api_exceptions
 
+from watchdog.core import decision as rules
 from watchdog.core import report
 from watchdog.core.intake import Alert, Ignored
+from watchdog.core.slack_text import pin_command, split_text
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import rest_status
 from watchdog.flows.outcomes import Outcome
@@ -45,42 +47,53 @@ def ignored(ignored: Ignored, delivery_id: str, deadline: float, reporter: Repor
 
 
 def permanent(
-    alert: Alert, error: Exception, deadline: float, reporter: Reporter, identity: Callable[[], str]
+    alert: Alert,
+    error: Exception,
+    deadline: float,
+    reporter: Reporter,
+    identity: Callable[[], str],
+    decided: rules.Decision | None = None,
 ) -> Outcome:
-    """Cloud Run answered the alert's reads or update with an error retrying cannot help: say what to do."""
-    hint, loud = _what_to_do(alert, error, identity)
+    """Cloud Run answered the alert's reads or update with an error retrying cannot help: say what to do.
+
+    Traffic was not changed: the message says so first, then the command to roll back by hand (to the target
+    when the decision was made), then the fix."""
+    what, fix, loud = _what_to_do(alert, error, identity)
+    said = report.cloud_run_said(error)
     logs.error(
-        f"permanent error, acknowledged: {type(error).__name__}: {error}",
+        f"permanent error, acknowledged: {type(error).__name__}: {said}",
         decision="error",
         incident_id=alert.incident_id,
         service=str(alert.service),
-        hint=hint,
+        hint=fix or what,
     )
-    text = (
-        f"Rollback watchdog could not handle incident {alert.incident_id} for "
-        f"{alert.service}: {type(error).__name__}: {str(error)[:300]}. What to do: {hint}."
-    )
-    posted = reporter.post(_notice(text, loud), deadline)
+    split = decided.split if decided is not None and decided.split else {"REVISION": 100}
+    manual = pin_command(alert.service, split)
+    serving = split_text(decided.serving) if decided is not None and decided.serving else ""
+    message = report.render_refused(alert, what, said, manual, fix, loud=loud, split=serving)
+    posted = reporter.post(message, deadline)
     return Outcome("error", type(error).__name__, alert.incident_id, str(alert.service), posted=posted.ok)
 
 
-def _what_to_do(alert: Alert, error: Exception, identity: Callable[[], str]) -> tuple[str, bool]:
-    """(hint, loud): denied and refused are loud, since the watchdog cannot act on the service at all."""
+def _what_to_do(alert: Alert, error: Exception, identity: Callable[[], str]) -> tuple[str, str, bool]:
+    """(what happened, the command that fixes it, loud): denied and refused are loud, since the watchdog cannot act."""
+    if alert.drill and isinstance(error, api_exceptions.NotFound):
+        return "the drill names a service Cloud Run does not know (check --service, --region, --project)", "", False
     if isinstance(error, api_exceptions.NotFound):
-        return "check the service name and region in the alert policy", False
+        return "the service the alert names was not found (check the service and region in the alert policy)", "", False
     if isinstance(error, (api_exceptions.PermissionDenied, api_exceptions.Forbidden)):
         from watchdog.core import permissions  # its patterns are compiled only when a call was denied
 
         missing = permissions.missing_permission(str(error), alert.service, identity())
-        return f"grant the watchdog {missing.permission} on {missing.resource}: {missing.command}", True
+        return f"the watchdog may not ({missing.permission} on {missing.resource})", missing.command, True
     if isinstance(error, (api_exceptions.Unauthenticated, api_exceptions.Unauthorized)):
-        return "check the function's service account and its credentials", False
+        return "the watchdog could not authenticate (check the function's service account)", "", False
     if isinstance(error, (api_exceptions.Conflict, api_exceptions.PreconditionFailed)) or (
         isinstance(error, api_exceptions.BadRequest) and rest_status(error) == "FAILED_PRECONDITION"
     ):
         # not an etag conflict (those are re-read and decided again): retrying cannot help
-        return f"Cloud Run refused the update; roll back by hand if needed: {_manual(alert)}", True
-    return "check the alert policy and the watchdog's configuration", False
+        return "Cloud Run refused the update", "", True
+    return "Cloud Run refused the request", "", False
 
 
 def kept_changing(alert: Alert, target: str, conflicts: int, deadline: float, reporter: Reporter) -> Outcome:

@@ -115,6 +115,8 @@ class Alerts:
                 return self._report_once(alert, decided, service, deadline)
             try:
                 return self._rollback.roll_back(alert, decided, service, deadline, started, history.loaded)
+            except PERMANENT as error:  # refused after the decision: the message names the rollback to make by hand
+                return acknowledged.permanent(alert, error, deadline, self._reporter, self.cloud_run.identity, decided)
             except ConcurrentChange as error:
                 conflicts += 1
                 logs.warning(

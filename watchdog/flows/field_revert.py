@@ -55,12 +55,21 @@ class FieldRevert:
         self._clock = clock
 
     def start(
-        self, ref: ServiceRef, incident: str, failing: dict, target: dict, deadline: float, event: tuple = ()
+        self,
+        ref: ServiceRef,
+        incident: str,
+        failing: dict,
+        target: dict,
+        deadline: float,
+        event: tuple = (),
+        *,
+        wait: bool = True,
     ) -> Progress:
         """Steps 1–4 for the rollback of ``incident`` (already pinned to ``target``), as far as the deadline allows.
 
         ``event`` (action, user, at, action_ts): who asked for it from the card or the command line, written
-        into the record with the revision (watchdog/core/actions.py)."""
+        into the record with the revision (watchdog/core/actions.py). ``wait=False`` (the card's button)
+        returns once the revision is created: the verification ticks move traffic to it."""
         service = self.cloud_run.get_service(ref, deadline)
         read = ledger.read(service.get("annotations"))
         record = read.find(incident) if isinstance(read, ledger.Ledger) else None
@@ -98,6 +107,8 @@ class FieldRevert:
             revision=plan.name,
             images=[pinned for _tag, pinned in plan.images],
         )
+        if not wait:  # the card's button: Slack's 3 s; the verification ticks move traffic once it is Ready
+            return Progress(PENDING, plan.name, f"{plan.name} is being created", plan.images, plan.reverted)
         progress = self._wait_and_move(ref, incident, plan.name, record.to_revision, deadline)
         return Progress(progress.state, plan.name, progress.detail, plan.images, plan.reverted, progress.released)
 

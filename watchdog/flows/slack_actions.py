@@ -313,7 +313,7 @@ def _revert_field(cloud_run, click: actions.Click, service: dict, deadline: floa
     failing = cloud_run.get_revision(click.service, record.from_revision, deadline)
     good = cloud_run.get_revision(click.service, record.to_revision, deadline)
     progress = FieldRevert(cloud_run, time.time).start(
-        click.service, click.incident, failing, good, deadline, plan.event
+        click.service, click.incident, failing, good, deadline, plan.event, wait=False
     )
     fresh = cloud_run.get_service(click.service, deadline)
     if progress.state == NOT_MADE:

@@ -1,13 +1,17 @@
 """``rollback-watchdog drill``: a synthetic open incident through the watchdog's real path (watchdog/flows/drills.py).
 
 Published to the watchdog's topic (google-cloud-pubsub; ``PUBSUB_EMULATOR_HOST``
-honoured), or POSTed to the ``drill`` HTTP function.
+honoured), or POSTed to the ``drill`` HTTP function. Before anything is sent, the service
+must be one the watchdog watches (``--services``/``WATCHDOG_SERVICES``, else the deployed
+function's own list) and exist in Cloud Run: a typo is an exit 2 naming the watched
+services, never a drill message that blames an alert policy in the on-call channel.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 
@@ -16,10 +20,13 @@ from click.core import ParameterSource
 
 from watchdog.tools import reach
 from watchdog.tools.options import (
+    CLOUD_RUN_ENDPOINT_HELP,
     CONTEXT,
     TOPIC_RE,
     CouldNotCheck,
+    cloud_run,
     connect,
+    deployed_options,
     emit_json,
     json_option,
     named,
@@ -27,6 +34,7 @@ from watchdog.tools.options import (
     setting,
     target,
     waiting,
+    watched_services,
     where_options,
 )
 
@@ -34,7 +42,8 @@ EPILOG = """\b
 Exit codes:
   0  delivered: the message was published (its id is printed), or the drill function answered 2xx
   1  the drill function answered with an error (its answer is printed)
-  2  could not deliver: bad options, topic not found, endpoint unreachable
+  2  nothing sent: the service is not watched or does not exist (the watched services are listed),
+     bad options, topic not found, endpoint unreachable
 
 \b
 Examples:
@@ -51,9 +60,14 @@ Examples:
 @click.option("--url", help="POST to the drill HTTP function at this URL instead of publishing.")
 @setting("--id-token", envvar="WATCHDOG_ID_TOKEN", help="Bearer token for --url (WATCHDOG_ID_TOKEN).")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for delivery.")
+@setting("--services", envvar="WATCHDOG_SERVICES", help="Services the watchdog watches (WATCHDOG_SERVICES); "
+         "default: the deployed function's own list.")  # fmt: skip
+@setting("--cloud-run-endpoint", envvar="CLOUD_RUN_API_ENDPOINT", help=CLOUD_RUN_ENDPOINT_HELP)
+@deployed_options
 @json_option
 @click.pass_context
-def drill(ctx, project, region, service, live, topic, url, id_token, timeout, as_json) -> None:
+def drill(ctx, project, region, service, live, topic, url, id_token, timeout, services, cloud_run_endpoint, function,
+          functions_endpoint, as_json) -> None:  # fmt: skip
     """Send a synthetic OPEN incident for a service through the watchdog's real path.
 
     The incident (schema 1.2, cloud_run_revision, no revision: the watchdog picks the serving
@@ -70,6 +84,7 @@ def drill(ctx, project, region, service, live, topic, url, id_token, timeout, as
     if not url and not TOPIC_RE.match(topic):
         raise click.UsageError(f"{named(ctx, 'topic')} {topic!r} is not projects/PROJECT/topics/TOPIC")
     ref = target(ctx)
+    _check_watched(ctx, ref, services, function, functions_endpoint, cloud_run_endpoint, timeout)
     payload = drills.notification(ref, live)
     attributes = drills.attributes(live)
     incident_id = payload["incident"]["incident_id"]
@@ -97,6 +112,31 @@ def drill(ctx, project, region, service, live, topic, url, id_token, timeout, as
         emit_json({**result, "topic": topic, "message_id": message_id})
     else:
         click.echo(message_id)
+
+
+def _check_watched(ctx, ref, services, function: str, functions_endpoint: str, endpoint: str, timeout: float) -> None:
+    """Exit 2, sending nothing, unless the watchdog watches ``ref`` and Cloud Run knows it."""
+    from google.api_core import exceptions
+
+    from watchdog.config import ServiceScope
+
+    listed, where, _ = watched_services(ctx, services, ref.project, ref.region, function, functions_endpoint,
+                                        min(timeout, 15.0))  # fmt: skip
+    scope = ServiceScope.parse(listed)
+    if ref not in scope:
+        raise CouldNotCheck(f"{ref} is not a service the watchdog watches (from {where}: {scope.describe()}); "
+                            "nothing was sent. Check --service, --region and --project")  # fmt: skip
+    try:
+        client = cloud_run(endpoint or "")
+        with waiting(f"reading {ref}"):
+            client.get_service(ref, time.monotonic() + min(timeout, 15.0))
+    except exceptions.NotFound:
+        raise CouldNotCheck(f"Cloud Run has no service {ref}; nothing was sent. The watched services: "
+                            f"{scope.describe()}") from None  # fmt: skip
+    except (exceptions.PermissionDenied, exceptions.Forbidden) as error:
+        raise CouldNotCheck(f"you may not read {ref} ({reach.one_line(error)}); nothing was sent") from None
+    except Exception as error:  # noqa: BLE001 - Cloud Run not answering is what a drill may be for: say so, go on
+        progress(f"could not check that {ref} exists ({reach.one_line(error)}); sending the drill anyway")
 
 
 def _publish(topic: str, payload: dict, attributes: dict[str, str], timeout: float) -> str:
