@@ -105,7 +105,8 @@ def test_not_found_service_is_acknowledged_and_reported(start_stack):
     body = pubsub_body(incident_alert("does-not-exist", "does-not-exist-00001-abc"))
     assert deliver(stack.function.url, body) == (200, "OK")
     assert len(stack.messages) == 1
-    assert "NotFound" in stack.messages[0]["text"]
+    assert "the service the alert names was not found" in stack.messages[0]["text"]
+    assert "--to-revisions REVISION=100" in stack.messages[0]["text"]
     errors = [line for line in stack.function.logs() if line["severity"] == "ERROR"]
     assert errors
     assert errors[0]["decision"] == "error"
