@@ -1265,6 +1265,7 @@ def test_self_monitoring_covers_every_function_and_every_subscription() -> None:
     errors = block(conditions(policies()["watchdog_errors"])[0], "condition_matched_log")["filter"]
     assert "${local.watchdog_run_services}" in errors
     assert "${local.watchdog_functions}" in errors
+    _errors_filter_skips_the_request_log(errors)
     for name in ("watchdog_run_services", "watchdog_functions"):
         assert "[for n in local.watchdog_services :" in locals_()[name]
     assert set(resources("google_pubsub_subscription")) == {"push", "dead_letter"}
@@ -1272,3 +1273,24 @@ def test_self_monitoring_covers_every_function_and_every_subscription() -> None:
     assert block(resource("google_pubsub_subscription", "push"), "dead_letter_policy")["dead_letter_topic"] == dead
     watched = resource("google_monitoring_alert_policy", "dead_letters")["conditions"][0]["condition_threshold"][0]
     assert "${google_pubsub_subscription.dead_letter.name}" in watched["filter"]
+
+
+def _errors_filter_skips_the_request_log(written: str) -> None:
+    """The errors alert, evaluated as Logging would: the watchdog's own ERROR line and a crash's pages; the 500 a
+    hold answers on purpose (Cloud Run's request log, whatever severity it carries) does not."""
+    from tests.hcl_expressions import evaluate
+    from tests.logging_query import Query
+
+    names = {"local": {"watchdog_run_services": 'resource.labels.service_name="rollback-watchdog-events"',
+                       "watchdog_functions": 'resource.labels.function_name="rollback-watchdog-events"'},
+             "var": {"project_id": "p"}}  # fmt: skip
+    query = Query(evaluate(written, names))
+    resource = {"type": "cloud_run_revision", "labels": {"service_name": "rollback-watchdog-events"}}
+
+    def entry(log: str, severity: str) -> dict:
+        return {"logName": f"projects/p/logs/{log}", "severity": severity, "resource": resource}
+
+    assert query.matches(entry("run.googleapis.com%2Fstdout", "ERROR"))  # the watchdog's own ERROR line
+    assert query.matches(entry("run.googleapis.com%2Fstderr", "ERROR"))
+    assert not query.matches(entry("run.googleapis.com%2Fstdout", "WARNING"))  # a transient error, retried
+    assert not query.matches(entry("run.googleapis.com%2Frequests", "ERROR"))  # a 500 answered on purpose
