@@ -162,3 +162,21 @@ def _fault(**kw):
     from tests.standins.cloudrun import Fault
 
     return Fault(**kw)
+
+
+def test_an_unexpected_error_is_the_watchdogs_own_error_line_and_a_transient_one_is_not(start_stack):
+    """terraform/self_monitoring.tf pages on the watchdog's ERROR lines, not on Cloud Run's request log (where a
+    hold's deliberate 500s would page too): so a bug must write one itself; an expected 500 stays a WARNING."""
+    stack = start_stack(WATCHDOG_DEADLINE_SECONDS="8")
+    body = pubsub_body(fixture(BACKEND_ALERT))
+    stack.cloud_run.state.faults.append(_fault(status=503, times=1000))
+    assert deliver(stack.function.url, body)[0] == 500
+    assert [line for line in stack.function.logs() if line["severity"] == "ERROR"] == []
+    stack.cloud_run.state.faults.clear()
+    # an answer no rule knows (418): not transient, not permanent, so nothing handles it
+    stack.cloud_run.state.faults.append(_fault(status=418, times=1000))
+    assert deliver(stack.function.url, body)[0] == 500
+    [crash] = [line for line in stack.function.logs() if line.get("decision") == "crash"]
+    assert crash["severity"] == "ERROR"
+    assert crash["message"].startswith("unhandled ")
+    assert stack.traffic_updates() == []
