@@ -153,7 +153,7 @@ def drill(request):
     """A synthetic incident (watchdog/flows/drills.py): dry run unless "live"; 400 for anything not a drill."""
     from watchdog.flows import drills  # not on handle_alert's cold-start path
 
-    return drills.respond(request)
+    return drills.respond(request, app.instance)
 
 
 if os.environ.get("FUNCTION_TARGET") == "slack_actions":

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from tests.standins import iam
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
-from tests.support import FunctionProcess, fixture
+from tests.support import FunctionProcess, deliver, fixture
 
 AUTH = "projects/netra-staging/locations/us-central1/services/netra-auth-service"
 BACKEND = "projects/netra-staging/locations/us-central1/services/netra-backend-staging"
@@ -36,6 +37,13 @@ class Stack:
     def denied(self) -> list:
         """Every call the grants refused (a flow that needs a permission terraform does not grant)."""
         return self.grants.denied() if self.grants is not None else []
+
+    def deliver(self, body: dict, event_id: str = "", timeout: float = 90.0) -> tuple[int, str]:
+        """One delivery through functions-framework (as Eventarc posts it): (status, body)."""
+        return deliver(self.function.url, body, event_id, timeout)
+
+    def logs(self) -> list[dict]:
+        return self.function.logs()
 
     def patches(self, service: str | None = None) -> list[dict]:
         return [
@@ -118,7 +126,7 @@ def deployment(
     return iam.staging(watched, **variables)
 
 
-def as_identity(env: dict[str, str], identity: str, cloud_run: CloudRunStandIn, grants: iam.Grants | None) -> dict:
+def as_identity(env: dict[str, str], identity: str, cloud_run: Any, grants: iam.Grants | None) -> dict:
     """``env`` with the stand-ins reached through ``identity``'s doors (when the grants are enforced)."""
     if grants is None:
         return env
@@ -178,6 +186,60 @@ def start_stack(cloud_run, slack, tmp_path) -> Iterator[Callable[..., Stack]]:
     yield start
     for process in started:
         process.stop()
+    for grants in enforced:  # a flow that needed a permission terraform does not grant fails its test
+        if not grants.revoked:
+            assert grants.denied() == [], "a call the grants terraform/ makes refused"
+
+
+class _NoDoor:
+    """In process, Cloud Run is called as the fake's identity, not through a door."""
+
+    def door(self, identity: str) -> str:
+        return ""
+
+
+@pytest.fixture
+def in_process(slack) -> Iterator[Callable[..., Any]]:
+    """The watchdog function in process (tests/fakes.py ``InProcess``): the same flows over the Cloud Run stand-in's
+    model without a process or a socket, and the real Slack client against the Slack stand-in. Under the grants
+    terraform/ makes for WATCHDOG_SERVICES, as ``start_stack``, unless ``unenforced`` says why not."""
+    from tests.fakes import FakeCloudRun, InProcess
+    from tests.standins.cloudrun import CloudRunState
+
+    enforced: list[iam.Grants] = []
+
+    def start(unenforced: str = "", seed: dict | None = None, clock: Callable[[], float] | None = None,
+              **env: str) -> InProcess:  # fmt: skip
+        slack.state.reset()
+        state = CloudRunState(seed or fixture(SEED))
+        base = {
+            # a local endpoint: nothing in process ever reaches the real Cloud Run or Monitoring (FakeCloudRun
+            # answers Cloud Run; Monitoring only at a MONITORING_API_ENDPOINT the test starts)
+            "CLOUD_RUN_API_ENDPOINT": "http://cloud-run.in-process.invalid",
+            "WATCHDOG_SERVICES": "netra-auth-service,us-central1/netra-backend-staging",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_CHANNEL": "C0ONCALL",
+            "SLACK_API_URL": slack.api_url,
+            "WATCHDOG_DEADLINE_SECONDS": "8",
+            **env,
+        }
+        grants = None
+        if not unenforced:
+            variables = (
+                {"metrics_project": base["WATCHDOG_METRICS_PROJECT"]} if "WATCHDOG_METRICS_PROJECT" in base else {}
+            )
+            grants = iam.deployed(deployment(base["WATCHDOG_SERVICES"], seed, **variables))
+            enforced.append(grants)
+            base.setdefault("WATCHDOG_SERVICE_ACCOUNT", iam.FN)
+            base = as_identity(base, iam.FN, _NoDoor(), grants)  # Monitoring through the function's door
+            base["CLOUD_RUN_API_ENDPOINT"] = "http://cloud-run.in-process.invalid"
+        state.policy = grants
+        import time as _time
+
+        return InProcess(FakeCloudRun(state, iam.FN if grants is not None else ""), slack, base, grants,
+                         clock=clock or _time.time)  # fmt: skip
+
+    yield start
     for grants in enforced:  # a flow that needed a permission terraform does not grant fails its test
         if not grants.revoked:
             assert grants.denied() == [], "a call the grants terraform/ makes refused"

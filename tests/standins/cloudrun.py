@@ -637,91 +637,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         state = self.server.state
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else {}
         if url.path.startswith("/_control/"):
             return self._control(url.path, body)
-        who = caller(self, state.policy)
-        state.calling.identity = who
-        with state.lock:
-            entry = {
-                "method": method,
-                "path": url.path,
-                "query": {k: v[0] for k, v in query.items()},
-                "body": body,
-                "time": time.monotonic(),
-                "status": 0,  # filled in once answered; 0: no answer (fault)
-                "caller": who,
-            }
-            state.requests.append(entry)
-        if state.latency:
-            time.sleep(state.latency)
-        if state.policy is not None:  # IAM first, as Cloud Run: a refused call changes nothing, meets no fault
-            with state.lock:
-                refused = state.refusal(method, url.path)
-            if refused is not None:
-                entry["status"] = refused[0]
-                return self._send(*refused)
-        fault = state.take_fault(method, url.path)
-        if fault is not None:
-            if fault.kind == "reset":
-                self.close_connection = True
-                self.connection.close()
-                return None
-            if fault.kind == "delay":
-                time.sleep(fault.seconds)
-            elif fault.kind == "deploy":
-                name = _SERVICE.match(url.path) or _REVISIONS.match(url.path)
-                if name:
-                    _deploy_next(state, name.group(1))
-            elif fault.kind == "status":
-                entry["status"] = fault.status
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                return self._send(fault.status, _error(fault.status, fault.grpc_status, fault.message), headers)
-        status, payload = self._route(method, url.path, query, body)
-        entry["status"] = status
-        if state.on_served is not None:
-            state.on_served(entry)
-        self._send(status, payload)
+        answer = serve(state, method, url.path, parse_qs(url.query), body, caller(self, state.policy))
+        if answer is None:  # a scripted dropped connection
+            self.close_connection = True
+            self.connection.close()
+            return None
+        self._send(*answer)
         return None
-
-    def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
-        state = self.server.state
-        with state.lock:
-            if method == "GET" and (m := _SERVICE.match(path)):
-                if not state.allowed(m.group(1), "run.services.get"):
-                    return 403, _denied("run.services.get", m.group(1))
-                service = state.read_service(m.group(1))
-                return (200, service) if service else (404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found"))
-            if method == "POST" and (m := _SERVICE_TEST_IAM.match(path)):
-                if m.group(1) not in state.services:  # IAM answers for missing resources too; Cloud Run: 404
-                    return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
-                return 200, state.test_iam_permissions(m.group(1), list(body.get("permissions", [])))
-            if method == "GET" and (m := _SERVICES.match(path)):
-                items = [s for n, s in sorted(state.services.items()) if n.startswith(m.group(1) + "/")]
-                return 200, _page(copy.deepcopy(items), query, "services")
-            if method == "GET" and (m := _REVISIONS.match(path)):
-                if m.group(1) not in state.services:
-                    return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
-                listed = state.revisions.get(m.group(1), [])
-                if (query.get("showDeleted") or ["false"])[0].lower() != "true":  # as the API: deleted ones hidden
-                    listed = [r for r in listed if not r.get("deleteTime")]
-                return 200, _page(copy.deepcopy(listed), query, "revisions")
-            if method == "GET" and (m := _REVISION.match(path)):
-                found = state.read_revision(m.group(1))
-                return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
-            if method == "GET" and (m := _V1_REVISION.match(path)):
-                found = state.v1_revision(m.group(1), m.group(2))
-                return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
-            if method == "GET" and (m := _OPERATION.match(path)):
-                return state.get_operation(m.group(1))
-            if method == "PATCH" and (m := _SERVICE.match(path)):
-                mask = [p for p in (query.get("updateMask") or [""])[0].split(",") if p]
-                validate_only = (query.get("validateOnly") or ["false"])[0].lower() == "true"
-                return state.patch_service(m.group(1), [_snake_to_camel(p) for p in mask], body, validate_only)
-        return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}")
 
     def _control(self, path: str, body: dict) -> None:
         state = self.server.state
@@ -764,6 +691,89 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def serve(state: CloudRunState, method: str, path: str, query: dict, body: dict, who: str) -> tuple | None:
+    """One API call as Cloud Run answers it: logged, IAM-checked for ``who``, scripted faults applied, then served.
+
+    (status, payload, headers), or None for a dropped connection. The HTTP handler and the in-process fake
+    (tests/fakes.py) both answer through here, so they refuse, fail and log alike. ``query`` maps each key to its
+    values (``parse_qs``)."""
+    state.calling.identity = who
+    with state.lock:
+        entry = {
+            "method": method,
+            "path": path,
+            "query": {k: v[0] for k, v in query.items()},
+            "body": body,
+            "time": time.monotonic(),
+            "status": 0,  # filled in once answered; 0: no answer (fault)
+            "caller": who,
+        }
+        state.requests.append(entry)
+    if state.latency:
+        time.sleep(state.latency)
+    if state.policy is not None:  # IAM first, as Cloud Run: a refused call changes nothing, meets no fault
+        with state.lock:
+            refused = state.refusal(method, path)
+        if refused is not None:
+            entry["status"] = refused[0]
+            return (*refused, {})
+    fault = state.take_fault(method, path)
+    if fault is not None:
+        if fault.kind == "reset":
+            return None
+        if fault.kind == "delay":
+            time.sleep(fault.seconds)
+        elif fault.kind == "deploy":
+            name = _SERVICE.match(path) or _REVISIONS.match(path)
+            if name:
+                _deploy_next(state, name.group(1))
+        elif fault.kind == "status":
+            entry["status"] = fault.status
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return fault.status, _error(fault.status, fault.grpc_status, fault.message), headers
+    status, payload = _route(state, method, path, query, body)
+    entry["status"] = status
+    if state.on_served is not None:
+        state.on_served(entry)
+    return status, payload, {}
+
+
+def _route(state: CloudRunState, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
+    with state.lock:
+        if method == "GET" and (m := _SERVICE.match(path)):
+            if not state.allowed(m.group(1), "run.services.get"):
+                return 403, _denied("run.services.get", m.group(1))
+            service = state.read_service(m.group(1))
+            return (200, service) if service else (404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found"))
+        if method == "POST" and (m := _SERVICE_TEST_IAM.match(path)):
+            if m.group(1) not in state.services:  # IAM answers for missing resources too; Cloud Run: 404
+                return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
+            return 200, state.test_iam_permissions(m.group(1), list(body.get("permissions", [])))
+        if method == "GET" and (m := _SERVICES.match(path)):
+            items = [s for n, s in sorted(state.services.items()) if n.startswith(m.group(1) + "/")]
+            return 200, _page(copy.deepcopy(items), query, "services")
+        if method == "GET" and (m := _REVISIONS.match(path)):
+            if m.group(1) not in state.services:
+                return 404, _error(404, "NOT_FOUND", f"Service {m.group(1)} not found")
+            listed = state.revisions.get(m.group(1), [])
+            if (query.get("showDeleted") or ["false"])[0].lower() != "true":  # as the API: deleted ones hidden
+                listed = [r for r in listed if not r.get("deleteTime")]
+            return 200, _page(copy.deepcopy(listed), query, "revisions")
+        if method == "GET" and (m := _REVISION.match(path)):
+            found = state.read_revision(m.group(1))
+            return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
+        if method == "GET" and (m := _V1_REVISION.match(path)):
+            found = state.v1_revision(m.group(1), m.group(2))
+            return (200, found) if found else (404, _error(404, "NOT_FOUND", "Revision not found"))
+        if method == "GET" and (m := _OPERATION.match(path)):
+            return state.get_operation(m.group(1))
+        if method == "PATCH" and (m := _SERVICE.match(path)):
+            mask = [p for p in (query.get("updateMask") or [""])[0].split(",") if p]
+            validate_only = (query.get("validateOnly") or ["false"])[0].lower() == "true"
+            return state.patch_service(m.group(1), [_snake_to_camel(p) for p in mask], body, validate_only)
+    return 404, _error(404, "NOT_FOUND", f"no route for {method} {path}")
 
 
 def _deploy_next(state: CloudRunState, service_name: str) -> None:

@@ -87,7 +87,7 @@ from watchdog.core.intake import Alert
 from watchdog.core.ledger import Record
 from watchdog.core.report import duration
 from watchdog.core.traffic import is_ready, traffic_split
-from watchdog.core.vocabulary import VerdictAction
+from watchdog.core.vocabulary import Reason, State, VerdictAction
 
 INGEST_DELAY = 180.0  # seconds: sampled every 60 s, then up to 120 s before it is visible
 HORIZON = 86400.0  # the verification window: a day after the rollback
@@ -516,6 +516,19 @@ def note_due(record: Record, now: float, claim_seconds: float) -> bool:
     )
 
 
+CLOSED_VERIFICATION_CONTINUES = "closed_verification_continues"
+
+
+def follows(result: str, reason: str) -> bool:
+    """Whether verification follows what an alert (or a deploy-time hold) came to: a rollback, made or unconfirmed;
+    an alert on a revision a rollback restored (recorded on that rollback); and the close of a rollback's incident
+    while it is verified (the close is not a verdict: the ticks of the instance that saw it watch it too)."""
+    return result in (State.ROLLED_BACK, State.UNVERIFIED) or reason in (
+        Reason.ROLLBACK_DID_NOT_FIX,
+        CLOSED_VERIFICATION_CONTINUES,
+    )
+
+
 def on_close(record: Record, ended_at: float, now: float) -> tuple[str, Record | None]:
     """What the close of the incident that caused the rollback means for it: never evidence of recovery.
 
@@ -524,7 +537,7 @@ def on_close(record: Record, ended_at: float, now: float) -> tuple[str, Record |
     Returns the reason to log and the record with ``closed_at`` set (None when already set).
     """
     if under_verification(record, now):
-        reason = "closed_verification_continues"
+        reason = CLOSED_VERIFICATION_CONTINUES
     elif record.state:
         reason = "closed_after_verdict"
     else:

@@ -194,22 +194,17 @@ class CloudRun:
         )
         return [_to_dict(s) for s in pager]
 
-    def pin_traffic(
-        self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float
-    ) -> dict:
-        """Replace the service's traffic with ``traffic`` and write ``annotations``, in one update.
+    def start_pin(self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float):
+        """Replace the service's traffic with ``traffic`` and write ``annotations``, in one update, accepted by
+        Cloud Run: returns its operation, not yet done (:meth:`await_pin` waits for it).
 
         ``traffic`` is the complete v2 traffic list (``type``, ``revision``,
         ``percent``, ``tag``), tagged entries included: an update's traffic
         replaces the whole list. Only ``traffic`` and ``annotations`` are in the
         update mask, so no new revision is created; the etag makes a concurrent
         deploy fail the update (:class:`ConcurrentChange`) instead of being
-        overwritten. Returns the service as the finished operation reports it.
+        overwritten.
         """
-        return self.await_pin(ref, self.start_pin(ref, traffic, etag, annotations, deadline), deadline)
-
-    def start_pin(self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float):
-        """The update of :meth:`pin_traffic`, accepted by Cloud Run: returns its operation, not yet done."""
         service = run_v2.Service(name=ref.name, etag=etag, annotations=annotations, traffic=_traffic(traffic))
         return self._update(service, ["traffic", "annotations"], deadline)
 
@@ -244,63 +239,6 @@ class CloudRun:
                 continue  # a stale read from before the update: keep waiting for ours
             service = fresh
         return service
-
-    def validate_update(
-        self, ref: ServiceRef, traffic: list[dict], etag: str, annotations: dict[str, str], deadline: float
-    ) -> dict:
-        """Cloud Run's server-side dry run of a rollback: the same mask and body, ``validate_only=true``.
-
-        Nothing is persisted (service.proto: "validated and default values
-        populated, without persisting"); the operation is not polled (a dry run's
-        operation is not kept). Returns the would-be service the operation
-        carries (its ``response``, else its ``metadata``), or {} if it carries none.
-        """
-        service = run_v2.Service(
-            name=ref.name,
-            etag=etag,
-            annotations=annotations,
-            traffic=[run_v2.TrafficTarget(_traffic_target(t)) for t in traffic],
-        )
-        operation = self._update(service, ["traffic", "annotations"], deadline, validate_only=True)
-        raw = operation.operation
-        for packed in (raw.response, raw.metadata):
-            if packed.type_url.endswith("google.cloud.run.v2.Service"):
-                would_be = run_v2.Service.pb(run_v2.Service())
-                packed.Unpack(would_be)
-                return json_format.MessageToDict(would_be)
-        return {}
-
-    def test_permissions(self, resource: str, permissions: list[str], deadline: float) -> set[str]:
-        """Which of ``permissions`` the caller holds on a Cloud Run resource (``:testIamPermissions``)."""
-        from google.iam.v1 import iam_policy_pb2
-
-        response = self._services.test_iam_permissions(
-            request=iam_policy_pb2.TestIamPermissionsRequest(resource=resource, permissions=permissions),
-            retry=self._retry(deadline),
-            timeout=self._timeout(deadline),
-        )
-        return set(response.permissions)
-
-    def test_service_account_permissions(
-        self, iam_endpoint: str, email: str, permissions: list[str], deadline: float
-    ) -> set[str]:
-        """Which of ``permissions`` the caller holds on a service account (IAM API v1, REST).
-
-        ``POST {iam}/v1/projects/-/serviceAccounts/EMAIL:testIamPermissions`` with the
-        same credentials as the Cloud Run calls (google-auth's AuthorizedSession;
-        no IAM client library is a dependency).
-        """
-        url = f"{(iam_endpoint or 'https://iam.googleapis.com').rstrip('/')}/v1/projects/-/serviceAccounts/{email}"
-
-        def call() -> set[str]:
-            response = self._session.post(
-                url + ":testIamPermissions", json={"permissions": permissions}, timeout=self._timeout(deadline)
-            )
-            if response.status_code >= 400:
-                raise exceptions.from_http_response(response)
-            return set(response.json().get("permissions", []))
-
-        return self._retry(deadline)(call)()
 
     def set_traffic_and_annotations(
         self,
@@ -405,15 +343,6 @@ class CloudRun:
             if is_etag_conflict(error):
                 raise ConcurrentChange(str(error)) from error
             raise  # every other 409 / 400 / 412 is permanent: the handler reports it
-
-
-def _traffic_target(target: dict) -> dict:
-    """A v2 REST JSON traffic target as the proto-plus constructor takes it."""
-    out: dict = {"type_": target.get("type", "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION")}
-    for key in ("revision", "percent", "tag"):
-        if target.get(key):
-            out[key] = target[key]
-    return out
 
 
 def _settled(service: dict) -> bool:

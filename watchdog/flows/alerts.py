@@ -29,50 +29,37 @@ from watchdog.config import Config
 from watchdog.core import decision as rules
 from watchdog.core import guards, ledger, report, verification
 from watchdog.core.intake import Alert
-from watchdog.core.vocabulary import Result
+from watchdog.core.vocabulary import Reason, Result
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
+from watchdog.edges.cloudrun import ConcurrentChange
 from watchdog.flows import acknowledged
+from watchdog.flows.deps import Deps
 from watchdog.flows.outcomes import PERMANENT, RETRY, InProgress, Outcome, TransientError
-from watchdog.flows.reporting import Reporter, Told, remember
+from watchdog.flows.reporting import remember
 from watchdog.flows.rollback import Rollback
-from watchdog.flows.turns import Turns
 
 MAX_CONCURRENT_RETRIES = 3
 REPORT_SECONDS = 2.0  # kept for the report when deciding whether another attempt fits in the deadline
 
 
 class Alerts:
-    def __init__(
-        self,
-        config: Config,
-        cloud_run: CloudRun,
-        reporter: Reporter,
-        told: Told,
-        turns: Turns,
-        clock: Callable[[], float],
-        after_decision: Callable[[Alert, Outcome, float], None],
-        related: Callable[[Alert, rules.Decision, float], list[str]],
-    ) -> None:
-        self.config = config
-        self.cloud_run = cloud_run
-        self._reporter = reporter
-        self._told = told  # reports the ledger cannot remember
-        self._turns = turns
-        self._clock = clock
-        self._after_decision = after_decision  # metrics: after acting, best effort
-        self._related = related  # blast radius: other services with the same change, best effort
-        self._rollback = Rollback(config, cloud_run, reporter, clock, related)
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.config = deps.config
+        self.cloud_run = deps.cloud_run
+        self._reporter = deps.reporter
+        self._told = deps.told  # reports the ledger cannot remember
+        self._clock = deps.clock
+        self._related = deps.related  # blast radius: other services with the same change, best effort
+        self._rollback = Rollback(deps)
 
     def handle(self, alert: Alert, deadline: float, started: float, delivery_id: str = "") -> Outcome:
         """One alert, in its service's turn; raises :class:`TransientError` when Pub/Sub should redeliver."""
         outside = guards.outside_scope(alert, self.config)
         if outside:  # first, before any Cloud Run read: the grants for a service not watched would refuse it
-            outcome = self._outside_scope(alert, outside, deadline, started)
-            self._after_decision(alert, outcome, deadline)
-            return outcome
+            return self._done(alert, self._outside_scope(alert, outside, deadline, started), deadline)
         try:
-            with self._turns.turn(alert.service, deadline):
+            with self.deps.turns.turn(alert.service, deadline):
                 if alert.state == "closed":
                     outcome = self._closed(alert, deadline)
                 else:
@@ -88,17 +75,40 @@ class Alerts:
                 delivery_id=delivery_id,
                 elapsed_ms=_ms(started),
             )
-            self._after_decision(
+            self.deps.metric(
                 alert, Outcome(Result.RETRY, type(error).__name__, alert.incident_id, str(alert.service)), deadline
             )
             raise TransientError(str(error)) from error
-        self._after_decision(alert, outcome, deadline)
+        return self._done(alert, outcome, deadline)
+
+    def hold(self, alert: Alert, deadline: float) -> Outcome:
+        """The deploy-time hold's way in (flows/deploy_events.py), already in the deploy's turn: the same decision,
+        update, ledger and card as an alert's, then the same metric and verification."""
+        return self._done(alert, self.open(alert, deadline, time.monotonic()), deadline)
+
+    def _done(self, alert: Alert, outcome: Outcome, deadline: float) -> Outcome:
+        """What follows every decision, whichever door it came in by: the decision metric, then verification."""
+        self.deps.metric(alert, outcome, deadline)
+        if verification.follows(outcome.result, outcome.reason):
+            self._verify_after(alert, outcome, deadline)
         return outcome
+
+    def _verify_after(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
+        """Verification follows the rollback (the ticks read the service); an alert on a restored revision is
+        recorded on its rollback."""
+        try:
+            self.deps.watched.add(alert.service)
+            if outcome.reason == Reason.ROLLBACK_DID_NOT_FIX and outcome.decision is not None:
+                from watchdog.flows.verdicts import Verdicts  # not on an alert's cold-start path
+
+                Verdicts(self.deps).alert_fired_again(alert, outcome.decision.failing, deadline)
+        except Exception as error:  # noqa: BLE001 - the alert was handled; verification is a follow-up
+            logs.warning(f"could not record the alert for verification: {error}", incident_id=alert.incident_id)
 
     def open(self, alert: Alert, deadline: float, started: float) -> Outcome:
         """Decide and act, deciding again on a fresh read when the service changed under the update.
 
-        Also the deploy-time hold's way in (flows/deploy_events.py), already in the service's turn.
+        The deploy-time hold comes in here too, through :meth:`hold`.
         """
         conflicts = 0
         for _ in range(MAX_CONCURRENT_RETRIES):

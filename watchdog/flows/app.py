@@ -1,31 +1,56 @@
-"""Wiring: configuration, clients and the watchdog, built once per process."""
+"""Wiring: configuration, clients and the watchdog, built once per process into one bundle (flows/deps.py)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from watchdog.config import Config, ConfigError
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun
-from watchdog.edges.slack import notifier, remaining_until
+from watchdog.edges.slack import Notifier, notifier, remaining_until
 from watchdog.flows.delivery import Watchdog
+from watchdog.flows.deps import CloudRun, Deps, Watched
+from watchdog.flows.extras import after_decision, best_effort, best_effort_related, related
+from watchdog.flows.reporting import Reporter, Told
+from watchdog.flows.turns import Turns
 
 _lock = threading.Lock()
 _instance: Watchdog | None = None
 
 
-def build(config: Config) -> Watchdog:
-    from watchdog.flows.extras import after_decision, related
+def build(
+    config: Config,
+    *,
+    cloud_run: CloudRun | None = None,
+    notifiers: Callable[[float], Notifier] | None = None,
+    clock: Callable[[], float] = time.time,
+    metric: Callable[[Any, Any, float], None] | None = None,
+) -> Watchdog:
+    """The watchdog and every flow's dependencies, built once. The keywords replace the real clients (tests)."""
+    if cloud_run is None:
+        from watchdog.edges.cloudrun import CloudRun as CloudRunClient
 
-    cloud_run = CloudRun(config.cloud_run_endpoint)
-    return Watchdog(
-        config,
-        cloud_run,
-        lambda deadline: notifier(config.slack, remaining_until(deadline)),
-        after_decision=after_decision(config),
-        related=related(config, cloud_run),
+        cloud_run = CloudRunClient(config.cloud_run_endpoint)
+    slack = config.slack
+    deps = Deps(
+        config=config,
+        cloud_run=cloud_run,
+        # deadline → Notifier; built lazily, after the update
+        reporter=Reporter(
+            notifiers or (lambda deadline: notifier(slack, remaining_until(deadline))),
+            bot=slack.mode == "bot",
+            buttons=slack.mode == "bot" and bool(config.slack_team),
+        ),
+        clock=clock,
+        metric=best_effort(metric if metric is not None else after_decision(config)),  # after acting
+        related=best_effort_related(related(config, cloud_run)),  # blast radius, after the update
+        turns=Turns(),
+        told=Told(),
+        watched=Watched.of(config),
     )
+    return Watchdog(deps)
 
 
 def instance(env: Mapping[str, str] | None = None) -> Watchdog:

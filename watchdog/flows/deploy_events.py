@@ -43,17 +43,15 @@ from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog.config import Config
 from watchdog.core import deploys, ledger, precheck, sentinel
 from watchdog.core.deploys import DeployEvent
 from watchdog.core.intake import Alert, rfc3339
 from watchdog.core.traffic import traffic_split
 from watchdog.core.vocabulary import Result
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun
+from watchdog.flows.deps import Deps
 from watchdog.flows.outcomes import PERMANENT, RETRY, InProgress, Outcome, TransientError
-from watchdog.flows.reporting import Reporter, Told, remember
-from watchdog.flows.turns import Turns
+from watchdog.flows.reporting import Told, remember
 
 BY_NAME = 8  # revisions read by name at most per deploy event (what serves, the pin, the remembered baseline)
 
@@ -67,21 +65,15 @@ class _Posted(Exception):
 
 
 class DeployWatch:
-    def __init__(
-        self,
-        config: Config,
-        cloud_run: CloudRun,
-        reporter: Reporter,
-        turns: Turns,
-        hold: Callable[[Alert, float], Any] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.cloud_run = cloud_run
-        self._reporter = reporter
-        self._turns = turns
-        self._hold = hold  # the alert path: the same decision, update, ledger and card as an alert-driven rollback
-        self._clock = clock
+    def __init__(self, deps: Deps, hold: Callable[[Alert, float], Outcome]) -> None:
+        self.config = deps.config
+        self.cloud_run = deps.cloud_run
+        self._reporter = deps.reporter
+        self._turns = deps.turns
+        # the alert door (flows/alerts.py Alerts.hold): the same decision, update, ledger, card, metric and
+        # verification as an alert-driven rollback
+        self._hold = hold
+        self._clock = deps.clock
         self._warned = Told()  # deploys warned about, in this instance
 
     @property
@@ -217,10 +209,9 @@ class DeployWatch:
     ) -> tuple[Result, str, bool]:
         """Pin traffic back as soon as the deploy's revision serves: through the alert path, under its own incident."""
         revision = verdict.serves
-        if revision and traffic_split(service).get(revision, 0) > 0 and self._hold is not None:
+        if revision and traffic_split(service).get(revision, 0) > 0:
             alert = sentinel.hold_alert(event, revision, verdict.baseline, rfc3339(event.at) or self._clock())
-            outcome = self._hold(alert, deadline)
-            return Result.HELD, getattr(outcome, "reason", "held"), posted
+            return Result.HELD, self._hold(alert, deadline).reason, posted
         deployed = rfc3339(event.at)
         if deployed is not None and self._clock() - deployed > sentinel.HOLD_WAIT:
             logs.info(f"hold of {event.service}: the deploy never took traffic; nothing to hold", reason="hold_expired")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,8 +192,9 @@ def outcome_json(outcome: Any, request: DrillRequest | None = None) -> dict:
     return data
 
 
-def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
-    """Validate a drill request and hand it to the watchdog: (HTTP status, JSON body)."""
+def handle(body: Any, method: str, watchdog: Callable[[], Any]) -> tuple[int, dict]:
+    """Validate a drill request and hand it to the watchdog (``watchdog()``, main.py's ``app.instance``: built only
+    for a well-formed drill): (HTTP status, JSON body)."""
     if method != "POST":
         return 405, {"error": "method not allowed: POST a drill"}
     try:
@@ -200,15 +202,14 @@ def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
     except DrillRequestError as error:
         return 400, {"error": str(error)}
     from watchdog.config import ConfigError
-    from watchdog.flows import app
     from watchdog.flows.outcomes import TransientError
 
     try:
-        watchdog = app.instance()
+        built = watchdog()
     except ConfigError as error:
         return 500, {"error": f"the watchdog's configuration is invalid: {error}"}
     try:
-        outcome = watchdog.handle(
+        outcome = built.handle(
             request.notification, request.attributes, delivery_id=f"http-{request.alert.incident_id}"
         )
     except TransientError as error:
@@ -216,7 +217,7 @@ def handle(body: Any, method: str = "POST") -> tuple[int, dict]:
     return 200, outcome_json(outcome, request)
 
 
-def respond(request: Any) -> tuple[str, int, dict[str, str]]:
+def respond(request: Any, watchdog: Callable[[], Any]) -> tuple[str, int, dict[str, str]]:
     """The ``drill`` HTTP function's body (a Flask request in, a Flask response tuple out).
 
     The answer leaves the process like a Slack message or a log line: its values are shown by default
@@ -224,5 +225,5 @@ def respond(request: Any) -> tuple[str, int, dict[str, str]]:
     """
     from watchdog.core.redact import redact_json
 
-    status, body = handle(request.get_data(cache=False), request.method)
+    status, body = handle(request.get_data(cache=False), request.method, watchdog)
     return json.dumps(redact_json(body), ensure_ascii=False), status, {"Content-Type": "application/json"}

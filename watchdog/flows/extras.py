@@ -3,7 +3,7 @@
 - ``after_decision``: runs once the delivery is handled (the watchdog's own metric);
 - ``related``: runs after the traffic update, before the report (the blast radius).
 
-Both are best effort (``best_effort_after_decision``, ``best_effort_related``): a
+Both are best effort (``best_effort``, ``best_effort_related``): a
 failure is logged and the flow carries on; extras never undo or block a rollback,
 and the blast radius gives way to the report when the deadline is near. Neither
 imports anything heavy here: google-cloud-monitoring is imported on the first
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from watchdog.config import Config
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun
 
 RELATED_SECONDS = 5.0  # the blast radius is looked up only with this much of the deadline left
 
@@ -35,7 +35,7 @@ def after_decision(config: Config) -> Callable | None:
     return DecisionMetric(config.metrics_project, config.monitoring_endpoint)
 
 
-def related(config: Config, cloud_run: CloudRun) -> Callable | None:
+def related(config: Config, cloud_run: Any) -> Callable | None:
     """Other services in the project and region with the same change (watchdog/flows/blast_radius.py)."""
     from watchdog.flows import blast_radius
 
@@ -45,7 +45,7 @@ def related(config: Config, cloud_run: CloudRun) -> Callable | None:
     return lines
 
 
-def best_effort_after_decision(hook: Callable | None) -> Callable[..., None]:
+def best_effort(hook: Callable | None) -> Callable[..., None]:
     """``hook(alert, outcome, deadline)``, or nothing; a failure is logged, never raised."""
 
     def run(alert, outcome, deadline: float) -> None:

@@ -29,7 +29,8 @@ from google.api_core import exceptions as api_exceptions
 from watchdog.config import ServiceRef
 from watchdog.core import field_revert, ledger, traffic
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun, ConcurrentChange, confirmed
+from watchdog.edges.cloudrun import ConcurrentChange, confirmed
+from watchdog.flows.deps import CloudRun
 
 POLL_START, POLL_MAX = 0.5, 3.0  # seconds between reads of the new revision
 MOVE_SECONDS = 4.0  # of the deadline kept for moving traffic and telling on-call once it is Ready

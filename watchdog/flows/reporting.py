@@ -26,8 +26,8 @@ from watchdog.config import ServiceRef
 from watchdog.core import card, ledger, report
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun
 from watchdog.edges.slack import Posted
+from watchdog.flows.deps import CloudRun
 from watchdog.flows.outcomes import TransientError
 
 

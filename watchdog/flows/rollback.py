@@ -20,38 +20,30 @@ never a second rollback. An operation that ends in error is reported as failed
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog.config import Config
 from watchdog.core import card, field_revert, ledger, report, traffic, verification
 from watchdog.core import decision as rules
 from watchdog.core.intake import Alert
 from watchdog.core.vocabulary import State
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun, UpdateFailed, confirmed
+from watchdog.edges.cloudrun import UpdateFailed, confirmed
 from watchdog.edges.slack import Posted
+from watchdog.flows.deps import Deps
 from watchdog.flows.field_revert import FAILED, NOT_MADE, PENDING, SERVING, FieldRevert
 from watchdog.flows.outcomes import Outcome
-from watchdog.flows.reporting import Reporter, settle_report
+from watchdog.flows.reporting import settle_report
 
 
 class Rollback:
-    def __init__(
-        self,
-        config: Config,
-        cloud_run: CloudRun,
-        reporter: Reporter,
-        clock: Callable[[], float],
-        related: Callable[[Alert, rules.Decision, float], list[str]],
-    ) -> None:
-        self.config = config
-        self.cloud_run = cloud_run
-        self._reporter = reporter
-        self._clock = clock
-        self._related = related  # blast radius, best effort: after the update, before the report
+    def __init__(self, deps: Deps) -> None:
+        self.config = deps.config
+        self.cloud_run = deps.cloud_run
+        self._reporter = deps.reporter
+        self._clock = deps.clock
+        self._related = deps.related  # blast radius, best effort: after the update, before the report
 
     def roll_back(
         self,

@@ -23,66 +23,40 @@ Monitoring denial (403) is a verdict: "not verified", told once.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 
-from watchdog.config import Config, ServiceRef
+from watchdog.config import ServiceRef
 from watchdog.core import ledger
 from watchdog.core import verification as verify
-from watchdog.core.intake import Alert, Tick
+from watchdog.core.intake import Tick
 from watchdog.core.traffic import traffic_split
-from watchdog.core.vocabulary import Reason, Result
+from watchdog.core.vocabulary import Result
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun
+from watchdog.flows.deps import Deps
 from watchdog.flows.outcomes import Outcome
-from watchdog.flows.reporting import Reporter
-from watchdog.flows.turns import Turns
 from watchdog.flows.verdicts import Verdicts
 
 MONITORING_TIMEOUT = 5.0  # seconds per list_time_series; a slow Monitoring waits for the next tick
 
 
 class Ticks:
-    def __init__(
-        self, config: Config, cloud_run: CloudRun, reporter: Reporter, turns: Turns, clock: Callable[[], float]
-    ) -> None:
-        self.config = config
-        self.cloud_run = cloud_run
-        self._turns = turns
-        self._clock = clock
-        self._verdicts = Verdicts(config, cloud_run, reporter, clock)
-        self._lock = threading.Lock()
-        # Never dropped: the instance that gets the ticks is not the one that rolls back (terraform/pubsub.tf).
-        self._configured = frozenset(ServiceRef(*entry) for entry in config.services.entries if len(entry) == 3)
-        self._watched: set[ServiceRef] = set(self._configured)
+    def __init__(self, deps: Deps) -> None:
+        self.config = deps.config
+        self.cloud_run = deps.cloud_run
+        self._turns = deps.turns
+        self._clock = deps.clock
+        self._watched = deps.watched  # registered by the alert door (flows/alerts.py), and the configured services
+        self._verdicts = Verdicts(deps)
         self._series: Any = None  # Monitoring, on the first evidence read
 
-    def watch(self, ref: ServiceRef) -> None:
-        with self._lock:
-            self._watched.add(ref)
-
-    def watched(self) -> list[ServiceRef]:
-        with self._lock:
-            return sorted(self._watched, key=str)
-
     def _forget(self, ref: ServiceRef) -> None:
-        if ref in self._configured:
-            return  # read on every tick: its next rollback may come from another instance
-        with self._lock:
-            self._watched.discard(ref)
-
-    def after_alert(self, alert: Alert, outcome: Outcome, deadline: float) -> None:
-        """After an alert: register a rollback for verification; record an alert on a restored revision."""
-        self.watch(alert.service)
-        if outcome.reason == Reason.ROLLBACK_DID_NOT_FIX and outcome.decision is not None:
-            self._verdicts.alert_fired_again(alert, outcome.decision.failing, deadline)
+        self._watched.forget(ref)
 
     def handle(self, tick: Tick, deadline: float) -> Outcome:
-        refs = self.watched()
+        refs = self._watched.all()
         if not refs:
             logs.info("tick: nothing to verify", decision="tick", reason="nothing_to_verify")
             return Outcome(Result.NOTHING, "nothing_to_verify")

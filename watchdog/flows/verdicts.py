@@ -19,28 +19,29 @@ ticks both post. The ``no_traffic`` note is told the same way (``note``, ``note_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from watchdog.config import Config, ServiceRef
+from watchdog.config import ServiceRef
 from watchdog.core import decision as rules
 from watchdog.core import ledger, report, traffic, verdict_message
 from watchdog.core import verification as verify
 from watchdog.core.intake import Alert
 from watchdog.edges import logs
-from watchdog.edges.cloudrun import CloudRun, ConcurrentChange
-from watchdog.flows.reporting import Reporter, restated
+from watchdog.edges.cloudrun import ConcurrentChange
+from watchdog.flows.deps import Deps
+from watchdog.flows.reporting import restated
 
 LOUD = (verify.ESCALATED, verify.UNVERIFIED)  # logged at ERROR: on-call must act
 
 
 class Verdicts:
-    def __init__(self, config: Config, cloud_run: CloudRun, reporter: Reporter, clock: Callable[[], float]) -> None:
-        self.config = config
-        self.cloud_run = cloud_run
-        self._reporter = reporter
-        self._clock = clock
+    def __init__(self, deps: Deps) -> None:
+        self.config = deps.config
+        self.cloud_run = deps.cloud_run
+        self._reporter = deps.reporter
+        self._clock = deps.clock
 
     def settle(
         self,

@@ -308,7 +308,7 @@ def _scope(env: dict[str, str], project: str, region: str, deployment: Deploymen
 
 def _acting_as(config: Any, env, project: str, region: str, deployment: Deployment, deployed, timeout, progress):
     """(the finding that says whose rights are proven, a Cloud Run client acting as them or None)."""
-    from watchdog.edges.cloudrun import CloudRun
+    from watchdog.tools.probes import ProbingCloudRun
     from watchdog.tools.watched import Unreadable
     from watchdog.tools.watched import deployed as read_deployed
 
@@ -331,7 +331,7 @@ def _acting_as(config: Any, env, project: str, region: str, deployment: Deployme
         credentials = rights.impersonated(email, env, config.cloud_run_endpoint, timeout)
     except rights.CannotActAs as error:
         return Finding("identity", UNCHECKED, f"could not act as {email} to prove its rights: {error}", email), None
-    cloud_run = CloudRun(config.cloud_run_endpoint, credentials=credentials)
+    cloud_run = ProbingCloudRun(config.cloud_run_endpoint, credentials=credentials)
     return Finding("identity", OK, f"rights proven as {email} ({source}), impersonated", email), cloud_run
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.core import ledger, permissions
 from watchdog.core.alert_policies import OK, PROBLEM, UNCHECKED, Finding
 from watchdog.tools.reach import one_line
+
+if TYPE_CHECKING:
+    from watchdog.tools.probes import ProbingCloudRun
 
 SERVICE_PERMISSIONS = ["run.services.get", "run.services.update"]
 ACT_AS = "iam.serviceAccounts.actAs"
@@ -67,7 +70,7 @@ def service_findings(
     timeout: float,
     progress: Callable[[str], None],
     *,
-    cloud_run: Any,
+    cloud_run: ProbingCloudRun,
     project_number: str = "",
     iam_endpoint: str = "",
     incident: str,
@@ -111,7 +114,7 @@ def service_findings(
 
 
 def rollback_rights(
-    cloud_run: Any,
+    cloud_run: ProbingCloudRun,
     ref: Any,
     service: dict,
     label: str,
