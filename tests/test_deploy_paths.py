@@ -4,8 +4,8 @@ deploy releases the watchdog's pin, which revision it made, what served before i
 Each named case is an audit entry as the audit log writes it (tests/fixtures/deploys/, INFERRED fields marked in
 its ``_comment``) and the world as the watchdog reads it (tests/deploy_worlds.py), judged by the pure sentinel.
 The ones that need the shell (the revision read by name behind a hundred previews, two processes at once, the
-un-pin warned and held through the alert path) also run end to end, through functions-framework and the stand-ins
-under terraform's grants.
+un-pin warned and held through the alert path) also run through the shell under terraform's grants: in process
+(tests/fakes.py), and two processes at once through functions-framework.
 """
 
 from __future__ import annotations
@@ -403,7 +403,7 @@ def rewind_rollback(stack, seconds: float) -> None:
 def pinned_by_the_alert(stack) -> dict:
     """The incident's alert: the watchdog pins auth to 00041 (field revert off, so the pin stays), two hours ago."""
     alert = fixture("alerts/incident_auth_db_timeout_log_match.json")
-    assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    assert stack.deliver(pubsub_body(alert)) == (200, "OK")
     [card] = stack.messages
     assert stack.serving(w.AUTH) == {w.R41: 100}
     rewind_rollback(stack, 2 * 3600)
@@ -420,11 +420,11 @@ def terraform_applies(stack) -> tuple[dict, str]:
 
 
 @pytest.mark.e2e
-def test_terraform_unpin_is_warned_loudly_in_the_incident_thread(start_stack):
-    stack = start_stack(WATCHDOG_FIELD_REVERT="off")
+def test_terraform_unpin_is_warned_loudly_in_the_incident_thread(in_process):
+    stack = in_process(WATCHDOG_FIELD_REVERT="off")
     card = pinned_by_the_alert(stack)
     entry, applied = terraform_applies(stack)
-    assert deliver(stack.function.url, pubsub_body(entry)) == (200, "OK")
+    assert stack.deliver(pubsub_body(entry)) == (200, "OK")
     [warning] = stack.messages[1:]
     assert (warning["thread_ts"], warning.get("reply_broadcast")) == (card["ts"], True)  # pages the channel
     section = warning["blocks"][0]["text"]["text"]
@@ -439,12 +439,12 @@ def test_terraform_unpin_is_warned_loudly_in_the_incident_thread(start_stack):
 
 
 @pytest.mark.e2e
-def test_terraform_unpin_is_held_under_hold_through_the_alert_path(start_stack):
-    stack = start_stack(WATCHDOG_FIELD_REVERT="off", WATCHDOG_SENTINEL="hold")
+def test_terraform_unpin_is_held_under_hold_through_the_alert_path(in_process):
+    stack = in_process(WATCHDOG_FIELD_REVERT="off", WATCHDOG_SENTINEL="hold")
     card = pinned_by_the_alert(stack)
     entry, applied = terraform_applies(stack)
     body = pubsub_body(entry)
-    assert deliver(stack.function.url, body) == (200, "OK")  # its revision serves already: held at once
+    assert stack.deliver(body) == (200, "OK")  # its revision serves already: held at once
     assert stack.serving(w.AUTH) == {w.R41: 100}
     key = parse(entry).key
     hold = ledger.find(stack.cloud_run.state.services[w.AUTH]["annotations"], f"hold-{key}")
@@ -453,11 +453,12 @@ def test_terraform_unpin_is_held_under_hold_through_the_alert_path(start_stack):
     assert warning["thread_ts"] == card["ts"]
     assert f"will pin traffic back to {w.R41} as soon as {applied} serves" in warning["text"]
     assert held["text"].startswith(f"Rolled back netra-auth-service to {w.R41}")
-    assert deliver(stack.function.url, body) == (200, "OK")  # a copy changes nothing more
+    assert stack.deliver(body) == (200, "OK")  # a copy changes nothing more
     assert len(stack.traffic_updates()) == 2
     assert len(stack.messages) == 3
 
 
+@pytest.mark.e2e
 @pytest.mark.e2e
 def test_one_warning_when_two_processes_receive_the_same_entry_at_once(start_stack, tmp_path):
     at = time.time()
@@ -497,14 +498,14 @@ def test_one_warning_when_two_processes_receive_the_same_entry_at_once(start_sta
 
 
 @pytest.mark.e2e
-def test_the_serving_revision_behind_120_previews_is_read_by_name(start_stack):
+def test_the_serving_revision_behind_120_previews_is_read_by_name(in_process):
     at = time.time()
     base = w.auth(incident_seed_at(at - 10 * 86400))
     world = w.serving(w.previews(base, 120, start=w.created(base, w.R41) + 3600), w.R41)
-    stack = start_stack(seed=world)
+    stack = in_process(seed=world)
     state = stack.cloud_run.state
     entry = now_entry("v2_UpdateService_terraform_after_previews", at)  # the apply's first entry: operation start
-    assert deliver(stack.function.url, pubsub_body(entry)) == (200, "OK")
+    assert stack.deliver(pubsub_body(entry)) == (200, "OK")
     [warning] = stack.messages
     assert f"Serving before it: `{w.R41}`" in warning["text"]
     assert "egress-flip" in warning["text"]

@@ -1,4 +1,6 @@
-"""Deploy events: audit entries in (both API versions, both delivery paths), the sentinel's warning out."""
+"""Deploy events: audit entries in (both API versions, both delivery paths), the sentinel's warning out.
+
+The flows in process (tests/fakes.py); the delivery paths and a cold start through functions-framework (``e2e``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support import FIXTURES, deliver, fixture, post, pubsub_body
+from tests.support import FIXTURES, fixture, post, pubsub_body
 from watchdog.config import Config, ServiceScope
 from watchdog.core import ledger, precheck
 from watchdog.core.deploys import DeployEvent
@@ -289,13 +291,14 @@ def before_the_breaking_deploy(stack) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.e2e
 def test_one_warning_per_deploy_whatever_arrives(start_stack):
     stack = start_stack()
     before_the_breaking_deploy(stack)
     first = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
     last = entry("v2_UpdateService_terraform_last_entry_no_request.INFERRED.json")
     for body in (pubsub_body(first), pubsub_body(last), pubsub_body(first)):
-        assert deliver(stack.function.url, body) == (200, "OK")
+        assert stack.deliver(body) == (200, "OK")
     assert eventarc_audit(stack.function.url, first)[0] == 200
     assert stack.traffic_attempts() == []
     [warning] = stack.messages
@@ -306,10 +309,11 @@ def test_one_warning_per_deploy_whatever_arrives(start_stack):
     # a new instance (cold start) still remembers: the ledger has it
     stack.function.stop()
     stack.function.start()
-    assert deliver(stack.function.url, pubsub_body(first)) == (200, "OK")
+    assert stack.deliver(pubsub_body(first)) == (200, "OK")
     assert len(stack.messages) == 1
 
 
+@pytest.mark.e2e
 @pytest.mark.e2e
 def test_out_of_scope_services_are_warned_never_read_nor_written(start_stack):
     """The function may read only the watched services: a deploy of another is judged from its request alone."""
@@ -324,7 +328,7 @@ def test_out_of_scope_services_are_warned_never_read_nor_written(start_stack):
     assert "all-traffic-cloud-sql" in warning["text"]  # what the request alone shows
     assert stack.cloud_run.state.requests == []
     assert stack.denied() == []
-    assert [line for line in stack.function.logs() if line["severity"] == "ERROR"] == []
+    assert [line for line in stack.logs() if line["severity"] == "ERROR"] == []
 
 
 def _fix(traffic: list[dict]) -> dict:
@@ -359,14 +363,14 @@ FIX_TRAFFIC = {
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(("traffic", "says"), FIX_TRAFFIC.values(), ids=FIX_TRAFFIC.keys())
-def test_the_fix_deployed_while_traffic_is_pinned_is_noted_in_the_incident_thread(start_stack, traffic, says):
-    stack = start_stack(WATCHDOG_FIELD_REVERT="off")  # a pin that stays: the field revert would release it
-    assert deliver(stack.function.url, pubsub_body(fixture("alerts/incident_auth_db_timeout_log_match.json"))) == (
+def test_the_fix_deployed_while_traffic_is_pinned_is_noted_in_the_incident_thread(in_process, traffic, says):
+    stack = in_process(WATCHDOG_FIELD_REVERT="off")  # a pin that stays: the field revert would release it
+    assert stack.deliver(pubsub_body(fixture("alerts/incident_auth_db_timeout_log_match.json"))) == (
         200,
         "OK",
     )
     [report] = stack.messages
-    assert deliver(stack.function.url, pubsub_body(_fix(traffic))) == (200, "OK")
+    assert stack.deliver(pubsub_body(_fix(traffic))) == (200, "OK")
     note = stack.messages[-1]
     assert note["thread_ts"] == report["ts"]
     assert "reply_broadcast" not in note  # a note, not a page
@@ -376,24 +380,24 @@ def test_the_fix_deployed_while_traffic_is_pinned_is_noted_in_the_incident_threa
 
 
 @pytest.mark.e2e
-def test_malformed_deploy_entries_are_acknowledged_and_change_nothing(start_stack):
-    stack = start_stack()
+def test_malformed_deploy_entries_are_acknowledged_and_change_nothing(in_process):
+    stack = in_process()
     bad = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
     bad["protoPayload"]["request"] = {"service": {"template": "nope"}}
-    assert deliver(stack.function.url, pubsub_body(bad)) == (200, "OK")
+    assert stack.deliver(pubsub_body(bad)) == (200, "OK")
     assert stack.patches() == []
     assert stack.messages == []
-    assert any(line.get("decision") == "ignored" for line in stack.function.logs())
+    assert any(line.get("decision") == "ignored" for line in stack.logs())
 
 
 @pytest.mark.e2e
-def test_hold_pins_traffic_back_once_the_risky_deploy_serves_and_undo_applies(start_stack):
-    stack = start_stack(WATCHDOG_SENTINEL="hold")
+def test_hold_pins_traffic_back_once_the_risky_deploy_serves_and_undo_applies(in_process):
+    stack = in_process(WATCHDOG_SENTINEL="hold")
     before_the_breaking_deploy(stack)
     event = entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
     event["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5))
     body = pubsub_body(event)
-    assert deliver(stack.function.url, body)[0] == 500  # warned; its revision does not serve yet: redeliver
+    assert stack.deliver(body)[0] == 500  # warned; its revision does not serve yet: redeliver
     [warning] = stack.messages
     assert "will pin traffic back to netra-auth-service-00041-kip as soon as the new revision serves" in warning["text"]
     assert stack.traffic_attempts() == []
@@ -406,7 +410,7 @@ def test_hold_pins_traffic_back_once_the_risky_deploy_serves_and_undo_applies(st
     )
     risky["vpcAccess"]["egress"] = "ALL_TRAFFIC"
     stack.cloud_run.state.deploy(AUTH, risky)
-    assert deliver(stack.function.url, body) == (200, "OK")  # the redelivery holds it
+    assert stack.deliver(body) == (200, "OK")  # the redelivery holds it
     assert stack.serving(AUTH) == {"netra-auth-service-00041-kip": 100}
     record = ledger.find(stack.cloud_run.state.services[AUTH]["annotations"], f"hold-{parse(event).key}")
     assert (record.from_revision, record.to_revision) == (
@@ -416,16 +420,16 @@ def test_hold_pins_traffic_back_once_the_risky_deploy_serves_and_undo_applies(st
     assert len(stack.messages) == 2  # the warning, then the hold's card
     assert stack.messages[1]["text"].startswith("Rolled back netra-auth-service to netra-auth-service-00041-kip")
     # more copies of the entry change nothing; the cooldown and the ledger apply as for any rollback
-    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.deliver(body) == (200, "OK")
     assert len(stack.traffic_updates()) == 1
 
 
 @pytest.mark.e2e
-def test_hold_never_touches_services_out_of_scope(start_stack):
-    stack = start_stack(WATCHDOG_SENTINEL="hold", WATCHDOG_SERVICES="other")
+def test_hold_never_touches_services_out_of_scope(in_process):
+    stack = in_process(WATCHDOG_SENTINEL="hold", WATCHDOG_SERVICES="other")
     before_the_breaking_deploy(stack)
     event = entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
-    assert deliver(stack.function.url, pubsub_body(event)) == (200, "OK")
+    assert stack.deliver(pubsub_body(event)) == (200, "OK")
     [warning] = stack.messages
     assert "will only report" in warning["text"]
     assert stack.patches() == []

@@ -1,5 +1,6 @@
-"""The field revert end to end: functions-framework, the Cloud Run and Slack stand-ins, and the history
-where a hotfix landed on top of the breaking deploy (tests/fixtures/histories/hotfix_on_top.json).
+"""The field revert: the Cloud Run and Slack stand-ins, and the history where a hotfix landed on top of the
+breaking deploy (tests/fixtures/histories/hotfix_on_top.json). The alert path in process (tests/fakes.py); the
+buttons' function and the operator commands through functions-framework and the CLI (marked ``e2e``).
 
 The watchdog pins first (traffic is safe in seconds), then creates a revision with the failing
 revision's code and only the egress set back, and moves the pinned share to it once it is Ready.
@@ -13,10 +14,8 @@ import json
 import pytest
 
 from tests import histories
-from tests.support import deliver, incident_alert, pubsub_body
+from tests.support import incident_alert, pubsub_body
 from watchdog.core import field_revert, ledger
-
-pytestmark = pytest.mark.e2e
 
 REVISION = field_revert.revision_name("checkout", "0.hotfix-1")
 
@@ -40,9 +39,9 @@ def record(stack, history) -> ledger.Record:
     return found
 
 
-def test_the_hotfix_stays_in_service_with_only_the_egress_set_back(start_stack):
-    stack, history = start(start_stack)
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+def test_the_hotfix_stays_in_service_with_only_the_egress_set_back(in_process):
+    stack, history = start(in_process)
+    assert stack.deliver(alert(history)) == (200, "OK")
 
     state = stack.cloud_run.state
     service = state.services[history.full_name]
@@ -83,15 +82,15 @@ def test_the_hotfix_stays_in_service_with_only_the_egress_set_back(start_stack):
     assert "The pin is released" in text
     assert "code kept" in text
     assert "The rollback also put back" not in text  # nothing else was put back
-    logs = {line.get("decision") for line in stack.function.logs()}
+    logs = {line.get("decision") for line in stack.logs()}
     assert {"rolled_back", "field_revert_created", "field_reverted"} <= logs
 
 
-def test_a_revision_that_never_becomes_ready_leaves_the_pin_and_pages(start_stack):
-    stack, history = start(start_stack)
+def test_a_revision_that_never_becomes_ready_leaves_the_pin_and_pages(in_process):
+    stack, history = start(in_process)
     stack.cloud_run.state.new_revisions = "failed"
     stack.cloud_run.state.ready_after_reads = 2
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
 
     service = stack.cloud_run.state.services[history.full_name]
     serving = {s["revision"]: s["percent"] for s in service["trafficStatuses"] if s["percent"]}
@@ -117,9 +116,10 @@ def cli(stack, *args: str):
     return CliRunner().invoke(command, [*args, *where, "--json"], env={"CLOUD_RUN_API_ENDPOINT": stack.cloud_run.url})
 
 
+@pytest.mark.e2e
 def test_undo_after_a_field_revert_puts_traffic_back_as_it_was_and_deletes_nothing(start_stack):
     stack, history = start(start_stack)
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
     assert serving(stack, history) == {REVISION: 100}
     revisions = len(stack.cloud_run.state.revisions[history.full_name])
 
@@ -131,9 +131,10 @@ def test_undo_after_a_field_revert_puts_traffic_back_as_it_was_and_deletes_nothi
     assert record(stack, history).undone_at() is not None
 
 
+@pytest.mark.e2e
 def test_offer_mode_pins_and_the_revert_field_command_does_what_the_card_offers(start_stack):
     stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
     assert serving(stack, history) == {history.name(1): 100}  # a pin: later deploys are out of service
     assert record(stack, history).revert == ""
     assert "revert-field" in json.dumps(stack.messages[0]["blocks"])  # the card offers it
@@ -152,9 +153,10 @@ def test_offer_mode_pins_and_the_revert_field_command_does_what_the_card_offers(
     assert json.loads(again.stdout)["reason"] == "already_reverted"
 
 
+@pytest.mark.e2e
 def test_the_revert_field_command_is_guarded_like_undo(start_stack):
     stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
     stack.cloud_run.state.deploy(history.full_name, {**stack.cloud_run.state.revisions[history.full_name][0],
                                                      "name": f"{history.full_name}/revisions/checkout-00009-new"},
                                  to_latest=False)  # fmt: skip
@@ -180,7 +182,7 @@ def offered(start_stack, tmp_path):
 
     stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer", **BUTTONS)
     stack.slack.state.users["U0ONCALL"] = user("U0ONCALL")
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
     assert serving(stack, history) == {history.name(1): 100}
     env = stack.env_as(iam.ACT, **BUTTONS)
     with FunctionProcess(env, target="slack_actions", signature="http", log_path=tmp_path / "actions.log") as actions:
@@ -209,7 +211,7 @@ def button_ids(stack) -> list[str]:
 
 
 def tick(stack) -> None:
-    assert deliver(stack.function.url, pubsub_body(b"tick", attributes=TICK)) == (200, "OK")
+    assert stack.deliver(pubsub_body(b"tick", attributes=TICK)) == (200, "OK")
 
 
 def test_the_revert_field_button_creates_the_revision_and_a_tick_moves_traffic_to_it(offered):

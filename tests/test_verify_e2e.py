@@ -1,4 +1,5 @@
-"""Know that the rollback worked: ticks through the real functions-framework server.
+"""Know that the rollback worked: ticks in process (tests/fakes.py), and through the real functions-framework
+server where the wiring is the point (the scheduler's message through Pub/Sub, two instances, webhook mode; ``e2e``).
 
 A real rollback is made by an alert; then the record is aged on the Cloud Run stand-in (its
 ``at`` moved back, as if the rollback had happened minutes ago), points are seeded in the
@@ -22,8 +23,6 @@ from tests.standins.monitoring import MonitoringStandIn
 from tests.support import FunctionProcess, deliver, fixture, incident_alert, pubsub_body
 from watchdog.core import ledger
 
-pytestmark = pytest.mark.e2e
-
 BACKEND_ALERT = "alerts/incident_backend_startup_metric_threshold.json"
 RESTORED = "netra-backend-staging-00118-paz"
 FAILING = "netra-backend-staging-00119-qor"
@@ -44,17 +43,24 @@ def monitoring():
 
 
 @pytest.fixture
-def stack(start_stack, monitoring):
+def stack(in_process, monitoring):
+    """The function in process (tests/fakes.py), Monitoring through its door; the ticks' own wiring through
+    functions-framework: ``function_stack``."""
+    return in_process(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_VERIFY_MINUTES="10")
+
+
+@pytest.fixture
+def function_stack(start_stack, monitoring):
     return start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_VERIFY_MINUTES="10")
 
 
-def tick(url: str) -> int:
-    status, _ = deliver(url, pubsub_body(b"tick", attributes=TICK))
+def tick(stack) -> int:
+    status, _ = stack.deliver(pubsub_body(b"tick", attributes=TICK))
     return status
 
 
 def roll_back(stack) -> dict:
-    assert deliver(stack.function.url, pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
+    assert stack.deliver(pubsub_body(fixture(BACKEND_ALERT))) == (200, "OK")
     assert stack.serving(BACKEND) == {RESTORED: 100}
     [report] = stack.messages
     return report
@@ -116,7 +122,7 @@ def test_a_rollback_that_recovers_is_confirmed_once_in_its_thread(stack, monitor
     # the failing revision still logs failures: not the restored revision's, so not evidence
     monitoring.store.add(points(FAILING, FAILURES, [at + 60, at + 300]))
 
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
 
     assert len(stack.messages) == 2
     verdict = stack.messages[1]
@@ -144,8 +150,8 @@ def test_a_rollback_that_recovers_is_confirmed_once_in_its_thread(stack, monitor
 
     # a duplicate tick and the next minute's tick: the service was forgotten, nothing is called or posted
     before_run, before_mon = cloud_run_calls(stack), len(monitoring.requests)
-    assert tick(stack.function.url) == 200
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 2
     assert (cloud_run_calls(stack), len(monitoring.requests)) == (before_run, before_mon)
 
@@ -154,15 +160,15 @@ def test_verification_waits_for_the_quiet_time_beyond_the_ingest_delay(stack, mo
     roll_back(stack)
     at = age(stack, 11)  # 11 minutes, but Monitoring shows only up to 3 minutes ago: 8 of 10 quiet minutes
     healthy_startup(monitoring, at)
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 1
     assert record(stack).state == ""
-    waited = [line for line in stack.function.logs() if line.get("reason") == "waiting_for_quiet"]
+    waited = [line for line in stack.logs() if line.get("reason") == "waiting_for_quiet"]
     assert waited
     assert "quiet with traffic for 8m" in waited[0]["message"]
     monitoring.store.clear()
     healthy_startup(monitoring, age(stack, 14))  # the same probes, three minutes further back
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert record(stack).state == "recovered"
 
 
@@ -171,7 +177,7 @@ def test_failures_continuing_on_the_restored_revision_escalate_loudly_and_never_
     at = age(stack, 5)
     monitoring.store.add(points(RESTORED, FAILURES, [at + 60, at + 120], 3))
 
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
 
     [_, escalation] = stack.messages
     assert escalation["thread_ts"] == report["ts"]
@@ -182,10 +188,10 @@ def test_failures_continuing_on_the_restored_revision_escalate_loudly_and_never_
     assert f"6 new {FAILURES}" in blocks  # what was seen
     assert (record(stack).state, record(stack).why) == ("escalated", "failures_continue")
     # later ticks post nothing more; a new alert on the restored revision does not roll back again
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 2
     again = pubsub_body(incident_alert("netra-backend-staging", RESTORED))
-    assert deliver(stack.function.url, again) == (200, "OK")
+    assert stack.deliver(again) == (200, "OK")
     assert len(stack.traffic_updates()) == 1
     assert stack.serving(BACKEND) == {RESTORED: 100}
 
@@ -194,7 +200,7 @@ def test_unhealthy_probes_on_the_restored_revision_escalate(stack, monitoring):
     roll_back(stack)
     at = age(stack, 5)
     monitoring.store.add(points(RESTORED, PROBES, [at + 60], 2, is_healthy="false", probe_type="Startup"))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert (record(stack).state, record(stack).why) == ("escalated", "probes_failing")
     assert "2 unhealthy" in text_of(stack.messages[-1])
 
@@ -202,7 +208,7 @@ def test_unhealthy_probes_on_the_restored_revision_escalate(stack, monitoring):
 def test_an_alert_on_the_restored_revision_records_the_escalation(stack, monitoring):
     roll_back(stack)
     again = pubsub_body(incident_alert("netra-backend-staging", RESTORED, incident_id="0.again-1"))
-    assert deliver(stack.function.url, again) == (200, "OK")
+    assert stack.deliver(again) == (200, "OK")
 
     assert len(stack.traffic_updates()) == 1  # no further automatic rollback
     [_, decision] = stack.messages  # the decision's loud report is the escalation: on-call is paged once
@@ -212,9 +218,9 @@ def test_an_alert_on_the_restored_revision_records_the_escalation(stack, monitor
     assert (done.state, done.why) == ("escalated", "alert_fired_again")
     assert done.told_at is not None
     # a redelivery of that alert and the ticks that follow add nothing
-    assert deliver(stack.function.url, again) == (200, "OK")
+    assert stack.deliver(again) == (200, "OK")
     age(stack, 20)
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 2
     assert (record(stack).state, record(stack).told_at) == ("escalated", done.told_at)
 
@@ -225,23 +231,23 @@ def test_monitoring_unavailable_means_retry_on_the_next_tick_never_recovered(sta
     healthy_startup(monitoring, at)
     monitoring.fail_next("ListTimeSeries", grpc.StatusCode.UNAVAILABLE, n=1)
 
-    assert tick(stack.function.url) == 200  # acknowledged: the next tick is the retry
+    assert tick(stack) == 200  # acknowledged: the next tick is the retry
     assert len(stack.messages) == 1
     assert record(stack).state == ""
-    assert any(line.get("reason") == "monitoring_unavailable" for line in stack.function.logs())
+    assert any(line.get("reason") == "monitoring_unavailable" for line in stack.logs())
 
     monitoring.fail_next("ListTimeSeries", grpc.StatusCode.DEADLINE_EXCEEDED, n=1)
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert record(stack).state == ""
 
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert record(stack).state == "recovered"
     assert len(stack.messages) == 2
 
 
 def test_a_tick_with_nothing_to_verify_calls_nothing(stack, monitoring):
     for _ in range(3):
-        assert tick(stack.function.url) == 200
+        assert tick(stack) == 200
     assert stack.cloud_run.state.requests == []
     assert monitoring.requests == []
     assert stack.messages == []
@@ -250,25 +256,27 @@ def test_a_tick_with_nothing_to_verify_calls_nothing(stack, monitoring):
 def test_a_tick_is_never_an_alert(stack, monitoring):
     """An incident in a tick's data is still a tick: no read, no rollback."""
     body = pubsub_body(fixture(BACKEND_ALERT), attributes=TICK)
-    assert deliver(stack.function.url, body) == (200, "OK")
+    assert stack.deliver(body) == (200, "OK")
     assert stack.cloud_run.state.requests == []
     assert stack.traffic_updates() == []
 
 
+@pytest.mark.e2e
 def test_every_tick_reads_the_fully_qualified_scope(start_stack, monitoring):
     """Ticks reach the events function, and rollbacks come from the alert function (terraform/pubsub.tf): the
     configured services are read on every tick, one GetService each, and nothing more while none is verifying."""
     stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_SERVICES=FULL_SCOPE)
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in stack.cloud_run.state.requests) == [
         "netra-auth-service", "netra-backend-staging"
     ]  # fmt: skip
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.cloud_run.state.requests) == 4
     assert {r["method"] for r in stack.cloud_run.state.requests} == {"GET"}
     assert monitoring.requests == []
 
 
+@pytest.mark.e2e
 def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monitoring, tmp_path):
     stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_SERVICES=FULL_SCOPE,
                         WATCHDOG_VERIFY_MINUTES="10")  # fmt: skip
@@ -279,7 +287,9 @@ def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monito
     try:
         statuses: list[int] = []
         senders = [
-            threading.Thread(target=lambda url=url: statuses.append(tick(url)))
+            threading.Thread(
+                target=lambda url=url: statuses.append(deliver(url, pubsub_body(b"tick", attributes=TICK))[0])
+            )
             for url in [stack.function.url, other.url] * 4
         ]
         for sender in senders:
@@ -294,12 +304,13 @@ def test_overlapping_ticks_on_two_instances_post_one_verdict(start_stack, monito
         other.stop()
 
 
+@pytest.mark.e2e
 def test_webhook_mode_posts_the_verdict_as_a_new_message(start_stack, monitoring, slack):
     stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, SLACK_BOT_TOKEN="", SLACK_CHANNEL="",
                         SLACK_WEBHOOK_URL=slack.webhook_url)  # fmt: skip
     roll_back(stack)
     healthy_startup(monitoring, age(stack, 14))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     [_, verdict] = stack.messages
     assert verdict["kind"] != "chat.postMessage"
     assert "thread_ts" not in verdict
@@ -312,21 +323,21 @@ def test_a_verdict_slack_could_not_take_is_posted_by_a_later_tick_once(stack, mo
     roll_back(stack)
     healthy_startup(monitoring, age(stack, 14))
     stack.slack.state.faults.append(SlackFault(kind="status", status=503, times=20))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 1
     recorded = record(stack)
     assert recorded.state == "recovered"  # recorded before the post: not lost
     assert recorded.told_at is None
     stack.slack.state.faults.clear()
-    assert tick(stack.function.url) == 200  # within the writer's deadline: left to it
+    assert tick(stack) == 200  # within the writer's deadline: left to it
     assert len(stack.messages) == 1
     with stack.cloud_run.state.lock:  # the writer's deadline (8 s here) has passed
         service = stack.cloud_run.state.services[BACKEND]
         items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
         items[-1]["verdict_at"] -= 30
         service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
-    assert tick(stack.function.url) == 200
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 2  # posted once, by the first tick after the deadline
     assert "Recovered" in text_of(stack.messages[1])
     assert record(stack).told_at is not None
@@ -335,17 +346,19 @@ def test_a_verdict_slack_could_not_take_is_posted_by_a_later_tick_once(stack, mo
 def test_the_incident_closing_after_a_confirmed_recovery_posts_nothing_more(stack, monitoring):
     roll_back(stack)
     healthy_startup(monitoring, age(stack, 14))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(stack.messages) == 2
     closed = fixture(BACKEND_ALERT)
     closed["incident"]["state"], closed["incident"]["ended_at"] = "closed", int(time.time())
-    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+    assert stack.deliver(pubsub_body(closed)) == (200, "OK")
     assert len(stack.messages) == 2
 
 
-def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(stack, monitoring, monkeypatch):
+@pytest.mark.e2e
+def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(function_stack, monitoring, monkeypatch):
     """The message terraform's job publishes (its data and attributes, read from verify.tf), through the pstest
     Pub/Sub fake and a pull-to-CloudEvent bridge: acknowledged, and the rollback is confirmed."""
+    stack = function_stack
     from google.cloud import pubsub_v1
 
     from tests.eventarc_bridge import EventarcBridge
@@ -377,7 +390,7 @@ def test_the_scheduler_tick_through_pubsub_is_acknowledged_and_verifies(stack, m
 def test_the_card_itself_moves_to_recovered(stack, monitoring):
     roll_back(stack)
     healthy_startup(monitoring, age(stack, 14))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     card = stack.messages[0]
     assert card["updates"], "the card was updated in place"
     assert card["blocks"][0]["text"]["text"].startswith(":white_check_mark: Recovered: netra-backend-staging")
@@ -388,7 +401,7 @@ def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monito
     """Rebuilt from the ledger record, the card keeps what the first one said: the alert's policy, the cause, the target."""
     first = json.dumps(roll_back(stack)["blocks"])  # a copy: the stand-in updates the message in place
     healthy_startup(monitoring, age(stack, 14))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     restated = json.dumps(stack.messages[0]["blocks"])
     assert restated != first, "the card was restated"
 
@@ -426,7 +439,7 @@ def closed_of(notification: dict) -> dict:
 
 
 def errors(stack) -> list[dict]:
-    return [line for line in stack.function.logs() if line.get("severity") == "ERROR"]
+    return [line for line in stack.logs() if line.get("severity") == "ERROR"]
 
 
 def requests_answered(monitoring, start: float, minutes: int, per_minute: int = 40) -> None:
@@ -438,7 +451,7 @@ def test_no_traffic_is_not_verified_and_the_watch_goes_on_until_traffic_comes(st
     report = roll_back(stack)
     at = age(stack, 30)  # a night: nothing reached the restored revision, no probe ran
 
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     [note] = thread_texts(stack, report)
     assert "Not verified yet" in note
     assert "no traffic since the rollback" in note
@@ -448,12 +461,12 @@ def test_no_traffic_is_not_verified_and_the_watch_goes_on_until_traffic_comes(st
     assert record(stack).note_told_at is not None
 
     before = len(monitoring.calls("ListTimeSeries"))
-    assert tick(stack.function.url) == 200  # still watching, and the note is not told twice
+    assert tick(stack) == 200  # still watching, and the note is not told twice
     assert len(monitoring.calls("ListTimeSeries")) > before
     assert len(thread_texts(stack, report)) == 1
 
     requests_answered(monitoring, at + 600, 12)  # morning: traffic, quietly, for 12 minutes
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     [_, verdict] = thread_texts(stack, report)
     assert "Recovered" in verdict
     assert "The evidence changed since the note" in verdict
@@ -464,8 +477,8 @@ def test_no_traffic_is_not_verified_and_the_watch_goes_on_until_traffic_comes(st
 def test_no_traffic_for_the_whole_window_is_not_verified_once(stack, monitoring):
     report = roll_back(stack)
     age(stack, 24 * 60 + 5)  # the window ended without any traffic
-    assert tick(stack.function.url) == 200
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
+    assert tick(stack) == 200
     [verdict] = thread_texts(stack, report)
     assert "Not verified" in verdict
     assert "No traffic reached" in verdict
@@ -476,24 +489,24 @@ def test_no_traffic_for_the_whole_window_is_not_verified_once(stack, monitoring)
 def test_an_early_close_is_not_recovery_and_later_failing_probes_are_reported(stack, monitoring):
     report = roll_back(stack)
     closed = closed_of(fixture(BACKEND_ALERT))
-    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")  # two minutes after the rollback
+    assert stack.deliver(pubsub_body(closed)) == (200, "OK")  # two minutes after the rollback
 
     assert stack.messages == [report]  # the close posts nothing, and above all no "recovered"
     assert (record(stack).state, record(stack).recovered_at) == ("", None)
     assert record(stack).closed_at is not None
-    assert any(line.get("reason") == "closed_verification_continues" for line in stack.function.logs())
+    assert any(line.get("reason") == "closed_verification_continues" for line in stack.logs())
 
     at = age(stack, 6)
     monitoring.store.add(points(RESTORED, PROBES, [at + 120], 3, is_healthy="false", probe_type="Startup"))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     [escalation] = thread_texts(stack, report)
     assert "Not recovered" in escalation
     assert "<!here>" in escalation
     assert "says nothing about" in escalation  # the close, named for what it is
     # a redelivered close and later ticks: never "recovered" after "not recovered"
-    assert deliver(stack.function.url, pubsub_body(closed)) == (200, "OK")
+    assert stack.deliver(pubsub_body(closed)) == (200, "OK")
     healthy_startup(monitoring, age(stack, 20))
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     assert len(thread_texts(stack, report)) == 1
     assert not any("Recovered" in text_of(m) for m in stack.messages if m.get("thread_ts"))
 
@@ -508,20 +521,20 @@ def test_slack_down_at_the_close_and_at_the_verdict_loses_nothing(stack, monitor
 
     report = roll_back(stack)
     stack.slack.state.faults.append(SlackFault(**fault))
-    assert deliver(stack.function.url, pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
+    assert stack.deliver(pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
     healthy_startup(monitoring, age(stack, 14))
-    assert tick(stack.function.url) == 200  # the verdict is recorded; Slack does not take it
+    assert tick(stack) == 200  # the verdict is recorded; Slack does not take it
     assert stack.messages == [report]
     assert (record(stack).state, record(stack).told_at) == ("recovered", None)
-    assert tick(stack.function.url) == 200  # within the writer's deadline: left to it
+    assert tick(stack) == 200  # within the writer's deadline: left to it
     stack.slack.state.faults.clear()
     with stack.cloud_run.state.lock:  # the writer's deadline (8 s here) has passed
         service = stack.cloud_run.state.services[BACKEND]
         items = json.loads(service["annotations"][ledger.ROLLBACKS_KEY])
         items[-1]["verdict_at"] -= 30
         service["annotations"][ledger.ROLLBACKS_KEY] = json.dumps(items)
-    assert tick(stack.function.url) == 200
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
+    assert tick(stack) == 200
     [verdict] = thread_texts(stack, report)
     assert "Recovered" in verdict
     assert record(stack).told_at is not None
@@ -538,8 +551,8 @@ def test_after_a_roll_forward_nothing_says_traffic_is_still_pinned(stack, monito
     stack.cloud_run.state.deploy(BACKEND, fix)  # on-call deploys the fix and sends traffic to it
     assert stack.serving(BACKEND) == {"netra-backend-staging-00120-fix": 100}
 
-    assert deliver(stack.function.url, pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
-    assert tick(stack.function.url) == 200
+    assert stack.deliver(pubsub_body(closed_of(fixture(BACKEND_ALERT)))) == (200, "OK")
+    assert tick(stack) == 200
     [stopped] = thread_texts(stack, report)
     assert "Verification stopped" in stopped
     assert "Traffic now: netra-backend-staging-00120-fix 100%" in stopped
@@ -556,7 +569,7 @@ def test_monitoring_denied_is_one_error_line_and_one_thread_note(stack, monitori
     errors_before = len(errors(stack))
 
     for _ in range(3):
-        assert tick(stack.function.url) == 200
+        assert tick(stack) == 200
 
     [note] = thread_texts(stack, report)
     assert "Not verified" in note
@@ -573,7 +586,7 @@ def test_monitoring_denied_is_one_error_line_and_one_thread_note(stack, monitori
 
 def slow_db(stack) -> dict:
     alert = fixture("verification/slow_db_connect.INFERRED.json")
-    assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    assert stack.deliver(pubsub_body(alert)) == (200, "OK")
     assert stack.serving(BACKEND) == {RESTORED: 100}
     [report] = stack.messages
     assert (record(stack).metric, record(stack).percentile, record(stack).threshold) == (CONNECTS, 99, 5.0)
@@ -593,7 +606,7 @@ def test_slow_db_connects_are_verified_as_a_percentile_against_the_threshold(sta
     monitoring.store.values(CONNECTS, RESTORED_LABELS,
                             [(t, [0.05] * 30 + ([12.0] * 3 if slow and k == 5 else [])) for k, t in enumerate(minutes)],
                             log="run.googleapis.com/stdout")  # fmt: skip
-    assert tick(stack.function.url) == 200
+    assert tick(stack) == 200
     [told] = thread_texts(stack, report)
     assert verdict in told
     assert f"p99 of {CONNECTS} per minute" in told
@@ -602,17 +615,18 @@ def test_slow_db_connects_are_verified_as_a_percentile_against_the_threshold(sta
     assert signal["aggregation"]["perSeriesAligner"] == "ALIGN_PERCENTILE_99"
 
 
+@pytest.mark.e2e
 def test_the_default_path_a_log_match_first_is_verified_with_its_counter(start_stack, monitoring):
     stack = start_stack(MONITORING_API_ENDPOINT=monitoring.address, WATCHDOG_VERIFY_MINUTES="10",
                         WATCHDOG_SIGNAL_METRICS=SIGNALS)  # fmt: skip
     alert = fixture("verification/startup_failure_lines.INFERRED.json")
-    assert deliver(stack.function.url, pubsub_body(alert)) == (200, "OK")
+    assert stack.deliver(pubsub_body(alert)) == (200, "OK")
     [report] = stack.messages
     assert record(stack).metric == STARTUP  # the log match named no metric; its signal label did
     at = age(stack, 14)
     healthy_startup(monitoring, at)  # probes look fine …
     monitoring.store.counts(STARTUP, RESTORED_LABELS, [(at + 300, 2)], log="run.googleapis.com/varlog/system")
-    assert tick(stack.function.url) == 200  # … but the restored revision logs the same failure
+    assert tick(stack) == 200  # … but the restored revision logs the same failure
     [escalation] = thread_texts(stack, report)
     assert "Not recovered" in escalation
     assert f"2 new {STARTUP}" in escalation
