@@ -78,7 +78,15 @@ from watchdog.core import decision, field_revert, guards, ledger, precheck
 from watchdog.core.changes import Change, egress, template_changes
 from watchdog.core.deploys import DeployEvent, comparable
 from watchdog.core.intake import Alert, rfc3339
-from watchdog.core.report import Message, code, escape
+from watchdog.core.slack_text import (
+    Message,
+    code,
+    escape,
+    one_line,
+    roll_forward_command,
+    section,
+    watchdog_command,
+)
 from watchdog.core.traffic import LATEST_TYPE, is_ready, short_name, traffic_split, was_ready
 from watchdog.core.vocabulary import DeployAction, DeployReason, Reason, VerdictAction
 
@@ -602,11 +610,7 @@ def render(event: DeployEvent, verdict: DeployVerdict) -> Message:
             _value_line(event, verdict),
         ]
         if verdict.reason == DeployReason.PINNED:
-            route = (
-                f"gcloud run services update-traffic {ref.service} --to-latest "
-                f"--region {ref.region} --project {ref.project}"
-            )
-            lines.append(f"Route traffic to it when ready: {code(route)}")
+            lines.append(f"Route traffic to it when ready: {code(one_line(roll_forward_command(ref)))}")
         elif verdict.would:
             lines.append(f"If its symptoms alert, the watchdog {escape(verdict.would)}.")
         return _message(lines, event, loud=False)
@@ -637,8 +641,7 @@ def render(event: DeployEvent, verdict: DeployVerdict) -> Message:
                      f"request was judged. The watchdog {escape(verdict.would)}.")  # fmt: skip
     else:
         lines.append(f"Serving before it: {code(verdict.baseline or 'none')}. The watchdog {escape(verdict.would)}.")
-    check = f"rollback-watchdog check --project {ref.project} --region {ref.region} --service {ref.service}"
-    lines.append(f"Check it any time: {code(check)}")
+    lines.append(f"Check it any time: {code(one_line(watchdog_command('check', ref)))}")
     return _message(lines, event, loud=verdict.loud)
 
 
@@ -680,8 +683,8 @@ def _value_line(event: DeployEvent, verdict: DeployVerdict) -> str:
 
 def _message(lines: list[str], event: DeployEvent, loud: bool) -> Message:
     text = "\n".join(line for line in lines if line)
-    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2990]}}], loud=loud,
-                   card=card_key(event))  # fmt: skip
+    # the section fitted by whole lines (slack_text.fit): a clip never cuts an escape or a link in half
+    return Message(text, [section(text)], loud=loud, card=card_key(event))
 
 
 # --- small helpers ---------------------------------------------------------------------------------------

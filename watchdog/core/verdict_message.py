@@ -14,11 +14,20 @@ not verified says why, what to check by hand and, for a Monitoring denial, the I
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from watchdog.config import ServiceRef
 from watchdog.core.ledger import Record
-from watchdog.core.report import Message, code, duration, escape, section
+from watchdog.core.slack_text import (
+    Message,
+    clip,
+    code,
+    duration,
+    escape,
+    moment,
+    one_line,
+    roll_forward_command,
+    section,
+)
 from watchdog.core.verification import (
     ESCALATED,
     HORIZON,
@@ -33,10 +42,6 @@ from watchdog.core.verification import (
 )
 
 PLACEHOLDER = "WATCHDOG_SERVICE_ACCOUNT"
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def traffic_line(record: Record, serving: Mapping[str, int] | None) -> str:
@@ -94,10 +99,7 @@ def render(
         if pinned(record, serving):
             lines.append(
                 f"Traffic stays pinned to {code(restored)}; after the fix run "
-                + code(
-                    f"gcloud run services update-traffic {ref.service} --to-latest --region {ref.region} "
-                    f"--project {ref.project}"
-                )
+                + code(one_line(roll_forward_command(ref)))
             )
         return Message(escape(f"Recovered: {ref.service} on {restored}"), [section("\n".join(lines))])
     if state == ESCALATED:
@@ -145,7 +147,7 @@ def render_note(
     if status:
         lines.append(status)
     lines.append(
-        f"The watchdog keeps watching {restored} until {_when(ends)} ({duration(HORIZON)} after the rollback) "
+        f"The watchdog keeps watching {restored} until {moment(ends)} ({duration(HORIZON)} after the rollback) "
         "or until traffic moves off it, and posts the verdict here: recovered once it has served quietly, "
         "not recovered at the first failure."
     )
@@ -160,12 +162,12 @@ def _not_verified(ref: ServiceRef, record: Record, verdict: Verdict | None, stat
         f'gcloud logging read \'resource.type="cloud_run_revision" AND resource.labels.revision_name="{restored}" '
         f"AND severity>=ERROR' --project {ref.project} --freshness 1h"
     )
-    detail = escape(verdict.detail) if verdict else ""
+    detail = escape(clip(verdict.detail, 300)) if verdict else ""  # clipped, then escaped: no entity cut in half
     if why == "monitoring_denied":
         member = f"serviceAccount:{identity or PLACEHOLDER}"
         head = (
             f"Cloud Monitoring refused the watchdog's reads of {code(restored)}'s time series (permission denied"
-            + (f": {detail[:300]}" if detail else "")
+            + (f": {detail}" if detail else "")
             + ")."
         )
         fix = (
@@ -177,7 +179,7 @@ def _not_verified(ref: ServiceRef, record: Record, verdict: Verdict | None, stat
         )
     elif why == "monitoring_refused":
         head = f"Cloud Monitoring refused the watchdog's query for {code(restored)}" + (
-            f": {detail[:300]}." if detail else "."
+            f": {detail}." if detail else "."
         )
         fix = (
             "Fix: check that the alert's metric still exists; the watchdog will not retry this rollback's verification."
@@ -190,7 +192,7 @@ def _not_verified(ref: ServiceRef, record: Record, verdict: Verdict | None, stat
         fix = ""
     else:
         head = f"Cloud Monitoring could not be read until the end of the {duration(HORIZON)} window" + (
-            f" ({detail[:300]})." if detail else "."
+            f" ({detail})." if detail else "."
         )
         fix = ""
     lines = [f":warning: *Not verified:* {escape(ref.service)} on {code(restored)}. {head}"]
