@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from watchdog import __version__
 from watchdog.config import Config, ConfigError
 from watchdog.edges import logs
 from watchdog.edges.cloudrun import CloudRun
@@ -43,7 +44,8 @@ def instance(env: Mapping[str, str] | None = None) -> Watchdog:
                 raise
             _instance = build(config)
             logs.info(
-                "watchdog configured",
+                f"rollback watchdog {__version__} configured",
+                version=__version__,
                 services=config.services.describe(),
                 dry_run=config.dry_run,
                 rollback_on=config.rollback_on,
