@@ -16,7 +16,8 @@ def test_the_package_pyproject_and_changelog_name_the_same_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", watchdog.__version__)
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == watchdog.__version__
     newest = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
-    assert newest and newest.group(1) == watchdog.__version__
+    assert newest
+    assert newest.group(1) == watchdog.__version__
 
 
 def test_the_licence_is_the_one_pyproject_names():
