@@ -63,7 +63,8 @@ from tests.eventarc_bridge import Attempt, EventarcBridge
 from tests.incident import ACTIONS, PROJECT, REGION, TOPIC, Incident, standins
 from tests.pubsub_emulator.server import BINARY, PubSubEmulator
 from tests.push_topic import MAX_ATTEMPTS, RETRY, PushTopic
-from tests.standins.iam import IamStandIn
+from tests.standins.functions import FunctionsStandIn, as_deployed
+from tests.standins.iam import FN, IamStandIn
 from tests.standins.slack import print_message, user
 from tests.support import PYTHON, ROOT, FunctionProcess, free_port, post
 from watchdog.core import actions as card_actions
@@ -77,7 +78,7 @@ NO_PUBSUB = "PLAYGROUND_NO_PUBSUB"  # set, and not 0: the HTTP mode (and make pl
 SERVICES = ("netra-auth-service", "netra-backend-staging")
 # Fixed ports, so the exports stay right across restarts; one in use falls back to a free port.
 PORTS = {"cloud_run": 8781, "slack": 8782, "monitoring": 8783, "iam": 8784, "pubsub": 8785, "function": 8786,
-         "actions": 8787}  # fmt: skip
+         "actions": 8787, "functions_api": 8788}  # fmt: skip
 TICK_SECONDS = 15.0  # Cloud Scheduler's tick comes every minute (terraform/verify.tf); here more often
 VERIFY_MINUTES = "0.5"  # the quiet time before a rollback is called recovered (10 by default)
 APPROVER, VISITOR = "U0ONCALL", "U0VISITOR"  # in WATCHDOG_SLACK_APPROVERS, and not
@@ -98,7 +99,7 @@ EXAMPLES = """\
   rollback-watchdog undo --service netra-auth-service            # the same undo, from the command line
   rollback-watchdog pause --service netra-auth-service --reason 'trying the playground'
   rollback-watchdog resume --service netra-auth-service
-  rollback-watchdog doctor          # exit 2 here: the playground's Pub/Sub has no IAM API: the topic's grant is unchecked"""
+  rollback-watchdog doctor          # exit 2 here: the topic's grant and the function's rights stay unchecked"""
 
 
 def say(text: str = "") -> None:
@@ -140,8 +141,9 @@ def start_pstest(running: ExitStack, port: int, binary: Path = BINARY) -> tuple[
         return None, f"{binary.name} did not start ({type(error).__name__}: {error})"
 
 
-def exports(world: Incident, iam: IamStandIn, pubsub_host: str) -> dict[str, str]:
-    """Every variable a command reads: the function's own settings, and what the tools add."""
+def exports(world: Incident, iam: IamStandIn, functions: FunctionsStandIn, pubsub_host: str) -> dict[str, str]:
+    """Every variable a command reads: the function's own settings, and what the tools add. Every endpoint is a
+    stand-in on loopback: a command run with them reaches nothing real, whatever credentials the shell has."""
     return {
         "CLOUDSDK_CORE_PROJECT": PROJECT,
         "CLOUDSDK_RUN_REGION": REGION,
@@ -149,6 +151,7 @@ def exports(world: Incident, iam: IamStandIn, pubsub_host: str) -> dict[str, str
         "PUBSUB_EMULATOR_HOST": pubsub_host,
         "WATCHDOG_TOPIC": TOPIC,
         "IAM_API_ENDPOINT": iam.url,
+        "CLOUD_FUNCTIONS_API_ENDPOINT": functions.url,  # doctor reads the deployed function's service account
     }
 
 
@@ -309,6 +312,8 @@ def serve(args: argparse.Namespace) -> None:
         world = running.enter_context(standins(ports["cloud_run"], ports["slack"], ports["monitoring"], echo=True,
                                                symptoms=time.time()))  # fmt: skip
         iam = running.enter_context(IamStandIn(world.cloud_run.state, ports["iam"]))
+        deployed = as_deployed(world.env()["WATCHDOG_SERVICES"], FN, PROJECT, REGION)  # as terraform deploys it
+        functions = running.enter_context(FunctionsStandIn([deployed], ports["functions_api"]))
         emulator = None
         if mode == PUBSUB:
             emulator, failed = start_pstest(running, ports["pubsub"])
@@ -340,11 +345,11 @@ def serve(args: argparse.Namespace) -> None:
             threads.append(threading.Thread(target=ticking, args=(stop, args.tick_seconds, world), daemon=True))
         for thread in threads:
             thread.start()
-        names = exports(world, iam, host)
+        names = exports(world, iam, functions, host)
         moved = [f"{name} {fixed}" for name, fixed in PORTS.items() if ports[name] not in (fixed, 0)]
         due = f"{verdict_due() / 60:g} min"
         say("Rollback watchdog playground: the staging incident (egress private-ranges-only → all-traffic)")
-        say(f"Ports: {'free ones (--free-ports)' if args.free_ports else 'fixed, 8781-8787'}"
+        say(f"Ports: {'free ones (--free-ports)' if args.free_ports else 'fixed, 8781-8788'}"
             + (f"; in use, so a free one instead of: {', '.join(moved)}" if moved else ""))  # fmt: skip
         say(f"Function: {function.url} (main.handle_alert; log: {log})")
         say(f"Buttons: {buttons.url} (main.slack_actions, the card's Request URL; log: {actions_log})")

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests import playground
+from tests.standins.iam import FN
 from tests.support import PYTHON, ROOT, fixture, get_json
 from watchdog.config import ENV_VARS
 from watchdog.core import ledger
@@ -219,6 +220,8 @@ def doctored(p: Playground, done: subprocess.CompletedProcess) -> None:
     topic = "projects/netra-staging/topics/rollback-watchdog-alerts"
     assert f"OK        topic [{topic}]: exists" in done.stdout
     assert f"UNCHECKED topic_iam [{topic}]: this Pub/Sub endpoint does not implement IAM" in done.stdout
+    # the deployed function's account, read from the playground's Cloud Functions stand-in, not from Google
+    assert f"UNCHECKED identity [{FN}]: could not act as {FN}" in done.stdout
     assert "PROBLEM" not in done.stdout
 
 
@@ -301,6 +304,10 @@ def test_every_command_works_in_each_mode_and_the_playground_stops_cleanly(tmp_p
         assert (p.env["CLOUDSDK_CORE_PROJECT"], p.env["CLOUDSDK_RUN_REGION"]) == ("netra-staging", "us-central1")
         assert p.env["WATCHDOG_TOPIC"] == "projects/netra-staging/topics/rollback-watchdog-alerts"
         assert p.env["PATH"].startswith(str(Path(PYTHON).parent) + ":")
+        names = re.findall(r"^export (\w+)=", env_file.read_text(), re.M)
+        every = [p.env[name] for name in names if name.endswith(("_ENDPOINT", "_URL", "_HOST"))]
+        assert len(every) == 6
+        assert all(re.match(r"(http://)?127\.0\.0\.1:\d+", value) for value in every)  # nothing real is reached
         for line, check in STEPS:
             done = p.run(line)
             try:
@@ -327,8 +334,9 @@ def test_every_command_works_in_each_mode_and_the_playground_stops_cleanly(tmp_p
     assert shown.rstrip().endswith("Playground stopped.")
     function = re.search(r"^Function: (http://\S+)", shown, re.MULTILINE).group(1)
     buttons = re.search(r"^Buttons: (http://\S+)", shown, re.MULTILINE).group(1)
-    for address in (function, buttons, p.env["CLOUD_RUN_API_ENDPOINT"], p.env["SLACK_API_URL"],
-                    p.env["PUBSUB_EMULATOR_HOST"], p.env["MONITORING_API_ENDPOINT"], p.env["IAM_API_ENDPOINT"]):  # fmt: skip
+    endpoints = ("CLOUD_RUN_API_ENDPOINT", "SLACK_API_URL", "PUBSUB_EMULATOR_HOST", "MONITORING_API_ENDPOINT",
+                 "IAM_API_ENDPOINT", "CLOUD_FUNCTIONS_API_ENDPOINT")  # fmt: skip
+    for address in (function, buttons, *(p.env[name] for name in endpoints)):
         assert not listening(address), f"{address} still listening after the playground stopped"
 
 
