@@ -59,8 +59,9 @@ class Playground:
         return self.out.read_text()
 
     def run(self, line: str) -> subprocess.CompletedProcess:
-        """A documented command line, as written, in a bash that sourced the exports (rollback-watchdog is this
-        checkout's ``python -m watchdog``: the launcher on PATH is whichever checkout last ran ``make setup``)."""
+        """A documented command line, as written, in a bash that sourced the exports. ``rollback-watchdog`` runs as
+        this checkout's ``python -m watchdog``, which the playground says it is: a .venv shared by several checkouts
+        holds the launcher of whichever ran ``make setup`` last."""
         words = shlex.split(line)
         command = [PYTHON, "-m", "watchdog", *words[1:]] if words[0] == "rollback-watchdog" else words
         assert command[:3] in ([PYTHON, "-m", "watchdog"], ["python", "-m", "tests.playground"]), line
