@@ -82,7 +82,19 @@ def _deliver(cloud_event):
         watchdog = app.instance()
     except ConfigError:
         return  # permanent: logged at ERROR by app.instance; acknowledge, no retry loop
-    watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"], published_at=_event_time(cloud_event))
+    try:
+        watchdog.handle(cloud_event.data, delivery_id=cloud_event["id"], published_at=_event_time(cloud_event))
+    except Exception as error:
+        from watchdog.edges import logs
+        from watchdog.flows.outcomes import InProgress, TransientError
+
+        if isinstance(error, (TransientError, InProgress)):
+            raise  # an expected 500: logged at WARNING where it was decided; Pub/Sub redelivers
+        # A bug: the watchdog's own ERROR line, so the self-monitoring alert pages whatever severity Cloud Run gives
+        # the traceback on stderr or the 500 in its request log (terraform/self_monitoring.tf reads neither).
+        logs.error(f"unhandled {type(error).__name__}: {error}; Pub/Sub redelivers", decision="crash",
+                   delivery_id=str(cloud_event["id"]))  # fmt: skip
+        raise
 
 
 def _event_time(cloud_event) -> float | None:

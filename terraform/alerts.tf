@@ -15,11 +15,16 @@
 # Log-based metrics and log-match policies only see their own project's logs,
 # so detection covers the watched services in project_id (local.watched_here).
 #
-# Two paths per signal (README, "Time to mitigation, on paper"): a log-match
+# Two paths per signal (DESIGN.md, "Time to mitigation, on paper"): a log-match
 # policy per service opens an incident on the first matching line (about a
 # minute), and the metric-threshold policy on the same lines sends the CLOSED
 # that drives the recovery follow-up. The watchdog acts on whichever arrives
 # first; the second finds the failing revision no longer serving.
+#
+# Each kind of policy has one definition, built from a map with one entry per
+# policy (metric threshold) or per signal (log match, one policy per watched
+# service): a new policy is an entry. moved.tf keeps the policies of a
+# deployment made before the maps.
 
 locals {
   detect = length(local.watched_here) > 0
@@ -84,7 +89,7 @@ locals {
 }
 
 # ---------------------------------------------------------------------------
-# (a) Container startup failures: counter metric + metric-threshold policy
+# Log-based metrics: the lines of (a) and (b) counted, and (c) the connect time
 # ---------------------------------------------------------------------------
 
 resource "google_logging_metric" "startup_failures" {
@@ -105,148 +110,6 @@ resource "google_logging_metric" "startup_failures" {
   depends_on = [google_project_service.apis]
 }
 
-# A new log-based metric cannot be used in an alert policy at once ("Cannot
-# find metric(s) that match type = ...": up to 10 minutes, says the API;
-# hashicorp/terraform-provider-google#11102). The policies read the metric names
-# through this sleep (var.log_metric_propagation_wait, 600s by default), so they
-# are created only after it. It waits once, on create (and again only if a
-# metric is renamed). Should a project still refuse, run apply again: the sleep
-# is done and the metrics exist, so the second run creates the policies.
-resource "time_sleep" "log_metrics" {
-  count = local.detect ? 1 : 0
-
-  create_duration = var.log_metric_propagation_wait
-
-  triggers = {
-    startup_failures   = google_logging_metric.startup_failures[0].name
-    db_timeouts        = google_logging_metric.db_timeouts[0].name
-    db_connect_seconds = google_logging_metric.db_connect_seconds[0].name
-  }
-}
-
-resource "google_monitoring_alert_policy" "startup_failures" {
-  count = local.detect ? 1 : 0
-
-  project               = var.project_id
-  display_name          = "Cloud Run container startup failures (rollback watchdog)"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.watchdog_channels
-
-  user_labels = {
-    rollback_watchdog = "true"
-    signal            = "startup-failure"
-  }
-
-  conditions {
-    display_name = "Container startup failures of one revision"
-
-    condition_threshold {
-      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["startup_failures"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison              = "COMPARISON_GT"
-      threshold_value         = var.startup_failure_threshold
-      duration                = "0s"
-      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
-
-      trigger {
-        count = 1
-      }
-
-      aggregations {
-        alignment_period     = var.startup_failure_window
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields = [
-          "resource.label.service_name",
-          "resource.label.revision_name",
-          "resource.label.location",
-        ]
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close           = var.alert_auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    subject   = "Cloud Run startup failures: $${resource.label.service_name} ($${resource.label.revision_name})"
-    content   = <<-EOT
-      Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
-      ($${resource.label.location}) fails to start: startup probe failures, container exits, or the
-      container does not listen on $PORT.
-
-      The rollback watchdog receives this incident and, if the revision changed egress/network settings,
-      moves traffic back to the previous revision (unless dry-run or paused). Check its Slack thread.
-      When this incident closes, the watchdog posts the recovery follow-up.
-    EOT
-  }
-}
-
-# The fast path of (a): the first startup-failure line of a service opens an
-# incident, without waiting for the metric's sampling and alignment.
-resource "google_monitoring_alert_policy" "startup_failure_lines" {
-  for_each = local.watched_here
-
-  project               = var.project_id
-  display_name          = "Cloud Run container startup failure: ${each.value.name} (${each.value.region})"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.watchdog_channels
-
-  user_labels = {
-    rollback_watchdog = "true"
-    signal            = "startup-failure-line"
-    cloud_run_service = each.value.name
-    cloud_run_region  = each.value.region
-  }
-
-  conditions {
-    display_name = "Startup failure logged by ${each.value.name}"
-
-    condition_matched_log {
-      filter = "${local.service_scope[each.key]} AND (${local.startup_failure_match})"
-
-      label_extractors = {
-        revision_name = "EXTRACT(resource.labels.revision_name)"
-      }
-    }
-  }
-
-  alert_strategy {
-    # Required for log-match policies; at most one notification per period,
-    # per policy (one policy per service, so services do not share it).
-    notification_rate_limit {
-      period = var.log_match_rate_limit
-    }
-    auto_close           = var.alert_auto_close
-    notification_prompts = ["OPENED"]
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    subject   = "Cloud Run startup failure on ${each.value.name} ($${log.extracted_label.revision_name})"
-    content   = <<-EOT
-      Revision **$${log.extracted_label.revision_name}** of Cloud Run service **${each.value.name}**
-      (${each.value.region}) logged a startup failure (probe failed, container exited, or did not listen on $PORT).
-
-      This log-match incident is the fast path to the rollback watchdog; it never closes with a
-      notification. The recovery follow-up comes with the metric-based "Cloud Run container startup
-      failures" incident closing.
-    EOT
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-# ---------------------------------------------------------------------------
-# (b) The incident's database timeout, as the application reports it in a
-#     structured field: log-match policy per service (fast path) + counter
-#     metric and metric-threshold policy (closes, recovery)
-# ---------------------------------------------------------------------------
-
 # The same line as a time series: a chart, and the policy that closes.
 resource "google_logging_metric" "db_timeouts" {
   count = local.detect ? 1 : 0
@@ -265,127 +128,6 @@ resource "google_logging_metric" "db_timeouts" {
 
   depends_on = [google_project_service.apis]
 }
-
-# One policy per service: the first matching line opens the incident, and
-# the policy's user labels name the service for the watchdog.
-resource "google_monitoring_alert_policy" "db_timeout" {
-  for_each = local.watched_here
-
-  project               = var.project_id
-  display_name          = "Database connection validation timeout: ${each.value.name} (${each.value.region})"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.watchdog_channels
-
-  user_labels = {
-    rollback_watchdog = "true"
-    signal            = "db-timeout"
-    cloud_run_service = each.value.name
-    cloud_run_region  = each.value.region
-  }
-
-  conditions {
-    display_name = "${var.db_timeout_event} logged by ${each.value.name}"
-
-    condition_matched_log {
-      filter = "${local.service_scope[each.key]} AND (${local.db_timeout_match})"
-
-      label_extractors = {
-        revision_name = "EXTRACT(resource.labels.revision_name)"
-      }
-    }
-  }
-
-  alert_strategy {
-    # Required for log-match policies; at most one notification per period,
-    # per policy (one policy per service, so services do not share it).
-    notification_rate_limit {
-      period = var.log_match_rate_limit
-    }
-    auto_close           = var.alert_auto_close
-    notification_prompts = ["OPENED"]
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    subject   = "DB connection timeout on ${each.value.name} ($${log.extracted_label.revision_name})"
-    content   = <<-EOT
-      Cloud Run service **${each.value.name}** (${each.value.region}), revision
-      **$${log.extracted_label.revision_name}**, logged ${var.db_timeout_event_field}=${var.db_timeout_event}
-      at ERROR: the signature of the incident where a revision lost its route to the database.
-
-      Log-match incidents are never closed by a notification; the recovery follow-up comes with the
-      metric-based "Database connection validation timeouts" incident closing.
-    EOT
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-# The metric side of (b): opens minutes after the log-match policy (the
-# watchdog then finds the revision no longer serving) and closes once the
-# revision stops logging the line, which sends the recovery follow-up.
-resource "google_monitoring_alert_policy" "db_timeouts" {
-  count = local.detect ? 1 : 0
-
-  project               = var.project_id
-  display_name          = "Database connection validation timeouts on Cloud Run (rollback watchdog)"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.watchdog_channels
-
-  user_labels = {
-    rollback_watchdog = "true"
-    signal            = "db-timeout-metric"
-  }
-
-  conditions {
-    display_name = "Database timeouts of one revision"
-
-    condition_threshold {
-      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["db_timeouts"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison              = "COMPARISON_GT"
-      threshold_value         = 0
-      duration                = "0s"
-      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
-
-      trigger {
-        count = 1
-      }
-
-      aggregations {
-        alignment_period     = var.db_timeout_window
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields = [
-          "resource.label.service_name",
-          "resource.label.revision_name",
-          "resource.label.location",
-        ]
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close           = var.alert_auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    subject   = "DB connection timeouts: $${resource.label.service_name} ($${resource.label.revision_name})"
-    content   = <<-EOT
-      Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
-      ($${resource.label.location}) logs ${var.db_timeout_event_field}=${var.db_timeout_event}. The per-service log-match policy
-      has usually alerted the watchdog already; when this incident closes, the watchdog posts the
-      recovery follow-up.
-    EOT
-  }
-}
-
-# ---------------------------------------------------------------------------
-# (c) Slow database connects: distribution metric + metric-threshold policy
-# ---------------------------------------------------------------------------
 
 resource "google_logging_metric" "db_connect_seconds" {
   count = local.detect ? 1 : 0
@@ -415,27 +157,160 @@ resource "google_logging_metric" "db_connect_seconds" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_monitoring_alert_policy" "slow_db_connect" {
+# A new log-based metric cannot be used in an alert policy at once ("Cannot
+# find metric(s) that match type = ...": up to 10 minutes, says the API;
+# hashicorp/terraform-provider-google#11102). The policies read the metric names
+# through this sleep (var.log_metric_propagation_wait, 600s by default), so they
+# are created only after it. It waits once, on create (and again only if a
+# metric is renamed). Should a project still refuse, run apply again: the sleep
+# is done and the metrics exist, so the second run creates the policies.
+resource "time_sleep" "log_metrics" {
   count = local.detect ? 1 : 0
 
+  create_duration = var.log_metric_propagation_wait
+
+  triggers = {
+    startup_failures   = google_logging_metric.startup_failures[0].name
+    db_timeouts        = google_logging_metric.db_timeouts[0].name
+    db_connect_seconds = google_logging_metric.db_connect_seconds[0].name
+  }
+}
+
+# ---------------------------------------------------------------------------
+# The policies
+# ---------------------------------------------------------------------------
+
+locals {
+  # Metric-threshold policies on the log-based metrics above, one entry each. Each opens an incident for one
+  # revision (grouped by service, revision and location, so the incident's resource labels still name the
+  # service after aggregation), sends OPENED and CLOSED (the CLOSED drives the recovery follow-up), and
+  # auto-closes.
+  #   metric      a key of time_sleep.log_metrics' triggers: the policy waits for its metric
+  #   threshold   the incident opens when the aligned value of one revision is above it
+  #   window      alignment period; aligner and reducer per revision, then across the group
+  metric_threshold_policies = {
+    # (a) container startup failures, counted.
+    startup_failures = {
+      display_name = "Cloud Run container startup failures (rollback watchdog)"
+      severity     = "CRITICAL"
+      signal       = "startup-failure"
+      condition    = "Container startup failures of one revision"
+      metric       = "startup_failures"
+      threshold    = var.startup_failure_threshold
+      window       = var.startup_failure_window
+      aligner      = "ALIGN_SUM"
+      reducer      = "REDUCE_SUM"
+      subject      = "Cloud Run startup failures: $${resource.label.service_name} ($${resource.label.revision_name})"
+      content      = <<-EOT
+        Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
+        ($${resource.label.location}) fails to start: startup probe failures, container exits, or the
+        container does not listen on $PORT.
+
+        The rollback watchdog receives this incident and, if the revision changed egress/network settings,
+        moves traffic back to the previous revision (unless dry-run or paused). Check its Slack thread.
+        When this incident closes, the watchdog posts the recovery follow-up.
+      EOT
+    }
+    # (b) the incident's database timeout, counted: opens minutes after the log-match policy (the watchdog
+    # then finds the revision no longer serving) and closes once the revision stops logging it, which sends
+    # the recovery follow-up.
+    db_timeouts = {
+      display_name = "Database connection validation timeouts on Cloud Run (rollback watchdog)"
+      severity     = "CRITICAL"
+      signal       = "db-timeout-metric"
+      condition    = "Database timeouts of one revision"
+      metric       = "db_timeouts"
+      threshold    = 0
+      window       = var.db_timeout_window
+      aligner      = "ALIGN_SUM"
+      reducer      = "REDUCE_SUM"
+      subject      = "DB connection timeouts: $${resource.label.service_name} ($${resource.label.revision_name})"
+      content      = <<-EOT
+        Revision **$${resource.label.revision_name}** of Cloud Run service **$${resource.label.service_name}**
+        ($${resource.label.location}) logs ${var.db_timeout_event_field}=${var.db_timeout_event}. The per-service log-match policy
+        has usually alerted the watchdog already; when this incident closes, the watchdog posts the
+        recovery follow-up.
+      EOT
+    }
+    # (c) slow database connects: the 99th percentile of one revision's connect time.
+    slow_db_connect = {
+      display_name = "Slow database connects on Cloud Run (rollback watchdog)"
+      severity     = "ERROR"
+      signal       = "slow-db-connect"
+      condition    = "p99 database connect time above ${var.slow_db_connect_threshold_seconds} s"
+      metric       = "db_connect_seconds"
+      threshold    = var.slow_db_connect_threshold_seconds
+      window       = "300s"
+      aligner      = "ALIGN_PERCENTILE_99"
+      reducer      = "REDUCE_MAX"
+      subject      = "Slow DB connects: $${resource.label.service_name} ($${resource.label.revision_name})"
+      content      = <<-EOT
+        The 99th percentile of database connect time of revision **$${resource.label.revision_name}**
+        of **$${resource.label.service_name}** ($${resource.label.location}) is above
+        ${var.slow_db_connect_threshold_seconds} s.
+      EOT
+    }
+  }
+
+  # Log-match policies, one entry per signal and one policy per watched service in project_id
+  # (modules/log_match_policies): the first matching line of a service opens an incident, without waiting
+  # for the metric's sampling and alignment, and the policy's user labels name the service. They send
+  # OPENED only (Cloud Monitoring never closes them with a notification): the follow-up comes from the
+  # metric-threshold policy of the same signal (closing).
+  log_match_signals = {
+    # The fast path of (a).
+    startup_failure_lines = {
+      signal   = "startup-failure-line"
+      severity = "CRITICAL"
+      title    = "Cloud Run container startup failure"
+      logged   = "Startup failure"
+      subject  = "Cloud Run startup failure"
+      what     = "a startup failure (probe failed, container exited, or did not listen on $PORT)"
+      closing  = "Cloud Run container startup failures"
+      match    = local.startup_failure_match
+    }
+    # The fast path of (b): the structured field the application writes.
+    db_timeout = {
+      signal   = "db-timeout"
+      severity = "CRITICAL"
+      title    = "Database connection validation timeout"
+      logged   = var.db_timeout_event
+      subject  = "DB connection timeout"
+      what     = "${var.db_timeout_event_field}=${var.db_timeout_event} at ERROR: the signature of the incident where a revision lost its route to the database"
+      closing  = "Database connection validation timeouts"
+      match    = local.db_timeout_match
+    }
+  }
+
+  revision_group_by = [
+    "resource.label.service_name",
+    "resource.label.revision_name",
+    "resource.label.location",
+  ]
+}
+
+resource "google_monitoring_alert_policy" "metric_threshold" {
+  for_each = { for k, p in local.metric_threshold_policies : k => p if local.detect }
+
   project               = var.project_id
-  display_name          = "Slow database connects on Cloud Run (rollback watchdog)"
+  display_name          = each.value.display_name
   combiner              = "OR"
-  severity              = "ERROR"
+  severity              = each.value.severity
   notification_channels = local.watchdog_channels
 
   user_labels = {
     rollback_watchdog = "true"
-    signal            = "slow-db-connect"
+    signal            = each.value.signal
   }
 
   conditions {
-    display_name = "p99 database connect time above ${var.slow_db_connect_threshold_seconds} s"
+    display_name = each.value.condition
 
     condition_threshold {
-      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers["db_connect_seconds"]}\" AND resource.type=\"cloud_run_revision\""
+      # The metric's name through the sleep: the policy is created only once Monitoring knows the metric.
+      filter                  = "metric.type=\"logging.googleapis.com/user/${time_sleep.log_metrics[0].triggers[each.value.metric]}\" AND resource.type=\"cloud_run_revision\""
       comparison              = "COMPARISON_GT"
-      threshold_value         = var.slow_db_connect_threshold_seconds
+      threshold_value         = each.value.threshold
       duration                = "0s"
       evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
 
@@ -444,14 +319,10 @@ resource "google_monitoring_alert_policy" "slow_db_connect" {
       }
 
       aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_PERCENTILE_99"
-        cross_series_reducer = "REDUCE_MAX"
-        group_by_fields = [
-          "resource.label.service_name",
-          "resource.label.revision_name",
-          "resource.label.location",
-        ]
+        alignment_period     = each.value.window
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = each.value.reducer
+        group_by_fields      = local.revision_group_by
       }
     }
   }
@@ -463,11 +334,34 @@ resource "google_monitoring_alert_policy" "slow_db_connect" {
 
   documentation {
     mime_type = "text/markdown"
-    subject   = "Slow DB connects: $${resource.label.service_name} ($${resource.label.revision_name})"
-    content   = <<-EOT
-      The 99th percentile of database connect time of revision **$${resource.label.revision_name}**
-      of **$${resource.label.service_name}** ($${resource.label.location}) is above
-      ${var.slow_db_connect_threshold_seconds} s.
-    EOT
+    subject   = each.value.subject
+    content   = each.value.content
   }
+}
+
+module "log_match" {
+  source   = "./modules/log_match_policies"
+  for_each = local.log_match_signals
+
+  project               = var.project_id
+  notification_channels = local.watchdog_channels
+  signal                = each.value.signal
+  severity              = each.value.severity
+  title                 = each.value.title
+  logged                = each.value.logged
+  subject               = each.value.subject
+  what                  = each.value.what
+  closing               = each.value.closing
+  rate_limit            = var.log_match_rate_limit
+  auto_close            = var.alert_auto_close
+
+  services = {
+    for k, s in local.watched_here : k => {
+      name   = s.name
+      region = s.region
+      filter = "${local.service_scope[k]} AND (${each.value.match})"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
 }

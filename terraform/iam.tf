@@ -13,10 +13,11 @@
 #                  iam.serviceAccountUser on each watched service's runtime SA
 #                  (watched_services[].runtime_service_account, main.tf)
 #                  secretmanager.secretAccessor on the Slack secret(s) only
-#   trigger SA   : run.invoker on the alert and events functions' services only
+#   trigger SA   : run.invoker on the services of the functions a push subscription feeds
+#                  (alert, events) only
 #   build SA     : cloudbuild.builds.builder on project_id (builds the functions)
-#   Pub/Sub agent: publisher on the dead-letter topic, subscriber on the push
-#                  subscriptions, token creator on the trigger SA (OIDC push)
+#   Pub/Sub agent: publisher on the dead-letter topic, subscriber on each push
+#                  subscription, token creator on the trigger SA (OIDC push)
 #   Monitoring notification agent: publisher on the alert topic
 #   log sinks    : publisher on the events topic (sentinel.tf)
 #   drill_invokers: run.invoker on the drill function's service only
@@ -193,18 +194,13 @@ resource "google_secret_manager_secret_iam_member" "function_reads_webhook_url" 
 # Invokers
 # ---------------------------------------------------------------------------
 
-resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_alert" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.alert.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.trigger.email}"
-}
+# Each push subscription's OIDC identity may invoke the function it feeds, and nothing else.
+resource "google_cloud_run_v2_service_iam_member" "trigger_invokes" {
+  for_each = local.pushed_functions
 
-resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_events" {
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.events.service_config[0].service
+  name     = google_cloudfunctions2_function.watchdog[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
@@ -224,7 +220,7 @@ resource "google_cloud_run_v2_service_iam_member" "oncall_invokes_drill" {
 
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.drill.service_config[0].service
+  name     = google_cloudfunctions2_function.watchdog["drill"].service_config[0].service
   role     = "roles/run.invoker"
   member   = each.value
 }
@@ -255,17 +251,10 @@ resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" 
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters" {
-  project      = var.project_id
-  subscription = google_pubsub_subscription.alerts_push.name
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_service_agent
+  for_each = local.pushed_functions
 
-  depends_on = [google_project_service_identity.pubsub]
-}
-
-resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_event_dead_letters" {
   project      = var.project_id
-  subscription = google_pubsub_subscription.events_push.name
+  subscription = google_pubsub_subscription.push[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
 

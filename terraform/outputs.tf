@@ -9,8 +9,8 @@ output "notification_channel" {
 }
 
 output "push_subscription" {
-  description = "Subscription that pushes alerts to the function, with the dead-letter policy."
-  value       = google_pubsub_subscription.alerts_push.id
+  description = "Subscription that pushes alerts to the alert function, with the dead-letter policy."
+  value       = google_pubsub_subscription.push["alert"].id
 }
 
 output "events_topic" {
@@ -20,12 +20,12 @@ output "events_topic" {
 
 output "events_push_subscription" {
   description = "Subscription that pushes deploy events and ticks to the events function, with the dead-letter policy."
-  value       = google_pubsub_subscription.events_push.id
+  value       = google_pubsub_subscription.push["events"].id
 }
 
 output "events_function_name" {
   description = "Name of the function that handles deploy events and ticks (entry point handle_events)."
-  value       = google_cloudfunctions2_function.events.name
+  value       = google_cloudfunctions2_function.watchdog["events"].name
 }
 
 output "dead_letter_topic" {
@@ -40,17 +40,17 @@ output "dead_letter_subscription" {
 
 output "alert_function_name" {
   description = "Name of the alert-handling function (entry point handle_alert)."
-  value       = google_cloudfunctions2_function.alert.name
+  value       = google_cloudfunctions2_function.watchdog["alert"].name
 }
 
 output "drill_function_name" {
   description = "Name of the drill function (entry point drill)."
-  value       = google_cloudfunctions2_function.drill.name
+  value       = google_cloudfunctions2_function.watchdog["drill"].name
 }
 
 output "drill_url" {
   description = "HTTPS URL of the drill function. Internal ingress: call it from inside the VPC with an identity token of a drill_invokers principal."
-  value       = google_cloudfunctions2_function.drill.service_config[0].uri
+  value       = google_cloudfunctions2_function.watchdog["drill"].service_config[0].uri
 }
 
 output "service_account_email" {
@@ -59,7 +59,7 @@ output "service_account_email" {
 }
 
 output "trigger_service_account_email" {
-  description = "Service account in the OIDC token of the alert push subscription."
+  description = "Service account in the OIDC token of the push subscriptions (the only invoker of the alert and events functions)."
   value       = google_service_account.trigger.email
 }
 
@@ -69,17 +69,14 @@ output "source_bucket" {
 }
 
 output "alert_policies" {
-  description = "Alert policies that notify the watchdog, by signal."
-  value = {
-    startup_failures      = [for p in google_monitoring_alert_policy.startup_failures : p.name]
-    startup_failure_lines = [for p in google_monitoring_alert_policy.startup_failure_lines : p.name]
-    db_timeout            = [for p in google_monitoring_alert_policy.db_timeout : p.name]
-    db_timeouts           = [for p in google_monitoring_alert_policy.db_timeouts : p.name]
-    slow_db_connect       = [for p in google_monitoring_alert_policy.slow_db_connect : p.name]
-  }
+  description = "Alert policies that notify the watchdog (projects/P/alertPolicies/ID), by policy (metric threshold) or signal (log match, one per watched service in project_id)."
+  value = merge(
+    { for k, p in google_monitoring_alert_policy.metric_threshold : k => [p.name] },
+    { for k, m in module.log_match : k => values(m.policy_names) },
+  )
 }
 
 output "slack_actions_url" {
   description = "The Slack app's Interactivity Request URL (slack_actions.tf), or null without var.slack_actions. Public: every request is authenticated by its Slack signature."
-  value       = var.slack_actions == null ? null : google_cloudfunctions2_function.actions["actions"].service_config[0].uri
+  value       = var.slack_actions == null ? null : google_cloudfunctions2_function.watchdog["actions"].service_config[0].uri
 }

@@ -59,23 +59,41 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-resource "google_pubsub_subscription" "alerts_push" {
+locals {
+  # The topics a function entry may be fed from (its topic, function.tf).
+  delivery_topics = {
+    alerts = google_pubsub_topic.alerts.id
+    events = google_pubsub_topic.events.id
+  }
+
+  # The functions fed by a push subscription: alerts to the alert function; deploy events and ticks to the
+  # events function, with the same retry and dead-letter policy. A hold redelivers until the deploy's revision
+  # serves (watchdog/flows/deploy_events.py, at most 15 minutes), which the backoff and max_delivery_attempts
+  # cover.
+  pushed_functions = { for k, f in local.functions : k => f if f.topic != null }
+}
+
+# One push subscription per fed function: <prefix>-alerts-push, <prefix>-events-push. Every one dead-letters
+# to the one dead-letter topic, whose subscription self_monitoring.tf watches.
+resource "google_pubsub_subscription" "push" {
+  for_each = local.pushed_functions
+
   project = var.project_id
-  name    = "${var.name_prefix}-alerts-push"
-  topic   = google_pubsub_topic.alerts.id
+  name    = "${var.name_prefix}-${each.value.topic}-push"
+  topic   = local.delivery_topics[each.value.topic]
   labels  = local.labels
 
   # For push delivery the ack deadline is the HTTP request timeout: give the
   # function its whole timeout before Pub/Sub counts the attempt as failed.
-  ack_deadline_seconds       = var.function_timeout_seconds
+  ack_deadline_seconds       = each.value.timeout_seconds
   message_retention_duration = "86400s"
 
   push_config {
-    push_endpoint = google_cloudfunctions2_function.alert.service_config[0].uri
+    push_endpoint = google_cloudfunctions2_function.watchdog[each.key].service_config[0].uri
 
     oidc_token {
       service_account_email = google_service_account.trigger.email
-      audience              = google_cloudfunctions2_function.alert.service_config[0].uri
+      audience              = google_cloudfunctions2_function.watchdog[each.key].service_config[0].uri
     }
   }
 
@@ -94,49 +112,7 @@ resource "google_pubsub_subscription" "alerts_push" {
   }
 
   depends_on = [
-    google_cloud_run_v2_service_iam_member.trigger_invokes_alert,
-    google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
-  ]
-}
-
-# Deploy events and ticks: the same retry and dead-letter policy as alerts, to
-# the events function. A hold redelivers until the deploy's revision serves
-# (watchdog/flows/deploy_events.py, at most 15 minutes), which the backoff and
-# max_delivery_attempts cover.
-resource "google_pubsub_subscription" "events_push" {
-  project = var.project_id
-  name    = "${var.name_prefix}-events-push"
-  topic   = google_pubsub_topic.events.id
-  labels  = local.labels
-
-  ack_deadline_seconds       = var.function_timeout_seconds
-  message_retention_duration = "86400s"
-
-  push_config {
-    push_endpoint = google_cloudfunctions2_function.events.service_config[0].uri
-
-    oidc_token {
-      service_account_email = google_service_account.trigger.email
-      audience              = google_cloudfunctions2_function.events.service_config[0].uri
-    }
-  }
-
-  retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
-  }
-
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letter.id
-    max_delivery_attempts = var.max_delivery_attempts
-  }
-
-  expiration_policy {
-    ttl = ""
-  }
-
-  depends_on = [
-    google_cloud_run_v2_service_iam_member.trigger_invokes_events,
+    google_cloud_run_v2_service_iam_member.trigger_invokes,
     google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
   ]
 }

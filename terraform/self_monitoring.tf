@@ -5,11 +5,8 @@
 # watchdog and its doctor can tell them from the policies it acts on.
 
 locals {
-  watchdog_services = [
-    google_cloudfunctions2_function.alert.name,
-    google_cloudfunctions2_function.events.name,
-    google_cloudfunctions2_function.drill.name,
-  ]
+  # Every function the module deploys (function.tf), the buttons' included: an error in any of them pages.
+  watchdog_services     = [for k, f in google_cloudfunctions2_function.watchdog : f.name]
   watchdog_run_services = join(" OR ", [for n in local.watchdog_services : "resource.labels.service_name=\"${n}\""])
   watchdog_functions    = join(" OR ", [for n in local.watchdog_services : "resource.labels.function_name=\"${n}\""])
 
@@ -51,12 +48,15 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
   }
 
   conditions {
-    display_name = "ERROR or worse logged by the watchdog functions"
+    display_name = "ERROR or worse logged by a watchdog function"
 
     condition_matched_log {
+      # Not the request log: a hold answers 500 on purpose until the deploy serves, and a transient Cloud Run error
+      # is redelivered; neither is a fault. A bug writes the watchdog's own ERROR line (main.py, decision "crash").
       filter = join(" AND ", [
         "severity>=ERROR",
         "((resource.type=\"cloud_run_revision\" AND (${local.watchdog_run_services})) OR (resource.type=\"cloud_function\" AND (${local.watchdog_functions})))",
+        "NOT logName=\"projects/${var.project_id}/logs/run.googleapis.com%2Frequests\"",
       ])
     }
   }
@@ -73,9 +73,10 @@ resource "google_monitoring_alert_policy" "watchdog_errors" {
     mime_type = "text/markdown"
     subject   = "Rollback watchdog logged an error"
     content   = <<-EOT
-      The rollback watchdog function logged an error. Rollbacks may not be happening.
-      Check the function's logs, then run the doctor (`rollback-watchdog doctor`).
-      Undeliverable alerts land on the dead-letter subscription `${google_pubsub_subscription.dead_letter.name}`.
+      A rollback watchdog function (one of ${join(", ", local.watchdog_services)}) logged an error.
+      Rollbacks, deploy warnings or the card's buttons may not be working. Check the function's logs,
+      then run the doctor (`rollback-watchdog doctor`).
+      Undeliverable alerts, deploy events and ticks land on the dead-letter subscription `${google_pubsub_subscription.dead_letter.name}`.
     EOT
   }
 
@@ -180,7 +181,8 @@ resource "google_monitoring_alert_policy" "watchdog_failed_decisions" {
 }
 
 # Anything on the dead-letter subscription is an alert, a deploy event or a
-# tick the watchdog never handled: both push subscriptions dead-letter there.
+# tick the watchdog never handled: every push subscription (pubsub.tf, one per
+# fed function) dead-letters there, so this one condition covers them all.
 resource "google_monitoring_alert_policy" "dead_letters" {
   project               = var.project_id
   display_name          = "Rollback watchdog: undelivered alerts on the dead-letter subscription"
@@ -223,8 +225,8 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     mime_type = "text/markdown"
     subject   = "Rollback watchdog: alerts dead-lettered"
     content   = <<-EOT
-      Alerts were delivered ${var.max_delivery_attempts} times to the watchdog without success and moved to
-      `${google_pubsub_subscription.dead_letter.id}`. Inspect them with
+      Messages were delivered ${var.max_delivery_attempts} times to a watchdog function without success and moved
+      to `${google_pubsub_subscription.dead_letter.id}` (from ${join(", ", [for k, s in google_pubsub_subscription.push : s.name])}). Inspect them with
       `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter.name} --project ${var.project_id} --limit 10`
       (add `--auto-ack` once handled; the alert closes when the subscription is empty).
     EOT

@@ -1,5 +1,6 @@
 # The Slack card's buttons (undo, pause, acknowledge): the slack_actions HTTP
-# function, Slack's interactivity Request URL. Optional: set var.slack_actions.
+# function (the "actions" entry of local.function_specs, function.tf), Slack's
+# interactivity Request URL. Optional: set var.slack_actions.
 #
 # This is the one publicly invokable endpoint of the module. Slack cannot
 # present a Google identity token, so Cloud Run IAM cannot authenticate its
@@ -12,6 +13,15 @@
 
 locals {
   actions = var.slack_actions == null ? {} : { "actions" = var.slack_actions }
+
+  # The buttons' settings for the function entry and the environment (function.tf), neutral without buttons
+  # (the buttons' function is then not deployed, and WATCHDOG_SLACK_TEAM is empty, so cards carry no buttons).
+  buttons = var.slack_actions == null ? {
+    signing_secret = null
+    team_id        = ""
+    approvers      = []
+    min_instances  = 0
+  } : var.slack_actions
 }
 
 resource "google_service_account" "actions" {
@@ -96,72 +106,13 @@ resource "google_secret_manager_secret_iam_member" "actions_read_signing_secret"
   member    = "serviceAccount:${google_service_account.actions["actions"].email}"
 }
 
-resource "google_cloudfunctions2_function" "actions" {
-  # checkov:skip=CKV_GCP_124: Slack's servers must reach the interactivity URL from the internet; each request is authenticated by its Slack signature instead (see the top of this file).
-  for_each = local.actions
-
-  project     = var.project_id
-  location    = var.region
-  name        = "${var.name_prefix}-slack-actions"
-  description = "Rollback watchdog: the Slack card's buttons (public; every request is signature-checked and authorized)."
-  labels      = local.labels
-
-  build_config {
-    runtime         = "python312"
-    entry_point     = "slack_actions"
-    service_account = local.build_service_account_name
-
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    max_instance_count               = 3
-    min_instance_count               = each.value.min_instances
-    max_instance_request_concurrency = 1
-    available_memory                 = var.function_memory
-    timeout_seconds                  = 10
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.actions["actions"].email
-    environment_variables = merge(local.function_env, {
-      WATCHDOG_SLACK_APPROVERS = join(",", each.value.approvers)
-    })
-
-    secret_environment_variables {
-      key        = "SLACK_BOT_TOKEN"
-      project_id = local.secret_project
-      secret     = var.slack_bot_token_secret
-      version    = "latest"
-    }
-
-    secret_environment_variables {
-      key        = "SLACK_SIGNING_SECRET"
-      project_id = local.secret_project
-      secret     = each.value.signing_secret
-      version    = "latest"
-    }
-  }
-
-  depends_on = [
-    google_project_service.apis,
-    google_project_iam_member.build_builds,
-    google_secret_manager_secret_iam_member.actions_read_bot_token,
-    google_secret_manager_secret_iam_member.actions_read_signing_secret,
-  ]
-}
-
 # Public on purpose: see the top of this file for how each request is authenticated instead.
 resource "google_cloud_run_v2_service_iam_member" "slack_invokes_actions" {
   for_each = local.actions
 
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.actions["actions"].service_config[0].service
+  name     = google_cloudfunctions2_function.watchdog["actions"].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
 }

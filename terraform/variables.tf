@@ -13,7 +13,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region for the two functions, the source bucket and the Cloud Run services they run on, e.g. europe-west1."
+  description = "Region of the functions (and the Cloud Run services they run on) and of the source bucket, e.g. europe-west1. The watched services may be in any region."
   type        = string
 
   validation {
@@ -147,35 +147,79 @@ variable "rollback_on" {
 }
 
 variable "cooldown_seconds" {
-  description = "WATCHDOG_COOLDOWN_SECONDS: after a rollback of a service, further rollbacks of that service are refused for this long."
+  description = "WATCHDOG_COOLDOWN_SECONDS: after a rollback of a service, further rollbacks of that service are refused for this long. At most 604800 (7 days)."
   type        = number
   default     = 1800
 
   validation {
-    condition     = var.cooldown_seconds >= 0 && floor(var.cooldown_seconds) == var.cooldown_seconds
-    error_message = "cooldown_seconds must be a whole number of seconds, zero or more."
+    condition     = var.cooldown_seconds >= 0 && var.cooldown_seconds <= 604800 && floor(var.cooldown_seconds) == var.cooldown_seconds
+    error_message = "cooldown_seconds must be a whole number of seconds from 0 to 604800 (7 days), as the watchdog accepts."
   }
 }
 
 variable "deadline_seconds" {
-  description = "WATCHDOG_DEADLINE_SECONDS: time budget of one alert's handling. It must not exceed function_timeout_seconds (checked at plan time)."
+  description = "WATCHDOG_DEADLINE_SECONDS: time budget of one alert's handling, from 5 to 540 seconds. It must not exceed function_timeout_seconds (checked at plan time)."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.deadline_seconds >= 5
-    error_message = "deadline_seconds must be at least 5 seconds (the watchdog refuses smaller values)."
+    condition     = var.deadline_seconds >= 5 && var.deadline_seconds <= 540
+    error_message = "deadline_seconds must be from 5 to 540 seconds (the watchdog refuses other values)."
   }
 }
 
 variable "max_alert_age_seconds" {
-  description = "WATCHDOG_MAX_ALERT_AGE_SECONDS: alerts whose incident started longer ago than this are reported but not acted on (a redelivered or dead-lettered alert from hours ago must not move traffic now). 0 disables the check."
+  description = "WATCHDOG_MAX_ALERT_AGE_SECONDS: alerts whose incident started longer ago than this are reported but not acted on (a redelivered or dead-lettered alert from hours ago must not move traffic now). 0 disables the check; at most 2678400 (31 days, as long as Pub/Sub keeps a message)."
   type        = number
   default     = 21600
 
   validation {
-    condition     = var.max_alert_age_seconds >= 0 && floor(var.max_alert_age_seconds) == var.max_alert_age_seconds
-    error_message = "max_alert_age_seconds must be a whole number of seconds, zero (no limit) or more."
+    condition     = var.max_alert_age_seconds >= 0 && var.max_alert_age_seconds <= 2678400 && floor(var.max_alert_age_seconds) == var.max_alert_age_seconds
+    error_message = "max_alert_age_seconds must be a whole number of seconds, zero (no limit) to 2678400 (31 days)."
+  }
+}
+
+variable "max_change_age_hours" {
+  description = "WATCHDOG_MAX_CHANGE_AGE_HOURS: a change made longer than this before the alert is reported as a suspect, never acted on automatically (months of deploys on top of a change say it is not what broke today). From 24 (a day: the staging incident surfaced 37 hours after its deploy) to 8784 (a year). Default 168 (7 days)."
+  type        = number
+  default     = 168
+
+  validation {
+    condition     = var.max_change_age_hours >= 24 && var.max_change_age_hours <= 8784
+    error_message = "max_change_age_hours must be from 24 (a day) to 8784 (a year) hours, as the watchdog accepts."
+  }
+}
+
+variable "field_revert" {
+  description = "WATCHDOG_FIELD_REVERT: what a rollback does when pinning the known-good revision would take later deploys out of service: auto (the default) reverts only the changed egress/network fields on a new revision with the failing revision's code; offer pins and offers that revert on the card; off pins."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "offer", "off"], var.field_revert)
+    error_message = "field_revert must be auto, offer or off."
+  }
+}
+
+variable "show_env" {
+  description = "WATCHDOG_SHOW_ENV: names of environment variables whose values reports may show (cards, Slack messages, logs). Every other value is shown only in a harmless shape (a number, duration, boolean or short word), or as \"changed (value hidden)\". Default: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.show_env : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,127}$", n))])
+    error_message = "Each entry of show_env must be an environment variable name: letters, digits and _, not starting with a digit, at most 128 characters."
+  }
+}
+
+variable "rollback_policies" {
+  description = "WATCHDOG_POLICIES: the alert policies (display names or IDs, projects/P/alertPolicies/ID or the ID alone) whose incidents may roll back; incidents of any other policy are reported but change no traffic. Empty (the default): any policy that notifies the watchdog's channel. A live drill is an incident of the policy \"Rollback watchdog drill\": list it too to allow live drills. The deploy-time hold (sentinel = hold) is not a policy and is not affected."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.rollback_policies : trimspace(p) == p && p != "" && !strcontains(p, ",")])
+    error_message = "Each entry of rollback_policies must be a policy's display name or ID, not blank, without spaces around it and without a comma (the watchdog reads a comma-separated list: name a policy whose display name has a comma by its ID)."
   }
 }
 
@@ -236,7 +280,7 @@ variable "secret_project" {
 # ---------------------------------------------------------------------------
 
 variable "function_timeout_seconds" {
-  description = "Request timeout of both functions, and the push subscription's ack deadline. Must be at least deadline_seconds; Pub/Sub push allows at most 600."
+  description = "Request timeout of the alert, events and drill functions, and the push subscriptions' ack deadline. Must be at least deadline_seconds; Pub/Sub push allows at most 600."
   type        = number
   default     = 60
 
@@ -258,7 +302,7 @@ variable "function_memory" {
 }
 
 variable "max_instance_count" {
-  description = "Maximum instances of the alert function. 1 (with one request per instance) serialises rollbacks, so two alerts never race on one service."
+  description = "Maximum instances of the alert function and of the events function. 1 (with one request per instance) serialises rollbacks, so two alerts never race on one service."
   type        = number
   default     = 1
 
@@ -339,7 +383,7 @@ variable "dead_letter_retention" {
 }
 
 variable "pubsub_kms_key_name" {
-  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the alert and dead-letter topics. Null uses Google-managed encryption."
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the alert, events and dead-letter topics. Null uses Google-managed encryption."
   type        = string
   default     = null
 }

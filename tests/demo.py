@@ -141,20 +141,101 @@ def buttons(api: CloudRunStandIn, slack: SlackStandIn, env: dict, where: Path) -
     return serving == {"netra-backend-staging-00119-qor": 100} and "Undone by" in json.dumps(card["blocks"])
 
 
-def fix_while_pinned(slack: SlackStandIn, function: FunctionProcess) -> bool:
-    """The fix (egress back to private-ranges-only, a new image) is deployed while traffic is pinned."""
-    say("\n8. The fix is deployed while the watchdog keeps auth's traffic pinned:")
-    entry = fixture("deploys/v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json")
-    entry["insertId"], entry["timestamp"] = "demo-fix", "2025-09-16T19:02:11.000Z"
+BACKEND_PINNED = "netra-backend-staging-00118-paz"
+
+
+def _entry(name: str, service: str, at: float) -> dict:
+    """A deploy fixture's audit entry for ``service``, logged at ``at`` (a moment before its revision exists)."""
+    entry = fixture(f"deploys/{name}")
+    entry["insertId"] = f"demo-{name.split('.')[0]}"
+    entry["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(at))
+    entry["resource"]["labels"]["service_name"] = service
+    payload = entry["protoPayload"]
+    if payload["methodName"].startswith("google.cloud.run.v1"):
+        payload["resourceName"] = payload["request"]["name"] = f"namespaces/netra-staging/services/{service}"
+    else:
+        payload["resourceName"] = payload["request"]["service"]["name"] = PREFIX + service
+        entry["operation"]["id"] = f"projects/netra-staging/locations/us-central1/operations/demo-{service}"
+    return entry
+
+
+def _revision(api: CloudRunStandIn, service: str, like: str, name: str, image: str, egress: str) -> dict:
+    import copy
+
+    base = next(r for r in api.state.revisions[PREFIX + service] if r["name"].endswith(like))
+    revision = copy.deepcopy(base)
+    revision.update(name=f"{PREFIX}{service}/revisions/{name}", uid=f"uid-{name}")
+    revision.pop("createTime")  # the stand-in creates it now, as Cloud Run does
+    revision["containers"][0]["image"] = image
+    revision["vpcAccess"]["egress"] = egress
+    return revision
+
+
+def fix_while_pinned(api: CloudRunStandIn, slack: SlackStandIn, function: FunctionProcess) -> bool:
+    """The fix (egress back to private-ranges-only, a new image) is deployed with gcloud while the watchdog keeps
+    backend's traffic pinned: gcloud sends the pinned traffic back, so the new revision gets 0%."""
+    service, name = "netra-backend-staging", "netra-backend-staging-00120-fix"
+    say(
+        f"\n8. The fix is deployed with gcloud while the watchdog keeps {service}'s traffic pinned to {BACKEND_PINNED}:"
+    )
+    at = time.time()
+    api.state.deploy(PREFIX + service, _revision(api, service, BACKEND_PINNED, name,
+                     "gcr.io/netra-staging/netra-backend:v2.19.0", "PRIVATE_RANGES_ONLY"), to_latest=False)  # fmt: skip
+    entry = _entry("v1_ReplaceService_gcloud_egress_all_traffic.INFERRED.json", service, at - 1)
     template = entry["protoPayload"]["request"]["service"]["spec"]["template"]
+    template["metadata"]["name"] = name  # gcloud run deploy --revision-suffix fix
     template["metadata"]["annotations"]["run.googleapis.com/vpc-access-egress"] = "private-ranges-only"
-    template["spec"]["containers"][0]["image"] = "gcr.io/netra-staging/netra-auth:v1.43.0"
+    template["spec"]["containers"][0]["image"] = "gcr.io/netra-staging/netra-backend:v2.19.0"
+    template["spec"]["serviceAccountName"] = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
+    entry["protoPayload"]["request"]["service"]["spec"]["traffic"] = [{"revisionName": BACKEND_PINNED, "percent": 100}]
     before = len(slack.state.messages)
     status, _ = deliver(function.url, pubsub_body(entry))
-    say(f"   deploy of netra-auth-service (egress → private-ranges-only, v1.43.0) → HTTP {status}")
+    say(f"   gcloud run deploy {service} --revision-suffix fix (private-ranges-only, v2.19.0) → HTTP {status}")
     for message in slack.state.messages[before:]:
         print_message(message)
-    return len(slack.state.messages) == before + 1
+    notes = slack.state.messages[before:]
+    return len(notes) == 1 and f"`{name}`" in notes[0]["text"] and "gets 0% (pinned)" in notes[0]["text"]
+
+
+def terraform_unpins(api: CloudRunStandIn, slack: SlackStandIn, function: FunctionProcess) -> bool:
+    """terraform's configuration still says all-traffic and LATEST 100%: its apply releases the watchdog's pin and
+    puts the value it rolled away from back in service. Loud (<!here>), in the incident's thread."""
+    service, name = "netra-backend-staging", "netra-backend-staging-00121-tfa"
+    say(f"\n8b. A terraform apply of {service} whose configuration still says all-traffic and LATEST 100%:")
+    at = time.time()
+    api.state.deploy(PREFIX + service, _revision(api, service, "netra-backend-staging-00119-qor", name,
+                     "gcr.io/netra-staging/netra-backend:v2.19.0", "ALL_TRAFFIC"), to_latest=True)  # fmt: skip
+    entry = _entry("v2_UpdateService_terraform_unpin.INFERRED.json", service, at - 1)
+    template = entry["protoPayload"]["request"]["service"]["template"]
+    template["containers"][0]["image"] = "gcr.io/netra-staging/netra-backend:v2.19.0"
+    template["serviceAccount"] = "netra-netra-backend-staging@netra-staging.iam.gserviceaccount.com"
+    before = len(slack.state.messages)
+    status, _ = deliver(function.url, pubsub_body(entry))
+    say(f"   terraform apply (google_cloud_run_v2_service, traffic LATEST 100) → HTTP {status}")
+    for message in slack.state.messages[before:]:
+        print_message(message)
+    warned = slack.state.messages[before:]
+    return (
+        len(warned) == 1
+        and f"`{name}`" in warned[0]["text"]
+        and "releases the watchdog's pin" in warned[0]["text"]
+        and warned[0]["blocks"][0]["text"]["text"].startswith("<!here>")
+    )
+
+
+def deploys_while_pinned(api: CloudRunStandIn, slack: SlackStandIn, function: FunctionProcess) -> bool:
+    """Steps 8 and 8b on backend, then backend put back as it was before them, for the card's buttons in step 9."""
+    import copy
+
+    key = PREFIX + "netra-backend-staging"
+    with api.state.lock:
+        kept = copy.deepcopy(api.state.services[key]), copy.deepcopy(api.state.revisions[key])
+    ok = fix_while_pinned(api, slack, function)
+    ok = terraform_unpins(api, slack, function) and ok
+    with api.state.lock:
+        api.state.services[key], api.state.revisions[key] = kept
+    say("   (the demo now puts netra-backend-staging back as it was before these two deploys: pinned, for step 9)")
+    return ok
 
 
 def main() -> None:
@@ -220,7 +301,7 @@ def main() -> None:
                 f"Slack messages: {before_messages} before, {len(slack.state.messages)} after")  # fmt: skip
             ok = updates_after == before_updates and len(slack.state.messages) == before_messages
             say("   " + ("duplicates did nothing." if ok else "UNEXPECTED: duplicates changed something!"))
-            ok = fix_while_pinned(slack, function) and ok
+            ok = deploys_while_pinned(api, slack, function) and ok
             ok = buttons(api, slack, env, log.parent) and ok
             ok = recovered(api, slack, monitoring, function) and ok
     say("\nDone. Roll forward after the fix (Cloud NAT + private-ranges-only) with:")

@@ -4,8 +4,8 @@ python-hcl2 parses the files but leaves expressions as text: a template string k
 ``${…}`` interpolations, any other expression comes as ``${…}``. This evaluates the subset the module
 uses to build its Logging filters: template strings (``\\"`` escapes, ``${expr}``, ``$${`` for a literal
 ``${``), references (``local.x``, ``var.x``, ``each.key``, ``each.value.name``, loop variables, ``.attr``
-and ``[index]``), list and map literals, ``for`` expressions over maps (with an optional ``if``), and the
-functions ``join``, ``sort``, ``keys`` and ``length``. Anything else raises ValueError, so a filter built
+and ``[index]``), list literals, object literals (``{name = expr, …}``), ``for`` expressions over maps
+(with an optional ``if``), and the functions ``join``, ``sort``, ``keys`` and ``length``. Anything else raises ValueError, so a filter built
 some other way is noticed rather than guessed.
 """
 
@@ -269,4 +269,13 @@ class _Parser:
         self._expect("{")
         if self._see("for "):
             return self._for("}")
-        raise ValueError("map literals are not supported here")
+        # an object literal as python-hcl2 writes it back: {name = expr, name = expr}
+        found = {}
+        while not self._see("}"):
+            name = self._name()
+            self._expect("=")
+            found[name] = self.expression()
+            if self._see(","):
+                self._expect(",")
+        self._expect("}")
+        return found

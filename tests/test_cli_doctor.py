@@ -159,9 +159,12 @@ def findings(result) -> list[dict]:
     return json.loads(result.stdout)["findings"]
 
 
-def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run, sa_iam):
+def test_a_healthy_setup_exits_0(monitoring, iam, cloud_run, sa_iam, slack):
+    from tests.standins.slack import TOKEN
+
     result = run(monitoring, iam.address, cloud_run, "--json", "--project-number", "123456789012",
-                 IAM_API_ENDPOINT=sa_iam.url)  # fmt: skip
+                 IAM_API_ENDPOINT=sa_iam.url, SLACK_BOT_TOKEN=TOKEN, SLACK_CHANNEL="C0ONCALL",
+                 SLACK_API_URL=slack.api_url)  # fmt: skip
     assert result.exit_code == 0, result.output
     found = findings(result)
     assert {f["status"] for f in found} == {"ok"}
@@ -299,8 +302,8 @@ def test_doctor_changes_nothing(monitoring, iam, cloud_run, sa_iam):
 
 def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_iam):
     run(monitoring, iam.address, cloud_run, IAM_API_ENDPOINT=sa_iam.url)
-    patches = {r["path"]: r for r in cloud_run.state.requests if r["method"] == "PATCH"}
-    backend = patches[f"/v2/{BACKEND}"]
+    patches = [r for r in cloud_run.state.requests if r["method"] == "PATCH" and r["path"] == f"/v2/{BACKEND}"]
+    [backend] = [p for p in patches if p["query"]["updateMask"] == "traffic,annotations"]
     assert (backend["query"]["updateMask"], backend["query"]["validateOnly"]) == ("traffic,annotations", "true")
     assert set(backend["body"]) == {"etag", "annotations", "traffic"}  # as pin_traffic sends it (name: in the path)
     assert backend["body"]["etag"] == cloud_run.state.services[BACKEND]["etag"]
@@ -309,6 +312,12 @@ def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_
     ]
     [record] = json.loads(backend["body"]["annotations"]["rollback-watchdog/rollbacks"])
     assert record["incident"] == doctor.DOCTOR_INCIDENT
+    # and the field revert's own update, validated too: a new revision at 0% behind a tag, images by digest
+    [revert] = [p for p in patches if p["query"]["updateMask"] == "template,traffic,annotations"]
+    assert revert["query"]["validateOnly"] == "true"
+    assert "@sha256:" in revert["body"]["template"]["containers"][0]["image"]
+    assert {t.get("tag") for t in revert["body"]["traffic"]} >= {"watchdog-revert"}
+    assert len(cloud_run.state.revisions[BACKEND]) == 2  # nothing was created
 
 
 BACKEND_FULL = "netra-staging/us-central1/netra-backend-staging"
@@ -473,3 +482,29 @@ def test_with_every_service_in_scope_the_rights_are_unchecked(monitoring, iam, c
         ("dry_run", "unchecked"),
     ]
     assert [r for r in cloud_run.state.requests if r["method"] != "GET"] == []
+
+
+@pytest.mark.parametrize(
+    ("installed", "status", "says"),
+    [(None, "ok", "the bot token has every scope of the app manifest"),
+     (frozenset({"chat:write", "channels:history", "groups:history", "users:read"}), "problem",
+      "the bot token lacks usergroups:read")],
+    ids=["installed from the manifest", "installed without one scope"],
+)  # fmt: skip
+def test_doctor_proves_the_bot_has_every_scope_of_the_manifest(installed, status, says):
+    """Slack states a token's scopes on every answer (x-oauth-scopes): the doctor compares them with the manifest."""
+    from tests.standins.slack import TOKEN, SlackStandIn
+    from watchdog.tools.doctor import _slack_scopes
+
+    with SlackStandIn(scopes=installed) as slack:
+        [finding] = _slack_scopes({"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.api_url}, 5, lambda _t: None)
+    assert (finding.check, finding.status) == ("slack_scopes", status)
+    assert says in finding.message
+
+
+def test_doctor_without_a_bot_token_says_the_scopes_were_not_checked():
+    from watchdog.tools.doctor import _slack_scopes
+
+    [finding] = _slack_scopes({}, 5, lambda _t: None)
+    assert (finding.check, finding.status) == ("slack_scopes", "warning")
+    assert "were not checked" in finding.message

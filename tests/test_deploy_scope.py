@@ -96,6 +96,6 @@ def test_a_watched_deploy_whose_entry_has_no_request_is_judged_from_the_service(
         assert deliver(stack.function.url, pubsub_body(body)) == (200, "OK")
     [warning] = stack.messages
     assert "Risky deploy of `netra-auth-service`" in warning["text"]
-    assert "Serving now: `netra-auth-service-00041-kip`" in warning["text"]
+    assert "Serving before it: `netra-auth-service-00041-kip`" in warning["text"]
     assert stack.denied() == []
     assert errors(stack) == []

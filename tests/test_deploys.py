@@ -48,7 +48,21 @@ INTAKE = [
     ("v2_UpdateService_wif_deployer.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
     # Cloud Run logs a request it refused, with the full request: no revision comes of it
     ("v1_ReplaceService_gcloud_refused.INFERRED.json", "refused"),
+    # the deploy paths of tests/test_deploy_paths.py
+    ("v2_UpdateService_terraform_unpin.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
+    ("v2_UpdateService_terraform_drift_fix.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
+    ("v2_UpdateService_terraform_after_previews.INFERRED.json", ("v2", "ALL_TRAFFIC", "terraform")),
+    ("v1_ReplaceService_gcloud_update_traffic_to_latest.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    ("v1_ReplaceService_gcloud_fix_while_pinned.INFERRED.json", ("v1", "PRIVATE_RANGES_ONLY", "gcloud")),
+    ("v1_ReplaceService_gcloud_no_traffic_tag.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    ("v1_ReplaceService_gcloud_logged_after_its_revision.INFERRED.json", ("v1", "ALL_TRAFFIC", "gcloud")),
+    (
+        "v2_UpdateService_watchdog_field_revert.INFERRED.json",
+        ("v2", "PRIVATE_RANGES_ONLY", "gl-python/3.12.3 grpc/1.66.0 gax/2.19.0 gapic/0.16.2"),
+    ),
 ]
+# Writes whose template the service already holds: no revision comes of them, so `check` does not apply.
+NO_NEW_REVISION = ("traffic_only", "update_traffic", "drift_fix")
 
 
 def test_every_fixture_is_in_the_table():
@@ -202,7 +216,9 @@ def test_copies_of_one_deploy_share_a_key_and_other_deploys_do_not():
     assert first.key != other.key
 
 
-@pytest.mark.parametrize("name", [n for n, e in INTAKE if not isinstance(e, str) and "traffic_only" not in n])
+@pytest.mark.parametrize(
+    "name", [n for n, e in INTAKE if not isinstance(e, str) and not any(w in n for w in NO_NEW_REVISION)]
+)
 def test_the_sentinel_and_check_agree(name):
     """Same pair of templates, same verdict: the deploy warning is `check` at deploy time."""
     event = parse(entry(name))
@@ -311,25 +327,51 @@ def test_out_of_scope_services_are_warned_never_read_nor_written(start_stack):
     assert [line for line in stack.function.logs() if line["severity"] == "ERROR"] == []
 
 
+def _fix(traffic: list[dict]) -> dict:
+    """The fix (egress back to private-ranges-only), its entry logged now: after the rollback."""
+    fix = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
+    fix["protoPayload"]["request"]["service"]["template"]["vpcAccess"]["egress"] = "PRIVATE_RANGES_ONLY"
+    fix["protoPayload"]["request"]["service"]["traffic"] = traffic
+    fix["insertId"] = "the-fix"
+    fix["operation"]["id"] = "op-the-fix"
+    fix["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return fix
+
+
+# the fix's traffic: (what the note says, loud)
+FIX_TRAFFIC = {
+    "pinned (the service's traffic sent back as it is)": (
+        [
+            {
+                "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                "revision": "netra-auth-service-00041-kip",
+                "percent": 100,
+            }
+        ],
+        ("it gets 0% (pinned)", "undoing the breaking change", "--to-latest"),
+    ),
+    "LATEST 100 (terraform's traffic block)": (
+        [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+        ("routes 100% to the new revision and releases the watchdog's pin", "undoing the breaking change"),
+    ),
+}
+
+
 @pytest.mark.e2e
-def test_a_deploy_while_traffic_is_pinned_is_noted_in_the_incident_thread(start_stack):
+@pytest.mark.parametrize(("traffic", "says"), FIX_TRAFFIC.values(), ids=FIX_TRAFFIC.keys())
+def test_the_fix_deployed_while_traffic_is_pinned_is_noted_in_the_incident_thread(start_stack, traffic, says):
     stack = start_stack(WATCHDOG_FIELD_REVERT="off")  # a pin that stays: the field revert would release it
     assert deliver(stack.function.url, pubsub_body(fixture("alerts/incident_auth_db_timeout_log_match.json"))) == (
         200,
         "OK",
     )
     [report] = stack.messages
-    fix = entry("v2_UpdateService_terraform_first_entry.INFERRED.json")
-    fix["protoPayload"]["request"]["service"]["template"]["vpcAccess"]["egress"] = "PRIVATE_RANGES_ONLY"
-    fix["insertId"] = "the-fix"
-    fix["operation"]["id"] = "op-the-fix"
-    fix["timestamp"] = "2026-12-01T00:00:00Z"
-    assert deliver(stack.function.url, pubsub_body(fix)) == (200, "OK")
+    assert deliver(stack.function.url, pubsub_body(_fix(traffic))) == (200, "OK")
     note = stack.messages[-1]
     assert note["thread_ts"] == report["ts"]
-    assert "gets 0%" in note["text"]
-    assert "undoing the breaking change" in note["text"]
-    assert "--to-latest" in note["text"]
+    assert "reply_broadcast" not in note  # a note, not a page
+    for words in says:
+        assert words in note["text"]
     assert len(stack.traffic_updates()) == 1  # the rollback only
 
 

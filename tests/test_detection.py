@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hcl_expressions import evaluate, resources, scope
+from tests.hcl_expressions import evaluate, module, resources, scope
 from tests.logging_query import Query
 from tests.support import FIXTURES, ROOT
 
@@ -37,12 +37,16 @@ def filters() -> dict[str, Query]:
     found = {}
     for metric in ("startup_failures", "db_timeouts", "db_connect_seconds"):
         found[f"metric {metric}"] = evaluate(resources(TERRAFORM, "google_logging_metric")[metric]["filter"], names)
-    policies = resources(TERRAFORM, "google_monitoring_alert_policy")
+    # the per-service log-match policies: one instance of modules/log_match_policies per signal, which makes a
+    # policy of each entry of its services argument, with that entry's filter
+    call = {name.strip('"'): body for c in module(TERRAFORM)["module"] for name, body in c.items()}["log_match"]
+    policy = resources(TERRAFORM / evaluate(call["source"], {}), "google_monitoring_alert_policy")["per_service"]
+    assert policy["conditions"][0]["condition_matched_log"][0]["filter"] == "${each.value.filter}"
     for policy in ("startup_failure_lines", "db_timeout"):
-        raw = policies[policy]["conditions"][0]["condition_matched_log"][0]["filter"]
+        signal = {"key": policy, "value": names["local"]["log_match_signals"][policy]}
+        services = evaluate(call["services"], {**names, "each": signal})
         for key, service in WATCHED.items():
-            each = {**names, "each": {"key": key, "value": service}}
-            found[f"{policy}[{SHORT[service['name']]}]"] = evaluate(raw, each)
+            found[f"{policy}[{SHORT[service['name']]}]"] = services[key]["filter"]
     return {name: Query(text) for name, text in found.items()}
 
 

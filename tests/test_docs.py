@@ -1,6 +1,6 @@
 """The READMEs point at things that exist: links, files, functions and settings.
 
-README.md and terraform/README.md name code by path (``watchdog/core/decision.py``),
+README.md and terraform/'s README.md and DESIGN.md name code by path (``watchdog/core/decision.py``),
 rules by function (``_target()``) and settings by variable. When code moves or a
 setting is added, these tests name the line of the docs that went stale.
 """
@@ -15,7 +15,7 @@ import pytest
 from tests.support import ROOT
 from watchdog.config import ENV_VARS
 
-DOCS = ("README.md", "terraform/README.md")
+DOCS = ("README.md", "terraform/README.md", "terraform/DESIGN.md")
 
 # Backticked tokens that name a file or folder of this repository.
 REPO_PATH = re.compile(r"`((?:watchdog|tests|terraform|docs|examples|\.ci)/[\w./-]*|main\.py)`")

@@ -105,7 +105,8 @@ def test_not_found_service_is_acknowledged_and_reported(start_stack):
     body = pubsub_body(incident_alert("does-not-exist", "does-not-exist-00001-abc"))
     assert deliver(stack.function.url, body) == (200, "OK")
     assert len(stack.messages) == 1
-    assert "NotFound" in stack.messages[0]["text"]
+    assert "the service the alert names was not found" in stack.messages[0]["text"]
+    assert "--to-revisions REVISION=100" in stack.messages[0]["text"]
     errors = [line for line in stack.function.logs() if line["severity"] == "ERROR"]
     assert errors
     assert errors[0]["decision"] == "error"
@@ -161,3 +162,21 @@ def _fault(**kw):
     from tests.standins.cloudrun import Fault
 
     return Fault(**kw)
+
+
+def test_an_unexpected_error_is_the_watchdogs_own_error_line_and_a_transient_one_is_not(start_stack):
+    """terraform/self_monitoring.tf pages on the watchdog's ERROR lines, not on Cloud Run's request log (where a
+    hold's deliberate 500s would page too): so a bug must write one itself; an expected 500 stays a WARNING."""
+    stack = start_stack(WATCHDOG_DEADLINE_SECONDS="8")
+    body = pubsub_body(fixture(BACKEND_ALERT))
+    stack.cloud_run.state.faults.append(_fault(status=503, times=1000))
+    assert deliver(stack.function.url, body)[0] == 500
+    assert [line for line in stack.function.logs() if line["severity"] == "ERROR"] == []
+    stack.cloud_run.state.faults.clear()
+    # an answer no rule knows (418): not transient, not permanent, so nothing handles it
+    stack.cloud_run.state.faults.append(_fault(status=418, times=1000))
+    assert deliver(stack.function.url, body)[0] == 500
+    [crash] = [line for line in stack.function.logs() if line.get("decision") == "crash"]
+    assert crash["severity"] == "ERROR"
+    assert crash["message"].startswith("unhandled ")
+    assert stack.traffic_updates() == []

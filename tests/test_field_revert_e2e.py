@@ -7,6 +7,7 @@ revision's code and only the egress set back, and moves the pinned share to it o
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -161,3 +162,92 @@ def test_the_revert_field_command_is_guarded_like_undo(start_stack):
     assert refused.exit_code == 1
     assert json.loads(refused.stdout)["reason"] == "deployed_since"
     assert serving(stack, history) == {history.name(1): 100}
+
+
+# --- The Revert field button, then the ticks ----------------------------------------------------------------------
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BUTTONS = {"SLACK_SIGNING_SECRET": SECRET, "WATCHDOG_SLACK_TEAM": "T0WATCH", "WATCHDOG_SLACK_APPROVERS": "U0ONCALL"}
+TICK = {"rollback-watchdog-tick": "1"}
+
+
+@pytest.fixture
+def offered(start_stack, tmp_path):
+    """offer mode: the alert pinned; the buttons' function runs as its own account (terraform/slack_actions.tf)."""
+    from tests.standins import iam
+    from tests.standins.slack import user
+    from tests.support import FunctionProcess
+
+    stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer", **BUTTONS)
+    stack.slack.state.users["U0ONCALL"] = user("U0ONCALL")
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert serving(stack, history) == {history.name(1): 100}
+    env = stack.env_as(iam.ACT, **BUTTONS)
+    with FunctionProcess(env, target="slack_actions", signature="http", log_path=tmp_path / "actions.log") as actions:
+        yield stack, history, actions
+    assert stack.slack.state.scope_refusals == []
+
+
+def the_card(stack) -> dict:
+    [card] = [m for m in stack.messages if any(b["type"] == "actions" for b in m.get("blocks", []))]
+    return card
+
+
+def press(stack, actions, action: str, card: dict | None = None) -> None:
+    from tests.standins.slack import block_actions, interaction
+    from tests.support import post
+
+    card = card or the_card(stack)
+    body, headers = interaction(SECRET, block_actions(card, action, "U0ONCALL", "T0WATCH"))
+    assert post(actions.url, body, headers)[0] == 200
+
+
+def button_ids(stack) -> list[str]:
+    [card] = [m for m in stack.messages if any(b["type"] == "actions" for b in m.get("blocks", []))]
+    [block] = [b for b in card["blocks"] if b["type"] == "actions"]
+    return [e["action_id"] for e in block["elements"]]
+
+
+def tick(stack) -> None:
+    assert deliver(stack.function.url, pubsub_body(b"tick", attributes=TICK)) == (200, "OK")
+
+
+def test_the_revert_field_button_creates_the_revision_and_a_tick_moves_traffic_to_it(offered):
+    stack, history, actions = offered
+    assert "revert_field" in button_ids(stack)
+    press(stack, actions, "revert_field")
+    # Slack's 3 s: the click creates the revision and records it; traffic stays pinned until it is Ready
+    made = record(stack, history)
+    assert (made.revert, made.revert_state) == (REVISION, "pending")
+    assert serving(stack, history) == {history.name(1): 100}
+    assert [(e[0], e[1]) for e in made.events] == [("revert_field", "U0ONCALL")]
+    assert "Reverting the field" in json.dumps(stack.messages[0]["blocks"]) or "revert_field" not in button_ids(stack)
+
+    tick(stack)
+    assert serving(stack, history) == {REVISION: 100}
+    assert record(stack, history).revert_state == "serving"
+    text = json.dumps(stack.messages[0]["blocks"], ensure_ascii=False)
+    assert "Field reverted on checkout" in text
+    assert "revert_field" not in button_ids(stack)  # done: the button is gone
+
+
+def test_a_paused_service_refuses_the_revert_field_button_and_holds_a_pending_move(offered):
+    stack, history, actions = offered
+    stale = copy.deepcopy(the_card(stack))
+    press(stack, actions, "pause_service")
+    assert "revert_field" not in button_ids(stack)  # not offered while paused
+    press(stack, actions, "revert_field", stale)  # a click on the card as it was before the pause
+    assert record(stack, history).revert == ""
+    told = [e["text"] for e in stack.slack.state.ephemeral]
+    assert any("paused" in t and "Nothing was changed" in t for t in told), told
+
+    press(stack, actions, "resume_service")
+    press(stack, actions, "revert_field")
+    assert record(stack, history).revert_state == "pending"
+    press(stack, actions, "pause_service")  # paused between the click and the move
+    tick(stack)
+    assert serving(stack, history) == {history.name(1): 100}  # hands off: the pin stays
+    assert record(stack, history).revert_state == "pending"
+    press(stack, actions, "resume_service")
+    tick(stack)
+    assert serving(stack, history) == {REVISION: 100}

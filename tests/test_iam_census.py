@@ -157,17 +157,22 @@ def test_a_flow_that_needs_a_grant_terraform_does_not_make_is_refused(start_stac
 def test_the_grants_the_platform_uses_are_wired_to_what_uses_them() -> None:
     """A secret grant serves a function that runs as its member and reads that secret; an invoker grant serves
     a push subscription that authenticates as its member to that function."""
-    functions = resources("google_cloudfunctions2_function")
-    reads = set()
-    for fn in functions.values():
-        config = block(fn, "service_config")
-        secrets = [s["secret"] for s in config.get("secret_environment_variables", [])]
-        secrets += [d["secret_environment_variables"]["content"][0]["secret"] for d in config.get("dynamic", [])]
-        reads |= {(f"serviceAccount:{config['service_account_email']}", s) for s in secrets}
-    for name, grant in resources("google_secret_manager_secret_iam_member").items():
-        assert (grant["member"], grant["secret_id"]) in {
-            (m, s.replace("secret_environment_variables.value", "var.slack_webhook_url_secret")) for m, s in reads
-        } | {(m, s) for m, s in reads}, name
+    # the functions as deployed (one map of entries, function.tf), with the buttons and a webhook secret
+    deployment = iam.staging(
+        [("netra-staging", "us-central1", "netra-backend-staging", None)], slack_webhook_url_secret="hook"
+    )
+    reads = {
+        (f"serviceAccount:{fn['service_account']}", secret)
+        for fn in iam.functions(deployment).values()
+        for secret in fn["secrets"].values()
+    }
+    grants = [b for b in iam.deployed(deployment).bindings if b.role == "roles/secretmanager.secretAccessor"]
+    assert {b.source.split("[")[0] for b in grants} == {
+        f"google_secret_manager_secret_iam_member.{name}"
+        for name in resources("google_secret_manager_secret_iam_member")
+    }
+    for grant in grants:
+        assert (grant.member, grant.resource) in reads, grant.source
     pushes = resources("google_pubsub_subscription")
     invoked = {
         (f"serviceAccount:{block(p, 'push_config', 'oidc_token')['service_account_email']}",

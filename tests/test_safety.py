@@ -117,9 +117,11 @@ class TestConcurrentDeploy:
         assert [a["status"] for a in stack.traffic_attempts()] == [status]
         [report] = stack.messages
         assert report["text"].startswith("<!here> ")
-        assert report["blocks"][0]["text"]["text"].startswith("<!here> ")
-        assert message.replace("'", "&#x27;") in report["text"] or message in report["text"]
-        assert "--to-revisions REVISION=100" in report["text"]
+        assert report["blocks"][0]["type"] == "header"
+        assert report["blocks"][1]["text"]["text"].startswith("<!here> *Traffic NOT changed*")
+        said = json.dumps(report["blocks"])
+        assert message.replace("'", "&#x27;") in said or message in said  # Cloud Run's own words, in the card
+        assert f"--to-revisions {BACKEND_TARGET}=100" in report["text"]  # the rollback to make by hand
         assert stack.serving(BACKEND) == {"netra-backend-staging-00119-qor": 100}
 
     def test_a_conflict_that_lasts_is_reported_and_acknowledged(self, start_stack):

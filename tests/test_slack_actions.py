@@ -236,7 +236,7 @@ def test_pause_records_who_when_why_and_resume_takes_its_place(rolled_back):
     assert ledger.PAUSE_INFO_KEY not in annotations
     record = ledger.find(annotations, INCIDENT)
     assert [e[:2] for e in record.events] == [("pause_service", APPROVER), ("resume_service", APPROVER)]
-    assert buttons(stack) == ["undo_rollback", "pause_service", "acknowledge"]
+    assert buttons(stack) == ["undo_rollback", "revert_field", "pause_service", "acknowledge"]
     shown = json.dumps(card(stack)["blocks"])
     assert "Paused by <@U0ONCALL>" in shown  # the card keeps the history
     assert "Resumed by <@U0ONCALL>" in shown

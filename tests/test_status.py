@@ -144,7 +144,10 @@ def test_a_service_that_cannot_be_read_or_located_is_exit_2(world):
 
 def test_a_rollback_left_without_a_verdict_needs_a_human(world):
     old = ledger.with_record({}, record("clear-svc", time.time() - 3 * 3600))  # no verdict three hours later
-    world.state.services[f"{LOCATION}/services/clear-svc"]["annotations"] = old
+    service = world.state.services[f"{LOCATION}/services/clear-svc"]
+    service["annotations"] = old
+    service["traffic"] = pinned_to("clear-svc-00118-paz")  # the rollback moved traffic
+    world.state._refresh_status(service)
     code, out = run(world, "--json", "--service", "clear-svc")
     [status] = json.loads(out)["services"]
     assert status["rollbacks"][0]["outcome"] == "verifying"
@@ -254,3 +257,19 @@ def test_without_a_list_of_services_status_says_so_and_exits_2(world, env, messa
     assert message.format(port=port) in result.stderr
     assert "all clear" not in result.output
     assert world.state.requests == []
+
+
+def test_an_undo_and_the_failing_revision_serving_again_are_shown_whatever_the_verdict(world):
+    """After an undo, the revision the watchdog rolled away from serves again: never "all clear"."""
+    undone = record("clear-svc", time.time() - 3600, state="recovered", why="quiet",
+                    events=(("undo_rollback", "U0ONCALL", time.time() - 600, "1.1"),))  # fmt: skip
+    world.state.services[f"{LOCATION}/services/clear-svc"]["annotations"] = ledger.with_record({}, undone)
+    code, out = run(world, "--json", "--service", "clear-svc")
+    [status] = json.loads(out)["services"]
+    assert (status["rollbacks"][0]["outcome"], status["rollbacks"][0]["undone_by"]) == ("undone", "U0ONCALL")
+    [finding] = status["needs_human"]
+    assert finding.startswith("clear-svc-00119-qor, which the watchdog rolled away from for incident 0.inc-clear-svc, "
+                              "serves 100% again (undone by U0ONCALL at ")  # fmt: skip
+    assert code == 1
+    _, text = run(world, "--service", "clear-svc")
+    assert "undone by U0ONCALL at " in text

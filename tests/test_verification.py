@@ -516,7 +516,7 @@ def _terraform():
 def test_each_policy_fixture_is_what_terraforms_policy_sends(policy):
     """The notification fixtures above carry terraform's conditions (alerts.tf, defaults from variables.tf)."""
     tf = _terraform()
-    body = tf.policies()[policy]
+    body = tf.detection_policies()[policy]
     incident = fixture(f"verification/{policy}.INFERRED.json")["incident"]
     assert incident["policy_user_labels"]["signal"] == body["user_labels"]["signal"]
     condition = tf.conditions(body)[0]
@@ -545,7 +545,7 @@ def test_terraform_maps_each_log_match_policy_to_the_counter_on_the_same_lines()
     mapped = dict(re.findall(r'for m in google_logging_metric\.(\w+) : "([a-z-]+)=logging\.googleapis\.com/user/\$\{m\.name\}"',
                              text))  # fmt: skip
     by_signal = {signal: name for name, signal in mapped.items()}
-    log_matches = {name: body for name, body in tf.policies().items()
+    log_matches = {name: body for name, body in tf.detection_policies().items()
                    if tf.is_log_match(body) and body["notification_channels"] == "${local.watchdog_channels}"}  # fmt: skip
     assert sorted(log_matches) == ["db_timeout", "startup_failure_lines"]  # the ones that alert the watchdog
     for name, body in log_matches.items():

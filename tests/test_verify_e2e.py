@@ -385,7 +385,7 @@ def test_the_card_itself_moves_to_recovered(stack, monitoring):
 
 
 def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monitoring):
-    """Rebuilt from the ledger record, the card keeps what the first one said: the alert's policy, reason ``rollback``."""
+    """Rebuilt from the ledger record, the card keeps what the first one said: the alert's policy, the cause, the target."""
     first = json.dumps(roll_back(stack)["blocks"])  # a copy: the stand-in updates the message in place
     healthy_startup(monitoring, age(stack, 14))
     assert tick(stack.function.url) == 200
@@ -397,8 +397,10 @@ def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monito
 
     assert policy(first) != "unknown"
     assert policy(restated) == policy(first)
-    assert "Reason code: rollback." in first
-    assert "Reason code: rollback." in restated
+    assert f"*Why `{RESTORED}`:*" in first  # why the target was trusted, said when it was chosen
+    for card in (first, restated):  # the rollback: its cause and what it rolled back to
+        assert "*Cause:* vpc egress" in card
+        assert f"`{RESTORED}`" in card
 
 
 # --- Verification that reports only what it saw ------------------------------------------------------------------

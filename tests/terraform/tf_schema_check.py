@@ -5,7 +5,10 @@ What it reports, each finding naming the file, the line and the resource address
 - unknown resource / data source types, unknown arguments and nested blocks;
 - arguments the schema marks computed-only (a plan would refuse them);
 - missing required arguments and required nested blocks (`min_items`), too many blocks (`max_items`);
-- literal values outside the provider's allowed values (`Possible values: [...]` in the schema);
+- literal values outside the provider's allowed values (`Possible values: [...]` in the schema), written in
+  the resource or in the entry of a map the resource is built from (``for_each = local.X`` where X is an
+  object literal of entries, or ``{for k, e in local.X : k => e if ...}`` over one, and the argument is
+  ``each.value.NAME``);
 - references: to an attribute the type does not have, to a counted/for_each resource without an
   instance key (`google_x.y.attr` where `google_x.y[0].attr` is meant), an instance key on a
   single resource, a list block or list attribute without its index;
@@ -47,6 +50,7 @@ _REF = re.compile(
 _MODULE_REF = re.compile(r"(?<![\w.])module\.([a-z0-9_\-]+)\.([a-z_][a-z0-9_]*)")
 _STEP = re.compile(r"\[[^\[\]]*\]|\.[a-z_][a-z0-9_]*")
 _LOCAL_REF = re.compile(r"(?<![\w.])local\.([a-z_][a-z0-9_]*)")
+_ENTRY_FILTER = re.compile(r"\$\{\{for (\w+), (\w+) in local\.([a-z_][a-z0-9_]*) : \1 => \2(?: if [^{}]*)?\}\}")
 _FOR = re.compile(
     r"\bfor\s+([a-z_][a-z0-9_]*)\s*(?:,\s*([a-z_][a-z0-9_]*))?\s+in\s+(data\.)?((?:google|archive|time)_[a-z0-9_]+)\.([a-z0-9_\-]+)\s*:"
 )
@@ -159,6 +163,7 @@ class Checker:
         self.findings: list[Finding] = []
         self.by_address = {b.address: b for b in self.blocks if b.kind in ("resource", "data")}
         self.locals = {b.name: _text(b.body) for b in self.blocks if b.kind == "local"}
+        self.raw_locals = {b.name: b.body["value"] for b in self.blocks if b.kind == "local"}
 
     def report(self, block: Block, message: str) -> None:
         try:
@@ -188,7 +193,7 @@ class Checker:
                     kind = "resource type" if b.kind == "resource" else "data source"
                     self.report(b, f"{kind} {b.type} does not exist in provider {self.provider_of(b)}")
                     continue
-                self.check_body(b, s, b.body, path=[], top=True)
+                self.check_body(b, s, b.body, path=[], top=True, entries=self.entries(b))
                 self.check_repetition(b)
             elif b.kind == "provider":
                 if b.name in PROVIDERS:
@@ -201,7 +206,33 @@ class Checker:
 
     # -- arguments and blocks ------------------------------------------------
 
-    def check_body(self, b: Block, s: dict, body: dict, path: list[str], *, top: bool, provider: bool = False) -> None:
+    def entries(self, b: Block) -> dict[str, dict]:
+        """The entries of the map ``b`` is built from (its for_each), when that map is written out as an object
+        literal in a local; else {}."""
+        value, seen = b.body.get("for_each"), set()
+        while isinstance(value, str):
+            # local.X, or a filter over its entries: {for k, e in local.X : k => e if ...}
+            found = re.fullmatch(r"\$\{local\.([a-z_][a-z0-9_]*)\}", value) or _ENTRY_FILTER.fullmatch(value)
+            local = found and found.group(found.re.groups)  # the last group names the local
+            if not local or local in seen:
+                return {}
+            seen.add(local)
+            value = self.raw_locals.get(local)
+        if isinstance(value, dict):
+            return {_uq(k): v for k, v in value.items() if isinstance(v, dict) and not k.startswith("__")}
+        return {}
+
+    def check_body(
+        self,
+        b: Block,
+        s: dict,
+        body: dict,
+        path: list[str],
+        *,
+        top: bool,
+        provider: bool = False,
+        entries: dict[str, dict] | None = None,
+    ) -> None:
         attrs, blocks = s["attributes"], s["blocks"]
         where = ".".join(path)
         prefix = f"{where}: " if where else ""
@@ -223,12 +254,14 @@ class Checker:
                             continue
                         dynamic.add(name)
                         for content in dbody.get("content", []):
-                            self.check_body(b, blocks[name]["block"], content, [*path, name], top=False)
+                            self.check_body(
+                                b, blocks[name]["block"], content, [*path, name], top=False, entries=entries
+                            )
                 continue
             if key in blocks and _is_block(value):
                 present_blocks[key] = present_blocks.get(key, 0) + len(value)
                 for item in value:
-                    self.check_body(b, blocks[key]["block"], item, [*path, key], top=False)
+                    self.check_body(b, blocks[key]["block"], item, [*path, key], top=False, entries=entries)
                 continue
             if key in blocks:
                 self.report(b, f"{prefix}{key} is a block: write `{key} {{ ... }}`, not `{key} = ...`")
@@ -243,7 +276,7 @@ class Checker:
             if _is_block(value):
                 self.report(b, f"{prefix}{key} is an argument: write `{key} = ...`, not a block")
                 continue
-            self.check_enum(b, prefix, key, attr, value)
+            self.check_enum(b, prefix, key, attr, value, entries or {})
         for key, attr in attrs.items():
             if attr.get("required") and key not in body:
                 self.report(b, f"{prefix}missing required argument {key!r}")
@@ -256,7 +289,7 @@ class Checker:
             if nested.get("max_items") and n > nested["max_items"]:
                 self.report(b, f"{prefix}too many {key!r} blocks (at most {nested['max_items']})")
 
-    def check_enum(self, b: Block, prefix: str, key: str, attr: dict, value: Any) -> None:
+    def check_enum(self, b: Block, prefix: str, key: str, attr: dict, value: Any, entries: dict[str, dict]) -> None:
         allowed = attr.get("enum")
         if not allowed:
             return
@@ -265,6 +298,14 @@ class Checker:
             lit = _literal(v)
             if lit is not None and lit not in allowed:
                 self.report(b, f"{prefix}{key} = {lit!r} is not an allowed value; expected one of {allowed}")
+            from_entry = re.fullmatch(r"\$\{each\.value\.([a-z_][a-z0-9_]*)\}", v) if isinstance(v, str) else None
+            for name, entry in entries.items() if from_entry else ():
+                lit = _literal(entry.get(from_entry.group(1)))
+                if lit is not None and lit not in allowed:
+                    self.report(
+                        b,
+                        f"{prefix}{key} = {lit!r} (entry {name!r}) is not an allowed value; expected one of {allowed}",
+                    )
 
     def check_repetition(self, b: Block) -> None:
         for meta in ("count", "for_each"):

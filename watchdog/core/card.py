@@ -124,12 +124,14 @@ def render(alert: Alert, decision: Decision, state: CardState, *, buttons: bool 
     if words.command:
         blocks.append(section(block_code(words.command)))
     if buttons:
+        paused = state.kind == PAUSED or state.is_paused
         blocks.append(
             card_actions.buttons(
                 ref,
                 alert.incident_id,
-                paused=state.kind == PAUSED or state.is_paused,
-                offer_revert=decision.offer_revert and not state.revert,
+                paused=paused,
+                # paused: hands off (the click is refused, and ticks hold a Ready revert's traffic move)
+                offer_revert=decision.offer_revert and not state.revert and not paused,
                 undo=state.kind not in NO_UNDO,
             )
         )
@@ -345,8 +347,14 @@ def _what_changed(alert: Alert, decision: Decision) -> str:
 
 
 def _remedy(decision: Decision, state: CardState) -> str:
-    """What the pin takes out of service; what the field revert keeps (watchdog/core/field_revert.py)."""
+    """Why the target is trusted; what the pin takes out of service; what the field revert keeps
+    (watchdog/core/field_revert.py)."""
     lines = []
+    if decision.target and decision.trust and state.kind not in (UNDONE, FAILED):
+        lines.append(f"*Why {code(decision.target)}:* {escape(clip(decision.trust, 300))}")
+    tags = [e["tag"] for e in decision.traffic if e.get("tag")]
+    if tags and state.kind not in (UNDONE, FAILED):
+        lines.append("*Traffic tags kept:* " + ", ".join(code(t) for t in tags[:20]))
     if decision.taken_out and state.kind not in (FIELD_REVERTED, UNDONE, FAILED) and not state.released:
         count = len(decision.taken_out)
         lines.append(f"*The pin takes out of service* {count} deploy{'s' if count > 1 else ''} (newest first):")

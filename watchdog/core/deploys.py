@@ -32,9 +32,21 @@ same diff and the same precheck rules (:mod:`watchdog.core.precheck`) judge it a
    annotations-only update, such as the watchdog's own).
 
 Who deployed: ``principalEmail``, or for a deployer through workload identity
-federation (no email) ``principalSubject``. With what: the request's
-``run.googleapis.com/client-name`` annotation (the console writes
-``cloud-console``; its user agent is a browser's), else the user agent.
+federation (no email) ``principalSubject``. With what: the user agent names
+gcloud and terraform; the console's is a browser's, so the request's
+``run.googleapis.com/client-name`` annotation (``cloud-console``) names it.
+
+Where the deploy sends traffic (:func:`requested_traffic`), in the v2 shape
+(``type``, ``revision``, ``percent``, ``tag``): v2 ``service.traffic``, v1
+``spec.traffic`` (``latestRevision: true`` is LATEST, ``revisionName`` a
+revision, a missing ``percent`` is 0). gcloud's shapes are v1 ones:
+``--to-latest`` sends LATEST 100; ``--no-traffic`` turns the LATEST share into
+the current latest Ready revision by name (``ZeroLatestTraffic``); ``--tag``
+adds a 0% entry tagged for the new revision, named in the template
+(``metadata.name``). terraform's ``google_cloud_run_v2_service`` sends its
+``traffic`` blocks (``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST``). An entry with no
+traffic (none in the request, or an update mask without ``traffic``) is read
+from the service after it (``DeployEvent.traffic`` is None).
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from watchdog.config import ServiceRef
+from watchdog.core.traffic import LATEST_TYPE, REVISION_TYPE
 
 METHODS = {
     "google.cloud.run.v1.Services.ReplaceService": "v1",
@@ -73,6 +86,10 @@ class DeployEvent:
     revision: str = ""  # the revision name when the request names it (v1 metadata.name, v2 template.revision)
     extra: dict = field(default_factory=dict)
     from_service: bool = False  # the entry carried no request: the template is the service's (with_service_template)
+    # Where the deploy sends traffic, as v2 traffic entries (requested_traffic); None: the entry does not say, so
+    # the service after it does (its ``traffic``).
+    traffic: tuple[dict, ...] | None = None
+    labels: dict = field(default_factory=dict)  # the requested revision template's labels
 
     @property
     def incident_id(self) -> str:
@@ -135,7 +152,70 @@ def parse_entry(entry: dict) -> DeployEvent | NotADeploy:
         key=key,
         revision=revision,
         from_service=not request,
+        traffic=requested_traffic(request, api),
+        labels=_template_labels(request, api),
     )
+
+
+def requested_traffic(request: dict, api: str) -> tuple[dict, ...] | None:
+    """The request's traffic as v2 entries; None when the request does not set it (the service after it says)."""
+    service = _obj(request.get("service"))
+    if api == "v1":
+        raw = _obj(service.get("spec")).get("traffic")
+    else:
+        mask = _mask(request.get("updateMask"))
+        if mask is not None and "traffic" not in mask:
+            return None  # an update of other fields: the traffic stays as it was
+        raw = service.get("traffic")
+    if not isinstance(raw, list) or not raw:
+        # absent, or empty: what Cloud Run makes of an empty list is the service's to say
+        return None
+    entries = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        if api == "v1":  # Knative: latestRevision, else revisionName (a configurationName target follows LATEST)
+            revision = _text(item.get("revisionName"))
+            latest = item.get("latestRevision") is True or not revision
+        else:
+            revision = _text(item.get("revision"))
+            latest = item.get("type") in (LATEST_TYPE, 1, "1") or (not revision and item.get("type") in (None, ""))
+        entry: dict = {"type": LATEST_TYPE if latest else REVISION_TYPE, "percent": _percent(item.get("percent"))}
+        if not latest:
+            if not revision:
+                continue  # a revision target without a revision: Cloud Run refuses it
+            entry["revision"] = revision
+        if _text(item.get("tag")):
+            entry["tag"] = _text(item["tag"])
+        entries.append(entry)
+    return tuple(entries) or None
+
+
+def _mask(value: Any) -> set[str] | None:
+    """An update mask's top-level paths (FieldMask JSON is "a,b.c"; a dict with ``paths`` also), or None."""
+    if isinstance(value, dict):
+        value = value.get("paths")
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return None
+    return {str(p).strip().split(".")[0] for p in value if str(p).strip()}
+
+
+def _percent(value: Any) -> int:
+    try:
+        return max(0, min(100, int(value or 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _template_labels(request: dict, api: str) -> dict:
+    """The requested revision template's labels (v2 ``template.labels``, v1 ``template.metadata.labels``)."""
+    template = _obj(_obj(request.get("service")).get("template"))
+    if api == "v1":
+        template = _obj(_obj(_obj(_obj(request.get("service")).get("spec")).get("template")).get("metadata"))
+    labels = _obj(template.get("labels"))
+    return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
 
 
 def refusal(payload: dict) -> str:
@@ -156,10 +236,13 @@ def _opens_its_operation(operation: dict) -> bool:
 def with_service_template(event: DeployEvent, service: dict) -> DeployEvent | None:
     """A deploy whose entry carried no request, with the template the service now holds (v2 REST ``Service``):
     the update stores the requested template in the service at once. None when the service holds none."""
-    template, revision = _v2_template({"service": {"template": service.get("template")}})
+    request = {"service": {"template": service.get("template")}}
+    template, revision = _v2_template(request)
     if template is None:
         return None
-    return replace(event, template=template, revision=event.revision or revision)
+    return replace(
+        event, template=template, revision=event.revision or revision, labels=_template_labels(request, "v2")
+    )
 
 
 def newest_first(revisions: list[dict]) -> list[dict]:

@@ -14,8 +14,10 @@ Two annotations, both compact JSON:
   (``away``: it never routes traffic back to one), incidents seen ``closed``
   (an ``open`` that arrives after its ``closed`` changes nothing), and
   incidents already reported without a rollback (``noticed``: one message per
-  incident, not one per delivery), deploys already warned about (``warned``) and
-  the revision that served when each was judged (``baselines``).
+  incident, not one per delivery), deploys already warned about (``warned``),
+  the revision that served when each was judged (``baselines``), and deploys
+  whose warning a delivery is posting right now (``claims``, with when: one
+  warning per deploy across instances, watchdog/flows/deploy_events.py).
 
 A ledger that cannot be read (hand-edited, truncated, wrong types) is
 :class:`Unreadable`: the decision then changes no traffic, and nothing here
@@ -105,6 +107,7 @@ class Ledger:
     baselines: tuple[str, ...] = ()
     paused: bool = False
     pause_value: str = ""
+    claims: tuple[str, ...] = ()  # "KEY@EPOCH": a delivery is posting the warning for deploy KEY since EPOCH
 
     def find(self, incident: str) -> Record | None:
         return next((r for r in self.records if r.incident == incident), None)
@@ -112,6 +115,17 @@ class Ledger:
     def baseline_of(self, deploy: str) -> str:
         """The revision that served when the deploy ``deploy`` (its key) was first judged; "" if not remembered."""
         return next((entry.split("=", 1)[1] for entry in self.baselines if entry.startswith(deploy + "=")), "")
+
+    def claimed_at(self, deploy: str) -> float | None:
+        """When a delivery claimed the warning for the deploy ``deploy`` (its key) and has not posted it yet."""
+        for entry in self.claims:
+            key, _, at = entry.rpartition("@")
+            if key == deploy:
+                try:
+                    return float(at)
+                except ValueError:
+                    return None
+        return None
 
     @property
     def newest(self) -> Record | None:
@@ -153,9 +167,10 @@ def read(annotations: dict[str, str] | None) -> Ledger | Unreadable:
         noticed = tuple(_names(memory.get("noticed", []), "noticed"))
         warned = tuple(_names(memory.get("warned", []), "warned"))
         baselines = tuple(_names(memory.get("baselines", []), "baselines"))
+        claims = tuple(_names(memory.get("claims", []), "claims"))
     except (TypeError, ValueError, KeyError, RecursionError) as error:
         return Unreadable(str(error)[:200], paused=paused)
-    return Ledger(records, away, closed, noticed, warned, baselines, paused, pause_value)
+    return Ledger(records, away, closed, noticed, warned, baselines, paused, pause_value, claims)
 
 
 def records(annotations: dict[str, str] | None) -> list[Record]:
@@ -244,16 +259,45 @@ def with_noticed(annotations: dict[str, str] | None, incident: str) -> dict[str,
 
 
 def with_warned(annotations: dict[str, str] | None, key: str, baseline: str = "") -> dict[str, str] | None:
-    """Remember that the deploy ``key`` was warned about, and the revision that served then (``baseline``);
-    None when already remembered or unreadable."""
+    """Remember that the deploy ``key`` was warned about, and the revision that served then (``baseline``); its
+    claim is done. None when already remembered or unreadable."""
     ledger = read(annotations)
     if not isinstance(ledger, Ledger) or key in ledger.warned:
         return None
-    baselines = (*ledger.baselines, f"{key}={baseline}") if baseline else ledger.baselines
+    ledger = _with_baseline(ledger, key, baseline)
     return _write(
         annotations,
-        replace(ledger, warned=(*ledger.warned, key)[-KEEP_INCIDENTS:], baselines=baselines[-KEEP_INCIDENTS:]),
+        replace(ledger, warned=(*ledger.warned, key)[-KEEP_INCIDENTS:], claims=_other_claims(ledger, key)),
     )
+
+
+def with_claim(annotations: dict[str, str] | None, key: str, at: float, baseline: str = "") -> dict[str, str] | None:
+    """Claim the warning for the deploy ``key`` at ``at`` (epoch s), remembering the revision that served then;
+    None when it was warned about already or the ledger is unreadable. An older claim of the key is replaced."""
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or key in ledger.warned:
+        return None
+    ledger = _with_baseline(ledger, key, baseline)
+    claims = (*_other_claims(ledger, key), f"{key}@{round(at, 3)}")
+    return _write(annotations, replace(ledger, claims=claims[-KEEP_INCIDENTS:]))
+
+
+def without_claim(annotations: dict[str, str] | None, key: str) -> dict[str, str] | None:
+    """The claim of the deploy ``key`` given up (its post failed; a redelivery posts); None when there is none."""
+    ledger = read(annotations)
+    if not isinstance(ledger, Ledger) or ledger.claimed_at(key) is None:
+        return None
+    return _write(annotations, replace(ledger, claims=_other_claims(ledger, key)))
+
+
+def _with_baseline(ledger: Ledger, key: str, baseline: str) -> Ledger:
+    if not baseline or ledger.baseline_of(key):
+        return ledger
+    return replace(ledger, baselines=(*ledger.baselines, f"{key}={baseline}")[-KEEP_INCIDENTS:])
+
+
+def _other_claims(ledger: Ledger, key: str) -> tuple[str, ...]:
+    return tuple(c for c in ledger.claims if c.rpartition("@")[0] != key)
 
 
 def _readable(annotations: dict[str, str] | None) -> Ledger:
@@ -274,6 +318,7 @@ def _write(annotations: dict[str, str] | None, ledger: Ledger) -> dict[str, str]
         "noticed": list(ledger.noticed),
         "warned": list(ledger.warned),
         "baselines": list(ledger.baselines),
+        "claims": list(ledger.claims),
     }
     memory = {k: v for k, v in memory.items() if v}
     if memory:

@@ -13,7 +13,9 @@ Needs a human (exit code 1), each a line in ``needs_human``:
   someone rolls forward);
 * ``escalated``: the newest rollback did not fix the service;
 * ``unverified``: the newest rollback has no verdict although verification should have
-  decided by now (its quiet time, the ingest delay and 30 minutes of ticks have passed).
+  decided by now (its quiet time, the ingest delay and 30 minutes of ticks have passed);
+* ``serving again``: a revision the newest rollback moved traffic off serves again (an undo,
+  a human's move), whatever the verdict: the watchdog rolled it away because it failed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class Rollback:
     outcome: str  # verifying, recovered, escalated, undone, unverified
     why: str = ""
     drill: bool = False
+    undone_by: str = ""  # who undid it (the card's button or `rollback-watchdog undo`)
+    undone_at: float | None = None
+    field_revert: str = ""  # the field-revert revision, with its state: "R (serving)"
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,11 @@ def assess(ref: ServiceRef, service: dict, revisions: list[dict], config: Config
     newest = read.newest
     split = traffic_split(service)
     explicit = all("LATEST" not in str(t.get("type", "")) for t in service.get("traffic") or [{}])
-    pinned = newest is not None and explicit and split.get(newest.to_revision) == 100
+    pinned = newest is not None and explicit and split.get(newest.restored) == 100
     waiting: tuple[str, ...] = ()
     if pinned and newest is not None:
         created = {short_name(r.get("name", "")): r.get("createTime", "") for r in revisions}
-        target_created = created.get(newest.to_revision, "")
+        target_created = created.get(newest.restored, "")
         waiting = tuple(
             name for name, at in created.items() if target_created and at > target_created and not split.get(name)
         )
@@ -99,14 +104,14 @@ def assess(ref: ServiceRef, service: dict, revisions: list[dict], config: Config
         paused_reason=info.get("reason", "") if read.paused else "",
         paused_everywhere=config.paused,
         pinned=pinned,
-        pinned_to=newest.to_revision if pinned and newest else "",
+        pinned_to=newest.restored if pinned and newest else "",
         pinned_since=newest.at if pinned and newest else None,
         waiting=waiting,
         rollbacks=rollbacks[:SHOWN_ROLLBACKS],
         cooldown_until=cooldown if cooldown is not None and cooldown > now else None,
         deploy_warnings=len(read.warned),
     )
-    return _with_findings(status, newest, config, now)
+    return _with_findings(status, newest, config, now, split)
 
 
 def _rollback(record: ledger.Record, now: float) -> Rollback:
@@ -120,11 +125,18 @@ def _rollback(record: ledger.Record, now: float) -> Rollback:
     else:
         outcome = "unverified"
     why = record.why or ("incident closed" if record.recovered_at is not None and not record.state else "")
+    undone = [(user, at) for action, user, at, _ts in record.events if action == ledger.UNDO_EVENT]
+    if undone:
+        outcome = "undone"
+    revert = f"{record.revert} ({record.revert_state or 'pending'})" if record.revert else ""
     return Rollback(record.incident, record.from_revision, record.to_revision, record.at, record.reported,
-                    outcome, why, record.drill)  # fmt: skip
+                    outcome, why, record.drill, undone[-1][0] if undone else "", undone[-1][1] if undone else None,
+                    revert)  # fmt: skip
 
 
-def _with_findings(status: Status, newest: ledger.Record | None, config: Config, now: float) -> Status:
+def _with_findings(
+    status: Status, newest: ledger.Record | None, config: Config, now: float, split: dict[str, int]
+) -> Status:
     found = []
     if status.paused:
         if status.paused_at is None:
@@ -142,6 +154,11 @@ def _with_findings(status: Status, newest: ledger.Record | None, config: Config,
         due = newest.at + config.verify_minutes * 60 + verify.INGEST_DELAY + VERIFY_SLACK
         if latest.outcome == "unverified" or (latest.outcome == "verifying" and now > due):
             found.append(f"rollback for incident {latest.incident} ({_age(now - newest.at)} ago) was never verified")
+    if newest is not None and split.get(newest.from_revision, 0) > 0:
+        latest = status.rollbacks[0] if status.rollbacks else None
+        by = f" (undone by {latest.undone_by} at {_when(latest.undone_at)})" if latest and latest.undone_by else ""
+        found.append(f"{newest.from_revision}, which the watchdog rolled away from for incident {newest.incident}, "
+                     f"serves {split[newest.from_revision]}% again{by}")  # fmt: skip
     return replace(status, needs_human=tuple(found))
 
 
@@ -184,6 +201,10 @@ def render_text(statuses: list[Status], now: float) -> str:
             why = f" ({r.why})" if r.why else ""
             lines.append(f"  rollback {_when(r.at)} incident {r.incident}: {r.from_revision} → {r.to_revision}, "
                          f"{reported}, {r.outcome}{why}" + (" [drill]" if r.drill else ""))  # fmt: skip
+            if r.field_revert:
+                lines.append(f"    field revert: {r.field_revert}")
+            if r.undone_by:
+                lines.append(f"    undone by {r.undone_by} at {_when(r.undone_at)}")
         if not s.rollbacks:
             lines.append("  no rollbacks on record")
         for finding in s.needs_human:

@@ -216,6 +216,18 @@ class SlackBot:
         except Exception as error:  # noqa: BLE001 - a click is answered whatever Slack does
             return Read(False, error=f"slack unreachable: {type(error).__name__}")
 
+    def scopes(self) -> Read:
+        """The bot token's scopes, as Slack states them on every Web API answer (the ``x-oauth-scopes`` header),
+        read with ``auth.test`` (which needs no scope); or why they could not be read."""
+
+        def call() -> frozenset[str]:
+            headers = {k.lower(): v for k, v in self._client.auth_test().headers.items()}
+            listed = headers.get("x-oauth-scopes", "")
+            listed = listed[0] if isinstance(listed, list) and listed else listed
+            return frozenset(s.strip() for s in str(listed).split(",") if s.strip())
+
+        return self._click_call(call)
+
     def user_info(self, user: str) -> Read:
         """users.info's ``user`` object (guest, external and deactivated flags), or why it could not be read."""
         read = self._click_call(lambda: self._client.users_info(user=user).get("user"))

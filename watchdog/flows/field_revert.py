@@ -165,6 +165,9 @@ class FieldRevert:
         record = read.find(incident) if isinstance(read, ledger.Ledger) else None
         if record is None or record.revert_state != ledger.REVERT_PENDING:
             return Progress(SERVING if record and record.revert_state == ledger.REVERT_SERVING else NOT_MADE, name)
+        if ledger.paused(service.get("annotations")):  # hands off: the move waits for resume
+            return Progress(PENDING, name, f"{name} is Ready; the watchdog is paused, so traffic stays on {target} "
+                            "until it is resumed")  # fmt: skip
         split = {k: v for k, v in traffic.traffic_split(service).items() if v}
         if split.get(target, 0) == 0:
             self._record(ref, incident, ledger.REVERT_FAILED, deadline, service)

@@ -29,8 +29,10 @@ wrong found but something could not be checked.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -220,6 +222,7 @@ def run(
     config, found = config_findings(env, services_known=unknown is None)
     findings += found
     findings += _monitoring(project, topic, env.get("MONITORING_API_ENDPOINT", "").strip(), timeout, progress)
+    findings += _slack_scopes(env, timeout, progress)
     findings += _topic(topic, project_number, timeout, progress)
     if config is None:
         return findings
@@ -244,6 +247,40 @@ def run(
             iam_endpoint=env.get("IAM_API_ENDPOINT", "").strip(), incident=DOCTOR_INCIDENT,
         )  # fmt: skip
     return findings + _needs_human(config, project, region, timeout, progress, cloud_run=cloud_run)
+
+
+MANIFEST = Path(__file__).resolve().parents[2] / "docs" / "slack-app-manifest.json"
+
+
+def _slack_scopes(env: dict[str, str], timeout: float, progress) -> list[Finding]:
+    """``slack_scopes``: the bot token (SLACK_BOT_TOKEN, as the function gets it) has every scope of the app
+    manifest, which are exactly the Web API methods the watchdog calls (Slack states a token's scopes on every
+    answer). Without a token: a warning that it was not checked."""
+    import json
+
+    from watchdog.config import SlackSettings
+    from watchdog.edges.slack import SlackBot, remaining_until
+
+    token = env.get("SLACK_BOT_TOKEN", "").strip()
+    if not token:
+        # a warning, not "could not check" (exit 2): most shells do not hold the token, and nothing was refused
+        return [Finding("slack_scopes", WARNING, "SLACK_BOT_TOKEN is not set here: the bot's scopes were not "
+                        "checked (export it from Secret Manager to check them)", "Slack")]  # fmt: skip
+    wanted = frozenset(json.loads(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
+    progress("reading the bot token's scopes (auth.test)")
+    settings = SlackSettings(
+        bot_token=token, channel=env.get("SLACK_CHANNEL", "C0"), api_url=env.get("SLACK_API_URL", "")
+    )
+    read = SlackBot(settings, remaining_until(time.monotonic() + timeout)).scopes()
+    if not read.ok:
+        return [Finding("slack_scopes", UNCHECKED, f"could not read the bot token's scopes: {read.error}", "Slack")]
+    missing = sorted(wanted - read.value)
+    if missing:
+        return [Finding("slack_scopes", PROBLEM, f"the bot token lacks {', '.join(missing)} (the app manifest, "
+                        f"{MANIFEST.name}, asks for {', '.join(sorted(wanted))}): reinstall the app from the manifest",
+                        "Slack")]  # fmt: skip
+    return [Finding("slack_scopes", OK, f"the bot token has every scope of the app manifest "
+                    f"({', '.join(sorted(wanted))})", "Slack")]  # fmt: skip
 
 
 def _scope(env: dict[str, str], project: str, region: str, deployment: Deployment, timeout: float, progress):

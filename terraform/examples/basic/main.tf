@@ -1,6 +1,8 @@
 # Smallest useful deployment: the services you list, dry-run on, an on-call
-# e-mail for the watchdog's own failures. Everything specific to your project
-# is a variable (terraform.tfvars.example). See ../../README.md.
+# e-mail for the watchdog's own failures, and the card's buttons when you give
+# their secret. Everything specific to your project is a variable: copy
+# terraform.tfvars.example to terraform.tfvars and edit that file only (going
+# live is dry_run = false there). See ../../README.md.
 
 provider "google" {
   project = var.project_id
@@ -43,14 +45,22 @@ module "rollback_watchdog" {
 
   watched_services = var.watched_services
 
-  # Start in dry-run: the watchdog reports what it would do in Slack.
-  dry_run     = true
+  # true (the default) reports in Slack what it would do; false in terraform.tfvars acts.
+  dry_run     = var.dry_run
   rollback_on = "egress"
 
   slack_channel = var.slack_channel
   # The ID of a secret created beforehand (README step 2), never the token.
   slack_bot_token_secret = var.slack_secret_id
 
+  # The card's buttons (undo, pause, acknowledge): on once the signing secret's ID is set.
+  slack_actions = var.slack_signing_secret_id == null ? null : {
+    signing_secret = var.slack_signing_secret_id
+    team_id        = var.slack_team_id
+    approvers      = var.slack_approvers
+  }
+
   drill_invokers           = var.drill_invokers
+  drill_publishers         = var.drill_publishers
   watchdog_oncall_channels = [google_monitoring_notification_channel.oncall_email.name]
 }

@@ -17,3 +17,8 @@ output "dead_letter_subscription" {
   description = "Where undeliverable alerts wait."
   value       = module.rollback_watchdog.dead_letter_subscription
 }
+
+output "slack_actions_url" {
+  description = "With the buttons: the Slack app's Interactivity Request URL (null without them)."
+  value       = module.rollback_watchdog.slack_actions_url
+}

@@ -39,3 +39,33 @@ variable "drill_invokers" {
   type        = list(string)
   default     = []
 }
+
+variable "drill_publishers" {
+  description = "Principals allowed to publish drills to the alert topic (rollback-watchdog drill --topic), e.g. [\"group:sre-oncall@example.com\"]. Empty: nobody."
+  type        = list(string)
+  default     = []
+}
+
+variable "dry_run" {
+  description = "true (the default): the watchdog decides and reports in Slack, and changes no traffic. Set false in terraform.tfvars to let it roll back (README: going live)."
+  type        = bool
+  default     = true
+}
+
+variable "slack_signing_secret_id" {
+  description = "ID of the Secret Manager secret (in project_id) holding the Slack app's signing secret. Set it, with slack_team_id and slack_approvers, to turn on the card's buttons; null (the default): no buttons and no public endpoint."
+  type        = string
+  default     = null
+}
+
+variable "slack_team_id" {
+  description = "With the buttons: the Slack workspace (team) ID the buttons answer, T followed by capitals and digits."
+  type        = string
+  default     = null
+}
+
+variable "slack_approvers" {
+  description = "With the buttons: the Slack user IDs (U…/W…) and user-group IDs (S…) allowed to click them."
+  type        = list(string)
+  default     = []
+}
