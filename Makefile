@@ -2,7 +2,7 @@
 # and `make test`. Both set everything up themselves, the operator command included:
 # .venv/bin/rollback-watchdog, which runs from any directory (watchdog/tools/install.py says why
 # it is a launcher, not a pip entry point). `make playground` keeps the incident's stand-ins
-# running and prints the exports, to try every command by hand.
+# running and prints the exports, to try every command by hand (no root needed: see its target).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,15 @@ TF_SCHEMA := tests/terraform/.schema/.installed
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
 
-playground: $(STAMP) build/pstest
+# The playground delivers through Google's pstest Pub/Sub fake where build/pstest can be built (Go and
+# Debian's golang-google-cloud-dev, from apt as root the first time), else over HTTP as the push
+# subscription does (tests/push_topic.py), so a build that cannot run here is no failure.
+# PLAYGROUND_NO_PUBSUB=1 skips the build and delivers over HTTP.
+playground: $(STAMP)
+	@case "$(PLAYGROUND_NO_PUBSUB)" in \
+	  ""|0) $(MAKE) --no-print-directory build/pstest || echo "make playground: build/pstest cannot be built" \
+	          "here (see above); the playground delivers over HTTP instead" >&2 ;; \
+	esac
 	$(BIN)/python -m tests.playground
 
 test: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA) lint
@@ -36,7 +44,8 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-setup: $(STAMP) build/pstest .venv-checkov/.installed $(TF_SCHEMA)
+# The venv and the operator command .venv/bin/rollback-watchdog: PyPI only, no root (what an operator needs).
+setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt watchdog/tools/install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

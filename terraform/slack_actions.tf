@@ -1,4 +1,4 @@
-# The Slack card's buttons (undo, pause, acknowledge): the slack_actions HTTP
+# The Slack card's buttons (undo, revert field, pause and resume, I'm on it): the slack_actions HTTP
 # function (the "actions" entry of local.function_specs, function.tf), Slack's
 # interactivity Request URL. Optional: set var.slack_actions.
 #

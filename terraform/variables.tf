@@ -573,7 +573,7 @@ variable "sentinel_folder_id" {
 
 variable "slack_actions" {
   description = <<-EOT
-    Optional: the Slack card's buttons (undo, pause, acknowledge) through the slack_actions function (slack_actions.tf).
+    Optional: the Slack card's buttons (undo, revert field, pause and resume, I'm on it) through the slack_actions function (slack_actions.tf).
     signing_secret: the Secret Manager secret holding the Slack app's signing secret (never the value itself).
     team_id: the workspace the buttons answer (T…). approvers: Slack user IDs (U…/W…) and user-group IDs (S…)
     allowed to click. min_instances: 1 (the default) keeps one warm instance so a cold start does not eat Slack's

@@ -49,6 +49,10 @@ DEPLOYS = {  # the breaking deploys' audit entries, a moment before each new rev
     "netra-auth-service": ("netra-auth-service-00041-kip", "2025-09-15T04:27:40.512Z"),
     "netra-backend-staging": ("netra-backend-staging-00118-paz", "2025-09-15T04:29:01.733Z"),
 }
+DEPLOYED_IMAGES = {  # what each breaking deploy shipped (its revision in the seed runs it)
+    "netra-auth-service": "gcr.io/netra-staging/netra-auth:v1.42.0",
+    "netra-backend-staging": "gcr.io/netra-staging/netra-backend:v2.18.0",
+}
 
 
 def deploy_warnings(api: CloudRunStandIn, slack: SlackStandIn, function: FunctionProcess) -> None:
@@ -68,6 +72,9 @@ def deploy_warnings(api: CloudRunStandIn, slack: SlackStandIn, function: Functio
         entry["resource"]["labels"]["service_name"] = service
         entry["protoPayload"]["resourceName"] = f"namespaces/netra-staging/services/{service}"
         entry["protoPayload"]["request"]["name"] = f"namespaces/netra-staging/services/{service}"
+        requested = entry["protoPayload"]["request"]["service"]
+        requested["metadata"]["name"] = service
+        requested["spec"]["template"]["spec"]["containers"][0]["image"] = DEPLOYED_IMAGES[service]
         status, _ = deliver(function.url, pubsub_body(entry))
         say(f"   deploy of {service} (egress → all-traffic, gcloud) → HTTP {status}")
     say("   What on-call saw in Slack, 37 hours before the first symptom:")

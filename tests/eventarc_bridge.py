@@ -32,6 +32,8 @@ class Attempt:
     attributes: dict[str, str]
     data: bytes
     acked: bool
+    delivery_attempt: int = 0  # of this message, from 1; 0: not counted (Pub/Sub counts only with a dead letter)
+    then: str = ""  # what happens next when not acknowledged: "redelivered …", "dead-lettered …"
 
 
 @dataclass
@@ -105,6 +107,7 @@ class EventarcBridge:
             self.subscriber.modify_ack_deadline(
                 subscription=self.subscription, ack_ids=[received.ack_id], ack_deadline_seconds=0
             )
-        attempt = Attempt(message.message_id, status, dict(message.attributes), message.data, acked)
+        then = "" if acked else "redelivered"  # nacked: pstest offers it again at once, and serve() waits 1 s
+        attempt = Attempt(message.message_id, status, dict(message.attributes), message.data, acked, then=then)
         self.attempts.append(attempt)
         return attempt

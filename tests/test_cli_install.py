@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+import watchdog
 from tests.support import PYTHON, ROOT
 from watchdog.tools.install import launcher
 
@@ -54,7 +55,7 @@ def test_the_installed_command_runs_from_any_directory(command, tmp_path):
     for name in ("drill", "explain", "check", "doctor", "pause", "resume", "status", "undo"):
         assert re.search(rf"^  {name} ", top.stdout, re.M), name
         assert run(command, name, "--help", cwd=elsewhere).stdout.startswith(f"Usage: rollback-watchdog {name} ")
-    assert run(command, "--version", cwd=elsewhere).stdout == "rollback-watchdog 0.1.0\n"
+    assert run(command, "--version", cwd=elsewhere).stdout == f"rollback-watchdog {watchdog.__version__}\n"
     examples = ROOT / "docs" / "examples" / "staging-incident"
     explained = run(command, "explain", "--services", "*", "--alert", str(examples / "alert.json"),
                     "--service-json", str(examples / "service.json"),
@@ -90,4 +91,4 @@ def test_an_interpreter_path_too_long_for_a_shebang_goes_through_sh(tmp_path):
     path.chmod(0o755)
     assert path.read_text().startswith("#!/bin/sh\n")
     result = run(str(path), "--version", cwd=tmp_path)
-    assert (result.returncode, result.stdout) == (0, "rollback-watchdog 0.1.0\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, f"rollback-watchdog {watchdog.__version__}\n"), result.stderr

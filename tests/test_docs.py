@@ -15,7 +15,13 @@ import pytest
 from tests.support import ROOT
 from watchdog.config import ENV_VARS
 
-DOCS = ("README.md", "terraform/README.md", "terraform/DESIGN.md")
+DOCS = tuple(
+    sorted(
+        {"README.md", "CHANGELOG.md", "terraform/README.md", "terraform/DESIGN.md"}
+        | {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}
+    )
+)
+README_LIMIT = 12_500  # bytes: a front page; everything else lives in docs/
 
 # Backticked tokens that name a file or folder of this repository.
 REPO_PATH = re.compile(r"`((?:watchdog|tests|terraform|docs|examples|\.ci)/[\w./-]*|main\.py)`")
@@ -71,6 +77,8 @@ def test_every_relative_link_resolves(doc):
             resolved = (here / path).resolve()
             if not resolved.is_relative_to(ROOT.resolve()) or not resolved.exists():
                 broken.append(target)  # outside the repository: broken in a clone
+            elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text()):
+                broken.append(target)  # the file is there, the section is not
         elif anchor not in anchors(markdown):
             broken.append(target)
     assert broken == [], f"{doc}: links that resolve to nothing"
@@ -89,16 +97,26 @@ def test_every_repository_path_named_exists(doc):
     assert missing == [], f"{doc}: paths that do not exist"
 
 
-def test_every_function_the_readme_names_is_defined():
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_function_a_doc_names_is_defined(doc):
     everywhere = set().union(*(defined_names(p) for p in source_files()))
-    named = {name.rsplit(".", 1)[-1] for name in FUNCTION.findall(text("README.md"))}
-    assert named, "the README names the functions that hold the rules"
+    named = {name.rsplit(".", 1)[-1] for name in FUNCTION.findall(outside_code_blocks(text(doc)))}
     assert sorted(named - everywhere) == []
 
 
-def test_the_rules_for_an_alert_point_into_the_decision_module():
+def test_the_readme_is_a_front_page_that_leads_into_every_doc():
     readme = text("README.md")
-    section = readme.split("### The rules for an alert", 1)[1].split("\n### ", 1)[0]
+    assert len(readme.encode()) <= README_LIMIT, "README.md is a front page: move the detail into docs/"
+    linked = {target.partition("#")[0] for target in LINK.findall(readme)}
+    pages = {d for d in DOCS if d.startswith("docs/")} - {"docs/incident-timeline.md"}
+    assert sorted(pages - linked) == [], "docs nobody is sent to from the README"
+    for command in ("make demo", "make test"):
+        assert f"`{command}`" in readme
+
+
+def test_the_rules_for_an_alert_point_into_the_decision_module():
+    readme = text("docs/how-it-decides.md")
+    section = readme.split("## The rules for an alert", 1)[1].split("\n## ", 1)[0]
     named = set(FUNCTION.findall(section))
     assert {"decide", "rollback_target.choose", "guards.holding_back"} <= named
 
@@ -110,8 +128,8 @@ def test_the_rules_for_an_alert_point_into_the_decision_module():
 
 
 def test_the_settings_table_lists_every_environment_variable_and_only_those():
-    readme = text("README.md")
-    table = readme.split("### Settings", 1)[1].split("\n### ", 1)[0]
+    readme = text("docs/reference.md")
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, re.M))
     source = "\n".join(p.read_text() for p in source_files())
     # ENV_VARS is the function's list; the tools also read a few through click options or their libraries.
@@ -122,8 +140,8 @@ def test_the_settings_table_lists_every_environment_variable_and_only_those():
 
 
 def test_the_layout_table_lists_every_module_of_each_subpackage():
-    readme = text("README.md")
-    table = readme.split("### Layout", 1)[1]
+    readme = text("docs/architecture.md")
+    table = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
     for package in ("core", "edges", "flows", "tools"):
         row = re.search(rf"^\| `watchdog/{package}/` \|.*$", table, re.M)
         assert row, package

@@ -44,7 +44,7 @@ def test_staging_incident_is_rolled_back_once_per_service(start_stack):
     assert "vpc egress" in auth_message
     assert "`private-ranges-only` → `all-traffic`" in auth_message
     assert "Field reverted on netra-auth-service" in auth_message  # auth: 00043's code, the egress set back
-    assert "update-traffic netra-auth-service \\\\\\n  --to-latest" in auth_message
+    assert "update-traffic \\\\\\n  netra-auth-service \\\\\\n  --to-latest" in auth_message
 
     # Pub/Sub redelivers, Monitoring re-notifies: nothing more happens.
     for body in (auth, backend, pubsub_body(fixture(AUTH_ALERT))):

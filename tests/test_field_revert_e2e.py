@@ -166,6 +166,20 @@ def test_the_revert_field_command_is_guarded_like_undo(start_stack):
     assert serving(stack, history) == {history.name(1): 100}
 
 
+def test_the_revert_field_command_waits_for_a_resume(start_stack):
+    stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
+    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert cli(stack, "pause", "--reason", "looking").exit_code == 0
+    refused = cli(stack, "revert-field")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["reason"] == "paused"
+    assert record(stack, history).revert == ""  # nothing created
+    assert cli(stack, "resume").exit_code == 0
+    done = cli(stack, "revert-field")
+    assert done.exit_code == 0, done.output
+    assert serving(stack, history) == {REVISION: 100}
+
+
 # --- The Revert field button, then the ticks ----------------------------------------------------------------------
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

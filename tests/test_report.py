@@ -31,8 +31,8 @@ class TestContent:
         assert "*Traffic:* `netra-auth-service-00041-kip` 100% (as set; not read back), pinned by the watchdog" in text
         assert "*The pin takes out of service* 2 deploys" in text
         assert (
-            "update-traffic netra-auth-service \\\\\\n  --to-latest \\\\\\n  --region us-central1 --project netra-staging"
-            in text
+            "update-traffic \\\\\\n  netra-auth-service \\\\\\n  --to-latest \\\\\\n  --region us-central1 \\\\\\n  "
+            "--project netra-staging" in text
         )
         assert message.text.startswith("Rolled back netra-auth-service to netra-auth-service-00041-kip")
         assert not message.loud

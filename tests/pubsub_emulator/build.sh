@@ -20,11 +20,16 @@ pstest_src=/usr/share/gocode/src/cloud.google.com/go/pubsub/pstest
 pkgs=(golang-go golang-google-cloud-dev)
 
 if ! command -v go >/dev/null 2>&1 || [ ! -d "$pstest_src" ]; then
-    echo "build.sh: installing ${pkgs[*]}" >&2
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "build.sh: need root to apt-get install ${pkgs[*]}" >&2
+    # Both refusals come before anything is changed; make playground then delivers over HTTP instead.
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "build.sh: pstest is built from Debian's ${pkgs[*]}, and this machine has no apt-get" >&2
         exit 1
     fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "build.sh: need root to apt-get install ${pkgs[*]} (once; the build itself needs no root)" >&2
+        exit 1
+    fi
+    echo "build.sh: installing ${pkgs[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     start=$SECONDS
     # Fresh images often have empty apt lists; refresh (once) only when a plain install fails.

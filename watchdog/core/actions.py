@@ -286,8 +286,8 @@ def _revert_field(click: Click, service: dict, memory: ledger.Ledger, record: le
         return Plan("already", "already_reverted", f"the field revert {record.revert} was started already "
                     f"({record.revert_state or 'pending'})")  # fmt: skip
     if memory.paused:  # the move to the new revision is the watchdog's (its ticks), and a pause holds it
-        return Plan("refused", "paused", f"the watchdog is paused for {click.service.service}: resume it first, "
-                    "or revert the field by hand (`rollback-watchdog revert-field`)")  # fmt: skip
+        return Plan("refused", "paused", f"the watchdog is paused for {click.service.service}: resume it first "
+                    "(the Resume button or `rollback-watchdog resume`), then revert the field")  # fmt: skip
     refused = _not_as_left(click, service, memory, record, "a field revert")
     if refused is not None:
         return refused

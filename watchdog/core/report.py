@@ -144,16 +144,17 @@ def _report_words(alert: Alert, decision: Decision, dry_run: bool) -> tuple[str,
             by_hand,
         )
     if reason == "change_too_old":
-        age = f"{duration(decision.change_age)} before the alert" if decision.change_age is not None else "long ago"
         blocks = list(by_hand)
         revert = field_revert_command(ref, decision.trigger_changes)
         if revert:
             blocks += ["Or keep the code and set back only the field (a new revision from the current template):",
                        block_code(revert)]  # fmt: skip
-        return (f"Suspect, not acted on: {name} changed its {_fields(decision.trigger_changes)} {age}",
-                f"look at what else changed recently. If you decide {code(decision.breaking)} is the cause, pin "
-                f"{code(decision.target)} by hand (this takes the {decision.followed} deploy(s) since out of "
-                "service):" if by_hand else "look at what else changed recently.", blocks)  # fmt: skip
+        # The change's age is on the cause line right under the header, and in *Why not*: the header leaves it
+        # out, and the next step is short, so the pin command is still on a phone's first screen.
+        return (f"Suspect, not acted on: {name} changed its {_fields(decision.trigger_changes)}",
+                f"look at what else changed; if {code(decision.breaking)} is the cause after all, pin "
+                f"{code(decision.target)} by hand (the {decision.followed} deploy(s) since go out of service too):"
+                if by_hand else "look at what else changed recently.", blocks)  # fmt: skip
     if reason in HELD and decision.would_roll_back:
         step = "to make the rollback by hand:"
         extra: list[str] = []
@@ -209,13 +210,22 @@ def render_refused(
         "*Next step:* roll back by hand, as someone allowed to change the service:",
     ]
     blocks = [header(f"{':rotating_light: ' if loud else ''}{'[DRILL] ' if alert.drill else ''}No rollback for "
-                     f"{name}: {what}"), section("\n".join(lines)), section(block_code(manual))]  # fmt: skip
+                     f"{name}: {_headline(what)}"), section("\n".join(lines)), section(block_code(manual))]  # fmt: skip
     if fix:
-        blocks.append(section("*The fix*, so the watchdog can act next time:\n" + block_code(fix)))
+        # one option per line, as every command on a card (slack_text._lines): a phone wraps it less
+        blocks.append(
+            section("*The fix*, so the watchdog can act next time:\n" + block_code(fix.replace(" --", " \\\n  --")))
+        )
     blocks.append(fields(card.incident_fields(alert)))
     blocks.append(context(f"incident {escape(alert.incident_id)} · traffic was not changed"))
     text = f"No rollback for {name}: {what}. Traffic was not changed. Roll back by hand: {one_line(manual)}"
     return Message(escape(clip(text, MAX_TEXT)), blocks, loud=loud)
+
+
+def _headline(what: str) -> str:
+    """``what`` for a header, read at a glance: a denied permission without the resource path it was denied on
+    ("the watchdog may not (run.services.update)"); the *Why* line under it names the resource."""
+    return re.sub(r"\((\S+) on [^()]*\)", r"(\1)", what)
 
 
 def cloud_run_said(error: object) -> str:

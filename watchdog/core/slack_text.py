@@ -117,15 +117,15 @@ def split_text(split: dict[str, int]) -> str:
 
 
 def _lines(*parts: str) -> str:
-    """One option group per line (a trailing backslash): nothing wraps mid-word on a phone."""
+    """One argument per line (a trailing backslash): on a phone's 284 px code block (tests/card_picture.py) a line
+    holding two options, or the command and the service, wraps mid-line; one argument per line rarely does."""
     return " \\\n  ".join(parts)
 
 
 def traffic_command(ref: ServiceRef, routing: str) -> str:
     """``gcloud run services update-traffic SERVICE ROUTING --region R --project P`` (keeps the service's tags)."""
-    return _lines(
-        f"gcloud run services update-traffic {ref.service}", routing, f"--region {ref.region} --project {ref.project}"
-    )
+    return _lines("gcloud run services update-traffic", ref.service, routing, f"--region {ref.region}",
+                  f"--project {ref.project}")  # fmt: skip
 
 
 def to_revisions(split: dict[str, int]) -> str:
@@ -147,7 +147,7 @@ def roll_forward_command(ref: ServiceRef) -> str:
 
 def watchdog_command(verb: str, ref: ServiceRef, *extra: str) -> str:
     """``rollback-watchdog VERB --project P --region R --service S …`` (the installed operator command)."""
-    return _lines(f"rollback-watchdog {verb}", f"--project {ref.project} --region {ref.region}",
+    return _lines(f"rollback-watchdog {verb}", f"--project {ref.project}", f"--region {ref.region}",
                   f"--service {ref.service}", *extra)  # fmt: skip
 
 

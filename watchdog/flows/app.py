@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from watchdog import __version__
 from watchdog.config import Config, ConfigError
 from watchdog.edges import logs
 from watchdog.edges.slack import Notifier, notifier, remaining_until
@@ -68,7 +69,8 @@ def instance(env: Mapping[str, str] | None = None) -> Watchdog:
                 raise
             _instance = build(config)
             logs.info(
-                "watchdog configured",
+                f"rollback watchdog {__version__} configured",
+                version=__version__,
                 services=config.services.describe(),
                 dry_run=config.dry_run,
                 rollback_on=config.rollback_on,

@@ -40,6 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from watchdog import __version__
 from watchdog.config import Config, ConfigError
 from watchdog.core import actions
 from watchdog.edges import logs
@@ -137,6 +138,7 @@ def clients(config: Config) -> _Clients:
                 SlackBot(config.slack, lambda: DEADLINE),
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="click-read"),
             )
+            logs.info(f"rollback watchdog {__version__} buttons ready", version=__version__)
         return _clients
 
 

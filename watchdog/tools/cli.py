@@ -10,7 +10,6 @@ google-cloud-pubsub and google-cloud-monitoring stay off its cold-start path.
 from __future__ import annotations
 
 import sys
-import tomllib
 
 import click
 
@@ -18,7 +17,7 @@ from watchdog.tools.check import check
 from watchdog.tools.doctor import doctor
 from watchdog.tools.drill import drill
 from watchdog.tools.explain import explain
-from watchdog.tools.options import CONTEXT, ROOT
+from watchdog.tools.options import CONTEXT
 from watchdog.tools.pause import pause, resume
 from watchdog.tools.revert_field import revert_field
 from watchdog.tools.status import status
@@ -28,11 +27,10 @@ NAME = "rollback-watchdog"
 
 
 def version() -> str:
-    """The version in pyproject.toml (the project is run from its repository, not installed as a package)."""
-    try:
-        return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
+    """The watchdog's version (watchdog/__init__.py; pyproject.toml says the same), as the functions log it."""
+    import watchdog
+
+    return watchdog.__version__
 
 
 @click.group(context_settings=CONTEXT)

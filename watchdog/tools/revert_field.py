@@ -45,7 +45,7 @@ Exit codes:
   0  the field revert serves (or was made already), or it is created and not Ready yet (the
      watchdog's verification ticks move traffic to it once it is)
   1  refused, nothing changed: no rollback on record, a newer rollback since, deployed since,
-     traffic moved since, the field revert made already, or nothing to revert
+     traffic moved since, the service paused, the field revert made already, or nothing to revert
   2  could not: the new revision never became Ready (traffic stays pinned), the service not
      found, permission denied, Cloud Run API errors
 

@@ -53,7 +53,7 @@ module "rollback_watchdog" {
   # The ID of a secret created beforehand (README step 2), never the token.
   slack_bot_token_secret = var.slack_secret_id
 
-  # The card's buttons (undo, pause, acknowledge): on once the signing secret's ID is set.
+  # The card's buttons (undo, revert field, pause and resume, I'm on it): on once the signing secret's ID is set.
   slack_actions = var.slack_signing_secret_id == null ? null : {
     signing_secret = var.slack_signing_secret_id
     team_id        = var.slack_team_id
