@@ -166,9 +166,10 @@ def test_the_revert_field_command_is_guarded_like_undo(start_stack):
     assert serving(stack, history) == {history.name(1): 100}
 
 
+@pytest.mark.e2e
 def test_the_revert_field_command_waits_for_a_resume(start_stack):
     stack, history = start(start_stack, WATCHDOG_FIELD_REVERT="offer")
-    assert deliver(stack.function.url, alert(history)) == (200, "OK")
+    assert stack.deliver(alert(history)) == (200, "OK")
     assert cli(stack, "pause", "--reason", "looking").exit_code == 0
     refused = cli(stack, "revert-field")
     assert refused.exit_code == 1
@@ -228,6 +229,7 @@ def tick(stack) -> None:
     assert stack.deliver(pubsub_body(b"tick", attributes=TICK)) == (200, "OK")
 
 
+@pytest.mark.e2e
 def test_the_revert_field_button_creates_the_revision_and_a_tick_moves_traffic_to_it(offered):
     stack, history, actions = offered
     assert "revert_field" in button_ids(stack)
@@ -247,6 +249,7 @@ def test_the_revert_field_button_creates_the_revision_and_a_tick_moves_traffic_t
     assert "revert_field" not in button_ids(stack)  # done: the button is gone
 
 
+@pytest.mark.e2e
 def test_a_paused_service_refuses_the_revert_field_button_and_holds_a_pending_move(offered):
     stack, history, actions = offered
     stale = copy.deepcopy(the_card(stack))
