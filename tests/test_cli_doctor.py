@@ -305,7 +305,7 @@ def test_the_dry_run_sends_what_a_rollback_sends(monitoring, iam, cloud_run, sa_
     patches = [r for r in cloud_run.state.requests if r["method"] == "PATCH" and r["path"] == f"/v2/{BACKEND}"]
     [backend] = [p for p in patches if p["query"]["updateMask"] == "traffic,annotations"]
     assert (backend["query"]["updateMask"], backend["query"]["validateOnly"]) == ("traffic,annotations", "true")
-    assert set(backend["body"]) == {"etag", "annotations", "traffic"}  # as pin_traffic sends it (name: in the path)
+    assert set(backend["body"]) == {"etag", "annotations", "traffic"}  # as start_pin sends it (name: in the path)
     assert backend["body"]["etag"] == cloud_run.state.services[BACKEND]["etag"]
     assert backend["body"]["traffic"] == [
         {"type": 2, "revision": "netra-backend-staging-00119-qor", "percent": 100}  # enums as ints, like the client
