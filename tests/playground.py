@@ -244,10 +244,14 @@ def click_reporter(function: FunctionProcess):
     return told
 
 
-def restored_probes(world: Incident, seeded: set[tuple[str, float]]) -> None:
-    """After a rollback the restored revision's instances start and pass their startup probes: the evidence real
-    Cloud Run gives Monitoring (verification calls nothing recovered without it), seeded once per rollback time."""
+def restored_probes(world: Incident, seeded: set[tuple[str, int]], now: float) -> None:
+    """After a rollback the restored revision's instances pass their startup probes: the evidence real Cloud Run
+    gives Monitoring (verification calls nothing recovered without it). One healthy point a minute per open
+    rollback, stamped as Monitoring shows it: ingest-delay old. Stamped from the clock, not from the rollback's
+    time, so a fast-forward (which moves the rollback back) finds the points inside its window whichever tick
+    reads it, even one seeded before the move."""
     from watchdog.core import ledger
+    from watchdog.core.verification import INGEST_DELAY
 
     with world.cloud_run.state.lock:
         services = {
@@ -255,24 +259,31 @@ def restored_probes(world: Incident, seeded: set[tuple[str, float]]) -> None:
         }
     for name, written in services.items():
         for record in ledger.records(written):
-            if record.state or (record.incident, record.at) in seeded:
+            if record.state or (record.incident, int(now // 60)) in seeded:
                 continue
-            seeded.add((record.incident, record.at))
+            seeded.add((record.incident, int(now // 60)))
             service = name.rsplit("/", 1)[-1]
             where = {"project_id": PROJECT, "service_name": service, "location": REGION,
                      "revision_name": record.restored, "configuration_name": service}  # fmt: skip
             world.monitoring.store.counts("run.googleapis.com/container/completed_probe_count", where,
-                                          [(record.at + 60, 2)], is_healthy="true", probe_type="Startup")  # fmt: skip
+                                          [(now - INGEST_DELAY - 20, 2)], is_healthy="true",
+                                          probe_type="Startup")  # fmt: skip
 
 
-def ticking(stop: threading.Event, every: float, world: Incident) -> None:
+def seeding(stop: threading.Event, world: Incident) -> None:
+    """The restored revisions' probe evidence, kept up twice a second (apart from the ticks, so no tick reads a
+    rollback the evidence has not caught up with)."""
+    seeded: set[tuple[str, int]] = set()
+    while not stop.wait(0.5):
+        restored_probes(world, seeded, time.time())
+
+
+def ticking(stop: threading.Event, every: float) -> None:
     """Cloud Scheduler's job (terraform/verify.tf): the tick message published to the topic, every ``every`` s."""
     publisher = pubsub_v1.PublisherClient()
-    seeded: set[tuple[str, float]] = set()
     try:
         while not stop.wait(every):
             try:
-                restored_probes(world, seeded)
                 publisher.publish(TOPIC, b"tick", **{TICK_ATTRIBUTE: "1"}).result(timeout=10)
             except Exception as error:  # a missed tick is not retried: the next one comes
                 if not stop.is_set():
@@ -342,7 +353,8 @@ def serve(args: argparse.Namespace) -> None:
             host = topic.host
             os.environ["PUBSUB_EMULATOR_HOST"] = host  # the ticks publish through it too
         if args.tick_seconds > 0:
-            threads.append(threading.Thread(target=ticking, args=(stop, args.tick_seconds, world), daemon=True))
+            threads.append(threading.Thread(target=ticking, args=(stop, args.tick_seconds), daemon=True))
+            threads.append(threading.Thread(target=seeding, args=(stop, world), daemon=True))
         for thread in threads:
             thread.start()
         names = exports(world, iam, functions, host)

@@ -46,7 +46,7 @@ def test_a_card_resent_after_a_slack_outage_is_as_complete_as_the_first(start_st
     [message] = stack.messages
     text = json.dumps(message["blocks"])
     assert "*vpc egress*: `private-ranges-only` \\u2192 `all-traffic`" in text
-    assert "*The fix* (all-traffic-cloud-sql)" in text
+    assert "*Rules it breaks:* `egress-flip`, `all-traffic-cloud-sql`" in text
     assert "*Traffic:* `netra-backend-staging-00118-paz` 100%, pinned by the watchdog" in text
     assert len(stack.traffic_updates()) == 1
 
@@ -72,7 +72,7 @@ def test_a_crash_between_the_update_and_the_card_is_reported_on_the_first_redeli
     assert deliver(stack.function.url, body) == (200, "OK")
     [card] = stack.messages
     assert card["text"].startswith("Rolled back netra-backend-staging to netra-backend-staging-00118-paz")
-    assert "*The fix*" in json.dumps(card["blocks"])
+    assert "*Rules it breaks:*" in json.dumps(card["blocks"])
     assert len(stack.traffic_updates()) == 1
 
 

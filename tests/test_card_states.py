@@ -53,8 +53,11 @@ STATES = [
       "37h14m before the alert, by anthony@netra.example", "*Next step:* fix the cause (keep private-ranges-only",
       "--to-latest", "*The pin takes out of service* 2 deploys", "*The pin also put back*",
       "`gcr.io/netra-staging/netra-auth:v1.41.0` (was `gcr.io/netra-staging/netra-auth:v1.42.0`)",
-      "*The fix* (all-traffic-cloud-sql)", "|the incident>", "logs of netra-auth-service-00043-nul"],
-     ["<!here>", "Recovered", "not verified", "*Roll forward*"], ["undo_rollback", "pause_service", "acknowledge"]),
+      "*Rules it breaks:* `egress-flip`, `all-traffic-cloud-sql` (the fix is the next step above)",
+      "*Undo* (traffic as it was before the rollback): the next step's command above",
+      "|the incident>", "logs of netra-auth-service-00043-nul"],
+     ["<!here>", "Recovered", "not verified", "*Roll forward*", "*The fix:*"],
+     ["undo_rollback", "pause_service", "acknowledge"]),
     ("rolled back, the field revert offered", card.CardState(card.ROLLED_BACK, serving=PINNED),
      ["*Revert only the field*", "rollback-watchdog revert-field", "the *Revert field* button"],
      ["Field reverted"], ["undo_rollback", "revert_field", "pause_service", "acknowledge"]),
@@ -81,7 +84,8 @@ STATES = [
      ["Field reverted on netra-auth-service: code kept", f"`{REVERT}` 100%", "vpc egress `private-ranges-only` set back",
       "The pin is released", "code kept: `gcr.io/netra-staging/netra-auth:v1.42.0`", "make the fix permanent",
       "it deletes no revision"],
-     ["The pin takes out of service", "The pin also put back", "no revision was created", "*Revert only the field*"],
+     ["The pin takes out of service", "The pin also put back", "no revision was created", "*Revert only the field*",
+      "*Why `"],  # the pin's target no longer serves: why it was trusted is history
      ["undo_rollback", "pause_service", "acknowledge"]),
     ("field revert failed", card.CardState(card.REVERT_FAILED, revert=REVERT, error=f"{REVERT} never became Ready",
                                            serving=PINNED),
@@ -105,8 +109,9 @@ STATES = [
     ("paused", card.CardState(card.PAUSED, serving=PINNED, events=(PAUSE_EVENT,),
                               paused={"by": "Slack user U0ONCALL", "at": NOW + 900, "reason": "from the card"}),
      ["Paused: the watchdog will not roll back netra-auth-service", "Paused by Slack user U0ONCALL at",
-      "(from the card)", "*Resume* the watchdog", "rollback-watchdog resume"],
-     ["an unknown time", "*Pause* the watchdog"], ["undo_rollback", "resume_service", "acknowledge"]),
+      "(from the card)", "rollback-watchdog resume"],
+     ["an unknown time", "*Pause* the watchdog", "*Resume* the watchdog"],  # resume: the next step's command, once
+     ["undo_rollback", "resume_service", "acknowledge"]),
 ]  # fmt: skip
 
 

@@ -273,3 +273,18 @@ def test_an_undo_and_the_failing_revision_serving_again_are_shown_whatever_the_v
     assert code == 1
     _, text = run(world, "--service", "clear-svc")
     assert "undone by U0ONCALL at " in text
+
+
+def test_a_drill_a_human_undid_is_shown_and_is_no_finding(world):
+    """A drill ends with its undo: the drilled revision serving again is the drill's end, not a problem; the
+    rollback line still says who undid it."""
+    undone = record("clear-svc", time.time() - 3600, state="recovered", why="quiet", drill=True,
+                    events=(("undo_rollback", "U0ONCALL", time.time() - 600, "1.1"),))  # fmt: skip
+    world.state.services[f"{LOCATION}/services/clear-svc"]["annotations"] = ledger.with_record({}, undone)
+    code, out = run(world, "--json", "--service", "clear-svc")
+    [status] = json.loads(out)["services"]
+    assert (status["rollbacks"][0]["outcome"], status["rollbacks"][0]["undone_by"]) == ("undone", "U0ONCALL")
+    assert status["needs_human"] == []
+    assert code == 0
+    _, text = run(world, "--service", "clear-svc")
+    assert "undone by U0ONCALL at " in text

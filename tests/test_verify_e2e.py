@@ -394,7 +394,7 @@ def test_the_card_itself_moves_to_recovered(stack, monitoring):
     card = stack.messages[0]
     assert card["updates"], "the card was updated in place"
     assert card["blocks"][0]["text"]["text"].startswith(":white_check_mark: Recovered: netra-backend-staging")
-    assert "*The fix*" in json.dumps(card["blocks"])  # still the whole card, rebuilt from the ledger
+    assert "*Rules it breaks:*" in json.dumps(card["blocks"])  # still the whole card, rebuilt from the ledger
 
 
 def test_the_restated_card_still_names_the_policy_and_the_rollback(stack, monitoring):

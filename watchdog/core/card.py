@@ -61,6 +61,8 @@ EMOJI: dict[str, str] = {
     REVERT_FAILED: ":rotating_light:", RECOVERED: ":white_check_mark:", ESCALATED: ":rotating_light:",
     UNDONE: ":leftwards_arrow_with_hook:", PAUSED: ":double_vertical_bar:",
 }  # fmt: skip
+# The states whose next step is "fix the cause (…)": their details name the rules, not the fix again.
+FIX_IN_NEXT_STEP = (ROLLED_BACK, RECOVERED)
 EVENT_WORDS = {"undo_rollback": ":leftwards_arrow_with_hook: Undone", "pause_service": ":double_vertical_bar: Paused",
                "resume_service": ":arrow_forward: Resumed", "acknowledge": ":eyes: Acknowledged",
                "revert_field": ":wrench: Field revert asked"}  # fmt: skip
@@ -137,11 +139,13 @@ def render(alert: Alert, decision: Decision, state: CardState, *, buttons: bool 
                 undo=state.kind not in NO_UNDO,
             )
         )
-    for part in (_what_changed(alert, decision), _remedy(decision, state), _also_put_back(decision, state)):
+    in_next_step = bool(decision.fixes) and state.kind in FIX_IN_NEXT_STEP and not state.revert
+    for part in (_what_changed(alert, decision, in_next_step), _remedy(decision, state),
+                 _also_put_back(decision, state)):  # fmt: skip
         if part:
             blocks.append(section(part))
     blocks.append(section(links_text(alert, decision)))
-    blocks.append(section(_commands(alert, decision, state)))
+    blocks.append(section(_commands(alert, decision, state, words.command)))
     history = _history(state)
     if history:
         blocks.append(section(history))
@@ -337,12 +341,20 @@ def when_and_who(alert: Alert, decision: Decision) -> str:
     return (", " + escape(", ".join(bits))) if bits else ""
 
 
-def _what_changed(alert: Alert, decision: Decision) -> str:
+def _what_changed(alert: Alert, decision: Decision, fix_in_next_step: bool = False) -> str:
+    """The trigger changes and the rules they break; the fix once: the most specific rule's (precheck lists the
+    flip before the combination that breaks), and not at all when the next step above already says it."""
     if not decision.trigger_changes and not decision.fixes:
         return ""
     lines = [f"*What changed* in {code(decision.breaking)}{when_and_who(alert, decision)}:"]
     lines += [f"• *{escape(c.field)}*: {code(c.old)} → {code(c.new)}" for c in decision.trigger_changes]
-    lines += [f"*The fix* ({escape(rule)}): {escape(fix)}" for rule, fix in decision.fixes]
+    if decision.fixes:
+        rules = ", ".join(code(rule) for rule, _fix in decision.fixes)
+        if fix_in_next_step:
+            lines.append(f"*Rules it breaks:* {rules} (the fix is the next step above)")
+        else:
+            lines.append(f"*Rules it breaks:* {rules}")
+            lines.append(f"*The fix:* {escape(decision.fixes[-1][1])}")
     if decision.breaking_deleted:
         lines.append(f"{code(decision.breaking)} has since been deleted.")
     return "\n".join(lines)
@@ -352,7 +364,7 @@ def _remedy(decision: Decision, state: CardState) -> str:
     """Why the target is trusted; what the pin takes out of service; what the field revert keeps
     (watchdog/core/field_revert.py)."""
     lines = []
-    if decision.target and decision.trust and state.kind not in (UNDONE, FAILED):
+    if decision.target and decision.trust and state.kind not in (UNDONE, FAILED) and not state.revert:
         lines.append(f"*Why {code(decision.target)}:* {escape(clip(decision.trust, 300))}")
     tags = [e["tag"] for e in decision.traffic if e.get("tag")]
     if tags and state.kind not in (UNDONE, FAILED):
@@ -403,18 +415,24 @@ def links_text(alert: Alert, decision: Decision) -> str:
     return "*Links:* " + " · ".join(parts)
 
 
-def _commands(alert: Alert, decision: Decision, state: CardState) -> str:
-    """The commands that fit the state, each in its own code block; never one command under two names."""
+def _commands(alert: Alert, decision: Decision, state: CardState, shown: str = "") -> str:
+    """The commands that fit the state, each in its own code block; never one command under two names, and
+    never again the one the next step already shows (``shown``)."""
     ref = alert.service
     lines = []
     undo = _undo_routing(decision)
     if state.kind not in NO_UNDO:
-        lines += ["*Undo* (traffic as it was before the rollback):", block_code(traffic_command(ref, undo))]
+        command = traffic_command(ref, undo)
+        if command == shown:  # traffic followed the latest revision before: the roll-forward is the undo
+            lines.append("*Undo* (traffic as it was before the rollback): the next step's command above")
+        else:
+            lines += ["*Undo* (traffic as it was before the rollback):", block_code(command)]
     if decision.offer_revert and not state.revert and state.kind not in NO_UNDO:
         lines += ["*Revert only the field* (a new revision with the failing code, the field set back):",
                   block_code(watchdog_command("revert-field", ref, f"--incident {alert.incident_id}"))]  # fmt: skip
     if state.kind == PAUSED or state.is_paused:
-        lines += ["*Resume* the watchdog for this service:", block_code(watchdog_command("resume", ref))]
+        if watchdog_command("resume", ref) != shown:
+            lines += ["*Resume* the watchdog for this service:", block_code(watchdog_command("resume", ref))]
     else:
         lines += ["*Pause* the watchdog for this service:", block_code(watchdog_command("pause", ref))]
     return "\n".join(lines)

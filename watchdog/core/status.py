@@ -154,12 +154,18 @@ def _with_findings(
         due = newest.at + config.verify_minutes * 60 + verify.INGEST_DELAY + VERIFY_SLACK
         if latest.outcome == verify.UNVERIFIED or (latest.outcome == "verifying" and now > due):
             found.append(f"rollback for incident {latest.incident} ({_age(now - newest.at)} ago) was never verified")
-    if newest is not None and split.get(newest.from_revision, 0) > 0:
+    if newest is not None and split.get(newest.from_revision, 0) > 0 and not _drill_undone(newest):
         undone = status.rollbacks[0] if status.rollbacks else None
         by = f" (undone by {undone.undone_by} at {_when(undone.undone_at)})" if undone and undone.undone_by else ""
         found.append(f"{newest.from_revision}, which the watchdog rolled away from for incident {newest.incident}, "
                      f"serves {split[newest.from_revision]}% again{by}")  # fmt: skip
     return replace(status, needs_human=tuple(found))
+
+
+def _drill_undone(record: ledger.Record) -> bool:
+    """A drill a human undid ended as drills end: its revision serving again is no finding (the rollback line
+    still says who undid it, and when)."""
+    return record.drill and any(action == ledger.UNDO_EVENT for action, *_ in record.events)
 
 
 def exit_code(statuses: Iterable[Status]) -> int:
