@@ -223,3 +223,16 @@ VERDICTS = {
 def test_what_the_core_may_import(name, why):
     offence = core_offence(name)
     assert offence.startswith(why) if why else offence == ""
+
+
+def test_only_the_entry_points_reach_the_wiring():
+    """flows/app.py builds the bundle every flow gets (flows/deps.py): no module of the package imports it, so
+    nothing calls back up into the wiring (main.py and the tools' entry points may)."""
+    found = [
+        f"{module_name(path)} (line {line}) imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if module_name(path) != "watchdog.flows.app" and not within(module_name(path), "watchdog.tools")
+        for line, name in imports(path.read_text(), module_name(path), path.name == "__init__.py")
+        if within(name, "watchdog.flows.app")
+    ]
+    assert found == []

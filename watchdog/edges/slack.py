@@ -15,6 +15,7 @@ the card's ``chat.update``) go through it like every post.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -340,3 +341,13 @@ def _retry_handlers(remaining: Callable[[], float], connection_errors: bool = Tr
 
 def remaining_until(deadline: float) -> Callable[[], float]:
     return lambda: deadline - time.monotonic()
+
+
+def notifier_until(settings: SlackSettings, deadline: float) -> Notifier:
+    """A notifier whose calls give up by ``deadline`` (time.monotonic)."""
+    return notifier(settings, remaining_until(deadline))
+
+
+def notifiers(settings: SlackSettings) -> Callable[[float], Notifier]:
+    """deadline → notifier, as the flows call it for each message (built lazily, after the update)."""
+    return functools.partial(notifier_until, settings)

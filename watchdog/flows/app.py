@@ -10,7 +10,8 @@ from typing import Any
 from watchdog import __version__
 from watchdog.config import Config, ConfigError
 from watchdog.edges import logs
-from watchdog.edges.slack import Notifier, notifier, remaining_until
+from watchdog.edges.slack import Notifier, notifier_until
+from watchdog.edges.slack import notifiers as slack_notifiers
 from watchdog.flows.delivery import Watchdog
 from watchdog.flows.deps import CloudRun, Deps, Watched
 from watchdog.flows.extras import after_decision, best_effort, best_effort_related, related
@@ -38,9 +39,8 @@ def build(
     deps = Deps(
         config=config,
         cloud_run=cloud_run,
-        # deadline → Notifier; built lazily, after the update
         reporter=Reporter(
-            notifiers or (lambda deadline: notifier(slack, remaining_until(deadline))),
+            notifiers or slack_notifiers(slack),
             bot=slack.mode == "bot",
             buttons=slack.mode == "bot" and bool(config.slack_team),
         ),
@@ -106,7 +106,7 @@ def _report_config_error(error: ConfigError, env: Mapping[str, str] | None) -> N
         f"Rollback watchdog is misconfigured and will not act on alerts: {error}. "
         "Fix the function's environment variables and redeploy."
     )
-    notifier(settings, remaining_until(time.monotonic() + 10)).post(Message(text, loud=True))
+    notifier_until(settings, time.monotonic() + 10).post(Message(text, loud=True))
 
 
 def reset() -> None:

@@ -26,7 +26,7 @@ def tell(config: Config, client, ref: ServiceRef, incident: str, what: str, *, t
         return {"told": False, "how": "Slack is not configured (SLACK_BOT_TOKEN and SLACK_CHANNEL, or "
                 "SLACK_WEBHOOK_URL): the card, if any, still shows the state before"}  # fmt: skip
     deadline = time.monotonic() + timeout
-    notifier = slack.notifier(settings, slack.remaining_until(deadline))
+    notifier = slack.notifier_until(settings, deadline)
     if settings.mode == "webhook":
         posted = notifier.post(Message(escape(what)))
         return {"told": posted.ok, "how": "posted a message (a webhook cannot update the card)" if posted.ok
