@@ -220,16 +220,16 @@ def follow_up(subject: Record | Alert, verify_minutes: float = 10.0, signal_metr
     kind = signal_kind(subject)
     if kind == PERCENTILE:
         read = (
-            f"the p{subject.percentile} of {subject.metric} per minute against the policy's threshold "
-            f"{subject.threshold:g}, its probes and its requests"
+            f"{revision}'s probes and requests, and the p{subject.percentile} of {subject.metric} per minute "
+            f"against the policy's threshold {subject.threshold:g}"
         )
     elif kind == COUNTER:
-        read = f"{subject.metric} (any new count is a failure), its probes and its requests"
+        read = f"{revision}'s probes and requests, and {subject.metric} (any new count is a failure)"
     else:
         why = "a log match without a counter" if not subject.metric else f"{subject.metric} also counts successes"
-        read = f"its probes and its requests only (the alert's own signal is not read: {why})"
+        read = f"{revision}'s probes and requests only (the alert's own signal is not read: {why})"
     return (
-        f"Verification follows in this thread: each minute the watchdog reads {revision}'s {read}. It says "
+        f"Verification follows in this thread: each minute the watchdog reads {read}. It says "
         f"recovered after {_minutes(verify_minutes)} of traffic without a failure, not recovered at the first "
         f"failure, and not verified while {revision} gets no traffic, watching up to {duration(HORIZON)} after "
         "the rollback. The incident closing is not taken as recovery."
