@@ -246,8 +246,9 @@ def click_reporter(function: FunctionProcess):
 
 def restored_probes(world: Incident, seeded: set[tuple[str, int]], now: float) -> None:
     """After a rollback the restored revision's instances pass their startup probes: the evidence real Cloud Run
-    gives Monitoring (verification calls nothing recovered without it). One healthy point a minute per open
-    rollback, stamped as Monitoring shows it: ingest-delay old. Stamped from the clock, not from the rollback's
+    gives Monitoring (verification calls nothing recovered without it). One healthy point every 10 s per open
+    rollback, stamped as Monitoring shows it: just past the ingest delay, so the first is read ~3 min after the
+    rollback, before verification would call it "no traffic". Stamped from the clock, not from the rollback's
     time, so a fast-forward (which moves the rollback back) finds the points inside its window whichever tick
     reads it, even one seeded before the move."""
     from watchdog.core import ledger
@@ -259,14 +260,14 @@ def restored_probes(world: Incident, seeded: set[tuple[str, int]], now: float) -
         }
     for name, written in services.items():
         for record in ledger.records(written):
-            if record.state or (record.incident, int(now // 60)) in seeded:
+            if record.state or (record.incident, int(now // 10)) in seeded:
                 continue
-            seeded.add((record.incident, int(now // 60)))
+            seeded.add((record.incident, int(now // 10)))
             service = name.rsplit("/", 1)[-1]
             where = {"project_id": PROJECT, "service_name": service, "location": REGION,
                      "revision_name": record.restored, "configuration_name": service}  # fmt: skip
             world.monitoring.store.counts("run.googleapis.com/container/completed_probe_count", where,
-                                          [(now - INGEST_DELAY - 20, 2)], is_healthy="true",
+                                          [(now - INGEST_DELAY - 5, 2)], is_healthy="true",
                                           probe_type="Startup")  # fmt: skip
 
 
