@@ -17,14 +17,14 @@ import pytest
 from tests.standins import iam
 from tests.standins.cloudrun import CloudRunStandIn
 from tests.standins.slack import TOKEN, SlackStandIn
-from tests.support import FunctionProcess, deliver, fixture
+from tests.support import FunctionProcess, Observed, deliver, fixture
 
 AUTH = "projects/netra-staging/locations/us-central1/services/netra-auth-service"
 BACKEND = "projects/netra-staging/locations/us-central1/services/netra-backend-staging"
 
 
 @dataclass
-class Stack:
+class Stack(Observed):
     cloud_run: CloudRunStandIn
     slack: SlackStandIn
     function: FunctionProcess
@@ -34,38 +34,12 @@ class Stack:
         """The function's environment for a process running as ``identity`` (e.g. the buttons' account)."""
         return as_identity({**self.function.env, **extra}, identity, self.cloud_run, self.grants)
 
-    def denied(self) -> list:
-        """Every call the grants refused (a flow that needs a permission terraform does not grant)."""
-        return self.grants.denied() if self.grants is not None else []
-
     def deliver(self, body: dict, event_id: str = "", timeout: float = 90.0) -> tuple[int, str]:
         """One delivery through functions-framework (as Eventarc posts it): (status, body)."""
         return deliver(self.function.url, body, event_id, timeout)
 
     def logs(self) -> list[dict]:
         return self.function.logs()
-
-    def patches(self, service: str | None = None) -> list[dict]:
-        return [
-            r for r in self.cloud_run.state.requests
-            if r["method"] == "PATCH" and (service is None or r["path"].endswith(service.rsplit("/", 1)[-1]))
-        ]  # fmt: skip
-
-    def traffic_updates(self, service: str | None = None) -> list[dict]:
-        """Traffic updates Cloud Run applied (answered 200)."""
-        return [p for p in self.traffic_attempts(service) if p["status"] == 200]
-
-    def traffic_attempts(self, service: str | None = None) -> list[dict]:
-        """Every traffic update sent, including those Cloud Run rejected (etag mismatch, faults)."""
-        return [p for p in self.patches(service) if "traffic" in p["query"].get("updateMask", "")]
-
-    def serving(self, service: str) -> dict[str, int]:
-        statuses = self.cloud_run.state.services[service]["trafficStatuses"]
-        return {s["revision"]: s["percent"] for s in statuses}
-
-    @property
-    def messages(self) -> list[dict]:
-        return self.slack.state.messages
 
 
 @pytest.fixture(scope="session")

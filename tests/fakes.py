@@ -28,9 +28,10 @@ from google.cloud import run_v2
 from google.protobuf import json_format
 
 from tests.standins.cloudrun import CloudRunState, serve
+from tests.support import Observed
 from watchdog.config import Config, ServiceRef
 from watchdog.core.report import Message
-from watchdog.edges.cloudrun import CloudRun, ConcurrentChange, is_etag_conflict
+from watchdog.edges.cloudrun import CloudRun, ConcurrentChange, image_digests_of, is_etag_conflict
 from watchdog.edges.slack import Posted
 
 BASE = "https://run.googleapis.com"
@@ -87,17 +88,7 @@ class FakeCloudRun(CloudRun):
 
     def image_digests(self, ref: ServiceRef, revision: str, deadline: float) -> dict[str, str]:
         path = f"/apis/serving.knative.dev/v1/namespaces/{ref.project}/revisions/{revision}"
-        status = (self._retry(deadline)(lambda: self._call("GET", path))() or {}).get("status") or {}
-        found: dict[str, str] = {}
-        for index, container in enumerate(status.get("containerStatuses") or []):
-            digest = str((container or {}).get("imageDigest") or "")
-            if digest:
-                found[str(index)] = digest
-                if container.get("name"):
-                    found[str(container["name"])] = digest
-        if "0" not in found and status.get("imageDigest"):
-            found["0"] = str(status["imageDigest"])
-        return found
+        return image_digests_of((self._retry(deadline)(lambda: self._call("GET", path))() or {}).get("status") or {})
 
     def _update(
         self, service: run_v2.Service, paths: list[str], deadline: float, *, validate_only: bool = False,
@@ -232,7 +223,7 @@ def build(
                      metric=metric if metric is not None else Metric())  # fmt: skip
 
 
-class InProcess:
+class InProcess(Observed):
     """The watchdog function in process: the same flows, built by ``flows/app.build``, over :class:`FakeCloudRun`
     and the real Slack client against the Slack stand-in (Block Kit and scopes checked as over HTTP).
 
@@ -285,26 +276,3 @@ class InProcess:
 
     def logs(self) -> list[dict]:
         return list(self.lines)
-
-    def denied(self) -> list:
-        return self.grants.denied() if self.grants is not None else []
-
-    def patches(self, service: str | None = None) -> list[dict]:
-        return [
-            r for r in self.cloud_run.state.requests
-            if r["method"] == "PATCH" and (service is None or r["path"].endswith(service.rsplit("/", 1)[-1]))
-        ]  # fmt: skip
-
-    def traffic_updates(self, service: str | None = None) -> list[dict]:
-        return [p for p in self.traffic_attempts(service) if p["status"] == 200]
-
-    def traffic_attempts(self, service: str | None = None) -> list[dict]:
-        return [p for p in self.patches(service) if "traffic" in p["query"].get("updateMask", "")]
-
-    def serving(self, service: str) -> dict[str, int]:
-        statuses = self.cloud_run.state.services[service]["trafficStatuses"]
-        return {s["revision"]: s["percent"] for s in statuses}
-
-    @property
-    def messages(self) -> list[dict]:
-        return self.slack.state.messages

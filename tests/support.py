@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -263,3 +264,38 @@ class FunctionProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Observed:
+    """What a test reads of a running watchdog, over HTTP or in process: the Cloud Run stand-in's requests and
+    traffic, and the Slack stand-in's messages (``self.cloud_run.state``, ``self.slack.state``, ``self.grants``)."""
+
+    cloud_run: Any
+    slack: Any
+    grants: Any
+
+    def denied(self) -> list:
+        """Every call the grants refused (a flow that needs a permission terraform does not grant)."""
+        return self.grants.denied() if self.grants is not None else []
+
+    def patches(self, service: str | None = None) -> list[dict]:
+        return [
+            r for r in self.cloud_run.state.requests
+            if r["method"] == "PATCH" and (service is None or r["path"].endswith(service.rsplit("/", 1)[-1]))
+        ]  # fmt: skip
+
+    def traffic_updates(self, service: str | None = None) -> list[dict]:
+        """Traffic updates Cloud Run applied (answered 200)."""
+        return [p for p in self.traffic_attempts(service) if p["status"] == 200]
+
+    def traffic_attempts(self, service: str | None = None) -> list[dict]:
+        """Every traffic update sent, including those Cloud Run rejected (etag mismatch, faults)."""
+        return [p for p in self.patches(service) if "traffic" in p["query"].get("updateMask", "")]
+
+    def serving(self, service: str) -> dict[str, int]:
+        statuses = self.cloud_run.state.services[service]["trafficStatuses"]
+        return {s["revision"]: s["percent"] for s in statuses}
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.slack.state.messages

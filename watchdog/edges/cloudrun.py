@@ -291,17 +291,7 @@ class CloudRun:
                 raise exceptions.from_http_response(response)
             return response.json()
 
-        status = (self._retry(deadline)(call)() or {}).get("status") or {}
-        found: dict[str, str] = {}
-        for index, container in enumerate(status.get("containerStatuses") or []):
-            digest = str((container or {}).get("imageDigest") or "")
-            if digest:
-                found[str(index)] = digest
-                if container.get("name"):
-                    found[str(container["name"])] = digest
-        if "0" not in found and status.get("imageDigest"):
-            found["0"] = str(status["imageDigest"])
-        return found
+        return image_digests_of((self._retry(deadline)(call)() or {}).get("status") or {})
 
     def start_template_update(
         self,
@@ -424,3 +414,18 @@ def rest_status(error: exceptions.GoogleAPICallError) -> str:
 
 def _to_dict(message) -> dict:
     return json_format.MessageToDict(type(message).pb(message))
+
+
+def image_digests_of(status: dict) -> dict[str, str]:
+    """A v1 revision's ``status``: each container's resolved image digest, by index and by name (the digest the
+    revision actually runs, which its template's tag may no longer name)."""
+    found: dict[str, str] = {}
+    for index, container in enumerate(status.get("containerStatuses") or []):
+        digest = str((container or {}).get("imageDigest") or "")
+        if digest:
+            found[str(index)] = digest
+            if container.get("name"):
+                found[str(container["name"])] = digest
+    if "0" not in found and status.get("imageDigest"):
+        found["0"] = str(status["imageDigest"])
+    return found
